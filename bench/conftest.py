@@ -1,0 +1,72 @@
+"""Shared fixtures for the benchmarks: the runtimes side by side, and a ratio table."""
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from bundles import make_bundle  # noqa: E402
+
+# crun 1.8 refuses this host's hybrid cgroup layout unless the cgroup2 mount is hidden.
+CRUN_WRAP = ["unshare", "-m", "sh", "-c", 'umount /sys/fs/cgroup/unified; exec crun "$@"', "crun"]
+
+
+def runtimes():
+    out = {"sangja": [os.environ.get("SANGJA") or shutil.which("sangja") or "sangja"]}
+    if shutil.which("runc"):
+        out["runc"] = [shutil.which("runc")]
+    if shutil.which("crun"):
+        out["crun"] = CRUN_WRAP
+    return out
+
+
+RESULTS = {}  # (bench, runtime) -> median seconds or bytes
+_ids = itertools.count()
+
+
+def new_id(prefix):
+    return f"{prefix}-{os.getpid()}-{next(_ids)}"
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench") / "bundle"
+    return str(make_bundle(str(d), ["/bin/true"]))
+
+
+@pytest.fixture(scope="session")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("roots")
+    return {name: str(base / name) for name in runtimes()}
+
+
+def call(argv):
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def record(group, runtime, value):
+    RESULTS[(group, runtime)] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("sangja vs runc (same run): medians and ratios")
+    groups = sorted({g for g, _ in RESULTS})
+    for g in groups:
+        base = RESULTS.get((g, "runc"))
+        unit = "MiB" if g.endswith("rss") else "ms"
+        parts = []
+        for rt in ("sangja", "runc", "crun"):
+            v = RESULTS.get((g, rt))
+            if v is None:
+                continue
+            shown = v / 1024 if unit == "MiB" else v * 1000
+            ratio = f" ({v / base:.2f}x runc)" if base and rt != "runc" else ""
+            parts.append(f"{rt} {shown:.1f} {unit}{ratio}")
+        tr.write_line(f"{g:28} " + " | ".join(parts))

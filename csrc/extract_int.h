@@ -1,0 +1,199 @@
+/* Internals of the layer extractor, shared by its files:
+ *   extract.c         the driver: tar entries in, calls into extract_write.c
+ *   extract_stream.c  read + decompress + hash on their own threads
+ *   extract_tar.c     tar header parsing (ustar, pax, GNU)
+ *   extract_write.c   confined creation of entries, whiteouts, metadata
+ *   extract_resolve.c parent directories: in-layer, or through lower layers
+ *   extract_pool.c    writer threads for regular files and symlinks
+ *   extract_sha256.c  SHA-256
+ */
+#ifndef SANGJA_EXTRACT_INT_H
+#define SANGJA_EXTRACT_INT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "extract.h"
+
+#define SJX_BLOCK 512
+
+/* ---- errors (extract.c) ---- */
+
+/* Fill *e (unless already set) with `layer entry "<entry>": <fmt>` (or
+ * `layer data: <fmt>` without an entry) and return -1. */
+int sjx_fail(struct sj_extract_error *e, int err, const char *entry, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The same, ending in ": <strerror(err)>". */
+int sjx_fail_sys(struct sj_extract_error *e, int err, const char *entry, const char *what);
+
+/* ---- the decompressed stream (extract_stream.c) ---- */
+
+struct sjx_stream;
+
+struct sjx_chunk {
+	const uint8_t *data;
+	size_t len; /* a multiple of SJX_BLOCK, except maybe the last chunk */
+	unsigned slot;
+};
+
+int sjx_stream_start(struct sjx_stream **out, const struct sj_extract_opts *o,
+		     struct sj_extract_error *err);
+/* 1: *c is the next chunk; 0: end of data; -1: the stream failed (*err). */
+int sjx_stream_next(struct sjx_stream *s, struct sjx_chunk *c, struct sj_extract_error *err);
+void sjx_stream_release(struct sjx_stream *s, struct sjx_chunk *c);
+/* Stops (abort) or waits for the end of the stream, joins the threads,
+ * fills the digests and byte counts, frees s.  -1 if the stream failed. */
+int sjx_stream_finish(struct sjx_stream *s, int abort, struct sj_extract_stats *st,
+		      struct sj_extract_error *err);
+
+/* ---- the tar reader (extract_tar.c) ---- */
+
+struct sjx_xattr {
+	const char *name;
+	const uint8_t *value;
+	size_t len;
+};
+
+struct sjx_entry {
+	char type;      /* '0' file, '1' hardlink, '2' symlink, '3' chr, '4' blk, '5' dir, '6' fifo */
+	const char *name; /* as archived (for messages) */
+	const char *path; /* normalized: no "./", no trailing "/", "" = the root */
+	const char *link; /* symlink target as archived; hardlink target normalized */
+	uint32_t mode;  /* permission bits incl. setuid/setgid/sticky */
+	uint32_t uid, gid;
+	uint64_t size;  /* content bytes following the header (regular files) */
+	int64_t mtime;
+	long mtime_nsec;
+	uint32_t devmajor, devminor;
+	struct sjx_xattr *xattrs;
+	size_t n_xattrs;
+};
+
+struct sjx_tar;
+
+struct sjx_tar *sjx_tar_new(struct sjx_stream *s);
+void sjx_tar_free(struct sjx_tar *t);
+/* 1: *e is the next entry (valid until the next call); 0: end of archive;
+ * -1: error.  Skips the entry's unread content first. */
+int sjx_tar_next(struct sjx_tar *t, struct sjx_entry **e, struct sj_extract_error *err);
+/* The entry's content, in pieces: 1 and *p/*n, 0 at its end, -1 error. */
+int sjx_tar_data(struct sjx_tar *t, const uint8_t **p, size_t *n, struct sj_extract_error *err);
+/* Reads the rest of the stream (padding after the end of the archive: it
+ * counts in the diff_id). */
+int sjx_tar_drain(struct sjx_tar *t, struct sj_extract_error *err);
+
+/* ---- directories (extract_resolve.c) ---- */
+
+/* An open directory of the layer, shared (refcounted) by the driver's
+ * cache and by queued writer jobs. */
+struct sjx_dir {
+	int fd;
+	int refs; /* atomic */
+	uint64_t id; /* dev/inode hash: keys the names created under it */
+};
+
+struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry);
+struct sjx_dir *sjx_dir_ref(struct sjx_dir *d);
+void sjx_dir_unref(struct sjx_dir *d);
+
+struct sjx_ctx;
+
+/* The directory that holds `path`'s last component, created (like mkdir -p)
+ * if needed; *base points into path.  Never leaves the layer root. */
+int sjx_resolve_parent(struct sjx_ctx *c, const char *entry, const char *path,
+		       struct sjx_dir **dir, const char **base);
+/* Opens the directory `path` itself (for opaque markers), creating it. */
+int sjx_resolve_dir(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir);
+void sjx_resolve_forget(struct sjx_ctx *c); /* drop the cache after removals */
+
+/* ---- writer threads (extract_pool.c) ---- */
+
+struct sjx_pool;
+
+/* A regular file or symlink to create in dir (O_EXCL: the name is new). */
+struct sjx_job {
+	struct sjx_job *next;
+	struct sjx_dir *dir;
+	char type; /* '0' or '2' */
+	uint32_t mode, uid, gid;
+	int64_t mtime;
+	long mtime_nsec;
+	size_t size;     /* content bytes in data */
+	uint8_t *data;   /* file content (or the symlink target, NUL-terminated) */
+	char *name;      /* last component */
+	char *entry;     /* for messages */
+	struct sjx_xattr *xattrs;
+	size_t n_xattrs;
+	/* one allocation holds all of the above */
+};
+
+struct sjx_pool *sjx_pool_new(struct sjx_ctx *c, int nthreads);
+/* Takes ownership of j; may block while the queue is full.  -1 if a worker
+ * has failed (its error is in the ctx). */
+int sjx_pool_submit(struct sjx_pool *p, struct sjx_job *j);
+/* Waits until every queued job is done.  -1 if one failed. */
+int sjx_pool_drain(struct sjx_pool *p);
+void sjx_pool_free(struct sjx_pool *p);
+size_t sjx_pool_max_job_bytes(void);
+
+/* ---- the extraction context (extract_write.c) ---- */
+
+struct sjx_dirmeta; /* directory metadata applied at the end */
+
+struct sjx_ctx {
+	int root_fd;
+	const int *lower_fds;
+	int n_lowers;
+	mode_t umask;
+	uid_t euid;
+	gid_t egid;
+
+	struct sjx_pool *pool; /* NULL: write everything on the driver thread */
+
+	/* resolve cache: the last parent directory */
+	char *cache_path;
+	size_t cache_cap;
+	struct sjx_dir *cache_dir;
+
+	/* hashes of (directory, name) created in this layer: a hit means "may
+	 * exist" and forces the careful path (drain the writers, look) */
+	uint64_t *names;
+	size_t names_cap, names_len;
+
+	struct sjx_dirmeta *dirs;
+	size_t dirs_len, dirs_cap;
+
+	struct sj_extract_stats *stats;
+
+	pthread_mutex_t err_lock; /* err is shared with the writer threads */
+	struct sj_extract_error *err;
+	int failed; /* atomic */
+};
+
+int sjx_ctx_init(struct sjx_ctx *c, const struct sj_extract_opts *o, struct sj_extract_stats *st,
+		 struct sj_extract_error *err);
+void sjx_ctx_destroy(struct sjx_ctx *c);
+/* Thread-safe error reporting into c->err (first error wins). */
+int sjx_ctx_fail_sys(struct sjx_ctx *c, int err, const char *entry, const char *what);
+
+/* One tar entry: creates, replaces, whites out.  For regular files reads
+ * the content from t. */
+int sjx_apply(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_entry *e);
+/* After the last entry: directory owners, modes, xattrs, mtimes. */
+int sjx_finish_dirs(struct sjx_ctx *c);
+/* Used by the writer threads as well. */
+int sjx_write_job(struct sjx_ctx *c, struct sjx_job *j);
+
+/* hash set of created names */
+uint64_t sjx_name_key(const struct sjx_dir *d, const char *name);
+int sjx_names_add(struct sjx_ctx *c, uint64_t key);
+int sjx_names_has(const struct sjx_ctx *c, uint64_t key);
+
+#endif

@@ -1,0 +1,176 @@
+/* The init's program, from clone to execve, in the order the steps must run.
+ * C only, no allocation: this runs in a copy of a Python process.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include "init.h"
+#include "util.h"
+
+/* Every disposition back to default, then all signals unblocked (the
+ * caller of clone blocked them all). */
+static void reset_signals(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  /* SIG_IGN survives execve, handlers would be Python's: both go.  glibc
+   * refuses its two internal signals (EINVAL), which is harmless. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void sj_child_die(int sync_fd, const struct sj_error *err) {
+  struct sj_msg msg;
+  memset(&msg, 0, sizeof msg);
+  msg.type = SJ_MSG_ERROR;
+  msg.err = err->err;
+  snprintf(msg.text, sizeof msg.text, "%s", err->msg);
+  sj_send_msg(sync_fd, &msg);
+  _exit(1);
+}
+
+/* Were we reparented?  In a new pid namespace the parent is outside it and
+ * getppid() is 0 either way: there the sync socket (closed when the parent
+ * dies) is what tells. */
+static int parent_alive(const struct sj_ctx *ctx) {
+  pid_t ppid = getppid();
+  return ppid == 0 || ppid == ctx->ppid;
+}
+
+/* Block until the parent says GO; a closed socket means it is gone. */
+static int wait_go(struct sj_ctx *ctx, struct sj_error *err) {
+  struct sj_msg msg;
+  if (sj_sync_recv(ctx->sync_fd, &msg, err) < 0)
+    return -1;
+  if (msg.type == SJ_MSG_GO)
+    return 0;
+  if (msg.type == SJ_MSG_ERROR && msg.err == ECHILD)
+    _exit(1); /* the parent closed the socket: nobody to report to */
+  return sj_failx(err, EPROTO, "unexpected message %u from the parent", msg.type);
+}
+
+static int send_type(struct sj_ctx *ctx, uint32_t type, struct sj_error *err) {
+  return sj_sync_send(ctx->sync_fd, type, err);
+}
+
+/* Steps that run right after GO, in the namespaces we were cloned into. */
+static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  /* Now that the parent has put us in our cgroup, it can be the root. */
+  if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+    return sj_fail(err, errno, "unshare cgroup namespace");
+  if (ctx->userns) {
+    /* Become the namespace's root (the parent has written the maps). */
+    if (sj_setresgid(0, 0, 0) < 0)
+      return sj_fail(err, errno, "setresgid to root in the user namespace");
+    if (sj_setresuid(0, 0, 0) < 0)
+      return sj_fail(err, errno, "setresuid to root in the user namespace");
+  }
+  if (plan->setsid && setsid() < 0)
+    return sj_fail(err, errno, "setsid");
+  return 0;
+}
+
+/* Everything that happens with the host's filesystem still visible. */
+static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (ctx->mntns) {
+    if (sj_rootfs_prepare(ctx, err) < 0 || sj_rootfs_mounts(ctx, err) < 0 ||
+        sj_rootfs_devices(ctx, err) < 0)
+      return -1;
+  } else if (strcmp(plan->rootfs, "/") != 0 || plan->nmounts || plan->ndevices ||
+             plan->nmasked || plan->nreadonly || plan->root_readonly) {
+    return sj_failx(err, EINVAL, "a mount namespace is required");
+  }
+  if (sj_set_hostname(ctx, err) < 0)
+    return -1;
+  if (ctx->mntns && plan->nmasked > 0 && sj_grab_dev_null(ctx, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* Everything inside the new root, still as (namespace) root. */
+static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
+  if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0)
+    return -1;
+  if (ctx->mntns && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
+                     sj_root_readonly(ctx, err) < 0))
+    return -1;
+  return sj_set_process_attrs(ctx, err);
+}
+
+/* Become the configured user with the configured capabilities.  cwd is
+ * tried first as root (it may be reachable only by the user, e.g. over
+ * root-squashing NFS: then again once we are the user). */
+static int become_user(struct sj_ctx *ctx, struct sj_error *err) {
+  int cwd_done = 0;
+  if (sj_chdir_cwd(ctx, 0, &cwd_done, err) < 0)
+    return -1;
+  if (ctx->plan->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return sj_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+  if (sj_fix_stdio_owner(ctx, err) < 0 || sj_switch_user(ctx, err) < 0)
+    return -1;
+  if (!cwd_done && sj_chdir_cwd(ctx, 1, &cwd_done, err) < 0)
+    return -1;
+  return sj_apply_caps(ctx, err);
+}
+
+static int setup(struct sj_ctx *ctx, struct sj_error *err) {
+  if (wait_go(ctx, err) < 0 || enter_namespaces(ctx, err) < 0)
+    return -1;
+  if (setup_before_pivot(ctx, err) < 0)
+    return -1;
+  if (ctx->plan->hook_sync && (send_type(ctx, SJ_MSG_HOOKS, err) < 0 || wait_go(ctx, err) < 0))
+    return -1;
+  if (ctx->mntns && sj_enter_rootfs(ctx, err) < 0)
+    return -1;
+  if (setup_after_pivot(ctx, err) < 0 || become_user(ctx, err) < 0)
+    return -1;
+  if (sj_lookup_exec(ctx, err) < 0 || sj_check_exec_fifo(ctx, err) < 0)
+    return -1;
+  umask(ctx->plan->umask >= 0 ? (mode_t)ctx->plan->umask : ctx->umask0);
+  return 0;
+}
+
+void sj_init_main(struct sj_ctx *ctx) {
+  struct sj_error err;
+  memset(&err, 0, sizeof err);
+
+  reset_signals();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || !parent_alive(ctx))
+    _exit(1);
+  prctl(PR_SET_NAME, "sangja:init", 0, 0, 0); /* a name in ps until execve */
+  /* Not dumpable until execve: no ptrace and no /proc/<pid> access from
+   * processes that join the container while we hold host resources. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* A known umask while creating mount points; the plan's is set last. */
+  ctx->umask0 = umask(022);
+
+  if (setup(ctx, &err) < 0)
+    sj_child_die(ctx->sync_fd, &err);
+
+  /* The parent may exit as soon as it has READY: stop dying with it.  If it
+   * died already, we were reparented and nobody wants us. */
+  if (prctl(PR_SET_PDEATHSIG, 0) < 0 || !parent_alive(ctx))
+    _exit(1);
+  if (send_type(ctx, SJ_MSG_READY, &err) < 0)
+    _exit(1);
+  close(ctx->sync_fd);
+
+  if (sj_wait_exec_fifo(ctx, &err) < 0) {
+    sj_late_error(ctx, &err);
+    _exit(1);
+  }
+  sj_exec(ctx);
+}

@@ -1,0 +1,67 @@
+/* The container init's setup steps, between clone and execve.  Each step
+ * returns 0, or -1 with err filled ("step: strerror"); init.c runs them in
+ * order and reports the first failure over the sync socket.
+ */
+#ifndef SANGJA_INIT_H
+#define SANGJA_INIT_H
+
+#include <limits.h>
+#include <sys/types.h>
+
+#include "launch.h"
+
+/* State of the child while it sets itself up. */
+struct sj_ctx {
+  const struct sj_plan *plan;
+  int sync_fd;      /* child end of the sync socket */
+  pid_t ppid;       /* the caller of sj_spawn; a change means it died */
+  int userns;       /* created or joined a user namespace */
+  int mntns;        /* created or joined a mount namespace */
+  int rootfd;       /* O_PATH of the rootfs bind mount (before pivot), or -1 */
+  int null_tree;    /* mount fd: clone of the host /dev/null for masking, or -1 */
+  int null_attached;/* null_tree has been moved into our namespace */
+  mode_t umask0;    /* the umask inherited from the parent */
+  char exec_path[PATH_MAX]; /* argv[0] resolved against PATH */
+};
+
+/* Internal to the extension: not exported from the shared object. */
+#pragma GCC visibility push(hidden)
+
+/* init.c */
+__attribute__((noreturn)) void sj_init_main(struct sj_ctx *ctx);
+/* Report err to the parent over the sync socket and _exit(1). */
+__attribute__((noreturn)) void sj_child_die(int sync_fd, const struct sj_error *err);
+
+/* mounts.c */
+int sj_rootfs_prepare(struct sj_ctx *ctx, struct sj_error *err);
+int sj_rootfs_mounts(struct sj_ctx *ctx, struct sj_error *err);
+int sj_rootfs_devices(struct sj_ctx *ctx, struct sj_error *err);
+int sj_grab_dev_null(struct sj_ctx *ctx, struct sj_error *err);
+int sj_enter_rootfs(struct sj_ctx *ctx, struct sj_error *err);
+int sj_readonly_paths(struct sj_ctx *ctx, struct sj_error *err);
+int sj_masked_paths(struct sj_ctx *ctx, struct sj_error *err);
+int sj_root_readonly(struct sj_ctx *ctx, struct sj_error *err);
+
+/* console.c */
+int sj_setup_console(struct sj_ctx *ctx, struct sj_error *err);
+
+/* caps.c */
+int sj_switch_user(struct sj_ctx *ctx, struct sj_error *err);
+int sj_apply_caps(struct sj_ctx *ctx, struct sj_error *err);
+
+/* process.c */
+int sj_set_hostname(struct sj_ctx *ctx, struct sj_error *err);
+int sj_set_sysctls(struct sj_ctx *ctx, struct sj_error *err);
+int sj_set_process_attrs(struct sj_ctx *ctx, struct sj_error *err); /* personality, rlimits */
+int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err);
+int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err);
+int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err);
+int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
+int sj_wait_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
+__attribute__((noreturn)) void sj_exec(struct sj_ctx *ctx);
+/* After READY there is no one to report to: write "text\n" to log_fd/stderr. */
+void sj_late_error(struct sj_ctx *ctx, const struct sj_error *err);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,168 @@
+/* The launch plan: the flat, already-resolved description of a container's
+ * init that Python compiles from config.json, and the C entry points that
+ * turn it into a process.  Nothing here parses JSON or decides policy:
+ * every string is final, every flag already parsed.
+ *
+ * Protocol (sync socket, SOCK_SEQPACKET, struct sj_msg per packet):
+ *   sj_spawn()        child created, blocked until the parent sends SJ_MSG_GO
+ *   parent            writes uid/gid maps, joins cgroups, then sends GO
+ *   child -> parent   SJ_MSG_HOOKS (only if plan->hook_sync): mounts done,
+ *                     before pivot_root; waits for SJ_MSG_GO again
+ *   child -> parent   SJ_MSG_READY: every fallible step done, privileges
+ *                     dropped; the child now blocks on the exec fifo
+ *   child -> parent   SJ_MSG_ERROR at any point: errno + "step: detail",
+ *                     then the child exits 1
+ */
+#ifndef SANGJA_LAUNCH_H
+#define SANGJA_LAUNCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SJ_ERRMSG_MAX 512
+
+/* An error carried from C to Python: errno and text naming the step. */
+struct sj_error {
+  int err;
+  char msg[SJ_ERRMSG_MAX];
+};
+
+enum sj_msg_type {
+  SJ_MSG_GO = 1,
+  SJ_MSG_HOOKS = 2,
+  SJ_MSG_READY = 3,
+  SJ_MSG_ERROR = 4,
+  SJ_MSG_PID = 5, /* intermediate -> parent: the init's pid in value */
+};
+
+struct sj_msg {
+  uint32_t type;
+  int32_t err;   /* errno for SJ_MSG_ERROR */
+  int64_t value; /* pid for SJ_MSG_PID */
+  char text[SJ_ERRMSG_MAX];
+};
+
+/* A namespace joined by path (setns). */
+struct sj_nsjoin {
+  int nstype; /* CLONE_NEWNET, CLONE_NEWUSER, ... */
+  const char *path;
+};
+
+enum sj_mount_kind {
+  SJ_MOUNT_FS = 1,      /* mount(source, target, fstype, flags, data) */
+  SJ_MOUNT_BIND = 2,    /* open_tree(source) + mount_setattr + move_mount */
+  SJ_MOUNT_SYMLINK = 3, /* symlink(source, target): source is the link text */
+  SJ_MOUNT_MKDIR = 4,   /* mkdir -p target (mode in data_mode) */
+  SJ_MOUNT_REMOUNT = 5, /* change the mount already at target: attr_set/attr_clr
+                           (attr_recursive) and propagation; nothing is created */
+};
+
+struct sj_mount {
+  int kind;
+  const char *source; /* host path (BIND), fs source (FS), link text (SYMLINK) */
+  const char *target; /* absolute path inside the container rootfs */
+  const char *fstype; /* FS only */
+  unsigned long flags; /* MS_RDONLY|MS_NOSUID|... for FS; ignored for BIND */
+  const char *data;    /* fs data options for FS ("mode=755,size=65536k"), or NULL */
+  uint64_t attr_set;   /* MOUNT_ATTR_* to set (BIND, and FS after mounting) */
+  uint64_t attr_clr;   /* MOUNT_ATTR_* to clear */
+  int attr_recursive;  /* apply attrs with AT_RECURSIVE (the r* options) */
+  int recursive;       /* rbind */
+  unsigned long propagation; /* MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE [|MS_REC], or 0 */
+  int target_is_dir;   /* create a missing target as a directory (else a file) */
+  unsigned int data_mode; /* MKDIR: permission bits of the created dirs (0: 0755) */
+};
+
+struct sj_device {
+  const char *path; /* absolute inside the container */
+  int type;         /* 'c', 'b', 'p' */
+  unsigned int major, minor;
+  unsigned int mode; /* permission bits */
+  uid_t uid;
+  gid_t gid;
+  int bind_from_host; /* bind-mount the host node of the same path instead of mknod */
+};
+
+struct sj_rlimit {
+  int resource;
+  uint64_t soft, hard;
+};
+
+struct sj_sysctl {
+  const char *path; /* relative to /proc/sys, already '.' -> '/' */
+  const char *value;
+};
+
+struct sj_plan {
+  /* namespaces */
+  int clone_flags; /* CLONE_NEW* to create (CLONE_NEWTIME included) */
+  const struct sj_nsjoin *joins;
+  size_t njoins;
+  const char *timens_offsets; /* text for /proc/self/timens_offsets, or NULL */
+
+  /* rootfs */
+  const char *rootfs;        /* absolute host path */
+  int no_pivot;              /* MS_MOVE + chroot instead of pivot_root */
+  int root_readonly;
+  unsigned long root_propagation; /* applied to / first (default MS_SLAVE|MS_REC) */
+  unsigned long rootfs_propagation; /* config rootfsPropagation after setup, or 0 */
+  const struct sj_mount *mounts;
+  size_t nmounts;
+  const struct sj_device *devices;
+  size_t ndevices;
+  const char *const *masked_paths;
+  size_t nmasked;
+  const char *const *readonly_paths;
+  size_t nreadonly;
+
+  /* identity and environment of the init */
+  const char *hostname;   /* NULL: leave */
+  const char *domainname; /* NULL: leave */
+  const struct sj_sysctl *sysctls;
+  size_t nsysctls;
+  int has_oom_score_adj;
+  int oom_score_adj;
+  long personality; /* -1: leave */
+  const struct sj_rlimit *rlimits;
+  size_t nrlimits;
+  uid_t uid;
+  gid_t gid;
+  const gid_t *additional_gids;
+  size_t ngids;
+  int umask; /* -1: leave */
+  uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  int no_new_privs;
+
+  /* what runs */
+  const char *cwd;
+  const char *const *argv; /* NULL-terminated */
+  const char *const *envp; /* NULL-terminated */
+  const char *path_env;    /* PATH used to look argv[0] up, or NULL */
+
+  /* fds: all of them must stay open in the parent until sj_spawn returns */
+  int preserve_fds;  /* keep 3 .. 3+preserve_fds-1 across execve */
+  int exec_fifo_fd;  /* O_PATH fd of the exec fifo; -1: exec at once after READY */
+  int console_fd;    /* connected console socket, -1: no terminal */
+  unsigned int console_rows, console_cols;
+  int setsid;        /* new session (the init: yes) */
+  int hook_sync;     /* stop before pivot_root with SJ_MSG_HOOKS */
+  int log_fd;        /* where the child writes a late error (after READY), -1: stderr */
+};
+
+struct sj_spawned {
+  pid_t pid;   /* the init, a child of the caller */
+  int pidfd;   /* CLOEXEC */
+  int sync_fd; /* parent end of the sync socket, CLOEXEC */
+};
+
+/* Create the init.  On success the init is blocked before any setup,
+ * waiting for SJ_MSG_GO on sync_fd.  Returns 0, or -1 with err filled. */
+int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error *err);
+
+/* Send one message / receive one message (blocking).  Return 0 or -1 + err;
+ * a closed socket is received as SJ_MSG_ERROR with text "init exited". */
+int sj_sync_send(int fd, uint32_t type, struct sj_error *err);
+int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err);
+
+#endif

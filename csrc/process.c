@@ -1,0 +1,260 @@
+/* The init's process attributes and its last steps: hostname, sysctls,
+ * personality, rlimits, stdio ownership, cwd, executable lookup, the exec
+ * fifo and execve.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include "init.h"
+#include "util.h"
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+
+#define SJ_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+int sj_set_hostname(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0)
+    return sj_fail(err, errno, "sethostname %s", plan->hostname);
+  if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0)
+    return sj_fail(err, errno, "setdomainname %s", plan->domainname);
+  return 0;
+}
+
+/* Written through the container's own /proc (the values belong to the
+ * namespaces we are in, whichever procfs shows them). */
+int sj_set_sysctls(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (plan->nsysctls == 0)
+    return 0;
+  int dir = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return sj_fail(err, errno, "sysctl: open /proc/sys (is /proc mounted in the container?)");
+  struct statfs sfs;
+  if (fstatfs(dir, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
+    close(dir);
+    return sj_failx(err, EINVAL, "sysctl: /proc/sys in the container is not a procfs");
+  }
+  int rc = 0;
+  for (size_t i = 0; i < plan->nsysctls && rc == 0; i++) {
+    const struct sj_sysctl *s = &plan->sysctls[i];
+    int fd = sj_openat2(dir, s->path, O_WRONLY | O_CLOEXEC | O_NOCTTY,
+                        SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_SYMLINKS);
+    if (fd < 0) {
+      rc = sj_fail(err, errno, "sysctl: open /proc/sys/%s", s->path);
+      break;
+    }
+    if (sj_write_all(fd, s->value, strlen(s->value)) < 0)
+      rc = sj_fail(err, errno, "sysctl: write %s to /proc/sys/%s", s->value, s->path);
+    close(fd);
+  }
+  close(dir);
+  return rc;
+}
+
+static const char *rlimit_name(int resource, char *buf, size_t size) {
+  static const char *const names[] = {
+      "RLIMIT_CPU",     "RLIMIT_FSIZE",   "RLIMIT_DATA",     "RLIMIT_STACK",
+      "RLIMIT_CORE",    "RLIMIT_RSS",     "RLIMIT_NPROC",    "RLIMIT_NOFILE",
+      "RLIMIT_MEMLOCK", "RLIMIT_AS",      "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
+      "RLIMIT_MSGQUEUE", "RLIMIT_NICE",   "RLIMIT_RTPRIO",   "RLIMIT_RTTIME",
+  };
+  if (resource >= 0 && (size_t)resource < sizeof names / sizeof names[0])
+    return names[resource];
+  snprintf(buf, size, "resource %d", resource);
+  return buf;
+}
+
+int sj_set_process_attrs(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (plan->personality != -1 && personality((unsigned long)plan->personality) == -1)
+    return sj_fail(err, errno, "personality 0x%lx", (unsigned long)plan->personality);
+  for (size_t i = 0; i < plan->nrlimits; i++) {
+    const struct sj_rlimit *r = &plan->rlimits[i];
+    struct rlimit lim = {.rlim_cur = (rlim_t)r->soft, .rlim_max = (rlim_t)r->hard};
+    if (setrlimit((__rlimit_resource_t)r->resource, &lim) < 0) {
+      char buf[32];
+      return sj_fail(err, errno, "setrlimit %s", rlimit_name(r->resource, buf, sizeof buf));
+    }
+  }
+  return 0;
+}
+
+/* Give the user its stdio (a pipe or pty created by root would otherwise
+ * not be reopenable through /dev/stdout), as runc does.  /dev/null and
+ * files we may not chown (owner unmapped in a user ns, read-only) stay. */
+int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err) {
+  uid_t uid = ctx->plan->uid;
+  for (int fd = 0; fd <= 2; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+      continue;
+    if ((S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) || st.st_uid == uid)
+      continue;
+    if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+      return sj_fail(err, errno, "chown stdio fd %d", fd);
+  }
+  return 0;
+}
+
+int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err) {
+  const char *cwd = ctx->plan->cwd && *ctx->plan->cwd ? ctx->plan->cwd : "/";
+  if (chdir(cwd) < 0) {
+    if (!as_user && errno == EACCES)
+      return 0; /* try again once we are the user */
+    return sj_fail(err, errno, "chdir %s", cwd);
+  }
+  /* A cwd reached through a mount from outside the root is reported by the
+   * kernel as "(unreachable)/...": the process would escape with it. */
+  char buf[PATH_MAX];
+  if (sj_getcwd(buf, sizeof buf) < 0)
+    return sj_fail(err, errno, "getcwd");
+  if (buf[0] != '/')
+    return sj_failx(err, EPERM, "cwd is outside the container");
+  *done = 1;
+  return 0;
+}
+
+/* strerror in lower case, as Go prints errors (engines match these texts). */
+static const char *go_strerror(int errnum, char *buf, size_t size) {
+  snprintf(buf, size, "%s", sj_strerror(errnum));
+  if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+    buf[0] = (char)(buf[0] - 'A' + 'a');
+  return buf;
+}
+
+/* 0 if path is a regular file we may execute, else -1 + errno. */
+static int check_executable(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return -1;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EACCES; /* what execve would say */
+    return -1;
+  }
+  /* AT_EACCESS: the effective ids and capabilities, as execve uses. */
+  return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS);
+}
+
+int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  const char *file = plan->argv ? plan->argv[0] : NULL;
+  char ebuf[64];
+  if (!file || !*file)
+    return sj_failx(err, EINVAL, "exec: no command given (process.args is empty)");
+
+  if (strchr(file, '/')) {
+    if (check_executable(file) < 0) {
+      int e = errno;
+      return sj_failx(err, e, "exec: \"%s\": %s", file, go_strerror(e, ebuf, sizeof ebuf));
+    }
+    if (strlen(file) >= sizeof ctx->exec_path)
+      return sj_failx(err, ENAMETOOLONG, "exec: \"%s\": file name too long", file);
+    strcpy(ctx->exec_path, file);
+    return 0;
+  }
+
+  const char *path = plan->path_env ? plan->path_env : SJ_DEFAULT_PATH;
+  for (const char *p = path;; p++) {
+    const char *end = strchrnul(p, ':');
+    size_t dlen = (size_t)(end - p);
+    const char *dir = dlen ? p : ".";
+    if (dlen == 0)
+      dlen = 1;
+    int n = snprintf(ctx->exec_path, sizeof ctx->exec_path, "%.*s/%s", (int)dlen, dir, file);
+    if (n > 0 && (size_t)n < sizeof ctx->exec_path && check_executable(ctx->exec_path) == 0)
+      return 0;
+    if (*end == '\0')
+      break;
+    p = end;
+  }
+  ctx->exec_path[0] = '\0';
+  return sj_failx(err, ENOENT, "exec: \"%s\": executable file not found in $PATH", file);
+}
+
+/* Before READY: make sure the fifo will be reachable and writable for the
+ * user (the wait itself comes after READY, with no one to report to). */
+int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
+  int fd = ctx->plan->exec_fifo_fd;
+  if (fd < 0)
+    return 0;
+  char path[32];
+  struct stat st;
+  sj_fdpath(path, sizeof path, fd);
+  if (stat(path, &st) < 0)
+    return sj_fail(err, errno, "exec fifo: stat %s (is /proc mounted in the container?)", path);
+  if (!S_ISFIFO(st.st_mode))
+    return sj_failx(err, EINVAL, "exec fifo: fd %d is not a fifo", fd);
+  if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
+    return sj_fail(err, errno, "exec fifo: open for writing as uid %u", (unsigned int)ctx->plan->uid);
+  return 0;
+}
+
+/* Block until `start` opens the read side, then tell it we are going. */
+int sj_wait_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
+  int pathfd = ctx->plan->exec_fifo_fd;
+  if (pathfd < 0)
+    return 0;
+  char path[32];
+  int fd;
+  do
+    fd = open(sj_fdpath(path, sizeof path, pathfd), O_WRONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return sj_fail(err, errno, "open exec fifo");
+  int rc = 0;
+  if (sj_write_all(fd, "0", 1) < 0)
+    rc = sj_fail(err, errno, "write exec fifo");
+  close(fd);
+  close(pathfd);
+  return rc;
+}
+
+void sj_late_error(struct sj_ctx *ctx, const struct sj_error *err) {
+  int fd = ctx->plan->log_fd >= 0 ? ctx->plan->log_fd : 2;
+  char line[SJ_ERRMSG_MAX + 2];
+  int n = snprintf(line, sizeof line, "%s\n", err->msg);
+  if (n > 0)
+    sj_write_all(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+void sj_exec(struct sj_ctx *ctx) {
+  const struct sj_plan *plan = ctx->plan;
+  int npreserve = plan->preserve_fds > 0 ? plan->preserve_fds : 0;
+  /* The preserved fds are passed on, whatever their flag in the parent. */
+  for (int fd = 3; fd < 3 + npreserve; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC))
+      fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  /* Everything else closes at execve; until then log_fd stays usable for
+   * reporting an execve failure. */
+  if (close_range(3 + (unsigned int)npreserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    int keep[1] = {plan->log_fd};
+    sj_close_fds_except(3 + npreserve, keep, 1);
+    if (plan->log_fd >= 3 + npreserve)
+      fcntl(plan->log_fd, F_SETFD, FD_CLOEXEC);
+  }
+
+  static const char *const empty[] = {NULL};
+  execve(ctx->exec_path, (char *const *)plan->argv,
+         (char *const *)(plan->envp ? plan->envp : empty));
+
+  struct sj_error err;
+  char ebuf[64];
+  int e = errno;
+  sj_failx(&err, e, "exec: \"%s\": %s", plan->argv[0], go_strerror(e, ebuf, sizeof ebuf));
+  sj_late_error(ctx, &err);
+  _exit(127);
+}

@@ -1,0 +1,66 @@
+/* Small fd and file helpers, safe in the forked child. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+int sj_write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int sj_write_file(const char *path, const char *value) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -1;
+  int rc = sj_write_all(fd, value, strlen(value));
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
+void sj_close_fds_except(int from, const int *keep, size_t nkeep) {
+  int sorted[16];
+  size_t n = 0;
+  /* Insertion sort of the (few) fds to keep, skipping those below from. */
+  for (size_t i = 0; i < nkeep && n < sizeof sorted / sizeof sorted[0]; i++) {
+    int fd = keep[i];
+    if (fd < from)
+      continue;
+    size_t j = n;
+    while (j > 0 && sorted[j - 1] > fd) {
+      sorted[j] = sorted[j - 1];
+      j--;
+    }
+    sorted[j] = fd;
+    n++;
+  }
+  unsigned int cur = (unsigned int)from;
+  for (size_t i = 0; i < n; i++) {
+    unsigned int fd = (unsigned int)sorted[i];
+    if (fd > cur)
+      close_range(cur, fd - 1, 0);
+    if (fd + 1 > cur)
+      cur = fd + 1;
+  }
+  close_range(cur, ~0U, 0);
+}
+
+const char *sj_fdpath(char *buf, size_t size, int fd) {
+  snprintf(buf, size, "/proc/self/fd/%d", fd);
+  return buf;
+}

@@ -1,0 +1,51 @@
+"""Build the Cython bindings over csrc/ (the rest of the metadata is in pyproject.toml).
+
+Our own C is compiled as static libraries with -Wall -Wextra -Werror, then linked into thin
+Cython extensions (whose generated code is not held to -Werror).
+"""
+
+import glob
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-D_GNU_SOURCE"]
+CYTHON_CFLAGS = ["-Wno-unused-function", "-Wno-unused-parameter"]
+
+
+def csources(pred):
+    return sorted(p for p in glob.glob("csrc/*.c") if pred(os.path.basename(p)))
+
+
+def is_extract(name):
+    return name.startswith("extract")
+
+
+# (module, pyx, static library, its C sources, system libraries)
+PARTS = [
+    ("launch", "sjlaunch", csources(lambda n: not is_extract(n)), []),
+]
+if os.path.exists("src/sangja/_native/extract.pyx"):
+    PARTS.append(("extract", "sjextract", csources(is_extract), ["z", "zstd", "isal"]))
+
+setup(
+    libraries=[
+        (lib, {"sources": srcs, "include_dirs": ["csrc"], "cflags": CFLAGS})
+        for _, lib, srcs, _ in PARTS
+    ],
+    ext_modules=cythonize(
+        [
+            Extension(
+                f"sangja._native.{mod}",
+                sources=[f"src/sangja/_native/{mod}.pyx"],
+                include_dirs=["csrc"],
+                extra_compile_args=CYTHON_CFLAGS,
+                libraries=[lib, *syslibs],
+            )
+            for mod, lib, _, syslibs in PARTS
+        ],
+        language_level=3,
+    ),
+    scripts=["scripts/sangja"],
+)

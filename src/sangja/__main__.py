@@ -1,0 +1,5 @@
+import sys
+
+from sangja.cli.main import main
+
+sys.exit(main())

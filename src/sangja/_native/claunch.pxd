@@ -1,0 +1,114 @@
+# Declarations of csrc/launch.h for the launch binding.
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from posix.types cimport gid_t, pid_t, uid_t
+
+
+cdef extern from "launch.h" nogil:
+    enum: SJ_ERRMSG_MAX
+
+    struct sj_error:
+        int err
+        char msg[SJ_ERRMSG_MAX]
+
+    enum:
+        SJ_MSG_GO
+        SJ_MSG_HOOKS
+        SJ_MSG_READY
+        SJ_MSG_ERROR
+        SJ_MSG_PID
+
+    struct sj_msg:
+        uint32_t type
+        int32_t err
+        int64_t value
+        char text[SJ_ERRMSG_MAX]
+
+    struct sj_nsjoin:
+        int nstype
+        const char *path
+
+    struct sj_mount:
+        int kind
+        const char *source
+        const char *target
+        const char *fstype
+        unsigned long flags
+        const char *data
+        uint64_t attr_set
+        uint64_t attr_clr
+        int attr_recursive
+        int recursive
+        unsigned long propagation
+        int target_is_dir
+
+    struct sj_device:
+        const char *path
+        int type
+        unsigned int major, minor
+        unsigned int mode
+        uid_t uid
+        gid_t gid
+        int bind_from_host
+
+    struct sj_rlimit:
+        int resource
+        uint64_t soft, hard
+
+    struct sj_sysctl:
+        const char *path
+        const char *value
+
+    struct sj_plan:
+        int clone_flags
+        const sj_nsjoin *joins
+        size_t njoins
+        const char *timens_offsets
+        const char *rootfs
+        int no_pivot
+        int root_readonly
+        unsigned long root_propagation
+        unsigned long rootfs_propagation
+        const sj_mount *mounts
+        size_t nmounts
+        const sj_device *devices
+        size_t ndevices
+        const char *const *masked_paths
+        size_t nmasked
+        const char *const *readonly_paths
+        size_t nreadonly
+        const char *hostname
+        const char *domainname
+        const sj_sysctl *sysctls
+        size_t nsysctls
+        int has_oom_score_adj
+        int oom_score_adj
+        long personality
+        const sj_rlimit *rlimits
+        size_t nrlimits
+        uid_t uid
+        gid_t gid
+        const gid_t *additional_gids
+        size_t ngids
+        int umask
+        uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
+        int no_new_privs
+        const char *cwd
+        const char *const *argv
+        const char *const *envp
+        const char *path_env
+        int preserve_fds
+        int exec_fifo_fd
+        int console_fd
+        unsigned int console_rows, console_cols
+        int setsid
+        int hook_sync
+        int log_fd
+
+    struct sj_spawned:
+        pid_t pid
+        int pidfd
+        int sync_fd
+
+    int sj_spawn(const sj_plan *plan, sj_spawned *out, sj_error *err)
+    int sj_sync_send(int fd, uint32_t type, sj_error *err)
+    int sj_sync_recv(int fd, sj_msg *msg, sj_error *err)

@@ -1,0 +1,209 @@
+# cython: language_level=3
+"""The binding to csrc/launch.h: a LaunchPlan (sangja.runtime.plan) in, a waiting init out.
+
+Conversion only: every decision was taken in Python when the plan was compiled.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memset
+
+from sangja._native.claunch cimport *
+
+from sangja.errors import LaunchError
+
+MSG_GO = SJ_MSG_GO
+MSG_HOOKS = SJ_MSG_HOOKS
+MSG_READY = SJ_MSG_READY
+MSG_ERROR = SJ_MSG_ERROR
+
+
+cdef class _Arena:
+    """Owns the C arrays and keeps the bytes they point into alive."""
+
+    cdef list keep
+    cdef list blocks
+
+    def __cinit__(self):
+        self.keep = []
+        self.blocks = []
+
+    cdef void *alloc(self, size_t n) except NULL:
+        cdef void *p = PyMem_Malloc(n if n else 1)
+        if p == NULL:
+            raise MemoryError()
+        memset(p, 0, n if n else 1)
+        self.blocks.append(<size_t>p)
+        return p
+
+    cdef const char *s(self, obj) except? NULL:
+        if obj is None:
+            return NULL
+        if isinstance(obj, str):
+            obj = (<str>obj).encode()
+        self.keep.append(obj)
+        return <const char *>(<bytes>obj)
+
+    cdef const char **strv(self, seq) except NULL:
+        cdef Py_ssize_t n = len(seq), i
+        cdef const char **v = <const char **>self.alloc((n + 1) * sizeof(char *))
+        for i in range(n):
+            v[i] = self.s(seq[i])
+        v[n] = NULL
+        return v
+
+    def __dealloc__(self):
+        for p in self.blocks:
+            PyMem_Free(<void *><size_t>p)
+
+
+cdef _fill(_Arena a, sj_plan *p, plan):
+    cdef Py_ssize_t i
+    cdef sj_nsjoin *joins
+    cdef sj_mount *mounts
+    cdef sj_device *devs
+    cdef sj_rlimit *rls
+    cdef sj_sysctl *sysctls
+    cdef gid_t *gids
+
+    p.clone_flags = plan.clone_flags
+    p.njoins = len(plan.joins)
+    joins = <sj_nsjoin *>a.alloc(p.njoins * sizeof(sj_nsjoin))
+    for i, (nstype, path) in enumerate(plan.joins):
+        joins[i].nstype = nstype
+        joins[i].path = a.s(path)
+    p.joins = joins
+    p.timens_offsets = a.s(plan.timens_offsets)
+
+    p.rootfs = a.s(plan.rootfs)
+    p.no_pivot = plan.no_pivot
+    p.root_readonly = plan.root_readonly
+    p.root_propagation = plan.root_propagation
+    p.rootfs_propagation = plan.rootfs_propagation
+
+    p.nmounts = len(plan.mounts)
+    mounts = <sj_mount *>a.alloc(p.nmounts * sizeof(sj_mount))
+    for i, m in enumerate(plan.mounts):
+        mounts[i].kind = m.kind
+        mounts[i].source = a.s(m.source)
+        mounts[i].target = a.s(m.target)
+        mounts[i].fstype = a.s(m.fstype)
+        mounts[i].flags = m.flags
+        mounts[i].data = a.s(m.data)
+        mounts[i].attr_set = m.attr_set
+        mounts[i].attr_clr = m.attr_clr
+        mounts[i].attr_recursive = m.attr_recursive
+        mounts[i].recursive = m.recursive
+        mounts[i].propagation = m.propagation
+        mounts[i].target_is_dir = m.target_is_dir
+    p.mounts = mounts
+
+    p.ndevices = len(plan.devices)
+    devs = <sj_device *>a.alloc(p.ndevices * sizeof(sj_device))
+    for i, d in enumerate(plan.devices):
+        devs[i].path = a.s(d.path)
+        devs[i].type = ord(d.type)
+        devs[i].major = d.major
+        devs[i].minor = d.minor
+        devs[i].mode = d.mode
+        devs[i].uid = d.uid
+        devs[i].gid = d.gid
+        devs[i].bind_from_host = d.bind_from_host
+    p.devices = devs
+
+    p.nmasked = len(plan.masked_paths)
+    p.masked_paths = a.strv(plan.masked_paths)
+    p.nreadonly = len(plan.readonly_paths)
+    p.readonly_paths = a.strv(plan.readonly_paths)
+
+    p.hostname = a.s(plan.hostname)
+    p.domainname = a.s(plan.domainname)
+    p.nsysctls = len(plan.sysctls)
+    sysctls = <sj_sysctl *>a.alloc(p.nsysctls * sizeof(sj_sysctl))
+    for i, (path, value) in enumerate(plan.sysctls):
+        sysctls[i].path = a.s(path)
+        sysctls[i].value = a.s(value)
+    p.sysctls = sysctls
+    if plan.oom_score_adj is not None:
+        p.has_oom_score_adj = 1
+        p.oom_score_adj = plan.oom_score_adj
+    p.personality = plan.personality
+    p.nrlimits = len(plan.rlimits)
+    rls = <sj_rlimit *>a.alloc(p.nrlimits * sizeof(sj_rlimit))
+    for i, (res, soft, hard) in enumerate(plan.rlimits):
+        rls[i].resource = res
+        rls[i].soft = soft
+        rls[i].hard = hard
+    p.rlimits = rls
+
+    p.uid = plan.uid
+    p.gid = plan.gid
+    p.ngids = len(plan.additional_gids)
+    gids = <gid_t *>a.alloc(p.ngids * sizeof(gid_t))
+    for i, g in enumerate(plan.additional_gids):
+        gids[i] = g
+    p.additional_gids = gids
+    p.umask = plan.umask
+    p.cap_bounding = plan.cap_bounding
+    p.cap_effective = plan.cap_effective
+    p.cap_permitted = plan.cap_permitted
+    p.cap_inheritable = plan.cap_inheritable
+    p.cap_ambient = plan.cap_ambient
+    p.no_new_privs = plan.no_new_privs
+
+    p.cwd = a.s(plan.cwd)
+    p.argv = a.strv(plan.args)
+    p.envp = a.strv(plan.env)
+    p.path_env = a.s(plan.path_env)
+    p.preserve_fds = plan.preserve_fds
+    p.exec_fifo_fd = plan.exec_fifo_fd
+    p.console_fd = plan.console_fd
+    p.console_rows = plan.console_rows
+    p.console_cols = plan.console_cols
+    p.setsid = plan.setsid
+    p.hook_sync = plan.hook_sync
+    p.log_fd = plan.log_fd
+
+
+cdef _raise(sj_error *err):
+    raise LaunchError(err.err, err.msg.decode(errors="replace"))
+
+
+def spawn(plan):
+    """Create the init described by `plan`; it waits for MSG_GO. -> (pid, pidfd, sync_fd)."""
+    cdef _Arena a = _Arena()
+    cdef sj_plan p
+    cdef sj_spawned out
+    cdef sj_error err
+    cdef int rc
+    memset(&p, 0, sizeof(p))
+    memset(&err, 0, sizeof(err))
+    _fill(a, &p, plan)
+    with nogil:
+        rc = sj_spawn(&p, &out, &err)
+    if rc < 0:
+        _raise(&err)
+    return out.pid, out.pidfd, out.sync_fd
+
+
+def send(int fd, int msg_type):
+    cdef sj_error err
+    cdef int rc
+    memset(&err, 0, sizeof(err))
+    with nogil:
+        rc = sj_sync_send(fd, msg_type, &err)
+    if rc < 0:
+        _raise(&err)
+
+
+def recv(int fd):
+    """Wait for the init's next message. -> (type, errno, text)."""
+    cdef sj_msg msg
+    cdef sj_error err
+    cdef int rc
+    memset(&msg, 0, sizeof(msg))
+    memset(&err, 0, sizeof(err))
+    with nogil:
+        rc = sj_sync_recv(fd, &msg, &err)
+    if rc < 0:
+        _raise(&err)
+    return msg.type, msg.err, msg.text.decode(errors="replace")

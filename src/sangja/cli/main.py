@@ -1,0 +1,267 @@
+"""sangja's command line: runc's verbs and flags, and the engine's management commands.
+
+Parsing is a small table (argparse alone costs more to import than a warm `runc state`).
+Every flag takes `--flag v` and `--flag=v`; Go-style `-flag` works too, as in runc.
+"""
+
+import os
+import sys
+
+# name -> (canonical, kind): kind "v" takes a value, "b" is a boolean, "m" repeats
+GLOBAL_FLAGS = {
+    "--root": ("root", "v"),
+    "--log": ("log", "v"),
+    "--log-format": ("log_format", "v"),
+    "--debug": ("debug", "b"),
+    "--systemd-cgroup": ("systemd_cgroup", "b"),
+    "--rootless": ("rootless", "v"),
+    "--criu": ("criu", "v"),
+    "--version": ("version", "b"),
+    "-v": ("version", "b"),
+    "--help": ("help", "b"),
+    "-h": ("help", "b"),
+}
+
+_CREATE = {
+    "--bundle": ("bundle", "v"),
+    "-b": ("bundle", "v"),
+    "--console-socket": ("console_socket", "v"),
+    "--pid-file": ("pid_file", "v"),
+    "--no-pivot": ("no_pivot", "b"),
+    "--no-new-keyring": ("no_new_keyring", "b"),
+    "--preserve-fds": ("preserve_fds", "v"),
+}
+
+COMMANDS = {
+    "create": (_CREATE, "ID", "create a container from a bundle; its init waits for start"),
+    "run": (
+        {**_CREATE, "--detach": ("detach", "b"), "-d": ("detach", "b"), "--keep": ("keep", "b"),
+         "--no-subreaper": ("no_subreaper", "b")},
+        "ID",
+        "create and start a container; in the foreground, exit with its exit code",
+    ),  # fmt: skip
+    "start": ({}, "ID", "run the user process of a created container"),
+    "state": ({}, "ID", "print the container's state as JSON"),
+    "kill": ({"--all": ("all", "b"), "-a": ("all", "b")}, "ID [SIGNAL]",
+             "send a signal (default SIGTERM) to the init, or with --all to every process"),
+    "delete": ({"--force": ("force", "b"), "-f": ("force", "b")}, "ID",
+               "delete a stopped container (--force: kill it first)"),
+    "list": ({"--format": ("format", "v"), "-f": ("format", "v"), "--quiet": ("quiet", "b"),
+              "-q": ("quiet", "b")}, "", "list the containers under --root"),
+    "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b")},
+             "", "write a default config.json"),
+}  # fmt: skip
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse(argv, table, stop_at_positional=False):
+    """-> (opts, positionals). Flags may follow positionals unless `stop_at_positional`."""
+    opts, pos = {}, []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a == "--":
+            pos.extend(argv[i:])
+            break
+        if not a.startswith("-") or a == "-":
+            pos.append(a)
+            if stop_at_positional:
+                pos.extend(argv[i:])
+                break
+            continue
+        name, eq, val = a.partition("=")
+        spec = table.get(name)
+        if spec is None and not name.startswith("--") and len(name) > 2:
+            spec = table.get("-" + name)  # Go's flag package: -bundle == --bundle
+        if spec is None:
+            raise UsageError(f"flag provided but not defined: {name}")
+        key, kind = spec
+        if kind == "b":
+            if eq:
+                if val.lower() not in ("true", "false", "1", "0"):
+                    raise UsageError(f"invalid boolean value {val!r} for {name}")
+                opts[key] = val.lower() in ("true", "1")
+            else:
+                opts[key] = True
+            continue
+        if not eq:
+            if i >= len(argv):
+                raise UsageError(f"flag needs an argument: {name}")
+            val = argv[i]
+            i += 1
+        if kind == "m":
+            opts.setdefault(key, []).append(val)
+        else:
+            opts[key] = val
+    return opts, pos
+
+
+def usage():
+    lines = [
+        "usage: sangja [global options] COMMAND [options] [args]",
+        "",
+        "global options: --root DIR (default /run/sangja), --log FILE, --log-format text|json,",
+        "                --debug, --systemd-cgroup, --version",
+        "",
+        "runtime commands (runc's):",
+    ]
+    for name, (_, args, doc) in COMMANDS.items():
+        lines.append(f"  {name:8} {args:13} {doc}")
+    return "\n".join(lines) + "\n"
+
+
+def version_text():
+    from sangja import OCI_VERSION, __version__
+
+    return f"sangja version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}\n"
+
+
+def _need_id(pos, cmd, nmax=1):
+    if not pos:
+        raise UsageError(f"{cmd}: requires a container id")
+    if len(pos) > nmax:
+        raise UsageError(f"{cmd}: too many arguments: {' '.join(pos[nmax:])}")
+    return pos[0]
+
+
+def _int_opt(opts, key, flag):
+    v = opts.get(key, 0)
+    try:
+        n = int(v)
+    except ValueError:
+        raise UsageError(f"invalid value {v!r} for --{flag}")
+    if n < 0:
+        raise UsageError(f"invalid value {v!r} for --{flag}")
+    return n
+
+
+def run_command(cmd, opts, pos, g, log):
+    from sangja.runtime.container import Runtime
+
+    rt = Runtime(root=g.get("root") or "/run/sangja", log=log,
+                 systemd_cgroup=g.get("systemd_cgroup", False))  # fmt: skip
+    if cmd == "create":
+        cid = _need_id(pos, cmd)
+        rt.create(
+            cid, opts.get("bundle", "."), pid_file=opts.get("pid_file"),
+            console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
+            no_new_keyring=opts.get("no_new_keyring", False),
+            preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+        )  # fmt: skip
+        return 0
+    if cmd == "run":
+        cid = _need_id(pos, cmd)
+        return rt.run(
+            cid, opts.get("bundle", "."), pid_file=opts.get("pid_file"),
+            console_socket=opts.get("console_socket"), detach=opts.get("detach", False),
+            keep=opts.get("keep", False), no_pivot=opts.get("no_pivot", False),
+            no_new_keyring=opts.get("no_new_keyring", False),
+            preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+        )  # fmt: skip
+    if cmd == "start":
+        rt.start(_need_id(pos, cmd))
+        return 0
+    if cmd == "state":
+        import json
+
+        sys.stdout.write(json.dumps(rt.state(_need_id(pos, cmd)), indent=2) + "\n")
+        return 0
+    if cmd == "kill":
+        cid = _need_id(pos, cmd, nmax=2)
+        rt.kill(cid, pos[1] if len(pos) > 1 else "SIGTERM", all=opts.get("all", False))
+        return 0
+    if cmd == "delete":
+        rt.delete(_need_id(pos, cmd), force=opts.get("force", False))
+        return 0
+    if cmd == "list":
+        return _list(rt, opts)
+    raise UsageError(f"unknown command {cmd!r}")
+
+
+def _list(rt, opts):
+    fmt = opts.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"invalid format option {fmt!r} (want table or json)")
+    states = rt.list()
+    if opts.get("quiet"):
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+    elif fmt == "json":
+        import json
+
+        sys.stdout.write(json.dumps(states) + "\n")
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
+                  s.get("owner") or "root") for s in states]  # fmt: skip
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    return 0
+
+
+def cmd_spec(opts, pos):
+    import json
+
+    from sangja.runtime.defaults import default_spec
+
+    bundle = opts.get("bundle", ".")
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise UsageError("File config.json exists. Remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=opts.get("rootless", False)), f, indent="\t")
+        f.write("\n")
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    log = None
+    try:
+        g, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
+        if g.get("version"):
+            sys.stdout.write(version_text())
+            return 0
+        if not rest or g.get("help"):
+            sys.stdout.write(usage())
+            return 0 if g.get("help") else 1
+        cmd, args = rest[0], rest[1:]
+        if cmd not in COMMANDS:
+            raise UsageError(f"unknown command {cmd!r}")
+        opts, pos = parse(args, COMMANDS[cmd][0])
+        from sangja.log import Log
+
+        try:
+            log = Log(g.get("log"), g.get("log_format", "text"), g.get("debug", False))
+        except ValueError as e:
+            raise UsageError(str(e))
+        if cmd == "spec":
+            return cmd_spec(opts, pos)
+        return run_command(cmd, opts, pos, g, log)
+    except UsageError as e:
+        return _fail(log, str(e), 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        from sangja.errors import SangjaError
+
+        if isinstance(e, SangjaError):
+            return _fail(log, str(e), e.exit_code)
+        if isinstance(e, OSError):
+            where = f" {e.filename}" if e.filename else ""
+            return _fail(log, f"{e.strerror or e}{where}", 1)
+        raise
+
+
+def _fail(log, msg, code):
+    if log is not None:
+        try:
+            log.error(msg)
+        except OSError:
+            pass
+    sys.stderr.write(f"sangja: {msg}\n")
+    return code

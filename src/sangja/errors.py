@@ -1,0 +1,37 @@
+"""Exceptions. Each carries what a user needs to act: the errno and the path or field."""
+
+
+class SangjaError(Exception):
+    """An error that ends a command with a one-line message and `exit_code`."""
+
+    exit_code = 1
+
+    def __init__(self, msg, *, errno=0, path=None):
+        super().__init__(msg)
+        self.errno = errno
+        self.path = path
+
+
+class ConfigError(SangjaError):
+    """config.json (or a process.json) is malformed or asks for something invalid."""
+
+
+class NotFound(SangjaError):
+    """No container with that id."""
+
+
+class StateError(SangjaError):
+    """The container is in the wrong state for the operation."""
+
+
+class LaunchError(SangjaError):
+    """The init failed before it was ready; the text names the step (from C)."""
+
+    def __init__(self, errno, msg):
+        super().__init__(msg, errno=errno)
+
+
+def os_error(e: OSError, what: str) -> SangjaError:
+    """Turn an OSError into a one-line SangjaError naming the operation and the path."""
+    where = f" {e.filename}" if e.filename else ""
+    return SangjaError(f"{what}{where}: {e.strerror}", errno=e.errno or 0, path=e.filename)

@@ -1,0 +1,1 @@
+"""The OCI runtime: bundle -> launch plan -> container, and its lifecycle."""

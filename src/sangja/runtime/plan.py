@@ -1,0 +1,353 @@
+"""Compile a validated config.json into a launch plan for the C init (csrc/launch.h).
+
+Everything that can be decided in Python is decided here: namespace flags, the flat mount
+list with flags parsed, devices, capability masks, rlimits, argv/env. The C side only acts.
+"""
+
+import os
+
+from sangja.errors import ConfigError, SangjaError
+from sangja.runtime import constants as K
+
+
+class Mount:
+    __slots__ = (
+        "kind", "source", "target", "fstype", "flags", "data", "attr_set", "attr_clr",
+        "attr_recursive", "recursive", "propagation", "target_is_dir",
+    )  # fmt: skip
+
+    def __init__(self, kind, target, source=None, fstype=None, flags=0, data=None,
+                 attr_set=0, attr_clr=0, attr_recursive=False, recursive=False,
+                 propagation=0, target_is_dir=True):  # fmt: skip
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+        self.attr_set = attr_set
+        self.attr_clr = attr_clr
+        self.attr_recursive = attr_recursive
+        self.recursive = recursive
+        self.propagation = propagation
+        self.target_is_dir = target_is_dir
+
+    def __repr__(self):
+        return f"Mount({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
+
+
+class Device:
+    __slots__ = ("path", "type", "major", "minor", "mode", "uid", "gid", "bind_from_host")
+
+    def __init__(self, path, type, major, minor, mode=0o666, uid=0, gid=0, bind_from_host=False):
+        self.path = path
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.bind_from_host = bind_from_host
+
+
+class LaunchPlan:
+    """Mirrors struct sj_plan; the defaults are 'leave as is'."""
+
+    def __init__(self):
+        self.clone_flags = 0
+        self.joins = []  # (CLONE_NEW*, path)
+        self.timens_offsets = None
+        self.rootfs = None
+        self.no_pivot = False
+        self.root_readonly = False
+        self.root_propagation = K.MS_SLAVE | K.MS_REC
+        self.rootfs_propagation = 0
+        self.mounts = []
+        self.devices = []
+        self.masked_paths = []
+        self.readonly_paths = []
+        self.hostname = None
+        self.domainname = None
+        self.sysctls = []
+        self.oom_score_adj = None
+        self.personality = -1
+        self.rlimits = []
+        self.uid = 0
+        self.gid = 0
+        self.additional_gids = []
+        self.umask = -1
+        self.cap_bounding = self.cap_effective = self.cap_permitted = 0
+        self.cap_inheritable = self.cap_ambient = 0
+        self.no_new_privs = False
+        self.cwd = "/"
+        self.args = []
+        self.env = []
+        self.path_env = None
+        self.preserve_fds = 0
+        self.exec_fifo_fd = -1
+        self.console_fd = -1
+        self.console_rows = self.console_cols = 0
+        self.setsid = True
+        self.hook_sync = False
+        self.log_fd = -1
+        self.session_keyring = None  # join a new session keyring with this name
+
+
+# The devices every container gets (runc's AllowedDevices that are created), and the links.
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+)  # fmt: skip
+DEFAULT_LINKS = (
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+    ("pts/ptmx", "/dev/ptmx"),
+)  # fmt: skip
+
+
+def parse_mount_options(options):
+    """-> (flags, clear, propagation, attr_set, attr_clr, recursive-attrs?, data)."""
+    flags = clear = prop = aset = aclr = 0
+    rattr = False
+    data = []
+    for opt in options:
+        if opt in K.MOUNT_FLAGS:
+            s, c = K.MOUNT_FLAGS[opt]
+            flags = (flags | s) & ~c
+            clear = (clear | c) & ~s
+        elif opt in K.PROPAGATION:
+            prop = K.PROPAGATION[opt]
+        elif opt in K.RECURSIVE_ATTRS:
+            s, c = K.RECURSIVE_ATTRS[opt]
+            aset |= s
+            aclr |= c
+            rattr = True
+        elif opt in ("bind", "rbind"):
+            pass  # the kind of mount, handled by the caller
+        elif opt in ("idmap", "ridmap"):
+            raise ConfigError(f"config.json: mount option {opt!r} is not supported")
+        else:
+            data.append(opt)
+    return flags, clear, prop, aset, aclr, rattr, ",".join(data) or None
+
+
+def _bind_attrs(flags, clear):
+    """mount(2) flags of a bind mount -> mount_setattr (set, clear)."""
+    aset = aclr = 0
+    for ms, attr in K.FLAG_ATTRS:
+        if flags & ms:
+            aset |= attr
+        elif clear & ms:
+            aclr |= attr
+    for ms, attr in K.ATIME_ATTRS:
+        if flags & ms:
+            aset = (aset & ~K.MOUNT_ATTR__ATIME) | attr
+            aclr |= K.MOUNT_ATTR__ATIME
+    return aset, aclr
+
+
+def compile_mount(m, bundle, cgroup_paths, namespaces):
+    """One config.json mount -> one or more plan mounts."""
+    dest = os.path.normpath(m["destination"])
+    options = m.get("options") or ()
+    typ = m.get("type") or ""
+    source = m.get("source") or ""
+    is_bind = typ == "bind" or "bind" in options or "rbind" in options
+    flags, clear, prop, aset, aclr, rattr, data = parse_mount_options(options)
+    if is_bind:
+        if not source:
+            raise ConfigError(f"config.json: bind mount to {dest} has no source")
+        if not source.startswith("/"):
+            source = os.path.join(bundle, source)
+        try:
+            st = os.stat(source)
+        except OSError as e:
+            raise ConfigError(f"mount {source} to {dest}: {e.strerror}", errno=e.errno, path=source)
+        fa_set, fa_clr = _bind_attrs(flags, clear)
+        return [
+            Mount(
+                K.MOUNT_BIND, dest, source=source, attr_set=fa_set | aset,
+                attr_clr=fa_clr | aclr, attr_recursive=rattr, recursive="rbind" in options,
+                propagation=prop, target_is_dir=os.path.isdir(source) if st else True,
+            )
+        ]  # fmt: skip
+    if typ == "cgroup":
+        return _cgroup_mounts(dest, flags, cgroup_paths, "cgroup" in namespaces)
+    if not typ:
+        raise ConfigError(f"config.json: mount to {dest} has no type")
+    flags &= ~K.MS_REMOUNT
+    return [
+        Mount(
+            K.MOUNT_FS, dest, source=source or typ, fstype=typ, flags=flags, data=data,
+            attr_set=aset, attr_clr=aclr, attr_recursive=rattr, propagation=prop,
+        )
+    ]  # fmt: skip
+
+
+def _cgroup_mounts(dest, flags, cgroup_paths, own_cgroupns):
+    """A `cgroup` mount: the container's own cgroups, read-only by default, as runc lays them."""
+    ro = flags & K.MS_RDONLY
+    base = K.MOUNT_ATTR_NOSUID | K.MOUNT_ATTR_NODEV | K.MOUNT_ATTR_NOEXEC
+    if cgroup_paths is None:  # no cgroup driver: an empty tmpfs keeps the layout
+        return [Mount(K.MOUNT_FS, dest, source="tmpfs", fstype="tmpfs", flags=flags,
+                      data="mode=755")]  # fmt: skip
+    if cgroup_paths.unified:
+        if own_cgroupns:
+            return [Mount(K.MOUNT_FS, dest, source="cgroup", fstype="cgroup2", flags=flags)]
+        return [Mount(K.MOUNT_BIND, dest, source=cgroup_paths.unified_path,
+                      attr_set=base | (K.MOUNT_ATTR_RDONLY if ro else 0))]  # fmt: skip
+    out = [Mount(K.MOUNT_FS, dest, source="tmpfs", fstype="tmpfs",
+                 flags=(flags & ~K.MS_RDONLY) | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC,
+                 data="mode=755")]  # fmt: skip
+    for name, host_path in cgroup_paths.v1_mounts():
+        out.append(Mount(K.MOUNT_BIND, f"{dest}/{name}", source=host_path,
+                         attr_set=base | (K.MOUNT_ATTR_RDONLY if ro else 0)))  # fmt: skip
+        if "," in name:  # comounted controllers: cpu -> cpu,cpuacct
+            for ctrl in name.split(","):
+                out.append(Mount(K.MOUNT_SYMLINK, f"{dest}/{ctrl}", source=name))
+    if ro:  # the tmpfs holding them goes read-only once they are in place, as runc does
+        out.append(Mount(K.MOUNT_REMOUNT, dest, attr_set=K.MOUNT_ATTR_RDONLY))
+    return out
+
+
+def capability_mask(names, where, warn):
+    mask = 0
+    for name in names:
+        n = K.CAP_NUMBERS.get(name)
+        if n is None:
+            warn(f"config.json: {where}: unknown capability {name!r}, ignored")
+            continue
+        mask |= 1 << n
+    return mask
+
+
+def _host_cap_bounding():
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << 64) - 1
+
+
+def compile_process(plan, process, namespaces, warn):
+    """process -> plan fields (shared by create and, later, exec)."""
+    plan.args = list(process["args"])
+    plan.env = list(process.get("env") or ())
+    plan.cwd = process["cwd"]
+    for e in plan.env:
+        if e.startswith("PATH="):
+            plan.path_env = e[5:]
+    user = process.get("user") or {}
+    plan.uid = user.get("uid", 0)
+    plan.gid = user.get("gid", 0)
+    plan.additional_gids = list(user.get("additionalGids") or ())
+    if user.get("umask") is not None:
+        plan.umask = user["umask"]
+    caps = process.get("capabilities") or {}
+    plan.cap_bounding = capability_mask(caps.get("bounding") or (), "bounding", warn)
+    plan.cap_effective = capability_mask(caps.get("effective") or (), "effective", warn)
+    plan.cap_permitted = capability_mask(caps.get("permitted") or (), "permitted", warn)
+    plan.cap_inheritable = capability_mask(caps.get("inheritable") or (), "inheritable", warn)
+    plan.cap_ambient = capability_mask(caps.get("ambient") or (), "ambient", warn)
+    # Capabilities outside the runtime's own bounding set can never be granted (here:
+    # CAP_SYS_RESOURCE): say which one, rather than a bare EPERM from capset.
+    if "user" not in namespaces:
+        missing = (plan.cap_bounding | plan.cap_permitted | plan.cap_effective
+                   | plan.cap_inheritable | plan.cap_ambient) & ~_host_cap_bounding()  # fmt: skip
+        if missing:
+            names = [K.CAPABILITIES[i] for i in range(len(K.CAPABILITIES)) if missing >> i & 1]
+            raise SangjaError(
+                f"unable to apply caps: {', '.join(names)} not in the runtime's bounding set"
+            )
+    plan.no_new_privs = bool(process.get("noNewPrivileges"))
+    if process.get("oomScoreAdj") is not None:
+        plan.oom_score_adj = process["oomScoreAdj"]
+    rlimits = []
+    for r in process.get("rlimits") or ():
+        res = K.RLIMITS.get(r["type"])
+        if res is None:
+            raise ConfigError(f"config.json: unknown rlimit type {r['type']!r}")
+        rlimits.append((res, r["soft"], r["hard"]))
+    plan.rlimits = rlimits
+    cs = process.get("consoleSize") or {}
+    plan.console_rows = cs.get("height", 0)
+    plan.console_cols = cs.get("width", 0)
+
+
+def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
+    """A validated spec -> LaunchPlan (without fds: the caller adds those)."""
+    plan = LaunchPlan()
+    linux = spec.get("linux") or {}
+    namespaces = {}
+    for ns in linux.get("namespaces") or ():
+        namespaces[ns["type"]] = ns.get("path")
+        flag = K.NAMESPACES[ns["type"]]
+        if ns.get("path"):
+            plan.joins.append((flag, ns["path"]))
+        else:
+            plan.clone_flags |= flag
+    userns = "user" in namespaces
+
+    root = spec["root"]
+    rootfs = root["path"]
+    if not rootfs.startswith("/"):
+        rootfs = os.path.join(bundle, rootfs)
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"rootfs {rootfs} does not exist or is not a directory", errno=2,
+                          path=rootfs)  # fmt: skip
+    plan.rootfs = rootfs
+    plan.root_readonly = bool(root.get("readonly"))
+    plan.no_pivot = no_pivot
+    if "mount" not in namespaces:
+        raise ConfigError("config.json: a mount namespace is required")
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        plan.rootfs_propagation = K.PROPAGATION[prop]
+        if plan.rootfs_propagation & (K.MS_SHARED | K.MS_SLAVE):
+            plan.root_propagation = plan.rootfs_propagation | K.MS_REC
+
+    dev_bound = False
+    for m in spec.get("mounts") or ():
+        compiled = compile_mount(m, bundle, cgroup_paths, namespaces)
+        if os.path.normpath(m["destination"]) == "/dev" and compiled[0].kind == K.MOUNT_BIND:
+            dev_bound = True
+        plan.mounts.extend(compiled)
+    if not dev_bound:
+        # As runc: the default devices and links whenever /dev is not the host's.
+        for path, major, minor in DEFAULT_DEVICES:
+            plan.devices.append(Device(path, "c", major, minor, 0o666, bind_from_host=userns))
+        for target, link in DEFAULT_LINKS:
+            plan.mounts.append(Mount(K.MOUNT_SYMLINK, link, source=target))
+        if os.path.exists("/proc/kcore"):
+            plan.mounts.append(Mount(K.MOUNT_SYMLINK, "/dev/core", source="/proc/kcore"))
+    defaults = {d.path for d in plan.devices}
+    for d in linux.get("devices") or ():
+        dev = Device(
+            os.path.normpath(d["path"]), "c" if d["type"] == "u" else d["type"],
+            d.get("major", 0), d.get("minor", 0),
+            0o666 if d.get("fileMode") is None else d["fileMode"] & 0o7777,
+            d.get("uid", 0), d.get("gid", 0), bind_from_host=userns,
+        )  # fmt: skip
+        if dev.path in defaults:
+            plan.devices = [x for x in plan.devices if x.path != dev.path]
+        plan.devices.append(dev)
+    plan.masked_paths = list(linux.get("maskedPaths") or ())
+    plan.readonly_paths = list(linux.get("readonlyPaths") or ())
+
+    plan.hostname = spec.get("hostname") or None
+    plan.domainname = spec.get("domainname") or None
+    plan.sysctls = [(k.replace(".", "/"), v) for k, v in (linux.get("sysctl") or {}).items()]
+    pers = linux.get("personality")
+    if pers:
+        plan.personality = K.PERSONALITY[pers["domain"]]
+    offs = linux.get("timeOffsets")
+    if offs:
+        lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offs.items()]
+        # C unshares the time namespace in an intermediate process and writes these there.
+        plan.timens_offsets = "\n".join(lines) + "\n"
+    process = spec.get("process")
+    if process is None:
+        raise ConfigError("config.json: process is required to create a container")
+    compile_process(plan, process, namespaces, warn)
+    return plan

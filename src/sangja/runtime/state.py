@@ -1,0 +1,154 @@
+"""The state directory: one per container under --root, state.json written atomically,
+operations on one container serialized with flock, status read from the process itself."""
+
+import fcntl
+import json
+import os
+
+from sangja.errors import ConfigError, NotFound, SangjaError
+
+DEFAULT_ROOT = "/run/sangja"
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(cid):
+    if not cid or not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
+        raise ConfigError(f"invalid container id {cid!r}")
+    return cid
+
+
+def proc_start_time(pid):
+    """The process's start time in clock ticks (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parens: split after the last ')'.
+    rest = data[data.rindex(b")") + 2 :].split()
+    if rest[0] == b"Z" or rest[0] == b"X":  # a zombie has finished running
+        return None
+    return int(rest[19])
+
+
+class ContainerDir:
+    """An open, locked container state directory."""
+
+    def __init__(self, root, cid, fd, path):
+        self.root = root
+        self.id = cid
+        self.fd = fd
+        self.path = path
+
+    @classmethod
+    def make(cls, root, cid):
+        """Create the directory for a new container (an existing id is an error)."""
+        check_id(cid)
+        try:
+            os.makedirs(root, mode=0o711, exist_ok=True)
+        except OSError as e:
+            raise SangjaError(f"mkdir {root}: {e.strerror}", errno=e.errno, path=root)
+        path = os.path.join(root, cid)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise SangjaError(f"container with id exists: {cid}", errno=17, path=path)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return cls(root, cid, fd, path)
+
+    @classmethod
+    def open(cls, root, cid, shared=False):
+        """Lock the directory of an existing container; NotFound if it has none."""
+        check_id(cid)
+        path = os.path.join(root, cid)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container does not exist: {cid}", errno=2, path=path)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        self = cls(root, cid, fd, path)
+        if not os.path.exists(os.path.join(path, STATE_FILE)):
+            # Removed while we waited for the lock, or a create that never finished.
+            self.close()
+            raise NotFound(f"container does not exist: {cid}", errno=2, path=path)
+        return self
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def read(self):
+        p = os.path.join(self.path, STATE_FILE)
+        try:
+            with open(p, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise SangjaError(f"read state {p}: {e}", path=p)
+
+    def write(self, state):
+        """Write state.json atomically: a reader sees the old or the new file, never half."""
+        tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+
+    def remove(self):
+        """Delete everything in the directory, then the directory (we hold its lock)."""
+        for name in os.listdir(self.path):
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+        self.close()
+
+    @property
+    def fifo(self):
+        return os.path.join(self.path, FIFO)
+
+
+def status_of(state, fifo_path):
+    """created | running | paused | stopped, from the process, never from a bare pid."""
+    pid = state.get("pid", 0)
+    if not pid or proc_start_time(pid) != state.get("pid_start"):
+        return "stopped"
+    if state.get("cgroups") and _frozen(state["cgroups"]):
+        return "paused"
+    if os.path.exists(fifo_path):
+        return "created"
+    return "running"
+
+
+def _frozen(cg):
+    paths = cg.get("paths", {})
+    try:
+        if cg.get("unified"):
+            with open(f"{paths['']}/cgroup.freeze") as f:
+                return f.read().strip() == "1"
+        if "freezer" in paths:
+            with open(f"{paths['freezer']}/freezer.state") as f:
+                return f.read().strip() in ("FROZEN", "FREEZING")
+    except OSError:
+        pass
+    return False
+
+
+def list_ids(root):
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE)))
