@@ -83,7 +83,7 @@ void sjx_tar_free(struct sjx_tar *t);
 /* 1: *e is the next entry (valid until the next call); 0: end of archive;
  * -1: error.  Skips the entry's unread content first. */
 int sjx_tar_next(struct sjx_tar *t, struct sjx_entry **e, struct sj_extract_error *err);
-/* The entry's content, in pieces: 1 and *p/*n, 0 at its end, -1 error. */
+/* The entry's content, in pieces: 1 (with p, n), 0 at its end, -1 error. */
 int sjx_tar_data(struct sjx_tar *t, const uint8_t **p, size_t *n, struct sj_extract_error *err);
 /* Reads the rest of the stream (padding after the end of the archive: it
  * counts in the diff_id). */
@@ -99,6 +99,8 @@ struct sjx_dir {
 	uint64_t id; /* dev/inode hash: keys the names created under it */
 };
 
+struct stat;
+uint64_t sjx_dir_id(const struct stat *st);
 struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry);
 struct sjx_dir *sjx_dir_ref(struct sjx_dir *d);
 void sjx_dir_unref(struct sjx_dir *d);
@@ -109,9 +111,16 @@ struct sjx_ctx;
  * if needed; *base points into path.  Never leaves the layer root. */
 int sjx_resolve_parent(struct sjx_ctx *c, const char *entry, const char *path,
 		       struct sjx_dir **dir, const char **base);
+/* The path (in this layer, without symlinks through lower layers) of the
+ * directory the last resolve returned; valid until the next resolve. */
+const char *sjx_resolved_path(const struct sjx_ctx *c);
+/* The same without creating anything: for hardlink targets. */
+int sjx_lookup_parent(struct sjx_ctx *c, const char *entry, const char *path,
+		      struct sjx_dir **dir, const char **base);
 /* Opens the directory `path` itself (for opaque markers), creating it. */
 int sjx_resolve_dir(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir);
 void sjx_resolve_forget(struct sjx_ctx *c); /* drop the cache after removals */
+int sjx_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
 /* ---- writer threads (extract_pool.c) ---- */
 
@@ -161,6 +170,7 @@ struct sjx_ctx {
 	char *cache_path;
 	size_t cache_cap;
 	struct sjx_dir *cache_dir;
+	char *cache_canon; /* where the walk put it, if not at cache_path */
 
 	/* hashes of (directory, name) created in this layer: a hit means "may
 	 * exist" and forces the careful path (drain the writers, look) */
@@ -172,24 +182,34 @@ struct sjx_ctx {
 
 	struct sj_extract_stats *stats;
 
-	pthread_mutex_t err_lock; /* err is shared with the writer threads */
-	struct sj_extract_error *err;
-	int failed; /* atomic */
+	gid_t new_gid;          /* the group new inodes get */
+
+	struct sj_extract_error *err; /* the driver thread's errors */
+	pthread_mutex_t err_lock;
+	struct sj_extract_error werr; /* the first writer thread error */
+	int failed;                   /* atomic: werr is set */
+	uint64_t seq;                 /* directory records, in order */
 };
 
 int sjx_ctx_init(struct sjx_ctx *c, const struct sj_extract_opts *o, struct sj_extract_stats *st,
 		 struct sj_extract_error *err);
 void sjx_ctx_destroy(struct sjx_ctx *c);
-/* Thread-safe error reporting into c->err (first error wins). */
-int sjx_ctx_fail_sys(struct sjx_ctx *c, int err, const char *entry, const char *what);
+/* A writer thread's error: kept in c->werr (the first wins), sets c->failed. */
+void sjx_ctx_fail_from(struct sjx_ctx *c, const struct sj_extract_error *e);
 
 /* One tar entry: creates, replaces, whites out.  For regular files reads
  * the content from t. */
 int sjx_apply(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_entry *e);
+/* Remembers a directory's metadata for sjx_finish_dirs (mtime INT64_MIN:
+ * leave it).  st identifies the directory: its inode is checked then. */
+int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct stat *st,
+		   uint32_t mode,
+		   uint32_t uid, uint32_t gid, int64_t mtime, long nsec,
+		   const struct sjx_xattr *x, size_t nx, const char *entry);
 /* After the last entry: directory owners, modes, xattrs, mtimes. */
 int sjx_finish_dirs(struct sjx_ctx *c);
-/* Used by the writer threads as well. */
-int sjx_write_job(struct sjx_ctx *c, struct sjx_job *j);
+/* Used by the writer threads as well (errors go to *err). */
+int sjx_write_job(struct sjx_ctx *c, const struct sjx_job *j, struct sj_extract_error *err);
 
 /* hash set of created names */
 uint64_t sjx_name_key(const struct sjx_dir *d, const char *name);

@@ -28,6 +28,7 @@
 #define CHUNK (256 * 1024)
 #define NSLOTS 16
 #define INBUF (256 * 1024)
+#define ZSTD_WINDOW_LOG_MAX 27 /* libzstd's default limit: 128 MiB of window */
 
 struct slot {
 	uint8_t *buf;
@@ -314,7 +315,7 @@ static int fill_zstd(struct sjx_stream *s, uint8_t *buf, size_t cap, size_t *len
 			if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
 				return sjx_fail(&s->perr, EFBIG, NULL,
 						"zstd frame needs a window over %u MiB",
-						1u << (ZSTD_WINDOWLOG_LIMIT_DEFAULT - 20));
+						1u << (ZSTD_WINDOW_LOG_MAX - 20));
 			return sjx_fail(&s->perr, EBADMSG, NULL, "corrupt zstd stream: %s",
 					ZSTD_getErrorName(r));
 		}

@@ -112,7 +112,7 @@ static int read_span(struct sjx_tar *t, uint64_t max, const uint8_t **p, size_t 
 		if (r < 0)
 			return -1;
 		if (r == 0)
-			return sjx_fail(err, EBADMSG, t->e.name[0] ? t->name : NULL,
+			return sjx_fail(err, EBADMSG, t->name[0] ? t->name : NULL,
 					"truncated tar stream (ends inside an entry, at byte %llu)",
 					(unsigned long long)t->pos);
 	}
@@ -128,7 +128,7 @@ static int skip(struct sjx_tar *t, uint64_t n, struct sj_extract_error *err)
 {
 	while (n) {
 		const uint8_t *p;
-		size_t k;
+		size_t k = 0;
 		if (read_span(t, n, &p, &k, err) < 0)
 			return -1;
 		n -= k;
@@ -367,7 +367,7 @@ static int parse_pax(struct sjx_tar *t, size_t off, size_t size, struct sj_extra
 		char *val = eq + 1;
 		size_t vlen = (size_t)(rec + len - 1 - val);
 		size_t voff = (size_t)((uint8_t *)val - t->ext);
-		uint64_t u;
+		uint64_t u = 0;
 		int bad = 0;
 
 		*eq = 0;        /* terminates the key (xattr names) */
@@ -390,7 +390,7 @@ static int parse_pax(struct sjx_tar *t, size_t off, size_t size, struct sj_extra
 			p->mtime = 1;
 		} else if (KEY_IS("SCHILY.devmajor") || KEY_IS("SCHILY.devminor")) {
 			bad = parse_dec(val, vlen, &u) < 0 || u > UINT32_MAX;
-			if (key[14] == 'a')
+			if (key[11] == 'a') /* devmAjor / devmInor */
 				p->major = 1, p->v_major = u;
 			else
 				p->minor = 1, p->v_minor = u;
@@ -528,6 +528,8 @@ static int build_entry(struct sjx_tar *t, const uint8_t *b, char type, struct sj
 		if (p->link) {
 			if (set_string(t->link, (char *)t->ext + p->link_off, p->link_len, err) < 0)
 				return -1;
+			if (strlen(t->link) != p->link_len)
+				return sjx_fail(err, EBADMSG, t->name, "NUL byte in the link target");
 		} else if (p->longlink) {
 			const char *s = (char *)t->ext + p->longlink_off;
 			if (set_string(t->link, s, strlen(s), err) < 0)
@@ -637,7 +639,7 @@ int sjx_tar_next(struct sjx_tar *t, struct sjx_entry **out, struct sj_extract_er
 	t->name[0] = 0;
 
 	for (;;) {
-		const uint8_t *b;
+		const uint8_t *b = NULL;
 		int64_t v;
 		int r = next_block(t, &b, err);
 		if (r < 0)

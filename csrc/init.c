@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "init.h"
 #include "util.h"
@@ -64,9 +66,34 @@ static int send_type(struct sj_ctx *ctx, uint32_t type, struct sj_error *err) {
   return sj_sync_send(ctx->sync_fd, type, err);
 }
 
+/* Move ourselves into each v1 hierarchy's cgroup: "0" is the writing thread,
+ * which the kernel moves without the global threadgroup lock (see launch.h). */
+static int join_cgroups(const struct sj_plan *plan, struct sj_error *err) {
+  for (size_t i = 0; i < plan->ncgroup_join; i++)
+    if (sj_write_file(plan->cgroup_join[i], "0") < 0)
+      return sj_fail(err, errno, "cgroup join %s", plan->cgroup_join[i]);
+  return 0;
+}
+
+#define SJ_KEYCTL_JOIN_SESSION_KEYRING 1
+
+/* A session keyring of our own, so the container does not share the
+ * caller's keys (as runc; without --no-new-keyring). */
+static int join_session_keyring(const struct sj_plan *plan, struct sj_error *err) {
+  if (!plan->session_keyring)
+    return 0;
+  char name[SJ_ERRMSG_MAX / 2];
+  snprintf(name, sizeof name, "_ses.%s", plan->session_keyring);
+  if (syscall(SYS_keyctl, SJ_KEYCTL_JOIN_SESSION_KEYRING, name) < 0 && errno != ENOSYS)
+    return sj_fail(err, errno, "join session keyring %s", name);
+  return 0;
+}
+
 /* Steps that run right after GO, in the namespaces we were cloned into. */
 static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
+  if (join_cgroups(plan, err) < 0)
+    return -1;
   /* Now that the parent has put us in our cgroup, it can be the root. */
   if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
     return sj_fail(err, errno, "unshare cgroup namespace");
@@ -79,7 +106,7 @@ static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
   }
   if (plan->setsid && setsid() < 0)
     return sj_fail(err, errno, "setsid");
-  return 0;
+  return join_session_keyring(plan, err);
 }
 
 /* Everything that happens with the host's filesystem still visible. */

@@ -148,6 +148,17 @@ struct sj_plan {
   int setsid;        /* new session (the init: yes) */
   int hook_sync;     /* stop before pivot_root with SJ_MSG_HOOKS */
   int log_fd;        /* where the child writes a late error (after READY), -1: stderr */
+
+  /* cgroups.  v1: the init joins each hierarchy itself, first thing after GO,
+   * by writing "0" to every file in cgroup_join (its `tasks` files): a thread
+   * moving itself skips the global cgroup_threadgroup_rwsem, whose write side
+   * costs an RCU grace period (~20 ms here) when the parent writes a pid to
+   * cgroup.procs.  v2: cgroup_fd >= 0 clones the init straight into that
+   * cgroup (CLONE_INTO_CGROUP). */
+  const char *const *cgroup_join;
+  size_t ncgroup_join;
+  int cgroup_fd;
+  const char *session_keyring; /* join a new session keyring of this name, or NULL */
 };
 
 struct sj_spawned {

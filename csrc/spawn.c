@@ -86,12 +86,26 @@ static uint64_t init_clone_flags(const struct sj_plan *plan) {
   return flags;
 }
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* clone3 arguments for the init itself: its namespaces and, on cgroup v2,
+ * its cgroup (so it never runs a single instruction outside it). */
+static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *args) {
+  args->flags |= init_clone_flags(plan);
+  if (plan->cgroup_fd >= 0) {
+    args->flags |= CLONE_INTO_CGROUP;
+    args->cgroup = (uint64_t)plan->cgroup_fd;
+  }
+}
+
 /* fds the child must not close early: stdio, the preserved range, and the
  * few fds of the plan.  Everything else inherited from Python goes at once,
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
 static void close_inherited_fds(const struct sj_plan *plan, int sync_fd) {
-  int keep[] = {sync_fd, plan->exec_fifo_fd, plan->console_fd, plan->log_fd};
+  int keep[] = {sync_fd, plan->exec_fifo_fd, plan->console_fd, plan->log_fd, plan->cgroup_fd};
   int from = 3 + (plan->preserve_fds > 0 ? plan->preserve_fds : 0);
   sj_close_fds_except(from, keep, sizeof keep / sizeof keep[0]);
 }
@@ -191,7 +205,8 @@ __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *pla
 
   struct sj_clone_args args;
   memset(&args, 0, sizeof args);
-  args.flags = CLONE_PARENT | init_clone_flags(plan);
+  args.flags = CLONE_PARENT;
+  init_clone_args(plan, &args);
   /* exit_signal must be 0 with CLONE_PARENT (EINVAL otherwise): the init
    * inherits ours, SIGCHLD, towards the caller. */
   pid_t pid = (pid_t)sj_clone3(&args);
@@ -277,7 +292,8 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
       run_intermediate(plan, sv[1], ppid);
     clone_errno = errno;
   } else {
-    args.flags = CLONE_PIDFD | init_clone_flags(plan);
+    args.flags = CLONE_PIDFD;
+    init_clone_args(plan, &args);
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     pid = (pid_t)sj_clone3(&args);
     if (pid == 0)

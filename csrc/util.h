@@ -93,6 +93,9 @@ struct sj_clone_args {
   uint64_t stack;
   uint64_t stack_size;
   uint64_t tls;
+  uint64_t set_tid;
+  uint64_t set_tid_size;
+  uint64_t cgroup;
 };
 
 /* ---- raw syscalls ---- */

@@ -31,6 +31,11 @@ class LaunchError(SangjaError):
         super().__init__(msg, errno=errno)
 
 
+class UnpackError(SangjaError):
+    """An image layer could not be unpacked: a corrupt or hostile blob, a digest mismatch,
+    a limit hit.  `path` is the tar entry concerned, when there is one (from C)."""
+
+
 def os_error(e: OSError, what: str) -> SangjaError:
     """Turn an OSError into a one-line SangjaError naming the operation and the path."""
     where = f" {e.filename}" if e.filename else ""

@@ -33,9 +33,9 @@ class Log:
         if self.LEVELS[level] < self.min:
             return
         if self.fmt == "json":
-            import json
+            from sangja.jsonio import dumps
 
-            line = json.dumps({"level": level, "msg": msg, "time": _now_rfc3339()})
+            line = dumps({"level": level, "msg": msg, "time": _now_rfc3339()})
         else:
             line = f'time="{_now_rfc3339()}" level={level} msg="{_escape(msg)}"'
         fd = self._open()

@@ -40,6 +40,7 @@ cdef extern from "launch.h" nogil:
         int recursive
         unsigned long propagation
         int target_is_dir
+        unsigned int data_mode
 
     struct sj_device:
         const char *path
@@ -103,6 +104,10 @@ cdef extern from "launch.h" nogil:
         int setsid
         int hook_sync
         int log_fd
+        const char *const *cgroup_join
+        size_t ncgroup_join
+        int cgroup_fd
+        const char *session_keyring
 
     struct sj_spawned:
         pid_t pid

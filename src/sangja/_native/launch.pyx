@@ -95,6 +95,7 @@ cdef _fill(_Arena a, sj_plan *p, plan):
         mounts[i].recursive = m.recursive
         mounts[i].propagation = m.propagation
         mounts[i].target_is_dir = m.target_is_dir
+        mounts[i].data_mode = m.data_mode
     p.mounts = mounts
 
     p.ndevices = len(plan.devices)
@@ -162,6 +163,10 @@ cdef _fill(_Arena a, sj_plan *p, plan):
     p.setsid = plan.setsid
     p.hook_sync = plan.hook_sync
     p.log_fd = plan.log_fd
+    p.ncgroup_join = len(plan.cgroup_join)
+    p.cgroup_join = a.strv(plan.cgroup_join)
+    p.cgroup_fd = plan.cgroup_fd
+    p.session_keyring = a.s(plan.session_keyring)
 
 
 cdef _raise(sj_error *err):

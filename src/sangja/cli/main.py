@@ -166,9 +166,9 @@ def run_command(cmd, opts, pos, g, log):
         rt.start(_need_id(pos, cmd))
         return 0
     if cmd == "state":
-        import json
+        from sangja.jsonio import dumps_indent
 
-        sys.stdout.write(json.dumps(rt.state(_need_id(pos, cmd)), indent=2) + "\n")
+        sys.stdout.write(dumps_indent(rt.state(_need_id(pos, cmd))) + "\n")
         return 0
     if cmd == "kill":
         cid = _need_id(pos, cmd, nmax=2)
@@ -190,16 +190,18 @@ def _list(rt, opts):
     if opts.get("quiet"):
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":
-        import json
+        from sangja.jsonio import dumps
 
-        sys.stdout.write(json.dumps(states) + "\n")
+        sys.stdout.write(dumps(states) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],
                   s.get("owner") or "root") for s in states]  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
-            sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+            sys.stdout.write(
+                "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
+            )
     return 0
 
 

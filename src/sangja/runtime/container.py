@@ -11,7 +11,7 @@ import time
 from sangja import OCI_VERSION
 from sangja.errors import LaunchError, NotFound, SangjaError, StateError
 from sangja.runtime import state as st
-from sangja.runtime.constants import NS_PROC_NAMES
+from sangja.runtime.constants import CLONE_NEWUSER, NS_PROC_NAMES
 
 
 def _now_rfc3339():
@@ -78,6 +78,45 @@ def parse_signal(s):
     return n
 
 
+class _SignalForwarder:
+    """Foreground run: every catchable signal goes to the container's init."""
+
+    SKIP = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH}
+
+    def __init__(self):
+        self.pid = None
+        self.pending = []
+        self.saved = {}
+        for s in signal.valid_signals():
+            if s not in self.SKIP and s < signal.SIGRTMIN:
+                try:
+                    self.saved[s] = signal.signal(s, self._handle)
+                except (OSError, ValueError):
+                    pass
+
+    def _handle(self, signum, _frame):
+        if self.pid is None:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def attach(self, pid):
+        self.pid = pid
+        while self.pending:
+            self._handle(self.pending.pop(0), None)
+
+    def restore(self):
+        for s, h in self.saved.items():
+            try:
+                signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass
+        self.saved = {}
+
+
 class Runtime:
     """All containers under one --root."""
 
@@ -92,14 +131,16 @@ class Runtime:
 
     # -- create ------------------------------------------------------------------------
     def create(self, cid, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, exec_fifo=True, detach=True):  # fmt: skip
+               no_new_keyring=False, preserve_fds=0, exec_fifo=True, detach=True,
+               config=None):  # fmt: skip
         """Set the container up; its init waits for `start`. Returns (pid, pidfd)."""
         from sangja.runtime import cgroups, spec
         from sangja.runtime.plan import compile_plan
 
         st.check_id(cid)
         bundle = os.path.abspath(bundle)
-        config = spec.load(bundle)
+        if config is None:
+            config = spec.load(bundle)
         if self.systemd_cgroup:
             raise SangjaError("--systemd-cgroup: systemd is not running on this host")
         process = config.get("process") or {}
@@ -136,6 +177,19 @@ class Runtime:
                 fds.append(plan.console_fd)
             cg.create()
             cg_made = True
+            userns = plan.clone_flags & CLONE_NEWUSER or any(
+                f == CLONE_NEWUSER for f, _ in plan.joins
+            )
+            parent_joins = False
+            if cg.unified:
+                plan.cgroup_fd = os.open(
+                    cg.unified_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
+                fds.append(plan.cgroup_fd)
+            elif userns:  # the init is not host root: it cannot write the host's cgroup files
+                parent_joins = True
+            else:
+                plan.cgroup_join = [f"{p}/tasks" for p in cg.paths.values()]
             state = {
                 "ociVersion": OCI_VERSION,
                 "id": cid,
@@ -156,9 +210,10 @@ class Runtime:
             fds.append(sync_fd)
             state["pid"] = pid
             linux = config.get("linux") or {}
-            if plan.clone_flags & 0x10000000:  # CLONE_NEWUSER: maps before the child goes on
+            if plan.clone_flags & CLONE_NEWUSER:  # maps first: the child waits for them
                 _write_maps(pid, linux)
-            cg.add(pid)
+            if parent_joins:
+                cg.add(pid)
             launch.send(sync_fd, launch.MSG_GO)
             while True:
                 kind, err, text = launch.recv(sync_fd)
@@ -272,10 +327,7 @@ class Runtime:
             if status != "created":
                 raise StateError(f"cannot start an already {status} container")
             self._release(cdir, state)
-        from sangja.runtime import hooks as hk
-
-        hk.run_stage(state.get("hooks") or {}, "poststart",
-                     self.oci_state(state, "running"), fatal=False, log=self.log)  # fmt: skip
+        self._hooks(state, "poststart", "running")
 
     def _release(self, cdir, state):
         """Open the exec fifo: the init, blocked on its write end, goes on to execve."""
@@ -357,11 +409,16 @@ class Runtime:
             finally:
                 os.close(pidfd)
         cg.destroy()
-        from sangja.runtime import hooks as hk
-
-        hk.run_stage(state.get("hooks") or {}, "poststop", self.oci_state(state, "stopped"),
-                     fatal=False, log=self.log)  # fmt: skip
+        self._hooks(state, "poststop", "stopped")
         cdir.remove()
+
+    def _hooks(self, state, stage, status):
+        """Run a non-fatal stage (poststart, poststop); the hooks module loads only if needed."""
+        hooks = state.get("hooks") or {}
+        if hooks.get(stage):
+            from sangja.runtime import hooks as hk
+
+            hk.run_stage(hooks, stage, self.oci_state(state, status), fatal=False, log=self.log)
 
     @staticmethod
     def _thaw(cg):
@@ -382,10 +439,14 @@ class Runtime:
         """create + start; in the foreground, wait and return the exit code (128+N)."""
         from sangja.runtime import spec as spec_mod
 
+        config = spec_mod.load(os.path.abspath(bundle))
         tty = None
-        if not detach and not console_socket:
-            config = spec_mod.load(os.path.abspath(bundle))
-            if (config.get("process") or {}).get("terminal"):
+        forwarder = None
+        if not detach:
+            # From the first moment: a signal that arrives while the container is being
+            # made is forwarded once its init exists, never lost or fatal to us.
+            forwarder = _SignalForwarder()
+            if not console_socket and (config.get("process") or {}).get("terminal"):
                 from sangja.runtime.tty import ConsoleRelay
 
                 tty = ConsoleRelay()
@@ -394,43 +455,38 @@ class Runtime:
             pid, pidfd = self.create(
                 cid, bundle, pid_file=pid_file, console_socket=console_socket,
                 no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-                detach=detach or tty is not None,
+                detach=detach or tty is not None, config=config,
             )  # fmt: skip
         except BaseException:
             if tty:
                 tty.close()
+            if forwarder:
+                forwarder.restore()
             raise
         os.close(pidfd)
-        if tty:
-            tty.accept()
         try:
+            if tty:
+                tty.accept()
             self.start(cid)
         except BaseException:
+            if forwarder:
+                forwarder.restore()
             self.delete(cid, force=True)
             raise
         if detach:
             return 0
-        code = self._wait_foreground(pid, tty)
+        forwarder.attach(pid)
+        try:
+            code = self._wait_foreground(pid, tty)
+        finally:
+            forwarder.restore()
         if not keep:
             self.delete(cid, force=True)
         return code
 
-    def _wait_foreground(self, pid, tty):
-        """Forward signals to the init until it exits; its exit code, or 128+signal."""
-
-        def forward(signum, _frame):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-        skip = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH}
-        for s in signal.valid_signals():
-            if s not in skip and s < signal.SIGRTMIN:
-                try:
-                    signal.signal(s, forward)
-                except (OSError, ValueError):
-                    pass
+    @staticmethod
+    def _wait_foreground(pid, tty):
+        """Wait for the init; its exit code, or 128+signal."""
         if tty:
             status = tty.relay_until_exit(pid)
         else:

@@ -1,8 +1,8 @@
 """OCI hooks: run a stage's hooks with the container state on stdin."""
 
-import json
 import subprocess
 
+from sangja import jsonio
 from sangja.errors import SangjaError
 
 
@@ -32,7 +32,7 @@ def run_stage(hooks, stage, state, fatal, log=None):
     items = hooks.get(stage) or ()
     if not items:
         return
-    state_json = json.dumps(state).encode()
+    state_json = jsonio.dumps(state).encode()
     for hook in items:
         try:
             run_hook(hook, state_json)

@@ -13,12 +13,12 @@ from sangja.runtime import constants as K
 class Mount:
     __slots__ = (
         "kind", "source", "target", "fstype", "flags", "data", "attr_set", "attr_clr",
-        "attr_recursive", "recursive", "propagation", "target_is_dir",
+        "attr_recursive", "recursive", "propagation", "target_is_dir", "data_mode",
     )  # fmt: skip
 
     def __init__(self, kind, target, source=None, fstype=None, flags=0, data=None,
                  attr_set=0, attr_clr=0, attr_recursive=False, recursive=False,
-                 propagation=0, target_is_dir=True):  # fmt: skip
+                 propagation=0, target_is_dir=True, data_mode=0):  # fmt: skip
         self.kind = kind
         self.source = source
         self.target = target
@@ -31,6 +31,7 @@ class Mount:
         self.recursive = recursive
         self.propagation = propagation
         self.target_is_dir = target_is_dir
+        self.data_mode = data_mode
 
     def __repr__(self):
         return f"Mount({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
@@ -91,6 +92,8 @@ class LaunchPlan:
         self.hook_sync = False
         self.log_fd = -1
         self.session_keyring = None  # join a new session keyring with this name
+        self.cgroup_join = []  # v1: files the init writes "0" to (its own `tasks`)
+        self.cgroup_fd = -1  # v2: CLONE_INTO_CGROUP
 
 
 # The devices every container gets (runc's AllowedDevices that are created), and the links.

@@ -1,8 +1,8 @@
 """config.json: read it once and check every field we use, naming the bad one."""
 
-import json
 import os
 
+from sangja import jsonio
 from sangja.errors import ConfigError
 from sangja.runtime.constants import NAMESPACES
 
@@ -47,7 +47,7 @@ def load(bundle):
     except OSError as e:
         raise ConfigError(f"open {path}: {e.strerror}", errno=e.errno, path=path)
     try:
-        spec = json.loads(data)
+        spec = jsonio.loads(data)
     except ValueError as e:
         raise ConfigError(f"config.json: invalid JSON: {e}", path=path)
     validate(spec)
@@ -166,9 +166,9 @@ def _validate_linux(spec, linux):
                 _want(m[k], int, f"{w}.{k}")
     if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in seen:
         raise ConfigError("config.json: uid/gid mappings need a user namespace")
-    if "user" in seen and not _ns_path(linux, "user"):
-        if not linux.get("uidMappings") or not linux.get("gidMappings"):
-            raise ConfigError("config.json: a new user namespace needs uidMappings and gidMappings")
+    new_userns = "user" in seen and not _ns_path(linux, "user")
+    if new_userns and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise ConfigError("config.json: a new user namespace needs uidMappings and gidMappings")
     if spec.get("hostname") and "uts" not in seen:
         raise ConfigError("config.json: unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in seen:

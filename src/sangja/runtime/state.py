@@ -2,9 +2,9 @@
 operations on one container serialized with flock, status read from the process itself."""
 
 import fcntl
-import json
 import os
 
+from sangja import jsonio
 from sangja.errors import ConfigError, NotFound, SangjaError
 
 DEFAULT_ROOT = "/run/sangja"
@@ -91,7 +91,7 @@ class ContainerDir:
         p = os.path.join(self.path, STATE_FILE)
         try:
             with open(p, "rb") as f:
-                return json.loads(f.read())
+                return jsonio.loads(f.read())
         except (OSError, ValueError) as e:
             raise SangjaError(f"read state {p}: {e}", path=p)
 
@@ -99,7 +99,7 @@ class ContainerDir:
         """Write state.json atomically: a reader sees the old or the new file, never half."""
         tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(state, f)
+            f.write(jsonio.dumps(state))
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
     def remove(self):

@@ -1,0 +1,131 @@
+/* sj_extract(): the loop that ties the stream, the tar reader and the
+ * writer together, and the error helpers every part uses. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extract_int.h"
+
+#define DEFAULT_WORKERS 2
+
+/* An entry name as shown in a message: control bytes escaped, very long
+ * names shortened in the middle. */
+static void show_name(const char *in, char *out, size_t cap)
+{
+	size_t n = strlen(in), w = 0;
+	for (size_t i = 0; i < n && w + 8 < cap; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		if (n > 600 && i == 250) {
+			w += (size_t)snprintf(out + w, cap - w, "...");
+			i = n - 250;
+			ch = (unsigned char)in[i];
+		}
+		if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+			w += (size_t)snprintf(out + w, cap - w, "\\x%02x", ch);
+		else
+			out[w++] = (char)ch;
+	}
+	out[w] = 0;
+}
+
+int sjx_fail(struct sj_extract_error *e, int err, const char *entry, const char *fmt, ...)
+{
+	char what[SJ_EXTRACT_MSG_MAX / 2], shown[SJ_EXTRACT_MSG_MAX / 3];
+	va_list ap;
+	if (!e || e->msg[0])
+		return -1; /* the first error is the one to report */
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	e->err = err;
+	if (entry) {
+		snprintf(e->entry, sizeof e->entry, "%s", entry);
+		show_name(entry, shown, sizeof shown);
+		snprintf(e->msg, sizeof e->msg, "layer entry \"%s\": %s", shown, what);
+	} else {
+		e->entry[0] = 0;
+		snprintf(e->msg, sizeof e->msg, "layer: %s", what);
+	}
+	return -1;
+}
+
+int sjx_fail_sys(struct sj_extract_error *e, int err, const char *entry, const char *what)
+{
+	char buf[128];
+	return sjx_fail(e, err, entry, "%s: %s", what, strerror_r(err, buf, sizeof buf));
+}
+
+int sj_extract(const struct sj_extract_opts *o, struct sj_extract_stats *st,
+	       struct sj_extract_error *err)
+{
+	struct sjx_ctx c;
+	struct sjx_stream *s = NULL;
+	struct sjx_tar *t = NULL;
+	uint64_t max_entries = o->max_entries ? o->max_entries : SJ_EXTRACT_DEFAULT_MAX_ENTRIES;
+	int workers = o->workers < 0 ? DEFAULT_WORKERS : o->workers;
+
+	memset(st, 0, sizeof *st);
+	err->err = 0;
+	err->entry[0] = 0;
+	err->msg[0] = 0;
+	if (sjx_ctx_init(&c, o, st, err) < 0)
+		goto fail;
+	if (sjx_stream_start(&s, o, err) < 0)
+		goto fail;
+	if (!(t = sjx_tar_new(s))) {
+		sjx_fail_sys(err, ENOMEM, NULL, "tar reader");
+		goto fail;
+	}
+	if (workers > 0 && !(c.pool = sjx_pool_new(&c, workers))) {
+		sjx_fail_sys(err, EAGAIN, NULL, "starting the writer threads");
+		goto fail;
+	}
+
+	for (;;) {
+		struct sjx_entry *e;
+		int r = sjx_tar_next(t, &e, err);
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		if (++st->entries > max_entries) {
+			sjx_fail(err, EFBIG, NULL, "more than %llu entries (the limit)",
+				 (unsigned long long)max_entries);
+			goto fail;
+		}
+		if (sjx_apply(&c, t, e) < 0)
+			goto fail;
+	}
+	/* the padding after the end-of-archive blocks is part of the diff_id,
+	 * and a gzip CRC or a truncation shows only at the very end */
+	if (sjx_tar_drain(t, err) < 0)
+		goto fail;
+	if (sjx_finish_dirs(&c) < 0)
+		goto fail;
+	sjx_pool_free(c.pool);
+	c.pool = NULL;
+	sjx_tar_free(t);
+	t = NULL;
+	int rc = sjx_stream_finish(s, 0, st, err);
+	s = NULL;
+	if (rc < 0)
+		goto fail;
+	sjx_ctx_destroy(&c);
+	return 0;
+
+fail:
+	sjx_pool_free(c.pool);
+	c.pool = NULL;
+	sjx_tar_free(t);
+	if (s) {
+		/* garbage from a corrupt stream may reach the tar parser before the
+		 * decompressor notices: its message is the useful one then */
+		struct sj_extract_error serr = {0};
+		if (sjx_stream_finish(s, 1, NULL, &serr) < 0 && err->err == EBADMSG && !err->entry[0])
+			*err = serr;
+	}
+	sjx_ctx_destroy(&c);
+	return -1;
+}
