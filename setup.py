@@ -64,8 +64,10 @@ setup(
                 include_dirs=["csrc"],
                 extra_compile_args=CYTHON_CFLAGS,
                 libraries=[lib, *syslibs],
+                # relink when our C changes (the static library is not a tracked input)
+                depends=[*srcs, *glob.glob("csrc/*.h")],
             )
-            for mod, lib, _, syslibs in PARTS
+            for mod, lib, srcs, syslibs in PARTS
         ],
         language_level=3,
     ),

@@ -24,8 +24,14 @@ static int vfail(struct sj_error *err, int errnum, int with_errno, const char *f
   int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
   if (n < 0)
     n = 0;
-  if (with_errno && (size_t)n < sizeof err->msg)
+  if (with_errno && (size_t)n + 2 < sizeof err->msg) {
     snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", sj_strerror(errnum));
+    /* Lower case, as Go prints errno texts: engines match "permission denied",
+     * "no such file or directory" to choose their exit codes (126, 127). */
+    char *c = err->msg + n + 2;
+    if (*c >= 'A' && *c <= 'Z' && c[1] >= 'a' && c[1] <= 'z')
+      *c = (char)(*c - 'A' + 'a');
+  }
   err->err = errnum;
   return -1;
 }

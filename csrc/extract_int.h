@@ -206,6 +206,8 @@ int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct
 		   uint32_t mode,
 		   uint32_t uid, uint32_t gid, int64_t mtime, long nsec,
 		   const struct sjx_xattr *x, size_t nx, const char *entry);
+/* Waits for the writer threads (their error becomes c->err). */
+int sjx_drain(struct sjx_ctx *c);
 /* After the last entry: directory owners, modes, xattrs, mtimes. */
 int sjx_finish_dirs(struct sjx_ctx *c);
 /* Used by the writer threads as well (errors go to *err). */

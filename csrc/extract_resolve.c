@@ -499,12 +499,21 @@ static int get_dir(struct sjx_ctx *c, const char *entry, const char *p, size_t l
 	memcpy(c->cache_path, p, len);
 	c->cache_path[len] = 0;
 
-	int fd;
+	int fd, drained = 0;
 	if (!len) {
 		fd = dup(c->root_fd);
 	} else {
+	again:
 		fd = sjx_openat2(c->root_fd, c->cache_path, O_RDONLY | O_DIRECTORY,
 				 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+		/* missing: maybe a symlink still queued for a writer; wait, look again.
+		 * (Success needs no wait: writers only add names, never replace.) */
+		if (fd < 0 && (errno == ENOENT || errno == ENOTDIR) && c->pool && !drained) {
+			if (sjx_drain(c) < 0)
+				return -1;
+			drained = 1;
+			goto again;
+		}
 		if (fd < 0 && errno == EXDEV)
 			return sjx_fail(c->err, EXDEV, entry,
 					"path escapes the layer root (through a symlink)");

@@ -133,7 +133,7 @@ static int writer_failed(struct sjx_ctx *c)
 	return -1;
 }
 
-static int drain(struct sjx_ctx *c)
+int sjx_drain(struct sjx_ctx *c)
 {
 	if (c->pool && sjx_pool_drain(c->pool) < 0)
 		return writer_failed(c);
@@ -439,7 +439,7 @@ static int make_room(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 	struct stat st;
 	if (was_whiteout)
 		*was_whiteout = 0;
-	if (drain(c) < 0)
+	if (sjx_drain(c) < 0)
 		return -1;
 	if (fstatat(dir->fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
@@ -526,16 +526,11 @@ static int apply_dir(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 	if (n < 0)
 		return sjx_fail(c->err, ENAMETOOLONG, e->name, "name too long");
 
-	int opaque = 0;
-	if (mkdirat(dir->fd, base, 0700) < 0) {
-		if (errno != EEXIST)
-			return sjx_fail_sys(c->err, errno, e->name, "mkdir");
-		int r = make_room(c, e, dir, base, &opaque);
-		if (r < 0)
-			return -1;
-		if (r == GONE && mkdirat(dir->fd, base, 0700) < 0)
-			return sjx_fail_sys(c->err, errno, e->name, "mkdir");
-	}
+	int opaque = 0, r = GONE;
+	if (sjx_names_has(c, key) && (r = make_room(c, e, dir, base, &opaque)) < 0)
+		return -1;
+	if (r == GONE && mkdirat(dir->fd, base, 0700) < 0)
+		return sjx_fail_sys(c->err, errno, e->name, "mkdir");
 	if (sjx_names_add(c, key) < 0)
 		return sjx_fail_sys(c->err, ENOMEM, e->name, "name set");
 	if (opaque) { /* replaces our whiteout: the lower directory stays hidden */
@@ -564,7 +559,7 @@ static int cmp_dirs(const void *a, const void *b)
 
 int sjx_finish_dirs(struct sjx_ctx *c)
 {
-	if (drain(c) < 0)
+	if (sjx_drain(c) < 0)
 		return -1;
 	qsort(c->dirs, c->dirs_len, sizeof *c->dirs, cmp_dirs);
 	for (size_t i = 0; i < c->dirs_len; i++) {
@@ -689,7 +684,7 @@ static int apply_hardlink(struct sjx_ctx *c, const struct sjx_entry *e, struct s
 	struct sjx_dir *tdir;
 	const char *tbase;
 	struct stat st;
-	if (drain(c) < 0) /* the target may still be queued */
+	if (sjx_drain(c) < 0) /* the target may still be queued */
 		return -1;
 	if (sjx_lookup_parent(c, e->name, e->link, &tdir, &tbase) < 0) {
 		if (c->err->err == ENOENT) {
@@ -743,7 +738,7 @@ static int apply_whiteout(struct sjx_ctx *c, const struct sjx_entry *e, struct s
 	if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
 		return sjx_fail(c->err, EBADMSG, e->name, "invalid whiteout name");
 	if (sjx_names_has(c, key)) {
-		if (drain(c) < 0)
+		if (sjx_drain(c) < 0)
 			return -1;
 		if (fstatat(dir->fd, victim, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			return 0; /* this layer's own entry: a whiteout only hides lower layers */

@@ -129,8 +129,9 @@ static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
 
 /* Everything inside the new root, still as (namespace) root. */
 static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
-  if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0)
+  if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0 || sj_make_cwd(ctx, err) < 0)
     return -1;
+  sj_default_home(ctx);
   if (ctx->mntns && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
                      sj_root_readonly(ctx, err) < 0))
     return -1;

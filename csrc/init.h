@@ -22,6 +22,7 @@ struct sj_ctx {
   int null_attached;/* null_tree has been moved into our namespace */
   mode_t umask0;    /* the umask inherited from the parent */
   char exec_path[PATH_MAX]; /* argv[0] resolved against PATH */
+  char home_env[PATH_MAX + 8]; /* "HOME=..." when the env has none, else "" */
 };
 
 /* Internal to the extension: not exported from the shared object. */
@@ -56,6 +57,8 @@ int sj_set_process_attrs(struct sj_ctx *ctx, struct sj_error *err); /* personali
 int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err);
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err);
 int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err);
+int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err);
+void sj_default_home(struct sj_ctx *ctx);
 int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
 int sj_wait_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
 __attribute__((noreturn)) void sj_exec(struct sj_ctx *ctx);

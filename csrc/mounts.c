@@ -56,7 +56,9 @@ int sj_rootfs_prepare(struct sj_ctx *ctx, struct sj_error *err) {
   /* Nothing we mount may propagate back to the host. */
   if (mount(NULL, "/", NULL, prop, NULL) < 0)
     return sj_fail(err, errno, "set the propagation of /");
-  if (make_parent_mount_private(plan->rootfs, err) < 0)
+  /* Only a shared parent must go private (as runc): a slave one stays a
+   * slave, so binds from it keep receiving the host's mounts. */
+  if ((prop & MS_SHARED) && make_parent_mount_private(plan->rootfs, err) < 0)
     return -1;
   /* A mount of its own: pivot_root needs the new root to be a mount point. */
   if (mount(plan->rootfs, plan->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -128,36 +130,34 @@ static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_erro
   return set_propagation(ctx, m->target, m->propagation, err);
 }
 
+/* A bind mount with mount(2), not open_tree: the copy then stays in the
+ * source's propagation group (a slave of the host's mount, after the rslave
+ * of "/"), so that what the host mounts below it later still reaches the
+ * container, as rslave volumes promise.  An open_tree clone is private. */
 static int mount_bind(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
-  unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (m->recursive ? AT_RECURSIVE : 0);
-  int tree = sj_open_tree(AT_FDCWD, m->source, flags);
-  if (tree < 0)
-    return sj_fail(err, errno, "mount %s to %s: open_tree", m->source, m->target);
-
-  int rc = -1, target = -1;
   struct stat st;
-  if (fstat(tree, &st) < 0) {
-    sj_fail(err, errno, "mount %s to %s: stat", m->source, m->target);
-    goto out;
+  char fdpath[32];
+  if (stat(m->source, &st) < 0)
+    return sj_fail(err, errno, "mount %s to %s: stat", m->source, m->target);
+  int target = sj_create_in_root(ctx->rootfd, m->target, S_ISDIR(st.st_mode));
+  if (target < 0)
+    return sj_fail(err, errno, "mount %s to %s: create the mount point", m->source, m->target);
+  unsigned long flags = MS_BIND | (m->recursive ? MS_REC : 0);
+  int rc = mount(m->source, sj_fdpath(fdpath, sizeof fdpath, target), NULL, flags, NULL);
+  int saved = errno;
+  close(target);
+  if (rc < 0)
+    return sj_fail(err, saved, "mount %s to %s", m->source, m->target);
+  if (m->attr_set || m->attr_clr) {
+    int fd = sj_open_in_root(ctx->rootfd, m->target, O_PATH); /* the new mount */
+    if (fd < 0)
+      return sj_fail(err, errno, "open %s", m->target);
+    rc = set_attrs(fd, m, m->target, err);
+    close(fd);
+    if (rc < 0)
+      return -1;
   }
-  /* Attributes go on the detached copy, before anyone can see it. */
-  if (set_attrs(tree, m, m->target, err) < 0)
-    goto out;
-  target = sj_create_in_root(ctx->rootfd, m->target, S_ISDIR(st.st_mode));
-  if (target < 0) {
-    sj_fail(err, errno, "mount %s to %s: create the mount point", m->source, m->target);
-    goto out;
-  }
-  if (sj_move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-    sj_fail(err, errno, "mount %s to %s", m->source, m->target);
-    goto out;
-  }
-  rc = set_propagation(ctx, m->target, m->propagation, err);
-out:
-  if (target >= 0)
-    close(target);
-  close(tree);
-  return rc;
+  return set_propagation(ctx, m->target, m->propagation, err);
 }
 
 static int make_symlink(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
@@ -443,7 +443,8 @@ static int mask_dir(int fd) {
   if (fs < 0)
     return -1;
   int mnt = -1, rc = -1;
-  if (sj_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0 &&
+  if (sj_fsconfig(fs, SJ_FSCONFIG_SET_STRING, "source", "tmpfs", 0) == 0 &&
+      sj_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0 &&
       (mnt = sj_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)) >= 0)
     rc = sj_move_mount(mnt, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
   int saved = errno;

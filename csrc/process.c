@@ -7,6 +7,7 @@
 #endif
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -100,12 +101,83 @@ int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err) {
     struct stat st;
     if (fstat(fd, &st) < 0)
       continue;
-    if ((S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) || st.st_uid == uid)
+    /* Pipes, fifos, sockets and terminals only, as the user must be able to
+     * reopen them through /proc/self/fd.  Unlike runc, never a regular file
+     * or another device: stdio redirected to a host file must not change
+     * that file's owner. */
+    int pipe_like = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+    if (!(pipe_like || (S_ISCHR(st.st_mode) && isatty(fd))) || st.st_uid == uid)
       continue;
     if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
       return sj_fail(err, errno, "chown stdio fd %d", fd);
   }
   return 0;
+}
+
+/* A missing cwd is created (0755, as root, before the root may go
+ * read-only), as runc does. */
+int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err) {
+  const char *cwd = ctx->plan->cwd;
+  struct stat st;
+  if (!cwd || !*cwd || stat(cwd, &st) == 0 || errno != ENOENT)
+    return 0;
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    return sj_fail(err, errno, "open /");
+  int fd = sj_mkdir_in_root(root, cwd, 0755);
+  int saved = errno;
+  close(root);
+  if (fd < 0)
+    return sj_fail(err, saved, "create cwd %s", cwd);
+  close(fd);
+  return 0;
+}
+
+/* HOME from the container's /etc/passwd entry of our uid ("/" without
+ * one), when the process env does not set it: what runc and shells expect. */
+void sj_default_home(struct sj_ctx *ctx) {
+  const struct sj_plan *plan = ctx->plan;
+  ctx->home_env[0] = '\0';
+  for (const char *const *e = plan->envp; e && *e; e++)
+    if (strncmp(*e, "HOME=", 5) == 0)
+      return;
+  snprintf(ctx->home_env, sizeof ctx->home_env, "HOME=/");
+  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return;
+  char buf[8192], line[4096];
+  size_t len = 0;
+  ssize_t n;
+  int done = 0;
+  while (!done && (n = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && !done; i++) {
+      if (buf[i] != '\n') {
+        if (len < sizeof line - 1)
+          line[len++] = buf[i];
+        continue;
+      }
+      line[len] = '\0';
+      len = 0;
+      /* name:passwd:uid:gid:gecos:home:shell */
+      char *f[7] = {line};
+      int nf = 1;
+      for (char *p = line; *p && nf < 7; p++)
+        if (*p == ':') {
+          *p = '\0';
+          f[nf++] = p + 1;
+        }
+      char *end;
+      if (nf < 6 || !*f[2])
+        continue;
+      unsigned long uid = strtoul(f[2], &end, 10);
+      if (*end == '\0' && uid == (unsigned long)plan->uid) {
+        if (*f[5])
+          snprintf(ctx->home_env, sizeof ctx->home_env, "HOME=%s", f[5]);
+        done = 1;
+      }
+    }
+  }
+  close(fd);
 }
 
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err) {
@@ -247,9 +319,16 @@ void sj_exec(struct sj_ctx *ctx) {
       fcntl(plan->log_fd, F_SETFD, FD_CLOEXEC);
   }
 
-  static const char *const empty[] = {NULL};
-  execve(ctx->exec_path, (char *const *)plan->argv,
-         (char *const *)(plan->envp ? plan->envp : empty));
+  size_t nenv = 0;
+  while (plan->envp && plan->envp[nenv])
+    nenv++;
+  const char *env[nenv + 2];
+  for (size_t i = 0; i < nenv; i++)
+    env[i] = plan->envp[i];
+  if (ctx->home_env[0])
+    env[nenv++] = ctx->home_env;
+  env[nenv] = NULL;
+  execve(ctx->exec_path, (char *const *)plan->argv, (char *const *)env);
 
   struct sj_error err;
   char ebuf[64];

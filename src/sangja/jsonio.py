@@ -32,12 +32,17 @@ def loads(data):
     i = len(data) - len(data.lstrip(_WS))
     try:
         obj, end = _scan(data, i)
-    except StopIteration as e:
-        raise ValueError(f"expecting a value at char {e.value}") from None
-    rest = data[end:].strip(_WS)
-    if rest:
-        raise ValueError(f"extra data at char {end}")
-    return obj
+        if not data[end:].strip(_WS):
+            return obj
+    except (StopIteration, ValueError, SystemError):
+        # The C scanner reports errors through json.decoder, which its bare use here
+        # does not always reach: let the json module say precisely where it is wrong.
+        pass
+    import json
+
+    return json.loads(
+        data, parse_constant=_Ctx.parse_constant
+    )  # raises JSONDecodeError (a ValueError) with line and column
 
 
 def _reject(o):

@@ -22,7 +22,7 @@ def default_spec(rootless=False):
               "options": ["nosuid", "noexec", "nodev", "ro"]}
     )  # fmt: skip
     spec = {
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",  # what the content needs; crun 1.8 refuses newer
         "process": {
             "terminal": True,
             "user": {"uid": 0, "gid": 0},

@@ -213,6 +213,17 @@ def _cgroup_mounts(dest, flags, cgroup_paths, own_cgroupns):
     return out
 
 
+def sysctl_path(key):
+    """A sysctl name -> its path under /proc/sys, with sysctl(8)'s rule: when '/' comes
+    first it is the separator and '.' is literal (net/ipv4/conf/eth0.100/forwarding),
+    otherwise the two swap (net.ipv4.conf.eth0/100.forwarding)."""
+    key = key.strip("./")
+    dot, slash = key.find("."), key.find("/")
+    if slash != -1 and (dot == -1 or slash < dot):
+        return key
+    return key.translate(str.maketrans("./", "/."))
+
+
 def capability_mask(names, where, warn):
     mask = 0
     for name in names:
@@ -340,7 +351,7 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
 
     plan.hostname = spec.get("hostname") or None
     plan.domainname = spec.get("domainname") or None
-    plan.sysctls = [(k.replace(".", "/"), v) for k, v in (linux.get("sysctl") or {}).items()]
+    plan.sysctls = [(sysctl_path(k), v) for k, v in (linux.get("sysctl") or {}).items()]
     pers = linux.get("personality")
     if pers:
         plan.personality = K.PERSONALITY[pers["domain"]]

@@ -225,6 +225,7 @@ _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 
 def _check_sysctl(key, namespaces):
     # As runc: only namespaced sysctls, and only with the namespace they belong to.
+    key = key.replace("/", ".")  # "net/ipv4/ip_forward" is accepted too (see plan.sysctl_path)
     if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
         ns = "ipc"
     elif key.startswith("net."):
