@@ -10,7 +10,9 @@ import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
-from distutils.command.build_scripts import build_scripts  # setuptools vendors distutils
+from setuptools.command.build import build  # noqa: F401  (loads setuptools' distutils)
+
+from distutils.command.build_scripts import build_scripts  # isort: skip
 
 CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-D_GNU_SOURCE"]
 CYTHON_CFLAGS = ["-Wno-unused-function", "-Wno-unused-parameter"]
@@ -33,7 +35,8 @@ if os.path.exists("src/sangja/_native/extract.pyx"):
 
 
 class BuildScripts(build_scripts):
-    """Give bin/sangja the interpreter's absolute path *with* `-IS` (one argument: the kernel passes a single one).
+    """Give bin/sangja the interpreter's absolute path *with* `-IS` (one argument: the
+    kernel passes everything after the interpreter as a single one).
 
     pip rewrites a `#!python` line to the bare interpreter and drops flags; without -S,
     site.py's scan of site-packages adds ~30 ms to every runtime call here.

@@ -329,8 +329,12 @@ int sj_rootfs_devices(struct sj_ctx *ctx, struct sj_error *err) {
 /* A private copy of the host's /dev/null mount, taken while it is still
  * reachable, to mask files with: the container's own /dev/null could be
  * anything (a symlink to a file we would then expose instead of hiding). */
+/* The mask for files: the container's own /dev/null (as runc; the host's
+ * would show the host's devtmpfs in the container's mountinfo), taken by fd
+ * and checked to be the null device, so that a rootfs that replaced it (a
+ * symlink, another device, a file: CVE-2025-31133) is refused. */
 int sj_grab_dev_null(struct sj_ctx *ctx, struct sj_error *err) {
-  int fd = open("/dev/null", O_PATH | O_CLOEXEC);
+  int fd = sj_open_in_root(ctx->rootfd, "/dev/null", O_PATH);
   if (fd < 0)
     return sj_fail(err, errno, "open /dev/null");
   struct stat st;
@@ -444,6 +448,7 @@ static int mask_dir(int fd) {
     return -1;
   int mnt = -1, rc = -1;
   if (sj_fsconfig(fs, SJ_FSCONFIG_SET_STRING, "source", "tmpfs", 0) == 0 &&
+      sj_fsconfig(fs, SJ_FSCONFIG_SET_FLAG, "ro", NULL, 0) == 0 &&
       sj_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0 &&
       (mnt = sj_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)) >= 0)
     rc = sj_move_mount(mnt, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);

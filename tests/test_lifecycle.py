@@ -10,7 +10,7 @@ import subprocess
 import threading
 
 import pytest
-from conftest import TIMEOUT, alive, config, read, wait_for
+from rtkit import TIMEOUT, alive, config, read, wait_for
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -21,9 +21,13 @@ def writer_config(rt, path_in_container="/out/log", script="echo started"):
     outdir = os.path.join(rt.workdir, f"out-{rt.name}-{len(rt.ids)}")
     os.makedirs(outdir, exist_ok=True)
     c["mounts"].append(
-        {"destination": os.path.dirname(path_in_container), "type": "bind", "source": outdir,
-         "options": ["rbind", "rw"]}
-    )  # fmt: skip
+        {
+            "destination": os.path.dirname(path_in_container),
+            "type": "bind",
+            "source": outdir,
+            "options": ["rbind", "rw"],
+        }
+    )
     return c, os.path.join(outdir, os.path.basename(path_in_container))
 
 
@@ -183,11 +187,12 @@ def test_kill_stopped_container(rt):
 
 
 def test_kill_all(rt):
-    # The init starts background children; --all must kill them all (they share the cgroup).
+    """The init ignores TERM and waits for its children: only a TERM sent to every process
+    (--all) ends the children, and with them the container."""
     c = config(["sh", "-c", "sleep 1000 & sleep 1000 & trap '' TERM; wait"])
     cid, pid = rt.created(c)
     rt("start", cid).ok()
-    rt("kill", "--all", cid, "KILL").ok()
+    rt("kill", "--all", cid, "TERM").ok()
     rt.wait_stopped(cid)
 
 
@@ -283,13 +288,15 @@ def test_run_forwards_signals(rt):
     p = rt.popen("run", "--bundle", b.path, cid, text=True)
     try:
         _wait_line(p)
+        # As soon as the process runs, a signal to `run` must reach it, not kill `run`.
         p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=TIMEOUT)
+        rc = p.wait(TIMEOUT)
+        assert rc == 7, f"run exited {rc}: the signal was not forwarded"
+        out, _ = p.communicate(timeout=TIMEOUT)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 7, err
     assert out == "got-term\n"
 
 
@@ -345,6 +352,12 @@ def test_list(rt):
     assert rows[b][1:3] == [str(pb), "running"]
     js = rt("list", "--format=json").ok().json()
     assert len(js) == 2
+    # a container that stopped is listed as stopped, pid 0
+    rt("kill", b, "KILL").ok()
+    rt.wait_stopped(b)
+    by_id = {s["id"]: s for s in rt("list", "--format", "json").ok().json()}
+    assert by_id[b]["status"] == "stopped" and by_id[b]["pid"] == 0
+    assert by_id[a]["status"] == "created"
 
 
 def test_list_empty_json(rt):
@@ -366,14 +379,22 @@ def test_concurrent_creates_of_different_ids(rt):
         rt.pids.add(st["pid"])
 
 
-def test_concurrent_operations_on_one_container(rt):
-    """Serialized: of many concurrent starts exactly one wins; concurrent force-deletes
-    all succeed and leave nothing."""
+@pytest.mark.sangja_only(
+    "runc 1.1.5 races here: a `start` that loses can block forever opening the exec fifo"
+)
+def test_concurrent_starts_one_wins(rt):
+    """Operations on one container are serialized: of concurrent starts exactly one wins."""
     cid, pid = rt.created(config(["sleep", "1000"]))
     procs = [rt.spawn("start", cid) for _ in range(5)]
     rcs = [p.result().rc for p in procs]
     assert sorted(rcs) == [0, 1, 1, 1, 1]
     assert rt.status(cid) == "running"
+
+
+def test_concurrent_force_deletes(rt):
+    """Concurrent force-deletes of one container all succeed and leave nothing."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
     procs = [rt.spawn("delete", "--force", cid) for _ in range(5)]
     for p in procs:
         p.result().ok()

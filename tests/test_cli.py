@@ -1,0 +1,166 @@
+"""The command line as engines use it: global flags, flag forms, spec, logs, quiet stdout."""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from rtkit import config, read
+
+
+def test_version(rt):
+    r = rt("--version").ok()
+    assert re.match(rf"^{rt.name} version \S+", r.out), r.out
+    assert re.search(r"^spec: \d+\.\d+\.\d+", r.out, re.M), r.out
+
+
+def test_flag_equals_forms(rt):
+    """Every flag takes `--flag v` and `--flag=v`."""
+    b = rt.bundle(config(["echo", "hi"]))
+    cid = rt.new_id()
+    pidfile = os.path.join(rt.workdir, "eq.pid")
+    argv = [
+        rt.binary,
+        f"--root={rt.root}",
+        "run",
+        f"--bundle={b.path}",
+        f"--pid-file={pidfile}",
+        cid,
+    ]
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "hi\n"
+    assert int(read(pidfile)) > 0
+    assert os.path.isdir(rt.root)  # --root=R was used
+
+
+def test_root_is_private(rt, env):
+    """Containers live under --root: another root does not see them."""
+    cid, _ = rt.created(config(["true"]))
+    assert os.path.isdir(os.path.join(rt.root, cid))
+    other = os.path.join(env.workdir, "other-root")
+    p = subprocess.run([rt.binary, "--root", other, "state", cid], capture_output=True, text=True)
+    assert p.returncode == 1
+    p = subprocess.run([rt.binary, "--root", other, "list", "-q"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == ""
+
+
+def test_quiet_stdout(rt):
+    """create, start, kill, delete print nothing on stdout."""
+    cid, r = rt.create(config(["sleep", "1000"]))
+    assert r.ok().out == ""
+    assert rt("start", cid).ok().out == ""
+    assert rt("kill", cid, "KILL").ok().out == ""
+    rt.wait_stopped(cid)
+    assert rt("delete", cid).ok().out == ""
+
+
+def test_spec(rt, env):
+    d = os.path.join(env.workdir, "spec")
+    os.mkdir(d)
+    r = rt("spec", "--bundle", d).ok()
+    assert r.out == ""
+    c = json.loads(read(os.path.join(d, "config.json")))
+    assert c["process"]["args"] == ["sh"]
+    assert c["root"] == {"path": "rootfs", "readonly": True}
+    assert {n["type"] for n in c["linux"]["namespaces"]} == {
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+    }
+    assert [m["destination"] for m in c["mounts"]][:3] == ["/proc", "/dev", "/dev/pts"]
+    # A second spec refuses to overwrite it.
+    r = rt("spec", "--bundle", d)
+    assert r.rc == 1
+    assert "config.json exists" in r.err
+
+
+def test_spec_in_cwd_and_rootless(rt, env):
+    d = os.path.join(env.workdir, "spec2")
+    os.mkdir(d)
+    rt("spec", "--rootless", cwd=d).ok()
+    c = json.loads(read(os.path.join(d, "config.json")))
+    types = {n["type"] for n in c["linux"]["namespaces"]}
+    assert "user" in types and "network" not in types
+    assert c["linux"]["uidMappings"][0]["hostID"] == os.getuid()
+
+
+def test_spec_config_runs(rt, env):
+    """The config `spec` writes runs as it is, once made non-interactive."""
+    d = os.path.join(env.workdir, "spec3")
+    os.mkdir(d)
+    rt("spec", "--bundle", d).ok()
+    c = json.loads(read(os.path.join(d, "config.json")))
+    c["process"]["terminal"] = False
+    c["process"]["args"] = ["hostname"]
+    assert rt.output(c) == c["hostname"] + "\n"
+
+
+def test_log_json_error(rt, env):
+    log = os.path.join(env.workdir, "log.json")
+    cid = rt.new_id()
+    r = rt("--log", log, "--log-format", "json", "state", cid)
+    assert r.rc == 1
+    lines = [json.loads(x) for x in read(log).splitlines() if x.strip()]
+    errors = [x for x in lines if x.get("level") == "error"]
+    assert errors, lines
+    e = errors[-1]
+    assert "container does not exist" in e["msg"]
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", e["time"])
+
+
+def test_log_json_equals_form(rt, env):
+    log = os.path.join(env.workdir, "log2.json")
+    r = rt(f"--log={log}", "--log-format=json", "delete", rt.new_id())
+    assert r.rc == 1
+    assert any(json.loads(x)["level"] == "error" for x in read(log).splitlines())
+
+
+def test_log_text_error(rt, env):
+    log = os.path.join(env.workdir, "log.txt")
+    r = rt("--log", log, "kill", rt.new_id(), "KILL")
+    assert r.rc == 1
+    assert "container does not exist" in read(log)
+
+
+def test_debug_flag_accepted(rt, env):
+    log = os.path.join(env.workdir, "debug.log")
+    b = rt.bundle(config(["echo", "ok"]))
+    cid = rt.new_id()
+    r = rt("--debug", "--log", log, "run", "--bundle", b.path, cid).ok()
+    assert r.out == "ok\n"
+
+
+@pytest.mark.sangja_only("runc's messages are logrus lines (time=... level=error msg=...)")
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["state", "ID"], "container does not exist: ID"),
+        (["start", "ID"], "container does not exist: ID"),
+        (["kill", "ID"], "container does not exist: ID"),
+        (["delete", "ID"], "container does not exist: ID"),
+    ],
+)
+def test_error_is_one_line(rt, argv, msg):
+    cid = rt.new_id()
+    argv = [cid if a == "ID" else a for a in argv]
+    r = rt(*argv).failed(1)
+    assert r.err == f"sangja: {msg.replace('ID', cid)}\n"
+    assert r.out == ""
+
+
+def test_unknown_command_and_flag(rt):
+    assert rt("no-such-command").rc != 0
+    b = rt.bundle(config(["true"]))
+    r = rt("run", "--no-such-flag", "--bundle", b.path, rt.new_id())
+    assert r.rc != 0
+
+
+def test_missing_id(rt):
+    for verb in ("state", "start", "kill", "delete"):
+        r = rt(verb)
+        assert r.rc != 0, verb
+        assert r.out == "" or "Usage" in r.out or "usage" in r.out
