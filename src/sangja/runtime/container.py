@@ -167,6 +167,24 @@ class Runtime:
         pid = pidfd = None
         cg_made = False
         try:
+            state = {
+                "ociVersion": OCI_VERSION,
+                "id": cid,
+                "pid": 0,
+                "pid_start": None,
+                "bundle": bundle,
+                "rootfs": plan.rootfs,
+                "created": _now_rfc3339(),
+                "owner": "",
+                "annotations": config.get("annotations") or {},
+                "cgroups": cg.to_json(),
+                "hooks": hooks,
+                "console": bool(terminal),
+                # Until the init is ready: who is creating it. If that process dies half-way
+                # (an engine killed it), `delete --force` still finds and removes everything.
+                "creator": [os.getpid(), st.proc_start_time(os.getpid())],
+            }
+            cdir.write(state)
             if exec_fifo:
                 os.mkfifo(cdir.fifo, 0o622)
                 os.chmod(cdir.fifo, 0o622)  # whatever our umask says
@@ -190,20 +208,6 @@ class Runtime:
                 parent_joins = True
             else:
                 plan.cgroup_join = [f"{p}/tasks" for p in cg.paths.values()]
-            state = {
-                "ociVersion": OCI_VERSION,
-                "id": cid,
-                "pid": 0,
-                "pid_start": None,
-                "bundle": bundle,
-                "rootfs": plan.rootfs,
-                "created": _now_rfc3339(),
-                "owner": "",
-                "annotations": config.get("annotations") or {},
-                "cgroups": cg.to_json(),
-                "hooks": hooks,
-                "console": bool(terminal),
-            }
             from sangja._native import launch
 
             pid, pidfd, sync_fd = launch.spawn(plan)
@@ -232,6 +236,7 @@ class Runtime:
             if state["pid_start"] is None:
                 raise SangjaError("container init exited during setup")
             state["namespaces"] = self._ns_paths(pid, config)
+            del state["creator"]
             cdir.write(state)
             if pid_file:
                 _write_atomic(os.path.abspath(pid_file), str(pid))
@@ -381,12 +386,16 @@ class Runtime:
 
     def delete(self, cid, force=False):
         try:
-            cdir, state = self._load(cid)
+            cdir = st.ContainerDir.open(self.root, cid, orphan_ok=force)
         except NotFound:
             if force:
                 return
             raise
         with cdir:
+            if not os.path.exists(os.path.join(cdir.path, st.STATE_FILE)):
+                cdir.remove()  # the leftover of a killed create: nothing else was made
+                return
+            state = cdir.read()
             status = st.status_of(state, cdir.fifo)
             if status in ("running", "paused") and not force:
                 raise StateError(f"cannot delete container {cid} that is not stopped: {status}")

@@ -60,7 +60,7 @@ class ContainerDir:
         return cls(root, cid, fd, path)
 
     @classmethod
-    def open(cls, root, cid, shared=False):
+    def open(cls, root, cid, shared=False, orphan_ok=False):
         """Lock the directory of an existing container; NotFound if it has none."""
         check_id(cid)
         path = os.path.join(root, cid)
@@ -71,7 +71,10 @@ class ContainerDir:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self = cls(root, cid, fd, path)
         if not os.path.exists(os.path.join(path, STATE_FILE)):
-            # Removed while we waited for the lock, or a create that never finished.
+            # Removed while we waited for the lock, or left by a create that was killed
+            # between mkdir and its first state write (it held the lock until it died).
+            if orphan_ok and os.path.isdir(path):
+                return self
             self.close()
             raise NotFound(f"container does not exist: {cid}", errno=2, path=path)
         return self
@@ -122,6 +125,9 @@ class ContainerDir:
 
 def status_of(state, fifo_path):
     """created | running | paused | stopped, from the process, never from a bare pid."""
+    creator = state.get("creator")
+    if creator:  # create has not finished: still at it, or it died half-way
+        return "creating" if proc_start_time(creator[0]) == creator[1] else "stopped"
     pid = state.get("pid", 0)
     if not pid or proc_start_time(pid) != state.get("pid_start"):
         return "stopped"
