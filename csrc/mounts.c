@@ -106,18 +106,20 @@ static int set_propagation(struct sj_ctx *ctx, const char *target, unsigned long
 
 /* ---- the mount kinds ---- */
 
-static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
-  const char *src = mount_source_name(m);
+/* mount(2) onto the target, created inside the root and named by fd (a
+ * symlink swapped in later cannot redirect it); then the attributes and the
+ * propagation of the new mount, found again inside the root. */
+static int mount_at(struct sj_ctx *ctx, const struct sj_mount *m, const char *src, int is_dir,
+                    unsigned long flags, struct sj_error *err) {
   char fdpath[32];
-  int fd = sj_create_in_root(ctx->rootfd, m->target, m->target_is_dir);
+  int fd = sj_create_in_root(ctx->rootfd, m->target, is_dir);
   if (fd < 0)
     return sj_fail(err, errno, "mount %s to %s: create the mount point", src, m->target);
-  int rc = mount(src, sj_fdpath(fdpath, sizeof fdpath, fd), m->fstype, m->flags, m->data);
+  int rc = mount(src, sj_fdpath(fdpath, sizeof fdpath, fd), m->fstype, flags, m->data);
   int saved = errno;
   close(fd);
   if (rc < 0)
     return sj_fail(err, saved, "mount %s to %s", src, m->target);
-
   if (m->attr_set || m->attr_clr) {
     fd = sj_open_in_root(ctx->rootfd, m->target, O_PATH); /* the new mount */
     if (fd < 0)
@@ -130,34 +132,20 @@ static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_erro
   return set_propagation(ctx, m->target, m->propagation, err);
 }
 
+static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
+  return mount_at(ctx, m, mount_source_name(m), m->target_is_dir, m->flags, err);
+}
+
 /* A bind mount with mount(2), not open_tree: the copy then stays in the
  * source's propagation group (a slave of the host's mount, after the rslave
  * of "/"), so that what the host mounts below it later still reaches the
  * container, as rslave volumes promise.  An open_tree clone is private. */
 static int mount_bind(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
   struct stat st;
-  char fdpath[32];
   if (stat(m->source, &st) < 0)
     return sj_fail(err, errno, "mount %s to %s: stat", m->source, m->target);
-  int target = sj_create_in_root(ctx->rootfd, m->target, S_ISDIR(st.st_mode));
-  if (target < 0)
-    return sj_fail(err, errno, "mount %s to %s: create the mount point", m->source, m->target);
   unsigned long flags = MS_BIND | (m->recursive ? MS_REC : 0);
-  int rc = mount(m->source, sj_fdpath(fdpath, sizeof fdpath, target), NULL, flags, NULL);
-  int saved = errno;
-  close(target);
-  if (rc < 0)
-    return sj_fail(err, saved, "mount %s to %s", m->source, m->target);
-  if (m->attr_set || m->attr_clr) {
-    int fd = sj_open_in_root(ctx->rootfd, m->target, O_PATH); /* the new mount */
-    if (fd < 0)
-      return sj_fail(err, errno, "open %s", m->target);
-    rc = set_attrs(fd, m, m->target, err);
-    close(fd);
-    if (rc < 0)
-      return -1;
-  }
-  return set_propagation(ctx, m->target, m->propagation, err);
+  return mount_at(ctx, m, m->source, S_ISDIR(st.st_mode), flags, err);
 }
 
 static int make_symlink(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {

@@ -5,7 +5,8 @@ import sys
 import time
 
 
-def _now_rfc3339():
+def now_rfc3339():
+    """UTC, with nanoseconds: the `created` of state and the `time` of log lines."""
     ns = time.time_ns()
     s, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
@@ -35,9 +36,9 @@ class Log:
         if self.fmt == "json":
             from sangja.jsonio import dumps
 
-            line = dumps({"level": level, "msg": msg, "time": _now_rfc3339()})
+            line = dumps({"level": level, "msg": msg, "time": now_rfc3339()})
         else:
-            line = f'time="{_now_rfc3339()}" level={level} msg="{_escape(msg)}"'
+            line = f'time="{now_rfc3339()}" level={level} msg="{_escape(msg)}"'
         fd = self._open()
         if fd >= 0:
             os.write(fd, (line + "\n").encode())

@@ -10,14 +10,9 @@ import time
 
 from sangja import OCI_VERSION
 from sangja.errors import LaunchError, NotFound, SangjaError, StateError
+from sangja.log import now_rfc3339
 from sangja.runtime import state as st
 from sangja.runtime.constants import CLONE_NEWUSER, NS_PROC_NAMES
-
-
-def _now_rfc3339():
-    ns = time.time_ns()
-    s, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
 
 
 def _write_atomic(path, text):
@@ -174,7 +169,7 @@ class Runtime:
                 "pid_start": None,
                 "bundle": bundle,
                 "rootfs": plan.rootfs,
-                "created": _now_rfc3339(),
+                "created": now_rfc3339(),
                 "owner": "",
                 "annotations": config.get("annotations") or {},
                 "cgroups": cg.to_json(),
