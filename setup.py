@@ -22,16 +22,20 @@ def csources(pred):
     return sorted(p for p in glob.glob("csrc/*.c") if pred(os.path.basename(p)))
 
 
-def is_extract(name):
-    return name.startswith("extract")
+# C files by the extension they belong to (by name prefix); the rest is the launch path.
+OWN_PREFIX = {"extract": "extract", "seccomp": "seccomp_compile"}
 
 
-# (module, pyx, static library, its C sources, system libraries)
+def part_of(name):
+    return next((mod for mod, pre in OWN_PREFIX.items() if name.startswith(pre)), "launch")
+
+
+# (module, static library, its C sources, system libraries)
 PARTS = [
-    ("launch", "sjlaunch", csources(lambda n: not is_extract(n)), []),
+    ("launch", "sjlaunch", csources(lambda n: part_of(n) == "launch"), []),
+    ("extract", "sjextract", csources(lambda n: part_of(n) == "extract"), ["z", "zstd", "isal"]),
+    ("seccomp", "sjseccomp", csources(lambda n: part_of(n) == "seccomp"), ["seccomp"]),
 ]
-if os.path.exists("src/sangja/_native/extract.pyx"):
-    PARTS.append(("extract", "sjextract", csources(is_extract), ["z", "zstd", "isal"]))
 
 
 class BuildScripts(build_scripts):

@@ -1,0 +1,152 @@
+"""linux.seccomp -> a BPF program for the launch plan.
+
+The rules are read and checked here (a clear error naming the bad field), libseccomp builds
+the program in this process (sangja._native.seccomp), and the init only loads the bytes.
+"""
+
+from sangja.errors import ConfigError
+
+ACT_KILL_THREAD = 0x00000000
+ACT_KILL_PROCESS = 0x80000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_NOTIFY = 0x7FC00000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+EPERM = 1
+
+_ACTIONS = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": ACT_TRAP,
+    "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_ALLOW": ACT_ALLOW,
+    "SCMP_ACT_LOG": ACT_LOG,
+    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+}
+_OPS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+FILTER_FLAG_NEW_LISTENER = 8
+_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+# OCI names -> libseccomp's: SCMP_ARCH_X86_64 -> x86_64, SCMP_ARCH_AARCH64 -> aarch64, ...
+_ARCHES = (
+    "X86 X86_64 X32 ARM AARCH64 MIPS MIPS64 MIPS64N32 MIPSEL MIPSEL64 MIPSEL64N32 PPC PPC64 "
+    "PPC64LE S390 S390X PARISC PARISC64 RISCV64 LOONGARCH64"
+).split()
+
+
+class Filter:
+    """What the plan carries: the program and how to load it."""
+
+    def __init__(self, bpf, flags, listener_path=None, listener_metadata=None):
+        self.bpf = bpf
+        self.flags = flags
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
+
+
+def _action(name, errno_ret, where):
+    base = _ACTIONS.get(name)
+    if base is None:
+        raise ConfigError(f"config.json: {where}: unknown seccomp action {name!r}")
+    if base in (ACT_ERRNO, ACT_TRACE):
+        ret = EPERM if errno_ret is None else errno_ret
+        if not isinstance(ret, int) or isinstance(ret, bool) or not 0 <= ret <= 0xFFFF:
+            raise ConfigError(f"config.json: {where}: errnoRet must be an integer 0..65535")
+        return base | ret
+    return base
+
+
+def compile_filter(seccomp, warn):
+    """linux.seccomp (validated here) -> Filter. Unknown syscall names are skipped with a
+    warning, as runc does (a profile names calls that newer kernels have)."""
+    from sangja._native import seccomp as native
+
+    if not isinstance(seccomp, dict):
+        raise ConfigError("config.json: linux.seccomp must be an object")
+    default = seccomp.get("defaultAction")
+    if not default:
+        raise ConfigError("config.json: linux.seccomp.defaultAction is required")
+    if default == "SCMP_ACT_NOTIFY":
+        raise ConfigError("config.json: linux.seccomp.defaultAction cannot be SCMP_ACT_NOTIFY")
+    default_action = _action(default, seccomp.get("defaultErrnoRet"), "linux.seccomp")
+
+    arches = []
+    for name in seccomp.get("architectures") or ():
+        short = name[len("SCMP_ARCH_") :] if isinstance(name, str) else ""
+        token = native.resolve_arch(short.lower()) if short in _ARCHES else 0
+        if not token:
+            raise ConfigError(f"config.json: linux.seccomp: unknown architecture {name!r}")
+        arches.append(token)
+
+    flags = 0
+    for name in seccomp.get("flags") or ():
+        if name not in _FLAGS:
+            raise ConfigError(f"config.json: linux.seccomp: unknown flag {name!r}")
+        flags |= _FLAGS[name]
+
+    rules, notify = [], False
+    for i, sc in enumerate(seccomp.get("syscalls") or ()):
+        where = f"linux.seccomp.syscalls[{i}]"
+        if not isinstance(sc, dict) or not isinstance(sc.get("names"), list) or not sc["names"]:
+            raise ConfigError(f"config.json: {where}.names must be a non-empty array")
+        action = _action(sc.get("action"), sc.get("errnoRet"), where)
+        notify |= action == ACT_NOTIFY
+        conds = [_arg(a, f"{where}.args[{j}]") for j, a in enumerate(sc.get("args") or ())]
+        # libseccomp refuses two conditions on one argument in a rule; as runc, such
+        # conditions become one rule each (any of them matches).
+        indexes = [c[0] for c in conds]
+        groups = [[c] for c in conds] if len(set(indexes)) < len(indexes) else [conds]
+        for name in sc["names"]:
+            nr = native.resolve_syscall(name) if isinstance(name, str) else -1
+            if nr < 0:
+                warn(f"seccomp: unknown syscall {name!r} ignored")
+                continue
+            for g in groups:
+                if action != default_action:  # a rule that does what the default does: none
+                    rules.append((nr, action, g))
+
+    listener = seccomp.get("listenerPath")
+    if notify:
+        if not listener:
+            raise ConfigError(
+                "config.json: linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY"
+            )
+        flags |= FILTER_FLAG_NEW_LISTENER
+    elif flags & _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
+        raise ConfigError(
+            "config.json: linux.seccomp: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs "
+            "SCMP_ACT_NOTIFY rules"
+        )
+    bpf = native.compile(default_action, arches, rules)
+    return Filter(bpf, flags, listener if notify else None, seccomp.get("listenerMetadata"))
+
+
+def _arg(a, where):
+    if not isinstance(a, dict):
+        raise ConfigError(f"config.json: {where} must be an object")
+    index, op = a.get("index"), a.get("op")
+    if not isinstance(index, int) or not 0 <= index <= 5:
+        raise ConfigError(f"config.json: {where}.index must be 0..5")
+    if op not in _OPS:
+        raise ConfigError(f"config.json: {where}: unknown seccomp operator {op!r}")
+    value, value_two = a.get("value", 0), a.get("valueTwo", 0)
+    for k, v in (("value", value), ("valueTwo", value_two)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 64:
+            raise ConfigError(f"config.json: {where}.{k} must be an unsigned 64-bit integer")
+    return (index, value, value_two, _OPS[op])
