@@ -23,6 +23,10 @@
 #include "extract.h"
 
 #define SJX_BLOCK 512
+#define SJX_OPAQUE_XATTR "trusted.overlay.opaque"
+
+/* An overlayfs whiteout: a character device 0:0 (what ".wh.x" becomes). */
+#define SJX_IS_WHITEOUT(st) (S_ISCHR((st)->st_mode) && (st)->st_rdev == 0)
 
 /* ---- errors (extract.c) ---- */
 
@@ -213,8 +217,8 @@ int sjx_finish_dirs(struct sjx_ctx *c);
 /* Used by the writer threads as well (errors go to *err). */
 int sjx_write_job(struct sjx_ctx *c, const struct sjx_job *j, struct sj_extract_error *err);
 
-/* hash set of created names */
-uint64_t sjx_name_key(const struct sjx_dir *d, const char *name);
+/* hash set of created names, keyed by (directory id, name) */
+uint64_t sjx_name_key(uint64_t dir_id, const char *name);
 int sjx_names_add(struct sjx_ctx *c, uint64_t key);
 int sjx_names_has(const struct sjx_ctx *c, uint64_t key);
 

@@ -22,14 +22,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "extract_int.h"
 
 #define MAX_SYMLINKS 40
-#define OPAQUE_XATTR "trusted.overlay.opaque"
 
 int sjx_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
 {
@@ -168,15 +166,10 @@ static struct frame *push(struct walk *w, const char *name, size_t len)
 	return f;
 }
 
-static int is_whiteout(const struct stat *st)
-{
-	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
-}
-
 static int is_opaque(int dirfd)
 {
 	char v[2];
-	return fgetxattr(dirfd, OPAQUE_XATTR, v, sizeof v) == 1 && v[0] == 'y';
+	return fgetxattr(dirfd, SJX_OPAQUE_XATTR, v, sizeof v) == 1 && v[0] == 'y';
 }
 
 static int open_dir_at(int dirfd, const char *name)
@@ -202,7 +195,7 @@ static int lookup_lowers(struct walk *w, const struct frame *cur, const char *na
 				continue;
 			return sjx_fail_sys(w->c->err, errno, w->entry, "looking up a lower layer");
 		}
-		if (is_whiteout(&st))
+		if (SJX_IS_WHITEOUT(&st))
 			break;
 		if (!S_ISDIR(st.st_mode)) {
 			if (found == FOUND_NONE) {
@@ -296,15 +289,13 @@ static int materialize(struct walk *w)
 		f->fd0 = open_dir_at(parent->fd0, f->name);
 		if (f->fd0 < 0)
 			return sjx_fail_sys(c->err, errno, w->entry, "open (parent directory)");
-		if (f->opaque && fsetxattr(f->fd0, OPAQUE_XATTR, "y", 1, 0) < 0)
-			return sjx_fail_sys(c->err, errno, w->entry, "setxattr " OPAQUE_XATTR);
+		if (f->opaque && fsetxattr(f->fd0, SJX_OPAQUE_XATTR, "y", 1, 0) < 0)
+			return sjx_fail_sys(c->err, errno, w->entry, "setxattr " SJX_OPAQUE_XATTR);
 
-		struct sjx_dir tmp = {.fd = parent->fd0};
 		struct stat pst;
 		if (fstat(parent->fd0, &pst) < 0)
 			return sjx_fail_sys(c->err, errno, w->entry, "fstat");
-		tmp.id = sjx_dir_id(&pst);
-		if (sjx_names_add(c, sjx_name_key(&tmp, f->name)) < 0)
+		if (sjx_names_add(c, sjx_name_key(sjx_dir_id(&pst), f->name)) < 0)
 			return sjx_fail_sys(c->err, ENOMEM, w->entry, "name set");
 
 		struct stat st;
@@ -415,7 +406,7 @@ static int walk(struct sjx_ctx *c, const char *entry, const char *p, size_t len,
 			pos = 0;
 			continue;
 		}
-		if (have0 && !S_ISDIR(st.st_mode) && !is_whiteout(&st)) {
+		if (have0 && !S_ISDIR(st.st_mode) && !SJX_IS_WHITEOUT(&st)) {
 			sjx_fail(c->err, ENOTDIR, entry, "parent \"%s\" is not a directory", name);
 			goto out;
 		}

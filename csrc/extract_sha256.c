@@ -68,6 +68,8 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(uint32_t h[
 		__m128i save0 = s0, save1 = s1, m[4], msg;
 		for (int i = 0; i < 4; i++)
 			m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+		/* unrolled, m[] lives in registers: ~1.7 GB/s here instead of ~1.15 */
+#pragma GCC unroll 16
 		for (int i = 0; i < 16; i++) {
 			__m128i *cur = &m[i & 3];
 			if (i >= 4) {

@@ -709,7 +709,8 @@ int sjx_tar_next(struct sjx_tar *t, struct sjx_entry **out, struct sj_extract_er
 		default:
 			if (build_entry(t, b, '0', err) < 0)
 				return -1;
-			return sjx_fail(err, ENOTSUP, t->name, "unsupported tar entry type '%c'", type);
+			return sjx_fail(err, ENOTSUP, t->name, "unsupported tar entry type 0x%02x ('%c')",
+					(unsigned char)type, type > 0x20 && type < 0x7f ? type : '?');
 		}
 		if (build_entry(t, b, type, err) < 0)
 			return -1;

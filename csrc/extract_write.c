@@ -36,13 +36,12 @@
 
 #include "extract_int.h"
 
-#define OPAQUE_XATTR "trusted.overlay.opaque"
 #define WH_PREFIX ".wh."
 #define WH_META ".wh..wh."
 #define WH_OPAQUE ".wh..wh..opq"
 
 #ifndef SYS_setxattrat
-#define SYS_setxattrat 463 /* Linux 6.13; the same number on every architecture */
+#define SYS_setxattrat 463 /* Linux 6.13, in the syscall table all architectures share */
 #endif
 
 struct sjx_dirmeta {
@@ -142,9 +141,9 @@ int sjx_drain(struct sjx_ctx *c)
 
 /* ---- the set of names created in this layer ---- */
 
-uint64_t sjx_name_key(const struct sjx_dir *d, const char *name)
+uint64_t sjx_name_key(uint64_t dir_id, const char *name)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ d->id; /* FNV-1a over the name */
+	uint64_t h = 0xcbf29ce484222325ULL ^ dir_id; /* FNV-1a over the name */
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ULL;
 	h ^= h >> 29;
@@ -455,7 +454,7 @@ static int make_room(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 		return GONE;
 	}
 	if (was_whiteout)
-		*was_whiteout = S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+		*was_whiteout = SJX_IS_WHITEOUT(&st);
 	if (unlinkat(dir->fd, base, 0) < 0)
 		return sjx_fail_sys(c->err, errno, e->name, "removing the entry it replaces");
 	return GONE;
@@ -521,7 +520,7 @@ static int apply_dir(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 {
 	char path[SJ_EXTRACT_ENTRY_MAX];
 	struct stat st;
-	uint64_t key = sjx_name_key(dir, base);
+	uint64_t key = sjx_name_key(dir->id, base);
 	int n = join_path(path, sizeof path, sjx_resolved_path(c), base);
 	if (n < 0)
 		return sjx_fail(c->err, ENAMETOOLONG, e->name, "name too long");
@@ -535,11 +534,11 @@ static int apply_dir(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 		return sjx_fail_sys(c->err, ENOMEM, e->name, "name set");
 	if (opaque) { /* replaces our whiteout: the lower directory stays hidden */
 		int fd = openat(dir->fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || fsetxattr(fd, OPAQUE_XATTR, "y", 1, 0) < 0) {
+		if (fd < 0 || fsetxattr(fd, SJX_OPAQUE_XATTR, "y", 1, 0) < 0) {
 			int err = errno;
 			if (fd >= 0)
 				close(fd);
-			return sjx_fail_sys(c->err, err, e->name, "setxattr " OPAQUE_XATTR);
+			return sjx_fail_sys(c->err, err, e->name, "setxattr " SJX_OPAQUE_XATTR);
 		}
 		close(fd);
 	}
@@ -561,7 +560,8 @@ int sjx_finish_dirs(struct sjx_ctx *c)
 {
 	if (sjx_drain(c) < 0)
 		return -1;
-	qsort(c->dirs, c->dirs_len, sizeof *c->dirs, cmp_dirs);
+	if (c->dirs_len)
+		qsort(c->dirs, c->dirs_len, sizeof *c->dirs, cmp_dirs);
 	for (size_t i = 0; i < c->dirs_len; i++) {
 		struct sjx_dirmeta *d = &c->dirs[i];
 		struct meta m = {d->mode, d->uid, d->gid, d->mtime, d->nsec, d->x, d->nx};
@@ -605,7 +605,7 @@ int sjx_finish_dirs(struct sjx_ctx *c)
 static int prepare_name(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_dir *dir,
 			const char *base)
 {
-	uint64_t key = sjx_name_key(dir, base);
+	uint64_t key = sjx_name_key(dir->id, base);
 	if (sjx_names_has(c, key))
 		return make_room(c, e, dir, base, NULL) < 0 ? -1 : 0;
 	if (sjx_names_add(c, key) < 0)
@@ -687,7 +687,7 @@ static int apply_hardlink(struct sjx_ctx *c, const struct sjx_entry *e, struct s
 	if (sjx_drain(c) < 0) /* the target may still be queued */
 		return -1;
 	if (sjx_lookup_parent(c, e->name, e->link, &tdir, &tbase) < 0) {
-		if (c->err->err == ENOENT) {
+		if (c->err->err == ENOENT) { /* say it of the whole target, not a component */
 			c->err->msg[0] = 0;
 			return sjx_fail(c->err, ENOENT, e->name,
 					"hardlink target \"%s\" is not in this layer", e->link);
@@ -734,7 +734,7 @@ static int apply_whiteout(struct sjx_ctx *c, const struct sjx_entry *e, struct s
 			  const char *victim)
 {
 	struct stat st;
-	uint64_t key = sjx_name_key(dir, victim);
+	uint64_t key = sjx_name_key(dir->id, victim);
 	if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
 		return sjx_fail(c->err, EBADMSG, e->name, "invalid whiteout name");
 	if (sjx_names_has(c, key)) {
@@ -765,8 +765,8 @@ static int apply_opaque(struct sjx_ctx *c, const struct sjx_entry *e)
 	if (sjx_resolve_dir(c, e->name, parent, &dir) < 0)
 		return -1;
 	int rc = 0;
-	if (fsetxattr(dir->fd, OPAQUE_XATTR, "y", 1, 0) < 0)
-		rc = sjx_fail_sys(c->err, errno, e->name, "marking the directory opaque (setxattr " OPAQUE_XATTR ")");
+	if (fsetxattr(dir->fd, SJX_OPAQUE_XATTR, "y", 1, 0) < 0)
+		rc = sjx_fail_sys(c->err, errno, e->name, "marking the directory opaque (setxattr " SJX_OPAQUE_XATTR ")");
 	else
 		c->stats->opaques++;
 	sjx_dir_unref(dir);

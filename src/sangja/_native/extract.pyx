@@ -23,9 +23,6 @@ cdef extern from "extract.h" nogil:
         SJ_EXTRACT_ENTRY_MAX
         SJ_EXTRACT_MSG_MAX
 
-    unsigned long long SJ_EXTRACT_DEFAULT_MAX_BYTES
-    unsigned int SJ_EXTRACT_DEFAULT_MAX_ENTRIES
-
     struct sj_extract_opts:
         int in_fd
         int root_fd
@@ -66,9 +63,6 @@ cdef extern from "unistd.h" nogil:
     int c_syncfs "syncfs"(int fd)
 
 
-DEFAULT_MAX_BYTES = SJ_EXTRACT_DEFAULT_MAX_BYTES
-DEFAULT_MAX_ENTRIES = SJ_EXTRACT_DEFAULT_MAX_ENTRIES
-
 _COMPRESSION = {"auto": SJ_COMP_AUTO, "none": SJ_COMP_NONE, "gzip": SJ_COMP_GZIP,
                 "zstd": SJ_COMP_ZSTD}
 _COMPRESSION_NAME = {SJ_COMP_NONE: "none", SJ_COMP_GZIP: "gzip", SJ_COMP_ZSTD: "zstd"}
@@ -100,6 +94,8 @@ def extract(int in_fd, int root_fd, lower_fds=(), *, max_bytes=0, max_entries=0,
     """Unpack the layer blob read from in_fd into the directory root_fd.
 
     lower_fds: directory fds of the parent layers, nearest first (see extract.h).
+    max_bytes, max_entries: 0 for the C defaults (32 GiB, 4 Mi entries).
+    workers: writer threads, -1 for the default.
     Returns a dict of stats with the "sha256:..." digest and diff_id; raises
     UnpackError (errno, path = the tar entry or None) and leaves the directory
     as it is (the caller removes it).

@@ -133,16 +133,18 @@ def _fsync_dir(path: str) -> None:
 
 def _remove_tree(path: str) -> None:
     """Remove a half-written layer (its directories may be mode 0555 or 0000)."""
-
-    def unlock(func, p, exc):
-        # not root (or no CAP_DAC_OVERRIDE): open the directories up, then retry
-        for root, dirs, _ in os.walk(path):
-            for d in dirs:
-                try:
-                    os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
-                except OSError:
-                    pass
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        # not root (no CAP_DAC_OVERRIDE): open the directories up, then retry.  Never
+        # through a symlink: the layer's symlinks point anywhere on the host.
+        for top, dirs, _ in os.walk(path):
+            for d in [top, *(os.path.join(top, d) for d in dirs)]:
+                if not os.path.islink(d):
+                    try:
+                        os.chmod(d, 0o700)
+                    except OSError:
+                        pass
         shutil.rmtree(path, ignore_errors=True)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=unlock)

@@ -1,0 +1,1 @@
+"""Tests of the image layer: unpacking layers (csrc/extract*.c)."""
