@@ -1,0 +1,28 @@
+"""Fixtures for the layer extractor tests (run as root: owners, devices, trusted.* xattrs)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import layertools  # noqa: E402
+
+
+@pytest.fixture
+def layers_dir(tmp_path):
+    d = tmp_path / "layers"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def debian_fixtures():
+    """test/debian:bookworm from make-fixtures.sh: found, else built, else the test is skipped."""
+    fx = layertools.load_fixtures()
+    if fx is None:
+        fx, why = layertools.build_fixtures()
+        if fx is None:
+            pytest.skip(f"the test/debian fixtures could not be built: {why}")
+    return fx
