@@ -243,10 +243,14 @@ SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".
 FIXTURES_SCRIPT = os.path.join(SHARED, "fixtures", "make-fixtures.sh")
 
 
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
 def fixtures_dir():
-    """Where the fixtures are, or go: $SANGJA_FIXTURES, else ../shared/fixtures-data."""
+    """Where the fixtures are, or go: $SANGJA_FIXTURES, else build/fixtures in the repo
+    (../shared is read-only in CI)."""
     return os.path.realpath(
-        os.environ.get("SANGJA_FIXTURES") or os.path.join(SHARED, "fixtures-data")
+        os.environ.get("SANGJA_FIXTURES") or os.path.join(REPO, "build", "fixtures")
     )
 
 
