@@ -23,7 +23,7 @@ def csources(pred):
 
 
 # C files by the extension they belong to (by name prefix); the rest is the launch path.
-OWN_PREFIX = {"extract": "extract", "seccomp": "seccomp_compile"}
+OWN_PREFIX = {"extract": "extract", "seccomp": "seccomp_compile", "cgroup": "cgroup_bpf"}
 
 
 def part_of(name):
@@ -35,6 +35,7 @@ PARTS = [
     ("launch", "sjlaunch", csources(lambda n: part_of(n) == "launch"), []),
     ("extract", "sjextract", csources(lambda n: part_of(n) == "extract"), ["z", "zstd", "isal"]),
     ("seccomp", "sjseccomp", csources(lambda n: part_of(n) == "seccomp"), ["seccomp"]),
+    ("cgroup", "sjcgroup", csources(lambda n: part_of(n) == "cgroup"), []),
 ]
 
 

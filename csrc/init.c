@@ -16,22 +16,6 @@
 #include "init.h"
 #include "util.h"
 
-/* Every disposition back to default, then all signals unblocked (the
- * caller of clone blocked them all). */
-static void reset_signals(void) {
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  /* SIG_IGN survives execve, handlers would be Python's: both go.  glibc
-   * refuses its two internal signals (EINVAL), which is harmless. */
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP)
-      sigaction(sig, &dfl, NULL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 void sj_child_die(int sync_fd, const struct sj_error *err) {
   struct sj_msg msg;
   memset(&msg, 0, sizeof msg);
@@ -57,7 +41,7 @@ static int wait_go(struct sj_ctx *ctx, struct sj_error *err) {
     return -1;
   if (msg.type == SJ_MSG_GO)
     return 0;
-  if (msg.type == SJ_MSG_ERROR && msg.err == ECHILD)
+  if (msg.type == SJ_MSG_CLOSED)
     _exit(1); /* the parent closed the socket: nobody to report to */
   return sj_failx(err, EPROTO, "unexpected message %u from the parent", msg.type);
 }
@@ -68,7 +52,7 @@ static int send_type(struct sj_ctx *ctx, uint32_t type, struct sj_error *err) {
 
 /* Move ourselves into each v1 hierarchy's cgroup: "0" is the writing thread,
  * which the kernel moves without the global threadgroup lock (see launch.h). */
-static int join_cgroups(const struct sj_plan *plan, struct sj_error *err) {
+int sj_join_cgroups(const struct sj_plan *plan, struct sj_error *err) {
   for (size_t i = 0; i < plan->ncgroup_join; i++)
     if (sj_write_file(plan->cgroup_join[i], "0") < 0)
       return sj_fail(err, errno, "cgroup join %s", plan->cgroup_join[i]);
@@ -92,8 +76,19 @@ static int join_session_keyring(const struct sj_plan *plan, struct sj_error *err
 /* Steps that run right after GO, in the namespaces we were cloned into. */
 static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
-  if (join_cgroups(plan, err) < 0)
+  if (ctx->exec) {
+    /* The intermediate joined the rest (see spawn.c): the cgroup namespace
+     * now that we are in the container's cgroups. */
+    int rc = 0;
+    if (plan->exec_nstypes & CLONE_NEWCGROUP)
+      rc = setns(plan->exec_pidfd, CLONE_NEWCGROUP);
+    int saved = errno;
+    close(plan->exec_pidfd);
+    if (rc < 0)
+      return sj_fail(err, saved, "join the container's cgroup namespace");
+  } else if (sj_join_cgroups(plan, err) < 0) {
     return -1;
+  }
   /* Now that the parent has put us in our cgroup, it can be the root. */
   if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
     return sj_fail(err, errno, "unshare cgroup namespace");
@@ -127,15 +122,33 @@ static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
   return 0;
 }
 
-/* Everything inside the new root, still as (namespace) root. */
+/* Everything inside the new root, still as (namespace) root.  The console
+ * comes first: /dev/console is created before the root may go read-only. */
 static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
   if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0 || sj_make_cwd(ctx, err) < 0)
     return -1;
-  sj_default_home(ctx);
   if (ctx->mntns && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
                      sj_root_readonly(ctx, err) < 0))
     return -1;
-  return sj_set_process_attrs(ctx, err);
+  return 0;
+}
+
+/* The container itself (create only): rootfs, hooks around pivot_root,
+ * console, sysctls, read-only and masked paths. */
+static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (setup_before_pivot(ctx, err) < 0)
+    return -1;
+  /* prestart and createRuntime: run by the parent, in the runtime namespace. */
+  if (plan->hook_sync && (send_type(ctx, SJ_MSG_HOOKS, err) < 0 || wait_go(ctx, err) < 0))
+    return -1;
+  /* createContainer: ours, in the container namespace, before pivot_root. */
+  if (sj_run_init_hooks(ctx, plan->create_container_hooks, plan->ncreate_container_hooks,
+                        "createContainer", "creating", err) < 0)
+    return -1;
+  if (ctx->mntns && sj_enter_rootfs(ctx, err) < 0)
+    return -1;
+  return setup_after_pivot(ctx, err);
 }
 
 /* Become the configured user with the configured capabilities.  cwd is
@@ -154,31 +167,65 @@ static int become_user(struct sj_ctx *ctx, struct sj_error *err) {
   return sj_apply_caps(ctx, err);
 }
 
-static int setup(struct sj_ctx *ctx, struct sj_error *err) {
-  if (wait_go(ctx, err) < 0 || enter_namespaces(ctx, err) < 0)
+/* The process: what the init and an exec'd process both go through, in
+ * the container's root. */
+static int setup_process(struct sj_ctx *ctx, struct sj_error *err) {
+  sj_default_home(ctx);
+  if (sj_set_process_attrs(ctx, err) < 0 || sj_set_lsm_labels(ctx, err) < 0 ||
+      become_user(ctx, err) < 0)
     return -1;
-  if (setup_before_pivot(ctx, err) < 0)
-    return -1;
-  if (ctx->plan->hook_sync && (send_type(ctx, SJ_MSG_HOOKS, err) < 0 || wait_go(ctx, err) < 0))
-    return -1;
-  if (ctx->mntns && sj_enter_rootfs(ctx, err) < 0)
-    return -1;
-  if (setup_after_pivot(ctx, err) < 0 || become_user(ctx, err) < 0)
-    return -1;
+  /* (seccomp goes here: the last step that can fail, once the caps are set) */
   if (sj_lookup_exec(ctx, err) < 0 || sj_check_exec_fifo(ctx, err) < 0)
     return -1;
   umask(ctx->plan->umask >= 0 ? (mode_t)ctx->plan->umask : ctx->umask0);
   return 0;
 }
 
+static int setup(struct sj_ctx *ctx, struct sj_error *err) {
+  if (wait_go(ctx, err) < 0 || enter_namespaces(ctx, err) < 0)
+    return -1;
+  if (ctx->exec) {
+    /* setns already put us in the container's root and cwd. */
+    if (sj_setup_console(ctx, err) < 0)
+      return -1;
+  } else if (setup_container(ctx, err) < 0) {
+    return -1;
+  }
+  return setup_process(ctx, err);
+}
+
+/* After `start` released us: the startContainer hooks, then tell it. */
+static void wait_start(struct sj_ctx *ctx) {
+  const struct sj_plan *plan = ctx->plan;
+  struct sj_error err, hook_err;
+  memset(&err, 0, sizeof err);
+  int fd = sj_open_exec_fifo(ctx, &err);
+  if (fd == -2) {
+    sj_late_error(ctx, &err);
+    _exit(1);
+  }
+  int failed = sj_run_init_hooks(ctx, plan->start_container_hooks, plan->nstart_container_hooks,
+                                 "startContainer", "created", &hook_err) < 0;
+  if (fd >= 0) {
+    if (sj_release_exec_fifo(ctx, fd, failed ? &hook_err : NULL, &err) < 0) {
+      sj_late_error(ctx, &err);
+      _exit(1);
+    }
+  } else if (failed) {
+    sj_late_error(ctx, &hook_err); /* no `start` to tell */
+  }
+  if (failed)
+    _exit(1);
+}
+
 void sj_init_main(struct sj_ctx *ctx) {
   struct sj_error err;
   memset(&err, 0, sizeof err);
 
-  reset_signals();
+  sj_reset_signals(); /* the caller of clone blocked them all */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || !parent_alive(ctx))
     _exit(1);
-  prctl(PR_SET_NAME, "sangja:init", 0, 0, 0); /* a name in ps until execve */
+  prctl(PR_SET_NAME, ctx->exec ? "sangja:exec" : "sangja:init", 0, 0, 0); /* until execve */
   /* Not dumpable until execve: no ptrace and no /proc/<pid> access from
    * processes that join the container while we hold host resources. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -194,11 +241,11 @@ void sj_init_main(struct sj_ctx *ctx) {
     _exit(1);
   if (send_type(ctx, SJ_MSG_READY, &err) < 0)
     _exit(1);
-  close(ctx->sync_fd);
-
-  if (sj_wait_exec_fifo(ctx, &err) < 0) {
-    sj_late_error(ctx, &err);
-    _exit(1);
+  if (ctx->exec) { /* kept until execve: the caller learns how that went */
+    sj_exec(ctx);
   }
+  close(ctx->sync_fd);
+  ctx->sync_fd = -1;
+  wait_start(ctx);
   sj_exec(ctx);
 }

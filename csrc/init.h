@@ -17,6 +17,7 @@ struct sj_ctx {
   pid_t ppid;       /* the caller of sj_spawn; a change means it died */
   int userns;       /* created or joined a user namespace */
   int mntns;        /* created or joined a mount namespace */
+  int exec;         /* joining an existing container (plan->exec_pidfd) */
   int rootfd;       /* O_PATH of the rootfs bind mount (before pivot), or -1 */
   int null_tree;    /* mount fd: clone of the host /dev/null for masking, or -1 */
   int null_attached;/* null_tree has been moved into our namespace */
@@ -32,6 +33,13 @@ struct sj_ctx {
 __attribute__((noreturn)) void sj_init_main(struct sj_ctx *ctx);
 /* Report err to the parent over the sync socket and _exit(1). */
 __attribute__((noreturn)) void sj_child_die(int sync_fd, const struct sj_error *err);
+/* Write "0" to every plan->cgroup_join file (joins them; see launch.h). */
+int sj_join_cgroups(const struct sj_plan *plan, struct sj_error *err);
+
+/* hooks.c: run hooks[0..n) of `stage` with the state as the container sees
+ * it ({"pid":getpid(),"status":status,...}); err names the stage. */
+int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n,
+                      const char *stage, const char *status, struct sj_error *err);
 
 /* mounts.c */
 int sj_rootfs_prepare(struct sj_ctx *ctx, struct sj_error *err);
@@ -59,8 +67,14 @@ int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *er
 int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err);
 int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err);
 void sj_default_home(struct sj_ctx *ctx);
+int sj_set_lsm_labels(struct sj_ctx *ctx, struct sj_error *err);
 int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
-int sj_wait_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
+/* Block until `start` opens the fifo; returns the fifo's write fd (or -1
+ * without a fifo), -2 + err on failure. */
+int sj_open_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);
+/* Tell `start` we are going ("0"), or why not ("1" + fail->msg); closes fd. */
+int sj_release_exec_fifo(struct sj_ctx *ctx, int fd, const struct sj_error *fail,
+                         struct sj_error *err);
 __attribute__((noreturn)) void sj_exec(struct sj_ctx *ctx);
 /* After READY there is no one to report to: write "text\n" to log_fd/stderr. */
 void sj_late_error(struct sj_ctx *ctx, const struct sj_error *err);

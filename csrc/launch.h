@@ -7,11 +7,21 @@
  *   sj_spawn()        child created, blocked until the parent sends SJ_MSG_GO
  *   parent            writes uid/gid maps, joins cgroups, then sends GO
  *   child -> parent   SJ_MSG_HOOKS (only if plan->hook_sync): mounts done,
- *                     before pivot_root; waits for SJ_MSG_GO again
+ *                     before pivot_root; waits for SJ_MSG_GO again, then
+ *                     runs the createContainer hooks itself
  *   child -> parent   SJ_MSG_READY: every fallible step done, privileges
  *                     dropped; the child now blocks on the exec fifo
  *   child -> parent   SJ_MSG_ERROR at any point: errno + "step: detail",
  *                     then the child exits 1
+ *   exec (exec_pidfd >= 0): the same, without HOOKS; after READY the child
+ *                     keeps the socket until execve, so the parent then
+ *                     receives SJ_MSG_CLOSED (execve done) or SJ_MSG_ERROR
+ *                     (execve failed).
+ *
+ * The exec fifo (create): once released (`start` opened its read side) the
+ * init runs the startContainer hooks, then writes one byte "0" and goes on
+ * to execve; if a hook failed it writes "1" followed by the error text
+ * instead (one write, shorter than PIPE_BUF) and exits.
  */
 #ifndef SANGJA_LAUNCH_H
 #define SANGJA_LAUNCH_H
@@ -34,6 +44,9 @@ enum sj_msg_type {
   SJ_MSG_READY = 3,
   SJ_MSG_ERROR = 4,
   SJ_MSG_PID = 5, /* intermediate -> parent: the init's pid in value */
+  SJ_MSG_CLOSED = 6, /* received only: the peer closed the socket without a
+                        message (err ECHILD, text "init exited before it was
+                        ready"); never sent */
 };
 
 struct sj_msg {
@@ -92,6 +105,14 @@ struct sj_rlimit {
 struct sj_sysctl {
   const char *path; /* relative to /proc/sys, already '.' -> '/' */
   const char *value;
+};
+
+/* An OCI hook.  argv NULL or empty: {path}; envp NULL: an empty environment. */
+struct sj_hook {
+  const char *path;
+  const char *const *argv; /* NULL-terminated */
+  const char *const *envp; /* NULL-terminated */
+  int timeout;             /* seconds; 0: none */
 };
 
 struct sj_plan {
@@ -159,6 +180,41 @@ struct sj_plan {
   size_t ncgroup_join;
   int cgroup_fd;
   const char *session_keyring; /* join a new session keyring of this name, or NULL */
+
+  /* Hooks the init runs itself (fork + execve, the state JSON on stdin, the
+   * hook's timeout): createContainer once the mounts are done (after
+   * SJ_MSG_HOOKS, when the parent ran prestart and createRuntime), before
+   * pivot_root, in the container's namespaces with the runtime's filesystem
+   * still visible; startContainer when `start` has released the exec fifo,
+   * just before execve: in the container, as the process's user.  Their
+   * state is {"pid":<getpid()>,"status":"creating"|"created",<hook_state>}:
+   * the pid as the container sees it, as the spec says for hooks that run in
+   * the container namespace. */
+  const struct sj_hook *create_container_hooks;
+  size_t ncreate_container_hooks;
+  const struct sj_hook *start_container_hooks;
+  size_t nstart_container_hooks;
+  const char *hook_state; /* the state's other members: `"ociVersion":"1.2.0","id":"x",...` */
+
+  /* LSM labels for the process, written to /proc/self/attr/.../exec (they
+   * take effect at execve), or NULL. */
+  const char *apparmor_profile;
+  const char *selinux_label;
+
+  /* exec: a process joins a running (or created) container instead of
+   * creating one.  exec_pidfd is a pidfd of the container's init, -1 for
+   * create.  An intermediate process first joins the container's cgroups by
+   * writing "0" to every cgroup_join file (while it still sees the host's
+   * cgroupfs: v1 `tasks`, v2 `cgroup.procs`), then every namespace of the
+   * init in exec_nstypes with one setns(exec_pidfd) (the user namespace
+   * first, by the kernel), then clones the process as a child of the caller
+   * (CLONE_PARENT; it lands in the container's pid namespace).  The process
+   * then goes through the init's process steps only: session, console,
+   * HOME, rlimits, cwd, no_new_privs, user and groups, capabilities, LSM
+   * labels, PATH lookup, fd closing, execve; none of the rootfs, hostname,
+   * sysctl, hook or exec fifo steps.  clone_flags and joins must be empty. */
+  int exec_pidfd;
+  int exec_nstypes; /* CLONE_NEW* of the init to join (never our own user ns) */
 };
 
 struct sj_spawned {
@@ -175,5 +231,14 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
  * a closed socket is received as SJ_MSG_ERROR with text "init exited". */
 int sj_sync_send(int fd, uint32_t type, struct sj_error *err);
 int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err);
+
+/* Run one hook to completion: the concatenated `state` parts on its stdin,
+ * its stdout and stderr collected (the last line goes into the error), and
+ * after hook->timeout seconds it is killed with its process group.  Returns
+ * 0 if it exited 0, else -1 + err: "hook PATH: exit status N: <last line>",
+ * "hook PATH: killed by signal N", "hook PATH: timed out after Ns",
+ * "hook PATH: <why execve failed>". */
+int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nstate,
+                struct sj_error *err);
 
 #endif

@@ -273,24 +273,60 @@ int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
   return 0;
 }
 
-/* Block until `start` opens the read side, then tell it we are going. */
-int sj_wait_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
+int sj_open_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
   int pathfd = ctx->plan->exec_fifo_fd;
   if (pathfd < 0)
-    return 0;
+    return -1;
   char path[32];
   int fd;
   do
     fd = open(sj_fdpath(path, sizeof path, pathfd), O_WRONLY | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    sj_fail(err, errno, "open exec fifo");
+    return -2;
+  }
+  close(pathfd);
+  return fd;
+}
+
+int sj_release_exec_fifo(struct sj_ctx *ctx, int fd, const struct sj_error *fail,
+                         struct sj_error *err) {
+  (void)ctx;
   if (fd < 0)
-    return sj_fail(err, errno, "open exec fifo");
+    return 0;
+  /* One write, shorter than PIPE_BUF: `start` reads it whole. */
+  char buf[SJ_ERRMSG_MAX + 1];
+  int n = fail ? snprintf(buf, sizeof buf, "1%s", fail->msg) : snprintf(buf, sizeof buf, "0");
+  if (n < 0 || (size_t)n >= sizeof buf)
+    n = (int)sizeof buf - 1;
   int rc = 0;
-  if (sj_write_all(fd, "0", 1) < 0)
+  if (sj_write_all(fd, buf, (size_t)n) < 0)
     rc = sj_fail(err, errno, "write exec fifo");
   close(fd);
-  close(pathfd);
   return rc;
+}
+
+/* AppArmor profile and SELinux label for the coming execve (as runc: the
+ * "exec" attributes, applied by the kernel at execve).  AppArmor has its
+ * own attr directory since 5.8 when several LSMs are stacked. */
+int sj_set_lsm_labels(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (plan->apparmor_profile) {
+    char text[SJ_ERRMSG_MAX];
+    snprintf(text, sizeof text, "exec %s", plan->apparmor_profile);
+    const char *path = "/proc/self/attr/apparmor/exec";
+    int rc = sj_write_file(path, text);
+    if (rc < 0 && errno == ENOENT) {
+      path = "/proc/self/attr/exec";
+      rc = sj_write_file(path, text);
+    }
+    if (rc < 0)
+      return sj_fail(err, errno, "apparmor failed to apply profile: write %s", path);
+  }
+  if (plan->selinux_label && sj_write_file("/proc/self/attr/exec", plan->selinux_label) < 0)
+    return sj_fail(err, errno, "selinux: set the exec label: write /proc/self/attr/exec");
+  return 0;
 }
 
 void sj_late_error(struct sj_ctx *ctx, const struct sj_error *err) {
@@ -334,6 +370,15 @@ void sj_exec(struct sj_ctx *ctx) {
   char ebuf[64];
   int e = errno;
   sj_failx(&err, e, "exec: \"%s\": %s", plan->argv[0], go_strerror(e, ebuf, sizeof ebuf));
+  if (ctx->sync_fd >= 0) { /* exec: the caller still listens */
+    struct sj_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = SJ_MSG_ERROR;
+    msg.err = err.err;
+    snprintf(msg.text, sizeof msg.text, "%s", err.msg);
+    if (sj_send_msg(ctx->sync_fd, &msg) == 0)
+      _exit(127);
+  }
   sj_late_error(ctx, &err);
   _exit(127);
 }

@@ -54,8 +54,8 @@ int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err) {
     return sj_fail(err, errno, "receive from init");
   if (n <= 0) {
     /* The peer is gone without saying why (killed, or the parent of an
-     * intermediate exited): report it as the init's own error. */
-    msg->type = SJ_MSG_ERROR;
+     * intermediate exited; for exec after READY: execve succeeded). */
+    msg->type = SJ_MSG_CLOSED;
     msg->err = ECHILD;
     snprintf(msg->text, sizeof msg->text, "init exited before it was ready");
     return 0;
@@ -105,7 +105,8 @@ static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *ar
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
 static void close_inherited_fds(const struct sj_plan *plan, int sync_fd) {
-  int keep[] = {sync_fd, plan->exec_fifo_fd, plan->console_fd, plan->log_fd, plan->cgroup_fd};
+  int keep[] = {sync_fd,       plan->exec_fifo_fd, plan->console_fd,
+                plan->log_fd,  plan->cgroup_fd,    plan->exec_pidfd};
   int from = 3 + (plan->preserve_fds > 0 ? plan->preserve_fds : 0);
   sj_close_fds_except(from, keep, sizeof keep / sizeof keep[0]);
 }
@@ -117,11 +118,26 @@ __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int s
   ctx.plan = plan;
   ctx.sync_fd = sync_fd;
   ctx.ppid = ppid;
-  ctx.userns = (plan->clone_flags & CLONE_NEWUSER) || has_join(plan, CLONE_NEWUSER);
+  ctx.exec = plan->exec_pidfd >= 0;
+  ctx.userns = (plan->clone_flags & CLONE_NEWUSER) || has_join(plan, CLONE_NEWUSER) ||
+               (ctx.exec && (plan->exec_nstypes & CLONE_NEWUSER));
   ctx.mntns = (plan->clone_flags & CLONE_NEWNS) || has_join(plan, CLONE_NEWNS);
   ctx.rootfd = -1;
   ctx.null_tree = -1;
   close_inherited_fds(plan, sync_fd);
+  if (plan->cgroup_fd >= 0)
+    close(plan->cgroup_fd); /* used by our clone3 only: no host cgroup fd until execve */
+  if (ctx.exec) {
+    /* The socket stays open until execve (the caller waits for it to close):
+     * never inside the preserved range, which execve keeps open. */
+    if (plan->preserve_fds > 0 && sync_fd < 3 + plan->preserve_fds) {
+      int moved = fcntl(sync_fd, F_DUPFD_CLOEXEC, 3 + plan->preserve_fds);
+      if (moved >= 0) {
+        close(sync_fd);
+        ctx.sync_fd = moved;
+      }
+    }
+  }
   sj_init_main(&ctx);
 }
 
@@ -185,6 +201,26 @@ static int enter_time_namespace(const struct sj_plan *plan, struct sj_error *err
   return 0;
 }
 
+/* exec: the container's v1 cgroups (by their host paths, so first), then
+ * the init's namespaces at once through its pidfd.  The kernel installs the
+ * user namespace first and checks the others with its credentials; the pid
+ * namespace applies to our children, the time namespace to us too.  The
+ * cgroup namespace is left to the process, once it has been cloned into the
+ * unified cgroup (with nsdelegate, CLONE_INTO_CGROUP from a cgroup outside
+ * the namespace's root would be refused). */
+static int join_container(const struct sj_plan *plan, struct sj_error *err) {
+  if (sj_join_cgroups(plan, err) < 0)
+    return -1;
+  int nstypes = plan->exec_nstypes & ~CLONE_NEWCGROUP;
+  if (nstypes && setns(plan->exec_pidfd, nstypes) < 0) {
+    if (errno == ESRCH)
+      return sj_failx(err, ESRCH, "cannot exec in a stopped container");
+    return sj_fail(err, errno, "join the container's namespaces (setns 0x%x)",
+                   (unsigned int)nstypes);
+  }
+  return 0;
+}
+
 /* The intermediate: joins, then clones the init as a sibling (CLONE_PARENT:
  * the init is a child of the caller), reports its pid and exits. */
 __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *plan, int sync_fd,
@@ -198,6 +234,13 @@ __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *pla
   prctl(PR_SET_NAME, "sangja:nsenter", 0, 0, 0);
   close_inherited_fds(plan, sync_fd);
 
+  if (plan->exec_pidfd >= 0) {
+    /* Not dumpable (nor its child, until execve): we are about to enter
+     * the container holding fds of the host. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (join_container(plan, &err) < 0)
+      sj_child_die(sync_fd, &err);
+  }
   if (join_namespaces(plan, &err) < 0)
     sj_child_die(sync_fd, &err);
   if (plan->timens_offsets && enter_time_namespace(plan, &err) < 0)
@@ -247,7 +290,7 @@ static pid_t collect_intermediate(pid_t mid, int sync_fd, struct sj_error *err) 
   reap(mid);
   if (msg.type == SJ_MSG_PID && msg.value > 0)
     return (pid_t)msg.value;
-  if (msg.type == SJ_MSG_ERROR) {
+  if (msg.type == SJ_MSG_ERROR || msg.type == SJ_MSG_CLOSED) {
     err->err = msg.err;
     snprintf(err->msg, sizeof err->msg, "%s", msg.text);
     return -1;
@@ -286,7 +329,7 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
   struct sj_clone_args args;
   memset(&args, 0, sizeof args);
   args.exit_signal = SIGCHLD;
-  if (plan->njoins > 0 || plan->timens_offsets) {
+  if (plan->njoins > 0 || plan->timens_offsets || plan->exec_pidfd >= 0) {
     mid = (pid_t)sj_clone3(&args); /* a plain fork, without atfork handlers */
     if (mid == 0)
       run_intermediate(plan, sv[1], ppid);

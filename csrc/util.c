@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,4 +64,18 @@ void sj_close_fds_except(int from, const int *keep, size_t nkeep) {
 const char *sj_fdpath(char *buf, size_t size, int fd) {
   snprintf(buf, size, "/proc/self/fd/%d", fd);
   return buf;
+}
+
+void sj_reset_signals(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  /* SIG_IGN survives execve, handlers would be Python's: both go.  glibc
+   * refuses its two internal signals (EINVAL), which is harmless. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
 }

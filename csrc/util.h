@@ -178,6 +178,10 @@ void sj_close_fds_except(int from, const int *keep, size_t nkeep);
 /* Send one sync packet (MSG_NOSIGNAL, EINTR retried).  0 or -1 + errno. */
 int sj_send_msg(int fd, const struct sj_msg *msg);
 
+/* Every signal disposition back to default, then all signals unblocked
+ * (a child of the runtime, before it runs anything else). */
+void sj_reset_signals(void);
+
 /* "/proc/self/fd/<fd>" into buf (at least 32 bytes). */
 const char *sj_fdpath(char *buf, size_t size, int fd);
 

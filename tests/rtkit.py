@@ -129,6 +129,29 @@ def cgroup_dirs_for(cid, cgroups_path=None):
     return sorted(out)
 
 
+def cgroup_dir(pid, controller):
+    """The host directory of `pid`'s cgroup for a v1 controller ('memory', 'cpu'), or for
+    the unified hierarchy with controller ''. None when that hierarchy is not mounted."""
+    want = None
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrls.split(",") == [controller] or (controller and controller in ctrls.split(",")):
+                want = path
+    if want is None:
+        return None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if not fields or fields[0] not in ("cgroup", "cgroup2"):
+                continue
+            opts = fields[2].split(",")
+            if (controller == "" and fields[0] == "cgroup2") or (controller and controller in opts):
+                return os.path.normpath(pre.split()[4] + want)
+    return None
+
+
 # -- results and bundles --------------------------------------------------------------------
 
 
@@ -162,6 +185,10 @@ class Pending:
 
     def poll(self):
         return self.proc.poll()
+
+    def output(self):
+        """What the command has written to stdout so far."""
+        return os.pread(self._out.fileno(), 1 << 20, 0).decode(errors="replace")
 
     def result(self, timeout=TIMEOUT):
         try:
@@ -434,6 +461,16 @@ def same_as_runc(rt, env, cfg, normalize=lambda s: s):
         ref = env.runtime("runc").output(cfg)
         assert normalize(out) == normalize(ref), "differs from runc"
     return out
+
+
+# What engines send when a container has no limits: every field, zero meaning "leave it".
+UNSET_RESOURCES = {
+    "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+    "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0, "realtimePeriod": 0,
+            "cpus": "", "mems": ""},
+    "pids": {"limit": 0},
+    "blockIO": {"weight": 0},
+}  # fmt: skip
 
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]

@@ -31,6 +31,12 @@ class LaunchError(SangjaError):
         super().__init__(msg, errno=errno)
 
 
+class ExecError(SangjaError):
+    """`exec` could not start its process; the container is untouched. Exit 255, as runc."""
+
+    exit_code = 255
+
+
 class UnpackError(SangjaError):
     """An image layer could not be unpacked: a corrupt or hostile blob, a digest mismatch,
     a limit hit.  `path` is the tar entry concerned, when there is one (from C)."""

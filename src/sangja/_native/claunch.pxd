@@ -16,6 +16,7 @@ cdef extern from "launch.h" nogil:
         SJ_MSG_READY
         SJ_MSG_ERROR
         SJ_MSG_PID
+        SJ_MSG_CLOSED
 
     struct sj_msg:
         uint32_t type
@@ -58,6 +59,12 @@ cdef extern from "launch.h" nogil:
     struct sj_sysctl:
         const char *path
         const char *value
+
+    struct sj_hook:
+        const char *path
+        const char *const *argv
+        const char *const *envp
+        int timeout
 
     struct sj_plan:
         int clone_flags
@@ -108,6 +115,15 @@ cdef extern from "launch.h" nogil:
         size_t ncgroup_join
         int cgroup_fd
         const char *session_keyring
+        const sj_hook *create_container_hooks
+        size_t ncreate_container_hooks
+        const sj_hook *start_container_hooks
+        size_t nstart_container_hooks
+        const char *hook_state
+        const char *apparmor_profile
+        const char *selinux_label
+        int exec_pidfd
+        int exec_nstypes
 
     struct sj_spawned:
         pid_t pid
@@ -117,3 +133,4 @@ cdef extern from "launch.h" nogil:
     int sj_spawn(const sj_plan *plan, sj_spawned *out, sj_error *err)
     int sj_sync_send(int fd, uint32_t type, sj_error *err)
     int sj_sync_recv(int fd, sj_msg *msg, sj_error *err)
+    int sj_run_hook(const sj_hook *hook, const char *const *state, size_t nstate, sj_error *err)

@@ -15,6 +15,7 @@ MSG_GO = SJ_MSG_GO
 MSG_HOOKS = SJ_MSG_HOOKS
 MSG_READY = SJ_MSG_READY
 MSG_ERROR = SJ_MSG_ERROR
+MSG_CLOSED = SJ_MSG_CLOSED
 
 
 cdef class _Arena:
@@ -54,6 +55,18 @@ cdef class _Arena:
     def __dealloc__(self):
         for p in self.blocks:
             PyMem_Free(<void *><size_t>p)
+
+
+cdef const sj_hook *_hooks(_Arena a, hooks) except NULL:
+    """[(path, args, env, timeout)] -> a C array (argv/envp NULL-terminated)."""
+    cdef sj_hook *v = <sj_hook *>a.alloc(len(hooks) * sizeof(sj_hook))
+    cdef Py_ssize_t i
+    for i, (path, args, env, timeout) in enumerate(hooks):
+        v[i].path = a.s(path)
+        v[i].argv = a.strv(args)
+        v[i].envp = a.strv(env)
+        v[i].timeout = timeout
+    return v
 
 
 cdef _fill(_Arena a, sj_plan *p, plan):
@@ -167,6 +180,15 @@ cdef _fill(_Arena a, sj_plan *p, plan):
     p.cgroup_join = a.strv(plan.cgroup_join)
     p.cgroup_fd = plan.cgroup_fd
     p.session_keyring = a.s(plan.session_keyring)
+    p.ncreate_container_hooks = len(plan.create_container_hooks)
+    p.create_container_hooks = _hooks(a, plan.create_container_hooks)
+    p.nstart_container_hooks = len(plan.start_container_hooks)
+    p.start_container_hooks = _hooks(a, plan.start_container_hooks)
+    p.hook_state = a.s(plan.hook_state)
+    p.apparmor_profile = a.s(plan.apparmor_profile)
+    p.selinux_label = a.s(plan.selinux_label)
+    p.exec_pidfd = plan.exec_pidfd
+    p.exec_nstypes = plan.exec_nstypes
 
 
 cdef _raise(sj_error *err):
@@ -212,3 +234,23 @@ def recv(int fd):
     if rc < 0:
         _raise(&err)
     return msg.type, msg.err, msg.text.decode(errors="replace")
+
+
+def run_hook(path, args, env, timeout, state):
+    """Run one OCI hook with `state` (bytes) on its stdin; raise LaunchError if it fails."""
+    cdef _Arena a = _Arena()
+    cdef sj_hook h
+    cdef sj_error err
+    cdef const char *parts[1]
+    cdef int rc
+    memset(&h, 0, sizeof(h))
+    memset(&err, 0, sizeof(err))
+    h.path = a.s(path)
+    h.argv = a.strv(args)
+    h.envp = a.strv(env)
+    h.timeout = timeout or 0
+    parts[0] = a.s(state)
+    with nogil:
+        rc = sj_run_hook(&h, parts, 1, &err)
+    if rc < 0:
+        _raise(&err)

@@ -32,6 +32,55 @@ _CREATE = {
     "--preserve-fds": ("preserve_fds", "v"),
 }
 
+_EXEC = {
+    "--process": ("process", "v"),
+    "-p": ("process", "v"),
+    "--tty": ("tty", "b"),
+    "-t": ("tty", "b"),
+    "--detach": ("detach", "b"),
+    "-d": ("detach", "b"),
+    "--pid-file": ("pid_file", "v"),
+    "--console-socket": ("console_socket", "v"),
+    "--cwd": ("cwd", "v"),
+    "--env": ("env", "m"),
+    "-e": ("env", "m"),
+    "--user": ("user", "v"),
+    "-u": ("user", "v"),
+    "--additional-gids": ("additional_gids", "m"),
+    "-g": ("additional_gids", "m"),
+    "--cap": ("cap", "m"),
+    "-c": ("cap", "m"),
+    "--no-new-privs": ("no_new_privs", "b"),
+    "--preserve-fds": ("preserve_fds", "v"),
+    "--ignore-paused": ("ignore_paused", "b"),
+    "--cgroup": ("cgroup", "m"),
+    "--process-label": ("process_label", "v"),
+    "--apparmor": ("apparmor", "v"),
+}
+
+# runc update's flags (runtime/control.py turns them into LinuxResources)
+_UPDATE = {
+    "--resources": ("resources", "v"),
+    "-r": ("resources", "v"),
+    "--blkio-weight": ("blkio_weight", "v"),
+    "--cpu-period": ("cpu_period", "v"),
+    "--cpu-quota": ("cpu_quota", "v"),
+    "--cpu-share": ("cpu_share", "v"),
+    "--cpu-shares": ("cpu_share", "v"),
+    "--cpu-rt-period": ("cpu_rt_period", "v"),
+    "--cpu-rt-runtime": ("cpu_rt_runtime", "v"),
+    "--cpuset-cpus": ("cpuset_cpus", "v"),
+    "--cpuset-mems": ("cpuset_mems", "v"),
+    "--memory": ("memory", "v"),
+    "--memory-reservation": ("memory_reservation", "v"),
+    "--memory-swap": ("memory_swap", "v"),
+    "--kernel-memory": ("kernel_memory", "v"),
+    "--kernel-memory-tcp": ("kernel_memory_tcp", "v"),
+    "--pids-limit": ("pids_limit", "v"),
+    "--l3-cache-schema": ("l3_cache_schema", "v"),
+    "--mem-bw-schema": ("mem_bw_schema", "v"),
+}
+
 COMMANDS = {
     "create": (_CREATE, "ID", "create a container from a bundle; its init waits for start"),
     "run": (
@@ -41,6 +90,7 @@ COMMANDS = {
         "create and start a container; in the foreground, exit with its exit code",
     ),  # fmt: skip
     "start": ({}, "ID", "run the user process of a created container"),
+    "exec": (_EXEC, "ID CMD...", "run a process in a container (or --process FILE)"),
     "state": ({}, "ID", "print the container's state as JSON"),
     "kill": ({"--all": ("all", "b"), "-a": ("all", "b")}, "ID [SIGNAL]",
              "send a signal (default SIGTERM) to the init, or with --all to every process"),
@@ -48,9 +98,19 @@ COMMANDS = {
                "delete a stopped container (--force: kill it first)"),
     "list": ({"--format": ("format", "v"), "-f": ("format", "v"), "--quiet": ("quiet", "b"),
               "-q": ("quiet", "b")}, "", "list the containers under --root"),
+    "pause": ({}, "ID", "suspend every process of the container (cgroup freezer)"),
+    "resume": ({}, "ID", "resume a paused container"),
+    "update": (_UPDATE, "ID", "change resource limits: -r FILE|- (LinuxResources JSON) or flags"),
+    "events": ({"--stats": ("stats", "b"), "--interval": ("interval", "v")}, "ID",
+               "stats every --interval (default 5s) and OOM kills as JSON; --stats: once"),
+    "ps": ({"--format": ("format", "v"), "-f": ("format", "v")}, "ID [PS ARGS]",
+           "the container's processes (ps -ef, or a JSON array of host pids)"),
     "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b")},
              "", "write a default config.json"),
 }  # fmt: skip
+
+
+ENGINE_WORDS = ("image", "container", "login", "logout")  # Docker's management commands
 
 
 class UsageError(Exception):
@@ -111,6 +171,7 @@ def usage():
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
+    lines += ["", "engine commands: image, container, login, logout (`sangja image --help`)"]
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +226,8 @@ def run_command(cmd, opts, pos, g, log):
     if cmd == "start":
         rt.start(_need_id(pos, cmd))
         return 0
+    if cmd == "exec":
+        return _exec(rt, opts, pos)
     if cmd == "state":
         from sangja.jsonio import dumps_indent
 
@@ -179,7 +242,102 @@ def run_command(cmd, opts, pos, g, log):
         return 0
     if cmd == "list":
         return _list(rt, opts)
+    if cmd in ("pause", "resume"):
+        getattr(rt, cmd)(_need_id(pos, cmd))
+        return 0
+    if cmd == "update":
+        return _update(rt, opts, pos)
+    if cmd == "events":
+        return _events(rt, opts, pos)
+    if cmd == "ps":
+        return _ps(rt, opts, pos)
     raise UsageError(f"unknown command {cmd!r}")
+
+
+def _update(rt, opts, pos):
+    from sangja.runtime import control
+
+    cid = _need_id(pos, "update")
+    src = opts.get("resources")
+    if src is None:
+        resources = control.resources_from_flags(opts)
+    else:  # a file, or '-' for stdin (docker); the flags are then ignored, as by runc
+        from sangja import jsonio
+
+        try:
+            if src == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(src, "rb") as f:
+                    data = f.read()
+        except OSError as e:
+            raise UsageError(f"open {src}: {e.strerror.lower()}")
+        try:
+            resources = jsonio.loads(data)
+        except ValueError as e:
+            raise UsageError(f"{'stdin' if src == '-' else src}: invalid JSON: {e}")
+    rt.update(cid, resources)
+    return 0
+
+
+def _events(rt, opts, pos):
+    from sangja.jsonio import dumps
+    from sangja.runtime.control import parse_duration
+
+    cid = _need_id(pos, "events")
+    text = opts.get("interval", "5s")
+    try:
+        interval = parse_duration(text)
+    except ValueError:
+        raise UsageError(f'invalid value "{text}" for flag -interval: parse error')
+    if interval <= 0:
+        raise UsageError("duration interval must be greater than 0")
+
+    def emit(event):
+        sys.stdout.write(dumps(event) + "\n")
+        sys.stdout.flush()
+
+    rt.events(cid, interval, opts.get("stats", False), emit)
+    return 0
+
+
+def _ps(rt, opts, pos):
+    fmt = opts.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"invalid format option {fmt!r} (want table or json)")
+    if not pos:
+        raise UsageError("ps: requires a container id")
+    cid, ps_args = pos[0], pos[1:]
+    if ps_args[:1] == ["--"]:
+        ps_args = ps_args[1:]
+    pids = rt.ps(cid)
+    if fmt == "json":
+        from sangja.jsonio import dumps
+
+        sys.stdout.write((dumps(pids) if pids else "null") + "\n")  # Go's nil slice, as runc
+        return 0
+    from sangja.runtime.control import ps_table
+
+    sys.stdout.write(ps_table(pids, ps_args))
+    return 0
+
+
+def _exec(rt, opts, pos):
+    if not pos:
+        raise UsageError("exec: requires a container id")
+    if opts.get("process") and len(pos) > 1:
+        raise UsageError("exec: --process and a command cannot both be given")
+    return rt.exec(
+        pos[0], pos[1:], process=opts.get("process"), tty=opts.get("tty", False),
+        detach=opts.get("detach", False), pid_file=opts.get("pid_file"),
+        console_socket=opts.get("console_socket"), cwd=opts.get("cwd"),
+        env=opts.get("env", ()), user=opts.get("user"),
+        additional_gids=opts.get("additional_gids", ()), caps=opts.get("cap", ()),
+        no_new_privs=opts.get("no_new_privs"),
+        preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+        ignore_paused=opts.get("ignore_paused", False), cgroup=opts.get("cgroup", ()),
+        process_label=opts.get("process_label"), apparmor=opts.get("apparmor"),
+    )  # fmt: skip
 
 
 def _list(rt, opts):
@@ -232,9 +390,15 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
+            from sangja.cli import engine_cli
+
+            return engine_cli.main(cmd, args, g)
         if cmd not in COMMANDS:
             raise UsageError(f"unknown command {cmd!r}")
-        opts, pos = parse(args, COMMANDS[cmd][0])
+        # exec ID CMD ARGS...: what follows the id is the command's, flags included
+        # ps ID PS-ARGS...: the same (ps's own flags follow the id)
+        opts, pos = parse(args, COMMANDS[cmd][0], stop_at_positional=cmd in ("exec", "ps"))
         from sangja.log import Log
 
         try:

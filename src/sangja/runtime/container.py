@@ -1,4 +1,5 @@
-"""The container lifecycle over the C launch path: create, start, state, kill, delete, run.
+"""The container lifecycle over the C launch path: create, start, state, kill, delete, run,
+exec.
 
 This is the runtime's Python API (the engine calls it directly, the CLI wraps it).
 """
@@ -9,10 +10,10 @@ import select
 import time
 
 from sangja import OCI_VERSION
-from sangja.errors import LaunchError, NotFound, SangjaError, StateError
+from sangja.errors import ExecError, LaunchError, NotFound, SangjaError, StateError
 from sangja.log import now_rfc3339
 from sangja.runtime import state as st
-from sangja.runtime.constants import CLONE_NEWUSER, NS_PROC_NAMES
+from sangja.runtime.constants import CLONE_NEWUSER, NAMESPACES, NS_PROC_NAMES
 
 
 def _write_atomic(path, text):
@@ -32,6 +33,21 @@ def _write_maps(pid, linux):
                 f.write(text)
         except OSError as e:
             raise SangjaError(f"write {path}: {e.strerror}", errno=e.errno, path=path)
+
+
+def _check_console(terminal, have_socket, detach):
+    if terminal and not have_socket and detach:
+        raise SangjaError(
+            "cannot allocate tty if sangja will detach without setting console socket"
+        )
+    if have_socket and not terminal:
+        raise SangjaError("cannot use console socket if sangja will not allocate tty")
+
+
+def _go_strerror(e):
+    """'No such file or directory' -> 'no such file or directory', as Go prints errors."""
+    text = e.strerror or str(e)
+    return text[:1].lower() + text[1:]
 
 
 def _pidfd_for(state):
@@ -127,8 +143,11 @@ class Runtime:
     # -- create ------------------------------------------------------------------------
     def create(self, cid, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
                no_new_keyring=False, preserve_fds=0, exec_fifo=True, detach=True,
-               config=None):  # fmt: skip
-        """Set the container up; its init waits for `start`. Returns (pid, pidfd)."""
+               config=None, console_fd=None):  # fmt: skip
+        """Set the container up; its init waits for `start`. Returns (pid, pidfd).
+
+        `console_fd`: instead of `console_socket`, a connected socket the pty master is sent
+        to (the caller keeps and closes it; see tty.ConsoleRelay)."""
         from sangja.runtime import cgroups, spec
         from sangja.runtime.plan import compile_plan
 
@@ -136,24 +155,24 @@ class Runtime:
         bundle = os.path.abspath(bundle)
         if config is None:
             config = spec.load(bundle)
-        if self.systemd_cgroup:
-            raise SangjaError("--systemd-cgroup: systemd is not running on this host")
         process = config.get("process") or {}
         terminal = bool(process.get("terminal"))
-        if terminal and not console_socket and detach:
-            raise SangjaError(
-                "cannot allocate tty if sangja will detach without setting console socket"
-            )
-        if console_socket and not terminal:
-            raise SangjaError("cannot use console socket if sangja will not allocate tty")
-        cg = cgroups.for_spec(config, cid)
+        _check_console(terminal, console_socket or console_fd is not None, detach)
+        cg = cgroups.for_spec(config, cid, systemd=self.systemd_cgroup)
         plan = compile_plan(config, bundle, cgroup_paths=cg, no_pivot=no_pivot, warn=self._warn)
         plan.preserve_fds = preserve_fds
         plan.log_fd = self.log.fileno() if self.log else -1
         hooks = config.get("hooks") or {}
-        plan.hook_sync = bool(
-            hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer")
-        )
+        # prestart and createRuntime run here, in the runtime namespace, when the init stops
+        # before pivot_root; createContainer and startContainer are the init's own (C).
+        plan.hook_sync = bool(hooks.get("prestart") or hooks.get("createRuntime"))
+        if plan.create_container_hooks or plan.start_container_hooks:
+            from sangja import jsonio
+
+            members = self.spec_state({"ociVersion": OCI_VERSION, "id": cid, "bundle": bundle,
+                                       "annotations": config.get("annotations")}, None)  # fmt: skip
+            del members["pid"], members["status"]
+            plan.hook_state = jsonio.dumps(members)[1:-1]
         if not no_new_keyring:
             plan.session_keyring = cid
 
@@ -175,6 +194,7 @@ class Runtime:
                 "cgroups": cg.to_json(),
                 "hooks": hooks,
                 "console": bool(terminal),
+                "no_new_keyring": bool(no_new_keyring),
                 # Until the init is ready: who is creating it. If that process dies half-way
                 # (an engine killed it), `delete --force` still finds and removes everything.
                 "creator": [os.getpid(), st.proc_start_time(os.getpid())],
@@ -185,34 +205,28 @@ class Runtime:
                 os.chmod(cdir.fifo, 0o622)  # whatever our umask says
                 plan.exec_fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
                 fds.append(plan.exec_fifo_fd)
-            if terminal:
+            if terminal and console_fd is not None:
+                plan.console_fd = console_fd
+            elif terminal:
                 plan.console_fd = self._console_fd(console_socket)
                 fds.append(plan.console_fd)
             cg.create()
             cg_made = True
+            linux = config.get("linux") or {}
+            cg.apply(linux, warn=self._warn)  # limits first: the init is limited when it joins
             userns = plan.clone_flags & CLONE_NEWUSER or any(
                 f == CLONE_NEWUSER for f, _ in plan.joins
             )
-            parent_joins = False
-            if cg.unified:
-                plan.cgroup_fd = os.open(
-                    cg.unified_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-                )
-                fds.append(plan.cgroup_fd)
-            elif userns:  # the init is not host root: it cannot write the host's cgroup files
-                parent_joins = True
-            else:
-                plan.cgroup_join = [f"{p}/tasks" for p in cg.paths.values()]
+            parent_joins = cg.prepare_spawn(plan, userns, fds)
             from sangja._native import launch
 
             pid, pidfd, sync_fd = launch.spawn(plan)
             fds.append(sync_fd)
             state["pid"] = pid
-            linux = config.get("linux") or {}
             if plan.clone_flags & CLONE_NEWUSER:  # maps first: the child waits for them
                 _write_maps(pid, linux)
             if parent_joins:
-                cg.add(pid)
+                cg.add(pid, parent_joins)
             launch.send(sync_fd, launch.MSG_GO)
             while True:
                 kind, err, text = launch.recv(sync_fd)
@@ -221,8 +235,8 @@ class Runtime:
                 if kind == launch.MSG_HOOKS:
                     from sangja.runtime import hooks as hk
 
-                    hs = dict(state, status="creating")
-                    for stage in ("prestart", "createRuntime", "createContainer"):
+                    hs = self.spec_state(state, "creating")
+                    for stage in ("prestart", "createRuntime"):
                         hk.run_stage(hooks, stage, hs, fatal=True)
                     launch.send(sync_fd, launch.MSG_GO)
                     continue
@@ -252,6 +266,8 @@ class Runtime:
                 except SangjaError as e:
                     self._warn(f"cleanup: {e}")
             cdir.remove()
+            if pid is not None:  # the container existed: destroyed, then poststop (the spec)
+                self._hooks(state, "poststop", "stopped")
             raise
         finally:
             for fd in fds:
@@ -303,6 +319,20 @@ class Runtime:
             out["annotations"] = state["annotations"]
         return out
 
+    @staticmethod
+    def spec_state(state, status):
+        """The state hooks get on stdin: the spec's State (runc's specs.State)."""
+        out = {
+            "ociVersion": state["ociVersion"],
+            "id": state["id"],
+            "status": status,
+            "pid": state.get("pid", 0) if status != "stopped" else 0,
+            "bundle": state["bundle"],
+        }
+        if state.get("annotations"):
+            out["annotations"] = state["annotations"]
+        return out
+
     def state(self, cid):
         cdir, state = self._load(cid, shared=True)
         with cdir:
@@ -326,11 +356,17 @@ class Runtime:
                 raise StateError("cannot start a container that has stopped")
             if status != "created":
                 raise StateError(f"cannot start an already {status} container")
-            self._release(cdir, state)
+            failed = self._release(cdir, state)
+            if failed:
+                # A startContainer hook failed: the spec has the container destroyed and
+                # the poststop hooks run, as a delete would.
+                self._destroy(cdir, state, "stopped")
+                raise SangjaError(failed)
         self._hooks(state, "poststart", "running")
 
     def _release(self, cdir, state):
-        """Open the exec fifo: the init, blocked on its write end, goes on to execve."""
+        """Open the exec fifo: the init, blocked on its write end, runs the startContainer
+        hooks and goes on to execve. Returns why it did not (a hook's error), or None."""
         pidfd = _pidfd_for(state)
         if pidfd is None:
             raise StateError("cannot start a container that has stopped")
@@ -346,7 +382,10 @@ class Runtime:
             while True:
                 events = dict(p.poll())
                 if fd in events:
-                    if os.read(fd, 1):
+                    # "0": going to execve; "1<why>": a startContainer hook failed (the
+                    # init ran them first, and exits). One write each, read whole.
+                    said = os.read(fd, 4096)
+                    if said:
                         break
                     if pidfd not in events:  # no writer yet; wait for one
                         time.sleep(0.0005)
@@ -357,13 +396,16 @@ class Runtime:
             os.close(fd)
             os.close(pidfd)
         os.unlink(cdir.fifo)
+        if said[:1] != b"0":
+            return said[1:].decode(errors="replace") or "container init failed"
+        return None
 
     # -- kill / delete ------------------------------------------------------------------
     def kill(self, cid, sig=signal.SIGTERM, all=False):
         cdir, state = self._load(cid)
         with cdir:
             status = st.status_of(state, cdir.fifo)
-            if status == "stopped":
+            if status == "stopped" and not all:  # --all: whatever is left in the cgroup (runc)
                 raise StateError("container not running")
             sig = parse_signal(sig)
             if all:
@@ -405,7 +447,7 @@ class Runtime:
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 if status == "paused":
-                    self._thaw(cg)
+                    self._thaw(cg)  # a frozen process dies only once thawed
                 if not _wait_pidfd(pidfd, 10):
                     self._warn(f"container {state['id']}: init did not exit after SIGKILL")
             except ProcessLookupError:
@@ -422,20 +464,281 @@ class Runtime:
         if hooks.get(stage):
             from sangja.runtime import hooks as hk
 
-            hk.run_stage(hooks, stage, self.oci_state(state, status), fatal=False, log=self.log)
+            hk.run_stage(hooks, stage, self.spec_state(state, status), fatal=False, log=self.log)
 
     @staticmethod
     def _thaw(cg):
-        paths = cg.paths
         try:
-            if cg.unified:
-                with open(f"{paths['']}/cgroup.freeze", "w") as f:
-                    f.write("0")
-            elif "freezer" in paths:
-                with open(f"{paths['freezer']}/freezer.state", "w") as f:
-                    f.write("THAWED")
-        except OSError:
+            cg.thaw()
+        except SangjaError:
             pass
+
+    # -- pause / resume / update / events / ps: runtime/control.py ----------------------
+    def pause(self, cid):
+        from sangja.runtime import control
+
+        control.pause(self, cid)
+
+    def resume(self, cid):
+        from sangja.runtime import control
+
+        control.resume(self, cid)
+
+    def update(self, cid, resources):
+        """`resources`: a LinuxResources dict (zero values leave a limit as it is)."""
+        from sangja.runtime import control
+
+        control.update(self, cid, resources)
+
+    def events(self, cid, interval=5.0, stats_only=False, emit=None):
+        """Call `emit(event dict)` for each event (runc's JSON), until the container's
+        cgroup goes; with `stats_only`, once."""
+        from sangja.runtime import control
+
+        control.events(self, cid, interval, stats_only, emit)
+
+    def ps(self, cid):
+        """The host pids of the container's processes."""
+        from sangja.runtime import control
+
+        return control.ps(self, cid)
+
+    # -- exec --------------------------------------------------------------------------
+    def exec(self, cid, args=(), process=None, tty=None, detach=False, pid_file=None,
+             console_socket=None, cwd=None, env=(), user=None, additional_gids=(), caps=(),
+             no_new_privs=None, preserve_fds=0, ignore_paused=False, cgroup=(),
+             process_label=None, apparmor=None):  # fmt: skip
+        """Run a process in the container, as runc exec. `process` is a process.json path
+        (then the other process options are not used); else the container's config.json
+        process with `args` and the overrides. Detached: returns 0 once the process runs
+        (it is a child of ours: our caller, a subreaper, reaps it). Foreground: forwards
+        signals and returns its exit code (128+N if killed by signal N).
+
+        Any failure before the process runs raises ExecError (exit 255); the container is
+        left as it was."""
+        forwarder = relay = None
+        if not detach:
+            forwarder = _SignalForwarder()  # from the first moment, as in run
+        try:
+            try:
+                pid, relay = self._exec_start(
+                    cid, args, process, tty, detach, console_socket, cwd, env, user,
+                    additional_gids, caps, no_new_privs, preserve_fds, ignore_paused, cgroup,
+                    process_label, apparmor,
+                )  # fmt: skip
+                if pid_file:
+                    _write_atomic(os.path.abspath(pid_file), str(pid))
+            except SangjaError as e:
+                raise ExecError(f"exec failed: {e}", errno=e.errno, path=e.path) from None
+            except OSError as e:
+                where = f" {e.filename}" if e.filename else ""
+                raise ExecError(f"exec failed: {_go_strerror(e)}{where}", errno=e.errno or 0,
+                                path=e.filename) from None  # fmt: skip
+            if detach:
+                return 0
+            forwarder.attach(pid)
+            return self._wait_foreground(pid, relay)
+        finally:
+            if relay:
+                relay.close()
+            if forwarder:
+                forwarder.restore()
+
+    def _exec_start(self, cid, args, process, tty, detach, console_socket, cwd, env, user,
+                    additional_gids, caps, no_new_privs, preserve_fds, ignore_paused, cgroup,
+                    process_label, apparmor):  # fmt: skip
+        """Launch the exec'd process, holding the container's lock shared (a delete waits).
+        -> (pid, ConsoleRelay or None) once it has called execve."""
+        from sangja.runtime.plan import LaunchPlan, compile_process
+
+        cdir, state = self._load(cid, shared=True)
+        fds = []
+        pid = None
+        started = False
+        relay = None
+        try:
+            status = st.status_of(state, cdir.fifo)
+            if status == "stopped":
+                raise StateError("cannot exec in a stopped container")
+            if status == "creating":
+                raise StateError("cannot exec in a container that is being created")
+            if status == "paused" and not ignore_paused:
+                raise StateError(
+                    "cannot exec in a paused container (use --ignore-paused to override)"
+                )
+            if process:
+                proc = self._read_process(process)
+            else:
+                proc = self._cli_process(state, args, tty, cwd, env, user, additional_gids,
+                                         caps, no_new_privs, process_label, apparmor)  # fmt: skip
+            terminal = bool(proc.get("terminal"))
+            _check_console(terminal, bool(console_socket), detach)
+            namespaces = state.get("namespaces") or {}
+            plan = LaunchPlan()
+            compile_process(plan, proc, namespaces, self._warn)
+            plan.preserve_fds = preserve_fds
+            plan.log_fd = self.log.fileno() if self.log else -1
+            if not state.get("no_new_keyring"):
+                plan.session_keyring = cid
+            unified, plan.cgroup_join = self._exec_cgroups(state.get("cgroups") or {}, cgroup)
+            if unified:
+                plan.cgroup_fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                fds.append(plan.cgroup_fd)
+            pidfd = _pidfd_for(state)
+            if pidfd is None:
+                raise StateError("cannot exec in a stopped container")
+            fds.append(pidfd)
+            plan.exec_pidfd = pidfd
+            plan.exec_nstypes = self._exec_nstypes(state["pid"], namespaces)
+            if terminal and console_socket:
+                plan.console_fd = self._console_fd(console_socket)
+                fds.append(plan.console_fd)
+            elif terminal:
+                from sangja.runtime.tty import ConsoleRelay
+
+                relay = ConsoleRelay()
+                plan.console_fd = relay.child_fd
+            from sangja._native import launch
+
+            pid, child_pidfd, sync_fd = launch.spawn(plan)
+            fds += [child_pidfd, sync_fd]
+            launch.send(sync_fd, launch.MSG_GO)
+            kind, err, text = launch.recv(sync_fd)
+            if kind == launch.MSG_READY:
+                # The process keeps the socket until execve: closed means it ran.
+                kind, err, text = launch.recv(sync_fd)
+                if kind == launch.MSG_CLOSED:
+                    started = True
+            if not started:
+                raise LaunchError(err, text)
+            if relay:
+                relay.accept()
+            return pid, relay
+        except BaseException:
+            if relay:
+                relay.close()
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+            cdir.close()
+
+    @staticmethod
+    def _read_process(path):
+        """--process FILE: a process.json, validated as config.json's process is."""
+        from sangja import jsonio
+        from sangja.errors import ConfigError
+        from sangja.runtime.spec import validate_process
+
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise SangjaError(f"open {path}: {_go_strerror(e)}", errno=e.errno, path=path)
+        try:
+            proc = jsonio.loads(data)
+        except ValueError as e:
+            raise ConfigError(f"{path}: invalid JSON: {e}", path=path)
+        try:
+            return validate_process(proc)
+        except ConfigError as e:
+            msg = str(e).replace("config.json: process.", f"{path}: ", 1)
+            raise ConfigError(msg.replace("config.json: process", f"{path}: process", 1),
+                              path=path)  # fmt: skip
+
+    def _cli_process(self, state, args, tty, cwd, env, user, additional_gids, caps,
+                     no_new_privs, process_label, apparmor):  # fmt: skip
+        """The container's config.json process with exec's command line applied (as runc)."""
+        from sangja.runtime import spec as spec_mod
+
+        if not args:
+            raise SangjaError("process args cannot be empty")
+        config = spec_mod.load(state["bundle"])
+        proc = dict(config.get("process") or {"cwd": "/"})
+        proc["args"] = list(args)
+        proc["terminal"] = bool(tty)
+        if cwd:
+            proc["cwd"] = cwd
+        if apparmor:
+            proc["apparmorProfile"] = apparmor
+        if process_label:
+            proc["selinuxLabel"] = process_label
+        if caps:
+            have = dict(proc.get("capabilities") or {})
+            for kind in ("bounding", "effective", "permitted"):
+                have[kind] = list(have.get(kind) or ()) + list(caps)
+            # Ambient ones need inheritable ones: only when the config has those (as runc).
+            if have.get("inheritable") is not None:
+                have["ambient"] = list(have.get("ambient") or ()) + list(caps)
+            proc["capabilities"] = have
+        proc["env"] = list(proc.get("env") or ()) + list(env)
+        if no_new_privs is not None:
+            proc["noNewPrivileges"] = bool(no_new_privs)
+        u = dict(proc.get("user") or {})
+        if user:
+            uid, _, gid = str(user).partition(":")
+            try:
+                u["uid"] = int(uid)
+                if gid:
+                    u["gid"] = int(gid)
+            except ValueError:
+                raise SangjaError(f"invalid user {user!r}: want UID[:GID], numeric")
+        if additional_gids:
+            try:
+                extra = [int(g) for g in additional_gids]
+            except ValueError:
+                raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
+            u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
+        proc["user"] = u
+        return spec_mod.validate_process(proc)
+
+    @staticmethod
+    def _exec_nstypes(pid, namespaces):
+        """CLONE_NEW* of the container's namespaces to join (setns refuses our own user ns)."""
+        flags = 0
+        for typ in namespaces:
+            if typ == "user":
+                own = os.stat("/proc/self/ns/user").st_ino
+                if os.stat(f"/proc/{pid}/ns/user").st_ino == own:
+                    continue
+            flags |= NAMESPACES[typ]
+        return flags
+
+    @staticmethod
+    def _exec_cgroups(cg, sub):
+        """Where the exec'd process goes: (the unified cgroup it is cloned into, or None;
+        the v1 `tasks` files its intermediate writes "0" to). The container's own cgroups,
+        or sub-cgroups of them with --cgroup [CONTROLLER[,CONTROLLER]:]PATH (as runc)."""
+        wanted = {}
+        for item in sub or ():
+            ctrls, _, rel = item.rpartition(":")
+            for c in ctrls.split(","):
+                wanted[c] = rel
+        unified, tasks = None, []
+        for name, path in (cg.get("paths") or {}).items():
+            rel = next((wanted[c] for c in name.split(",") if c in wanted), wanted.get(""))
+            if rel:
+                sub_path = os.path.normpath(f"{path}/{rel}")
+                if not sub_path.startswith(path.rstrip("/") + "/"):
+                    raise SangjaError(f"--cgroup {rel}: not inside the container's cgroup")
+                if not os.path.isdir(sub_path):
+                    raise SangjaError(f"--cgroup: {sub_path} does not exist", errno=2,
+                                      path=sub_path)  # fmt: skip
+                path = sub_path
+            if name == "":  # the unified hierarchy (v2, or next to v1 on a hybrid host)
+                unified = path
+            else:
+                tasks.append(f"{path}/tasks")
+        return unified, tasks
 
     # -- run ---------------------------------------------------------------------------
     def run(self, cid, bundle=".", pid_file=None, console_socket=None, detach=False,
@@ -454,12 +757,11 @@ class Runtime:
                 from sangja.runtime.tty import ConsoleRelay
 
                 tty = ConsoleRelay()
-                console_socket = tty.socket_path
         try:
             pid, pidfd = self.create(
                 cid, bundle, pid_file=pid_file, console_socket=console_socket,
                 no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-                detach=detach or tty is not None, config=config,
+                detach=detach, config=config, console_fd=tty.child_fd if tty else None,
             )  # fmt: skip
         except BaseException:
             if tty:
@@ -473,6 +775,8 @@ class Runtime:
                 tty.accept()
             self.start(cid)
         except BaseException:
+            if tty:
+                tty.close()
             if forwarder:
                 forwarder.restore()
             self.delete(cid, force=True)
@@ -490,7 +794,7 @@ class Runtime:
 
     @staticmethod
     def _wait_foreground(pid, tty):
-        """Wait for the init; its exit code, or 128+signal."""
+        """Wait for our child `pid`; its exit code, or 128+signal."""
         if tty:
             status = tty.relay_until_exit(pid)
         else:

@@ -1,43 +1,34 @@
-"""OCI hooks: run a stage's hooks with the container state on stdin."""
+"""OCI hooks run by the runtime process: prestart, createRuntime, poststart, poststop (the
+runtime namespace). createContainer and startContainer run in the container, from the init
+(csrc/hooks.c, the same runner): see plan.hook_entries and Runtime.create.
 
-import subprocess
+Each hook gets the state JSON on stdin, only its own `env`, and is killed with its process
+group after `timeout` seconds.
+"""
 
 from sangja import jsonio
 from sangja.errors import SangjaError
+from sangja.runtime.plan import hook_entries
 
-
-def run_hook(hook, state_json):
-    args = hook.get("args") or [hook["path"]]
-    env = {}
-    for e in hook.get("env") or ():
-        k, _, v = e.partition("=")
-        env[k] = v
-    try:
-        p = subprocess.run(
-            args, executable=hook["path"], input=state_json, env=env,
-            capture_output=True, timeout=hook.get("timeout"), close_fds=True,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise SangjaError(f"hook {hook['path']}: timed out after {hook.get('timeout')}s")
-    except OSError as e:
-        raise SangjaError(f"hook {hook['path']}: {e.strerror}", errno=e.errno, path=hook["path"])
-    if p.returncode != 0:
-        detail = (p.stderr or p.stdout).decode(errors="replace").strip().splitlines()
-        why = f": {detail[-1]}" if detail else ""
-        raise SangjaError(f"hook {hook['path']}: exit status {p.returncode}{why}")
+# Stages in the order of the lifecycle, and where they run.
+RUNTIME_STAGES = ("prestart", "createRuntime", "poststart", "poststop")
+CONTAINER_STAGES = ("createContainer", "startContainer")
 
 
 def run_stage(hooks, stage, state, fatal, log=None):
-    """Run every hook of `stage` in order. A failure raises if `fatal`, else is logged."""
-    items = hooks.get(stage) or ()
+    """Run every hook of `stage` in order. A failure raises if `fatal`, else is logged and
+    the next hook still runs (as the spec says for poststart and poststop)."""
+    items = hook_entries(hooks.get(stage))
     if not items:
         return
+    from sangja._native import launch
+
     state_json = jsonio.dumps(state).encode()
-    for hook in items:
+    for path, args, env, timeout in items:
         try:
-            run_hook(hook, state_json)
+            launch.run_hook(path, args, env, timeout, state_json)
         except SangjaError as e:
             if fatal:
-                raise SangjaError(f"{stage} {e}")
+                raise SangjaError(f"{stage} {e}", errno=e.errno)
             if log:
                 log.warn(f"{stage} {e}")

@@ -94,6 +94,14 @@ class LaunchPlan:
         self.session_keyring = None  # join a new session keyring with this name
         self.cgroup_join = []  # v1: files the init writes "0" to (its own `tasks`)
         self.cgroup_fd = -1  # v2: CLONE_INTO_CGROUP
+        # hooks the init runs itself: [(path, args, env, timeout)]
+        self.create_container_hooks = []
+        self.start_container_hooks = []
+        self.hook_state = None  # the state's members but pid and status, as JSON text
+        self.apparmor_profile = None
+        self.selinux_label = None
+        self.exec_pidfd = -1  # exec: a pidfd of the container's init
+        self.exec_nstypes = 0  # exec: CLONE_NEW* of the init to join
 
 
 # The devices every container gets (runc's AllowedDevices that are created), and the links.
@@ -243,14 +251,40 @@ def _host_cap_bounding():
     return (1 << 64) - 1
 
 
+def merge_env(env):
+    """KEY=V entries with a later KEY replacing an earlier one in its place (as runc)."""
+    out = {}
+    for e in env:
+        out[e.partition("=")[0]] = e
+    return list(out.values())
+
+
+def selinux_enabled():
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def hook_entries(items):
+    """config.json hooks of one stage -> [(path, args, env, timeout)] for the C runner."""
+    return [(h["path"], list(h.get("args") or ()), list(h.get("env") or ()),
+             h.get("timeout") or 0) for h in items or ()]  # fmt: skip
+
+
 def compile_process(plan, process, namespaces, warn):
-    """process -> plan fields (shared by create and, later, exec)."""
+    """process -> plan fields (shared by create and exec)."""
     plan.args = list(process["args"])
-    plan.env = list(process.get("env") or ())
+    plan.env = merge_env(process.get("env") or ())
     plan.cwd = process["cwd"]
     for e in plan.env:
         if e.startswith("PATH="):
             plan.path_env = e[5:]
+    plan.apparmor_profile = process.get("apparmorProfile") or None
+    label = process.get("selinuxLabel")
+    if label:
+        if not selinux_enabled():
+            raise SangjaError(
+                "selinux label is specified in config, but selinux is disabled or not supported"
+            )
+        plan.selinux_label = label
     user = process.get("user") or {}
     plan.uid = user.get("uid", 0)
     plan.gid = user.get("gid", 0)
@@ -364,4 +398,7 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
     if process is None:
         raise ConfigError("config.json: process is required to create a container")
     compile_process(plan, process, namespaces, warn)
+    hooks = spec.get("hooks") or {}
+    plan.create_container_hooks = hook_entries(hooks.get("createContainer"))
+    plan.start_container_hooks = hook_entries(hooks.get("startContainer"))
     return plan

@@ -67,6 +67,8 @@ def validate_process(p, where="process"):
     _strlist(p, "env", where)
     _opt(p, "terminal", bool, where)
     _opt(p, "noNewPrivileges", bool, where)
+    _opt(p, "apparmorProfile", str, where)
+    _opt(p, "selinuxLabel", str, where)
     _opt(p, "oomScoreAdj", int, where)
     cs = _opt(p, "consoleSize", dict, where)
     if cs:

@@ -139,14 +139,15 @@ def status_of(state, fifo_path):
 
 
 def _frozen(cg):
+    """The freezer `pause` uses (cgroups.Cgroups.freezer): v1's, else cgroup.freeze."""
     paths = cg.get("paths", {})
     try:
-        if cg.get("unified"):
-            with open(f"{paths['']}/cgroup.freeze") as f:
-                return f.read().strip() == "1"
-        if "freezer" in paths:
+        if not cg.get("unified") and "freezer" in paths:
             with open(f"{paths['freezer']}/freezer.state") as f:
                 return f.read().strip() in ("FROZEN", "FREEZING")
+        if "" in paths:
+            with open(f"{paths['']}/cgroup.freeze") as f:
+                return f.read().strip() == "1"
     except OSError:
         pass
     return False
