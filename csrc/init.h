@@ -46,6 +46,11 @@ int sj_rootfs_prepare(struct sj_ctx *ctx, struct sj_error *err);
 int sj_rootfs_mounts(struct sj_ctx *ctx, struct sj_error *err);
 int sj_rootfs_devices(struct sj_ctx *ctx, struct sj_error *err);
 int sj_grab_dev_null(struct sj_ctx *ctx, struct sj_error *err);
+
+/* copyup.c: tmpcopyup.  prepare: an fd of the directory the mount will cover
+ * (-2: none there), taken before mounting; copyup: copy it into the mount. */
+int sj_copyup_prepare(struct sj_ctx *ctx, const struct sj_mount *m);
+int sj_copyup(struct sj_ctx *ctx, const struct sj_mount *m, int src, struct sj_error *err);
 int sj_enter_rootfs(struct sj_ctx *ctx, struct sj_error *err);
 int sj_readonly_paths(struct sj_ctx *ctx, struct sj_error *err);
 int sj_masked_paths(struct sj_ctx *ctx, struct sj_error *err);

@@ -85,6 +85,7 @@ struct sj_mount {
   unsigned long propagation; /* MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE [|MS_REC], or 0 */
   int target_is_dir;   /* create a missing target as a directory (else a file) */
   unsigned int data_mode; /* MKDIR: permission bits of the created dirs (0: 0755) */
+  int copy_up;         /* FS tmpfs: copy what the covered directory held (tmpcopyup) */
 };
 
 struct sj_device {

@@ -133,7 +133,17 @@ static int mount_at(struct sj_ctx *ctx, const struct sj_mount *m, const char *sr
 }
 
 static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
-  return mount_at(ctx, m, mount_source_name(m), m->target_is_dir, m->flags, err);
+  if (!m->copy_up)
+    return mount_at(ctx, m, mount_source_name(m), m->target_is_dir, m->flags, err);
+  int src = sj_copyup_prepare(ctx, m);
+  if (src == -1)
+    return sj_fail(err, errno, "tmpcopyup %s: open", m->target);
+  int rc = mount_at(ctx, m, mount_source_name(m), 1, m->flags, err);
+  if (rc == 0 && src >= 0)
+    rc = sj_copyup(ctx, m, src, err);
+  if (src >= 0)
+    close(src);
+  return rc;
 }
 
 /* A bind mount with mount(2), not open_tree: the copy then stays in the

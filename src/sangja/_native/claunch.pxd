@@ -42,6 +42,7 @@ cdef extern from "launch.h" nogil:
         unsigned long propagation
         int target_is_dir
         unsigned int data_mode
+        int copy_up
 
     struct sj_device:
         const char *path

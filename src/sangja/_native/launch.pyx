@@ -109,6 +109,7 @@ cdef _fill(_Arena a, sj_plan *p, plan):
         mounts[i].propagation = m.propagation
         mounts[i].target_is_dir = m.target_is_dir
         mounts[i].data_mode = m.data_mode
+        mounts[i].copy_up = m.copy_up
     p.mounts = mounts
 
     p.ndevices = len(plan.devices)

@@ -13,12 +13,12 @@ from sangja.runtime import constants as K
 class Mount:
     __slots__ = (
         "kind", "source", "target", "fstype", "flags", "data", "attr_set", "attr_clr",
-        "attr_recursive", "recursive", "propagation", "target_is_dir", "data_mode",
+        "attr_recursive", "recursive", "propagation", "target_is_dir", "data_mode", "copy_up",
     )  # fmt: skip
 
     def __init__(self, kind, target, source=None, fstype=None, flags=0, data=None,
                  attr_set=0, attr_clr=0, attr_recursive=False, recursive=False,
-                 propagation=0, target_is_dir=True, data_mode=0):  # fmt: skip
+                 propagation=0, target_is_dir=True, data_mode=0, copy_up=False):  # fmt: skip
         self.kind = kind
         self.source = source
         self.target = target
@@ -32,6 +32,7 @@ class Mount:
         self.propagation = propagation
         self.target_is_dir = target_is_dir
         self.data_mode = data_mode
+        self.copy_up = copy_up
 
     def __repr__(self):
         return f"Mount({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
@@ -133,8 +134,8 @@ def parse_mount_options(options):
             aset |= s
             aclr |= c
             rattr = True
-        elif opt in ("bind", "rbind"):
-            pass  # the kind of mount, handled by the caller
+        elif opt in ("bind", "rbind", "tmpcopyup"):
+            pass  # the kind of mount, or a runtime extension: handled by the caller
         elif opt in ("idmap", "ridmap"):
             raise ConfigError(f"config.json: mount option {opt!r} is not supported")
         else:
@@ -187,10 +188,14 @@ def compile_mount(m, bundle, cgroup_paths, namespaces):
     if not typ:
         raise ConfigError(f"config.json: mount to {dest} has no type")
     flags &= ~K.MS_REMOUNT
+    copy_up = "tmpcopyup" in options
+    if copy_up and typ != "tmpfs":
+        raise ConfigError(f"config.json: mount to {dest}: tmpcopyup is for tmpfs mounts only")
     return [
         Mount(
             K.MOUNT_FS, dest, source=source or typ, fstype=typ, flags=flags, data=data,
             attr_set=aset, attr_clr=aclr, attr_recursive=rattr, propagation=prop,
+            copy_up=copy_up,
         )
     ]  # fmt: skip
 
