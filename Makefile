@@ -10,9 +10,16 @@ SYSTEM_PYTHON ?= /usr/bin/python3
 VENV ?= build/venv
 PYTHON := $(VENV)/bin/python3
 SANGJA := $(abspath $(VENV))/bin/sangja
+# the image tests: ../shared/fixtures/make-fixtures.sh (debootstrap, umoci, skopeo, the
+# distribution registry, its token server), podman to compare with, zstd for zstd layers
+IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz \
+	libarchive-tools openssl apache2-utils attr curl python3-jwt python3-cryptography
+# tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc
+ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time
+	procps time \
+	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
 .PHONY: all apt-deps deps install demo test lint bench clean
@@ -21,7 +28,7 @@ all: install
 
 apt-deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "apt packages: present"; else \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(APT_PACKAGES); fi
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); fi
 
 $(DEPS_STAMP): pyproject.toml | apt-deps
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
