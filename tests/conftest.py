@@ -107,3 +107,12 @@ def rt(request, env):
 def runc(env):
     """runc as the reference, next to the runtime under test."""
     return env.runtime("runc")
+
+
+@pytest.fixture(scope="session")
+def fixtures():
+    """make-fixtures.sh's images and registries, for tests/image and tests/engine
+    (tests/registrykit.py, imported only by the tests that use it)."""
+    import registrykit
+
+    yield from registrykit.session_fixtures()

@@ -26,3 +26,15 @@ def debian_fixtures():
         if fx is None:
             pytest.skip(f"the test/debian fixtures could not be built: {why}")
     return fx
+
+
+# ---- the image engine's tests (pull, store, archives): real registries ------------------
+import registrykit  # noqa: E402
+
+
+@pytest.fixture
+def sj(tmp_path, fixtures):
+    """The sangja CLI with a private engine root, HOME and certs.d (trusting the fixtures'
+    CA), the test inside the registries' network namespace."""
+    with fixtures.netns.entered():
+        yield registrykit.Sangja(tmp_path, fixtures)

@@ -1,0 +1,1 @@
+"""The engine: containers from images (sangja.engine.container), later networks, volumes."""

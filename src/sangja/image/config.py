@@ -1,0 +1,122 @@
+"""The engine's settings for images, from the environment and an optional JSON file.
+
+`$SANGJA_CONFIG` (default `/etc/sangja/daemon.json`), keys as in Docker's daemon.json:
+    {"default-registry": "registry.example:5000",
+     "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
+     "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
+     "max-concurrent-downloads": 3}
+The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
+SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+
+from sangja.errors import SangjaError
+
+DEFAULT_CONFIG = "/etc/sangja/daemon.json"
+DEFAULT_ROOT = "/var/lib/sangja"
+DEFAULT_CERTS_D = ("/etc/sangja/certs.d", "/etc/docker/certs.d")
+
+
+def load_json(path: str) -> dict:
+    """A JSON object from a file; {} if there is no file (or it is empty)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise SangjaError(f"read {path}: {e.strerror}")
+    if not data.strip():
+        return {}
+    from sangja.jsonio import loads
+
+    try:
+        doc = loads(data)
+    except ValueError as e:
+        raise SangjaError(f"{path}: invalid JSON: {e}")
+    if not isinstance(doc, dict):
+        raise SangjaError(f"{path}: want a JSON object")
+    return doc
+
+
+@functools.cache
+def _file() -> dict:
+    return load_json(os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG)
+
+
+def root() -> str:
+    return os.environ.get("SANGJA_ROOT") or _file().get("data-root") or DEFAULT_ROOT
+
+
+def default_registry() -> str:
+    return (
+        os.environ.get("SANGJA_DEFAULT_REGISTRY")
+        or _file().get("default-registry")
+        or ("docker.io")
+    )
+
+
+def certs_dirs() -> list[str]:
+    env = os.environ.get("SANGJA_CERTS_D")
+    if env is not None:
+        return [d for d in env.split(":") if d]
+    return list(_file().get("certs-d") or DEFAULT_CERTS_D)
+
+
+def max_concurrent_downloads() -> int:
+    v = os.environ.get("SANGJA_MAX_CONCURRENT_DOWNLOADS") or _file().get(
+        "max-concurrent-downloads", 3
+    )
+    try:
+        return max(1, int(v))
+    except (TypeError, ValueError):
+        raise SangjaError(f"invalid max-concurrent-downloads {v!r}")
+
+
+def _insecure_list() -> list[str]:
+    env = os.environ.get("SANGJA_INSECURE_REGISTRIES")
+    if env is not None:
+        return [s.strip() for s in env.split(",") if s.strip()]
+    return list(_file().get("insecure-registries") or ())
+
+
+def _host_of(domain: str) -> str:
+    if domain.startswith("["):
+        return domain[1 : domain.index("]")]
+    return domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
+
+
+def is_loopback(domain: str) -> bool:
+    host = _host_of(domain)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_insecure(domain: str) -> bool:
+    """Named insecure (by host:port, host, or a CIDR holding its address): plain HTTP is
+    allowed and TLS certificates are not verified.  Loopback is not in this list: it may
+    use plain HTTP, but a TLS certificate it presents is still verified."""
+    host = _host_of(domain)
+    for entry in _insecure_list():
+        if entry in (domain, host):
+            return True
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def plain_http_allowed(domain: str) -> bool:
+    return is_loopback(domain) or is_insecure(domain)

@@ -1,0 +1,142 @@
+"""Image references: parsing and Docker's normalization.
+
+`busybox` -> `<default registry>/library/busybox:latest`, `user/app` -> `<default>/user/app`,
+`host:5000/x/y@sha256:...` stays as it is.  The grammar is distribution/reference's: the
+first component is a registry when it holds a `.` or a `:`, or is `localhost`.
+
+The default registry is `docker.io` unless `$SANGJA_DEFAULT_REGISTRY` or the engine config
+(`default-registry`, see `sangja.image.config`) names another one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sangja.errors import SangjaError
+
+DOCKER_HUB = "docker.io"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_DOMAIN = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+)
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+_ID = re.compile(r"(?:sha256:)?[a-f0-9]{1,64}")
+
+
+class ReferenceError(SangjaError):
+    """Not a valid image reference."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    domain: str  # "127.0.0.1:5000", "docker.io"
+    path: str  # "library/busybox"
+    tag: str | None = None
+    digest: str | None = None  # "sha256:..."
+
+    @property
+    def name(self) -> str:
+        """domain/path: the repository's full name."""
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        s = self.name
+        if self.tag:
+            s += ":" + self.tag
+        if self.digest:
+            s += "@" + self.digest
+        return s
+
+    @property
+    def tagged(self) -> str:
+        """name:tag (latest if none was given)."""
+        return f"{self.name}:{self.tag or DEFAULT_TAG}"
+
+    def with_digest(self, digest: str) -> str:
+        return f"{self.name}@{digest}"
+
+    @property
+    def api_domain(self) -> str:
+        """The host to talk to: Docker Hub's API is not at docker.io."""
+        return "registry-1.docker.io" if self.domain == DOCKER_HUB else self.domain
+
+
+def parse(ref: str, default_registry: str | None = None) -> Reference:
+    """Parse and normalize; `latest` is filled in unless a digest is given."""
+    if default_registry is None:
+        from sangja.image.config import default_registry as _default
+
+        default_registry = _default()
+    s = ref.strip()
+    if not s or s != ref or len(s) > 4096:
+        raise ReferenceError(f"invalid reference format: {ref!r}")
+    rest, at, digest = s.partition("@")
+    if at and not _DIGEST.fullmatch(digest):
+        raise ReferenceError(f"invalid reference format: {ref!r}: bad digest {digest!r}")
+    # a tag is after the last ':' that follows the last '/'
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    tag = None
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not _TAG.fullmatch(tag):
+            raise ReferenceError(f"invalid reference format: {ref!r}: bad tag {tag!r}")
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        domain, path = first, remainder
+        if not _DOMAIN.fullmatch(domain):
+            raise ReferenceError(f"invalid reference format: {ref!r}: bad registry {domain!r}")
+    else:
+        domain, path = default_registry, rest
+    if domain in ("index.docker.io", "registry-1.docker.io"):
+        domain = DOCKER_HUB
+    if domain == default_registry and "/" not in path:
+        path = "library/" + path
+    if not _PATH.fullmatch(path):
+        if path.lower() != path and _PATH.fullmatch(path.lower()):
+            raise ReferenceError(
+                f"invalid reference format: repository name ({path}) must be lowercase"
+            )
+        raise ReferenceError(f"invalid reference format: {ref!r}")
+    if len(path) > 255:
+        raise ReferenceError(f"invalid reference format: {ref!r}: repository name too long")
+    if tag is None and not at:
+        tag = DEFAULT_TAG
+    return Reference(domain, path, tag, digest or None)
+
+
+def familiar(name: str, default_registry: str | None = None) -> str:
+    """The short form people type: `<default>/library/busybox` -> `busybox`."""
+    if default_registry is None:
+        from sangja.image.config import default_registry as _default
+
+        default_registry = _default()
+    prefix = default_registry + "/"
+    if name.startswith(prefix):
+        name = name[len(prefix) :]
+        if name.startswith("library/") and name.count("/") == 1:
+            name = name[len("library/") :]
+    return name
+
+
+def looks_like_id(s: str) -> bool:
+    """An image id or a prefix of one (hex, optionally `sha256:`)."""
+    return bool(_ID.fullmatch(s))
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """`host/path:tag` -> (`host/path`, `tag`); `host/path@sha256:..` -> (name, digest)."""
+    name, at, digest = full.partition("@")
+    if at:
+        return name, digest
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1 :]
+    return name, ""
