@@ -125,9 +125,13 @@ def run_bsdtar(blob, dest):
     subprocess.run(["bsdtar", "-xpf", blob, "-C", dest], check=True)
 
 
+# extraction filters came with Python 3.11.4 (Debian 12 has 3.11.2)
+_TARFILE_KW = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
+
+
 def run_tarfile(blob, dest):
     with tarfile.open(blob, "r:gz") as t:
-        t.extractall(dest, numeric_owner=True, filter="fully_trusted")
+        t.extractall(dest, numeric_owner=True, **_TARFILE_KW)
 
 
 def run_sangja(blob, dest):
