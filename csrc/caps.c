@@ -1,6 +1,8 @@
-/* Dropping privileges, in the only order that works: bounding set first
- * (needs CAP_SETPCAP), keep capabilities across the uid change, switch
- * groups/gid/uid, then set the final capability sets and the ambient set.
+/* Dropping privileges, in the order that is safe (init.c, become_user):
+ * bounding set first (it needs CAP_SETPCAP), keep capabilities across the
+ * uid change, switch groups/gid/uid, (verify the cwd,) stop keeping them,
+ * then set the final effective/permitted/inheritable sets and the ambient
+ * set.  Nothing is inheritable or ambient unless the config asks for it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -48,7 +50,8 @@ static int lowest_bit(uint64_t set) {
   return set ? __builtin_ctzll(set) : -1;
 }
 
-static int drop_bounding(const struct sj_plan *plan, struct sj_error *err) {
+int sj_drop_bounding(struct sj_ctx *ctx, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
   int last = last_cap();
   for (int c = 0; c <= last; c++) {
     if (plan->cap_bounding & (1ULL << c))
@@ -61,13 +64,15 @@ static int drop_bounding(const struct sj_plan *plan, struct sj_error *err) {
   return 0;
 }
 
-int sj_switch_user(struct sj_ctx *ctx, struct sj_error *err) {
+/* Keep the permitted set across the uid change (capset sets it after). */
+int sj_set_keepcaps(int on, struct sj_error *err) {
+  if (prctl(PR_SET_KEEPCAPS, on, 0, 0, 0) < 0)
+    return sj_fail(err, errno, "prctl PR_SET_KEEPCAPS %d", on);
+  return 0;
+}
+
+int sj_switch_ids(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
-  if (drop_bounding(plan, err) < 0)
-    return -1;
-  /* Keep the permitted set across the uid change; capset sets it below. */
-  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-    return sj_fail(err, errno, "prctl PR_SET_KEEPCAPS");
   if (sj_setgroups(plan->ngids, plan->additional_gids) < 0) {
     /* A user namespace with setgroups denied cannot clear the list either;
      * that is fine only when none were asked for. */
@@ -78,8 +83,6 @@ int sj_switch_user(struct sj_ctx *ctx, struct sj_error *err) {
     return sj_fail(err, errno, "setresgid %u", (unsigned int)plan->gid);
   if (sj_setresuid(plan->uid, plan->uid, plan->uid) < 0)
     return sj_fail(err, errno, "setresuid %u", (unsigned int)plan->uid);
-  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-    return sj_fail(err, errno, "prctl PR_SET_KEEPCAPS");
   return 0;
 }
 

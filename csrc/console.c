@@ -6,11 +6,13 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
 #include "init.h"
@@ -74,9 +76,19 @@ fail:
 static int open_slave(int master, const char *path, struct sj_error *err) {
   int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0)
-    slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
   if (slave < 0)
     return sj_fail(err, errno, "console: open %s", path);
+  /* It is the master's peer, by device number (a path could have been
+   * anything: what becomes /dev/console must be this pty, CVE-2025-52565). */
+  struct stat st;
+  unsigned int n = 0;
+  if (fstat(slave, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) < 136 ||
+      major(st.st_rdev) > 143 || ioctl(master, TIOCGPTN, &n) < 0 ||
+      (((major(st.st_rdev) - 136) << 8) | minor(st.st_rdev)) != n) {
+    close(slave);
+    return sj_failx(err, EINVAL, "console: %s is not the pty's slave", path);
+  }
   if (slave <= 2) { /* stdio was closed: keep it clear of the dup3 targets */
     int moved = fcntl(slave, F_DUPFD_CLOEXEC, 3);
     close(slave);
@@ -87,11 +99,41 @@ static int open_slave(int master, const char *path, struct sj_error *err) {
   return slave;
 }
 
+/* The mount point for /dev/console: a regular file of our own making.
+ * Whatever the rootfs left there (a symlink to a procfs file, a device) is
+ * replaced, never followed. */
+static int console_target(struct sj_ctx *ctx, struct sj_error *err) {
+  char name[NAME_MAX + 1];
+  int dir = sj_parent_in_root(ctx->rootfd, "/dev/console", name, sizeof name);
+  if (dir < 0)
+    return sj_fail(err, errno, "console: create /dev/console");
+  struct stat st;
+  int fd = -1;
+  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode) &&
+      unlinkat(dir, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0) {
+    sj_fail(err, errno, "console: remove what the rootfs has at /dev/console");
+    goto out;
+  }
+  int made = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                    0644);
+  if (made < 0) {
+    sj_fail(err, errno, "console: create /dev/console");
+    goto out;
+  }
+  close(made);
+  fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    sj_fail(err, errno, "console: open /dev/console");
+out:
+  close(dir);
+  return fd;
+}
+
 /* /dev/console is the pty too (systemd and friends write there). */
 static int mount_dev_console(struct sj_ctx *ctx, int slave, struct sj_error *err) {
-  int target = sj_create_in_root(ctx->rootfd, "/dev/console", 0);
+  int target = console_target(ctx, err);
   if (target < 0)
-    return sj_fail(err, errno, "console: create /dev/console");
+    return -1;
   int tree = sj_open_tree(slave, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
   int rc = 0;
   if (tree < 0 ||

@@ -2,7 +2,8 @@
  * stages that run in the runtime namespace, and by the init itself for
  * createContainer (before pivot_root) and startContainer (before execve).
  *
- * One hook is clone + execve of its path with the state JSON written to
+ * One hook is clone + execve of its path (by the init: through the exec
+ * trampoline, see launch.h) with the state JSON written to
  * its stdin, stdout and stderr read into a small tail buffer (the last line
  * goes into the error), and a deadline: past it the hook's process group
  * is killed.  No allocation: this runs in the init, a copy of a Python
@@ -66,7 +67,7 @@ static int64_t now_ms(void) {
 }
 
 __attribute__((noreturn)) static void hook_child(const struct sj_hook *hook, int in_fd,
-                                                 int out_fd, int err_pipe) {
+                                                 int out_fd, int err_pipe, int tramp_fd) {
   static const char *const empty[] = {NULL};
   sj_reset_signals();
   /* Its own process group: a timeout kills what it started too. */
@@ -79,16 +80,29 @@ __attribute__((noreturn)) static void hook_child(const struct sj_hook *hook, int
     in_fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 3);
   if (out_fd < 3)
     out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
-  if (err_pipe < 0 || in_fd < 0 || out_fd < 0)
+  if (tramp_fd >= 0 && tramp_fd < 3)
+    tramp_fd = fcntl(tramp_fd, F_DUPFD_CLOEXEC, 3);
+  if (err_pipe < 0 || in_fd < 0 || out_fd < 0 || tramp_fd < -1)
     _exit(127);
   if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
     goto fail;
   /* err_pipe is CLOEXEC: kept until execve, closed by it. */
-  int keep[1] = {err_pipe};
-  sj_close_fds_except(3, keep, 1);
+  int keep[2] = {err_pipe, tramp_fd};
+  sj_close_fds_except(3, keep, 2);
   const char *argv0[] = {hook->path, NULL};
   const char *const *argv = hook->argv && hook->argv[0] ? hook->argv : argv0;
-  execve(hook->path, (char *const *)argv, (char *const *)(hook->envp ? hook->envp : empty));
+  const char *const *envp = hook->envp ? hook->envp : empty;
+  if (tramp_fd >= 0) {
+    /* Run by the init: through the exec trampoline (see launch.h), which
+     * reports a failed execve on err_pipe itself and closes it on success. */
+    char report[24];
+    snprintf(report, sizeof report, "e%d", err_pipe);
+    if (fcntl(err_pipe, F_SETFD, 0) == 0)
+      sj_trampoline_exec(tramp_fd, hook->path, report, argv, envp);
+    fcntl(err_pipe, F_SETFD, FD_CLOEXEC);
+  } else {
+    execve(hook->path, (char *const *)argv, (char *const *)envp);
+  }
 fail:;
   int e = errno;
   sj_write_all(err_pipe, &e, sizeof e);
@@ -202,8 +216,22 @@ static int supervise(const struct sj_hook *hook, pid_t pid, int pidfd, int in_fd
   return rc;
 }
 
-int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nstate,
-                struct sj_error *err) {
+/* A plain fork with a pidfd: clone3, or clone where a seccomp profile
+ * answers ENOSYS for clone3 (as Docker's does, so that libc falls back). */
+static pid_t fork_pidfd(int *pidfd) {
+  struct sj_clone_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = CLONE_PIDFD;
+  args.pidfd = (uint64_t)(uintptr_t)pidfd;
+  args.exit_signal = SIGCHLD;
+  pid_t pid = (pid_t)sj_clone3(&args); /* without atfork handlers */
+  if (pid < 0 && errno == ENOSYS)
+    pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
+  return pid;
+}
+
+static int run_hook(const struct sj_hook *hook, const char *const *state, size_t nstate,
+                    int tramp_fd, struct sj_error *err) {
   int in[2] = {-1, -1}, out[2] = {-1, -1}, ep[2] = {-1, -1};
   int pidfd = -1, rc = -1;
   memset(err, 0, sizeof *err);
@@ -223,14 +251,9 @@ int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nst
   int pipe_was_pending = sigismember(&pending, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &all, &old);
 
-  struct sj_clone_args args;
-  memset(&args, 0, sizeof args);
-  args.flags = CLONE_PIDFD;
-  args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-  args.exit_signal = SIGCHLD;
-  pid_t pid = (pid_t)sj_clone3(&args); /* a plain fork, without atfork handlers */
+  pid_t pid = fork_pidfd(&pidfd);
   if (pid == 0)
-    hook_child(hook, in[0], out[1], ep[1]);
+    hook_child(hook, in[0], out[1], ep[1], tramp_fd);
   int clone_errno = errno;
   /* Only SIGPIPE stays blocked while we talk to the hook. */
   sigset_t during = old;
@@ -299,6 +322,11 @@ out:
   return rc;
 }
 
+int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nstate,
+                struct sj_error *err) {
+  return run_hook(hook, state, nstate, -1, err);
+}
+
 int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n,
                       const char *stage, const char *status, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
@@ -311,7 +339,7 @@ int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n,
            *rest ? "," : "");
   const char *parts[3] = {head, rest, "}"};
   for (size_t i = 0; i < n; i++) {
-    if (sj_run_hook(&hooks[i], parts, 3, err) < 0) {
+    if (run_hook(&hooks[i], parts, 3, ctx->tramp_fd, err) < 0) {
       char msg[SJ_ERRMSG_MAX];
       memcpy(msg, err->msg, sizeof msg);
       size_t n = strlen(stage);

@@ -137,6 +137,7 @@ static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
  * console, sysctls, read-only and masked paths. */
 static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
+  sj_procfs_early(ctx);
   if (setup_before_pivot(ctx, err) < 0)
     return -1;
   /* prestart and createRuntime: run by the parent, in the runtime namespace. */
@@ -151,33 +152,75 @@ static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
   return setup_after_pivot(ctx, err);
 }
 
-/* Become the configured user with the configured capabilities.  cwd is
- * tried first as root (it may be reachable only by the user, e.g. over
- * root-squashing NFS: then again once we are the user). */
+/* Become the configured user with the configured capabilities, in the
+ * order that is safe (the fds not kept were closed when we started):
+ * chdir -> bounding set -> keep-caps -> setgroups/setgid/setuid -> verify
+ * the cwd -> clear keep-caps -> effective/permitted/inheritable/ambient.
+ * cwd is tried first as root (it may be reachable only by the user, e.g.
+ * over root-squashing NFS: then again once we are the user); either way it
+ * is verified, as the user, to lie inside the container (CVE-2024-21626). */
 static int become_user(struct sj_ctx *ctx, struct sj_error *err) {
   int cwd_done = 0;
-  if (sj_chdir_cwd(ctx, 0, &cwd_done, err) < 0)
+  if (sj_chdir_cwd(ctx, 0, &cwd_done, err) < 0 || sj_fix_stdio_owner(ctx, err) < 0)
     return -1;
-  if (ctx->plan->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    return sj_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
-  if (sj_fix_stdio_owner(ctx, err) < 0 || sj_switch_user(ctx, err) < 0)
+  if (sj_drop_bounding(ctx, err) < 0 || sj_set_keepcaps(1, err) < 0 ||
+      sj_switch_ids(ctx, err) < 0)
     return -1;
-  if (!cwd_done && sj_chdir_cwd(ctx, 1, &cwd_done, err) < 0)
+  if (sj_chdir_cwd(ctx, 1, &cwd_done, err) < 0 || sj_set_keepcaps(0, err) < 0)
     return -1;
   return sj_apply_caps(ctx, err);
+}
+
+/* Load the seccomp filter; its notify listener, if any, goes to the parent
+ * (which passes it on to the listener socket and then says GO). */
+static int load_seccomp(struct sj_ctx *ctx, struct sj_error *err) {
+  int listener;
+  if (sj_seccomp_load(ctx->plan, &listener, err) < 0)
+    return -1;
+  if (listener < 0)
+    return 0;
+  int rc = 0;
+  if (sj_send_msg_fd(ctx->sync_fd, SJ_MSG_SECCOMP, listener) < 0)
+    rc = sj_fail(err, errno, "seccomp: send the listener fd to the runtime");
+  close(listener);
+  return rc < 0 ? -1 : wait_go(ctx, err);
 }
 
 /* The process: what the init and an exec'd process both go through, in
  * the container's root. */
 static int setup_process(struct sj_ctx *ctx, struct sj_error *err) {
-  sj_default_home(ctx);
-  if (sj_set_process_attrs(ctx, err) < 0 || sj_set_lsm_labels(ctx, err) < 0 ||
-      become_user(ctx, err) < 0)
+  const struct sj_plan *plan = ctx->plan;
+  /* no_new_privs first: from here on no execve can gain privileges. */
+  if (plan->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return sj_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+  /* Our own procfs for the LSM attributes and the exec fifo, made while we
+   * may still mount. */
+  if ((plan->exec_fifo_fd >= 0 || plan->apparmor_profile || plan->selinux_label) &&
+      sj_procfs(ctx, 0, err) < 0)
     return -1;
-  /* (seccomp goes here: the last step that can fail, once the caps are set) */
+  sj_default_home(ctx);
+  if (sj_set_process_attrs(ctx, err) < 0 || sj_set_lsm_labels(ctx, err) < 0)
+    return -1;
+  /* The parent may exit as soon as it has READY: stop dying with it.  Done
+   * before any filter is loaded (its rules may cover prctl or getppid); if
+   * the parent dies from here on, sending READY fails and we exit.  If it
+   * died already, we were reparented and nobody wants us. */
+  if (prctl(PR_SET_PDEATHSIG, 0) < 0 || !parent_alive(ctx))
+    _exit(1);
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the
+   * privileges go (as runc), so the drop itself runs under the filter. */
+  if (!plan->no_new_privs && load_seccomp(ctx, err) < 0)
+    return -1;
+  if (become_user(ctx, err) < 0)
+    return -1;
   if (sj_lookup_exec(ctx, err) < 0 || sj_check_exec_fifo(ctx, err) < 0)
     return -1;
-  umask(ctx->plan->umask >= 0 ? (mode_t)ctx->plan->umask : ctx->umask0);
+  umask(plan->umask >= 0 ? (mode_t)plan->umask : ctx->umask0);
+  /* With it: the last step before READY, so that as few of our own calls as
+   * possible go through the container's filter (READY and the exec fifo,
+   * the startContainer hooks, the exec trampoline's execveat and execve). */
+  if (plan->no_new_privs && load_seccomp(ctx, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -235,10 +278,6 @@ void sj_init_main(struct sj_ctx *ctx) {
   if (setup(ctx, &err) < 0)
     sj_child_die(ctx->sync_fd, &err);
 
-  /* The parent may exit as soon as it has READY: stop dying with it.  If it
-   * died already, we were reparented and nobody wants us. */
-  if (prctl(PR_SET_PDEATHSIG, 0) < 0 || !parent_alive(ctx))
-    _exit(1);
   if (send_type(ctx, SJ_MSG_READY, &err) < 0)
     _exit(1);
   if (ctx->exec) { /* kept until execve: the caller learns how that went */

@@ -21,6 +21,9 @@ struct sj_ctx {
   int rootfd;       /* O_PATH of the rootfs bind mount (before pivot), or -1 */
   int null_tree;    /* mount fd: clone of the host /dev/null for masking, or -1 */
   int null_attached;/* null_tree has been moved into our namespace */
+  int tramp_fd;     /* the exec trampoline's sealed memfd (see launch.h) */
+  int procfd;       /* a procfs of our own (pids only), or -1: see process.c */
+  int sysfd;        /* a full one, for the sysctls only, or -1 */
   mode_t umask0;    /* the umask inherited from the parent */
   char exec_path[PATH_MAX]; /* argv[0] resolved against PATH */
   char home_env[PATH_MAX + 8]; /* "HOME=..." when the env has none, else "" */
@@ -59,15 +62,38 @@ int sj_root_readonly(struct sj_ctx *ctx, struct sj_error *err);
 /* console.c */
 int sj_setup_console(struct sj_ctx *ctx, struct sj_error *err);
 
-/* caps.c */
-int sj_switch_user(struct sj_ctx *ctx, struct sj_error *err);
+/* caps.c: the privilege drop, in this order (see become_user in init.c) */
+int sj_drop_bounding(struct sj_ctx *ctx, struct sj_error *err);
+int sj_set_keepcaps(int on, struct sj_error *err);
+int sj_switch_ids(struct sj_ctx *ctx, struct sj_error *err); /* groups, gid, uid */
 int sj_apply_caps(struct sj_ctx *ctx, struct sj_error *err);
 
+/* seccomp_load.c: load plan->seccomp_bpf; *listener gets the notify fd
+ * (SECCOMP_FILTER_FLAG_NEW_LISTENER), else -1.  No filter: 0, nothing done. */
+int sj_seccomp_load(const struct sj_plan *plan, int *listener, struct sj_error *err);
+
+/* trampoline.c: the sealed memfd holding the exec trampoline (caller side,
+ * CLOEXEC), and an execveat through it: execs `path` with argv
+ * and envp, reporting a failure as `report` says (see trampoline/).
+ * Returns only on failure (-1 + errno). */
+int sj_trampoline_create(struct sj_error *err);
+int sj_trampoline_exec(int tfd, const char *path, const char *report,
+                       const char *const *argv, const char *const *envp);
+
 /* process.c */
+/* A procfs of our own, never the container's /proc (which its image or
+ * mounts may have replaced): full (with /proc/sys, ctx->sysfd, closed once
+ * the sysctls are written) or pids-only (ctx->procfd).  Made on first use;
+ * sj_procfs_early makes what the plan will need while the runtime's /proc
+ * is still in view (a user namespace may mount one only then). */
+int sj_procfs(struct sj_ctx *ctx, int full, struct sj_error *err);
+void sj_procfs_early(struct sj_ctx *ctx);
 int sj_set_hostname(struct sj_ctx *ctx, struct sj_error *err);
 int sj_set_sysctls(struct sj_ctx *ctx, struct sj_error *err);
 int sj_set_process_attrs(struct sj_ctx *ctx, struct sj_error *err); /* personality, rlimits */
 int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err);
+/* chdir to the cwd (as root: EACCES is left for as_user), and as_user
+ * verify the cwd lies inside the container. */
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err);
 int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err);
 int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err);

@@ -9,6 +9,11 @@
  *   child -> parent   SJ_MSG_HOOKS (only if plan->hook_sync): mounts done,
  *                     before pivot_root; waits for SJ_MSG_GO again, then
  *                     runs the createContainer hooks itself
+ *   child -> parent   SJ_MSG_SECCOMP (only with SECCOMP_FILTER_FLAG_NEW_LISTENER
+ *                     in plan->seccomp_flags): the filter is loaded, its notify
+ *                     listener fd travels with the message (SCM_RIGHTS; the
+ *                     receiver gets it, CLOEXEC, in msg.value); the child waits
+ *                     for SJ_MSG_GO, sent once the parent has passed the fd on
  *   child -> parent   SJ_MSG_READY: every fallible step done, privileges
  *                     dropped; the child now blocks on the exec fifo
  *   child -> parent   SJ_MSG_ERROR at any point: errno + "step: detail",
@@ -17,6 +22,14 @@
  *                     keeps the socket until execve, so the parent then
  *                     receives SJ_MSG_CLOSED (execve done) or SJ_MSG_ERROR
  *                     (execve failed).
+ *
+ * execve: the init (a copy of the caller's process until then) never execs
+ * the container's program itself: it execs the exec trampoline (csrc/
+ * trampoline/), a tiny static program sj_spawn puts in a sealed memfd,
+ * which execs the program.  So /proc/self/exe is never the caller's binary
+ * (the host's Python) when the kernel resolves the program's interpreter:
+ * "#!/proc/self/exe" in the container runs the sealed trampoline, not the
+ * host's interpreter (CVE-2019-5736).  Hooks the init runs go the same way.
  *
  * The exec fifo (create): once released (`start` opened its read side) the
  * init runs the startContainer hooks, then writes one byte "0" and goes on
@@ -47,12 +60,14 @@ enum sj_msg_type {
   SJ_MSG_CLOSED = 6, /* received only: the peer closed the socket without a
                         message (err ECHILD, text "init exited before it was
                         ready"); never sent */
+  SJ_MSG_SECCOMP = 7, /* child -> parent: the seccomp listener fd (SCM_RIGHTS),
+                         received in value; the parent answers SJ_MSG_GO */
 };
 
 struct sj_msg {
   uint32_t type;
   int32_t err;   /* errno for SJ_MSG_ERROR */
-  int64_t value; /* pid for SJ_MSG_PID */
+  int64_t value; /* pid for SJ_MSG_PID; the received fd for SJ_MSG_SECCOMP */
   char text[SJ_ERRMSG_MAX];
 };
 
@@ -169,7 +184,9 @@ struct sj_plan {
   unsigned int console_rows, console_cols;
   int setsid;        /* new session (the init: yes) */
   int hook_sync;     /* stop before pivot_root with SJ_MSG_HOOKS */
-  int log_fd;        /* where the child writes a late error (after READY), -1: stderr */
+  int log_fd;        /* where the child writes a late error (after READY), -1: stderr;
+                        a failed execve of the program itself is the trampoline's to
+                        report, on stderr (exec: over the sync socket) */
 
   /* cgroups.  v1: the init joins each hierarchy itself, first thing after GO,
    * by writing "0" to every file in cgroup_join (its `tasks` files): a thread
@@ -197,8 +214,9 @@ struct sj_plan {
   size_t nstart_container_hooks;
   const char *hook_state; /* the state's other members: `"ociVersion":"1.2.0","id":"x",...` */
 
-  /* LSM labels for the process, written to /proc/self/attr/.../exec (they
-   * take effect at execve), or NULL. */
+  /* LSM labels for the process, written to attr/.../exec (they take effect
+   * at execve) through a procfs of the init's own (see process.c), never
+   * through the container's /proc; or NULL. */
   const char *apparmor_profile;
   const char *selinux_label;
 
@@ -216,6 +234,18 @@ struct sj_plan {
    * sysctl, hook or exec fifo steps.  clone_flags and joins must be empty. */
   int exec_pidfd;
   int exec_nstypes; /* CLONE_NEW* of the init to join (never our own user ns) */
+
+  /* seccomp: a finished BPF program (struct sock_filter[], seccomp_len
+   * bytes, built by the caller), loaded with seccomp(SECCOMP_SET_MODE_FILTER,
+   * seccomp_flags) by the init and by every exec'd process.  With
+   * no_new_privs: after the capabilities are set, as the last step before
+   * READY (as few of the init's own syscalls as possible go through it);
+   * without: before the privileges are dropped, since loading then needs
+   * CAP_SYS_ADMIN.  SECCOMP_FILTER_FLAG_NEW_LISTENER in the flags: the
+   * listener goes to the parent (SJ_MSG_SECCOMP).  NULL: no filter. */
+  const unsigned char *seccomp_bpf;
+  size_t seccomp_len;
+  unsigned int seccomp_flags;
 };
 
 struct sj_spawned {
@@ -229,7 +259,8 @@ struct sj_spawned {
 int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error *err);
 
 /* Send one message / receive one message (blocking).  Return 0 or -1 + err;
- * a closed socket is received as SJ_MSG_ERROR with text "init exited". */
+ * a closed socket is received as SJ_MSG_CLOSED.  An fd that comes with
+ * SJ_MSG_SECCOMP is the caller's to close (msg->value); any other is closed. */
 int sj_sync_send(int fd, uint32_t type, struct sj_error *err);
 int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err);
 

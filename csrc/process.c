@@ -1,6 +1,6 @@
-/* The init's process attributes and its last steps: hostname, sysctls,
- * personality, rlimits, stdio ownership, cwd, executable lookup, the exec
- * fifo and execve.
+/* The init's process attributes and its last steps: its own procfs,
+ * hostname, sysctls, personality, rlimits, stdio ownership, cwd, executable
+ * lookup, LSM labels, the exec fifo and execve.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -33,25 +33,106 @@ int sj_set_hostname(struct sj_ctx *ctx, struct sj_error *err) {
   return 0;
 }
 
-/* Written through the container's own /proc (the values belong to the
- * namespaces we are in, whichever procfs shows them). */
+/* ---- a procfs of our own ----
+ *
+ * Everything the init writes to procfs (sysctls, LSM attributes) and the
+ * exec fifo's reopening go through a procfs instance we mount ourselves,
+ * detached (fsopen/fsmount: it is never attached anywhere, so nothing in
+ * the container can cover or replace it), of the pid namespace we are in.
+ * Never through the container's /proc, which an image or a mount may have
+ * faked (CVE-2019-16884, CVE-2023-27561).  The one kept for later is
+ * pids-only (subset=pid: no /proc/sys, nothing the container's own /proc
+ * does not show); the full one is only opened for the sysctls and closed.
+ * The uid/gid maps, setgroups and oom_score_adj are written by the parent,
+ * through the runtime's /proc. */
+
+#define SJ_PROC_ROOT_INO 1
+
+static int mount_procfs(int pids_only) {
+  int fs = sj_fsopen("proc", FSOPEN_CLOEXEC);
+  if (fs < 0)
+    return -1;
+  int mnt = -1;
+  if (pids_only && sj_fsconfig(fs, SJ_FSCONFIG_SET_STRING, "subset", "pid", 0) < 0) {
+    close(fs);
+    return -1;
+  }
+  if (sj_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+    mnt = sj_fsmount(fs, FSMOUNT_CLOEXEC,
+                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  int saved = errno;
+  close(fs);
+  errno = saved;
+  return mnt;
+}
+
+/* Where we may not mount one (an old kernel; a user namespace whose mount
+ * namespace shows no full procfs), the container's /proc, if it is the
+ * root of a procfs. */
+static int verified_proc_dir(struct sj_error *err) {
+  int fd = sj_openat2(AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC,
+                      SJ_RESOLVE_NO_SYMLINKS | SJ_RESOLVE_NO_MAGICLINKS);
+  if (fd < 0)
+    return sj_fail(err, errno, "open /proc (is /proc mounted in the container?)");
+  struct statfs sfs;
+  struct stat st;
+  if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC || fstat(fd, &st) < 0 ||
+      st.st_ino != SJ_PROC_ROOT_INO) {
+    close(fd);
+    return sj_failx(err, EINVAL, "/proc in the container is not a procfs");
+  }
+  return fd;
+}
+
+int sj_procfs(struct sj_ctx *ctx, int full, struct sj_error *err) {
+  int *slot = full ? &ctx->sysfd : &ctx->procfd;
+  if (*slot >= 0)
+    return *slot;
+  int fd = mount_procfs(!full);
+  if (fd < 0 && !full && errno == EINVAL)
+    fd = mount_procfs(0); /* before 5.8: no subset=pid */
+  if (fd < 0)
+    fd = verified_proc_dir(err);
+  if (fd >= 0)
+    *slot = fd;
+  return fd;
+}
+
+void sj_procfs_early(struct sj_ctx *ctx) {
+  const struct sj_plan *plan = ctx->plan;
+  if (plan->nsysctls && ctx->sysfd < 0)
+    ctx->sysfd = mount_procfs(0);
+  if ((plan->exec_fifo_fd >= 0 || plan->apparmor_profile || plan->selinux_label) &&
+      ctx->procfd < 0) {
+    ctx->procfd = mount_procfs(1);
+    if (ctx->procfd < 0 && errno == EINVAL)
+      ctx->procfd = mount_procfs(0);
+  }
+}
+
 int sj_set_sysctls(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
   if (plan->nsysctls == 0)
     return 0;
-  int dir = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0)
-    return sj_fail(err, errno, "sysctl: open /proc/sys (is /proc mounted in the container?)");
-  struct statfs sfs;
-  if (fstatfs(dir, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
-    close(dir);
-    return sj_failx(err, EINVAL, "sysctl: /proc/sys in the container is not a procfs");
+  int proc = sj_procfs(ctx, 1, err);
+  if (proc < 0) {
+    char why[SJ_ERRMSG_MAX];
+    memcpy(why, err->msg, sizeof why);
+    return sj_failx(err, err->err, "sysctl: %.480s", why);
   }
+  /* The values belong to the namespaces we are in, whichever procfs shows them. */
+  int dir = sj_openat2(proc, "sys", O_PATH | O_DIRECTORY | O_CLOEXEC,
+                       SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_SYMLINKS | SJ_RESOLVE_NO_XDEV);
+  int saved = errno;
+  close(proc); /* an unmasked /proc/sys: gone as soon as it has served */
+  ctx->sysfd = -1;
+  if (dir < 0)
+    return sj_fail(err, saved, "sysctl: open /proc/sys");
   int rc = 0;
   for (size_t i = 0; i < plan->nsysctls && rc == 0; i++) {
     const struct sj_sysctl *s = &plan->sysctls[i];
     int fd = sj_openat2(dir, s->path, O_WRONLY | O_CLOEXEC | O_NOCTTY,
-                        SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_SYMLINKS);
+                        SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_SYMLINKS | SJ_RESOLVE_NO_XDEV);
     if (fd < 0) {
       rc = sj_fail(err, errno, "sysctl: open /proc/sys/%s", s->path);
       break;
@@ -182,19 +263,24 @@ void sj_default_home(struct sj_ctx *ctx) {
 
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err) {
   const char *cwd = ctx->plan->cwd && *ctx->plan->cwd ? ctx->plan->cwd : "/";
-  if (chdir(cwd) < 0) {
-    if (!as_user && errno == EACCES)
-      return 0; /* try again once we are the user */
-    return sj_fail(err, errno, "chdir %s", cwd);
+  if (!*done) {
+    if (chdir(cwd) < 0) {
+      if (!as_user && errno == EACCES)
+        return 0; /* try again once we are the user */
+      return sj_fail(err, errno, "chdir %s", cwd);
+    }
+    *done = 1;
   }
-  /* A cwd reached through a mount from outside the root is reported by the
-   * kernel as "(unreachable)/...": the process would escape with it. */
+  if (!as_user)
+    return 0;
+  /* A cwd reached through a mount from outside the root (an fd the init
+   * held: /proc/self/fd/N, CVE-2024-21626) is reported by the kernel as
+   * "(unreachable)/...": the process would escape with it. */
   char buf[PATH_MAX];
   if (sj_getcwd(buf, sizeof buf) < 0)
     return sj_fail(err, errno, "getcwd");
   if (buf[0] != '/')
-    return sj_failx(err, EPERM, "cwd is outside the container");
-  *done = 1;
+    return sj_failx(err, EPERM, "cwd %s is outside the container", cwd);
   return 0;
 }
 
@@ -255,6 +341,12 @@ int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err) {
   return sj_failx(err, ENOENT, "exec: \"%s\": executable file not found in $PATH", file);
 }
 
+/* "self/fd/<fd>" of our own procfs, into buf. */
+static const char *self_fd(char *buf, size_t size, int fd) {
+  snprintf(buf, size, "self/fd/%d", fd);
+  return buf;
+}
+
 /* Before READY: make sure the fifo will be reachable and writable for the
  * user (the wait itself comes after READY, with no one to report to). */
 int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
@@ -263,12 +355,14 @@ int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
     return 0;
   char path[32];
   struct stat st;
-  sj_fdpath(path, sizeof path, fd);
-  if (stat(path, &st) < 0)
-    return sj_fail(err, errno, "exec fifo: stat %s (is /proc mounted in the container?)", path);
+  int proc = ctx->procfd;
+  if (proc < 0)
+    return sj_failx(err, EBADF, "exec fifo: no procfs to reopen it through");
+  if (fstatat(proc, self_fd(path, sizeof path, fd), &st, 0) < 0)
+    return sj_fail(err, errno, "exec fifo: stat /proc/%s", path);
   if (!S_ISFIFO(st.st_mode))
     return sj_failx(err, EINVAL, "exec fifo: fd %d is not a fifo", fd);
-  if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
+  if (faccessat(proc, path, W_OK, AT_EACCESS) < 0)
     return sj_fail(err, errno, "exec fifo: open for writing as uid %u", (unsigned int)ctx->plan->uid);
   return 0;
 }
@@ -280,13 +374,22 @@ int sj_open_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
   char path[32];
   int fd;
   do
-    fd = open(sj_fdpath(path, sizeof path, pathfd), O_WRONLY | O_CLOEXEC);
+    fd = openat(ctx->procfd, self_fd(path, sizeof path, pathfd), O_WRONLY | O_CLOEXEC | O_NOCTTY);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     sj_fail(err, errno, "open exec fifo");
     return -2;
   }
+  /* The same fifo as the one we were given (the procfs is ours, but check). */
+  struct stat a, b;
+  if (fstat(fd, &a) < 0 || fstat(pathfd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    close(fd);
+    sj_failx(err, EINVAL, "open exec fifo: reopened something else");
+    return -2;
+  }
   close(pathfd);
+  close(ctx->procfd); /* the last use of our procfs */
+  ctx->procfd = -1;
   return fd;
 }
 
@@ -307,24 +410,39 @@ int sj_release_exec_fifo(struct sj_ctx *ctx, int fd, const struct sj_error *fail
   return rc;
 }
 
+/* Write value to procfs file rel ("self/attr/exec") through our procfs. */
+static int write_proc_attr(struct sj_ctx *ctx, const char *rel, const char *value) {
+  int fd = sj_openat2(ctx->procfd, rel, O_WRONLY | O_CLOEXEC | O_NOCTTY,
+                      SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_XDEV | SJ_RESOLVE_NO_MAGICLINKS);
+  if (fd < 0)
+    return -1;
+  int rc = sj_write_all(fd, value, strlen(value));
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
 /* AppArmor profile and SELinux label for the coming execve (as runc: the
  * "exec" attributes, applied by the kernel at execve).  AppArmor has its
- * own attr directory since 5.8 when several LSMs are stacked. */
+ * own attr directory since 5.8 when several LSMs are stacked.  Written
+ * through our own procfs, never the container's /proc: a fake one would
+ * take the write and leave the process unconfined (CVE-2019-16884). */
 int sj_set_lsm_labels(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
   if (plan->apparmor_profile) {
     char text[SJ_ERRMSG_MAX];
     snprintf(text, sizeof text, "exec %s", plan->apparmor_profile);
-    const char *path = "/proc/self/attr/apparmor/exec";
-    int rc = sj_write_file(path, text);
+    const char *path = "self/attr/apparmor/exec";
+    int rc = write_proc_attr(ctx, path, text);
     if (rc < 0 && errno == ENOENT) {
-      path = "/proc/self/attr/exec";
-      rc = sj_write_file(path, text);
+      path = "self/attr/exec";
+      rc = write_proc_attr(ctx, path, text);
     }
     if (rc < 0)
-      return sj_fail(err, errno, "apparmor failed to apply profile: write %s", path);
+      return sj_fail(err, errno, "apparmor failed to apply profile: write /proc/%s", path);
   }
-  if (plan->selinux_label && sj_write_file("/proc/self/attr/exec", plan->selinux_label) < 0)
+  if (plan->selinux_label && write_proc_attr(ctx, "self/attr/exec", plan->selinux_label) < 0)
     return sj_fail(err, errno, "selinux: set the exec label: write /proc/self/attr/exec");
   return 0;
 }
@@ -349,10 +467,11 @@ void sj_exec(struct sj_ctx *ctx) {
   /* Everything else closes at execve; until then log_fd stays usable for
    * reporting an execve failure. */
   if (close_range(3 + (unsigned int)npreserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-    int keep[1] = {plan->log_fd};
-    sj_close_fds_except(3 + npreserve, keep, 1);
-    if (plan->log_fd >= 3 + npreserve)
-      fcntl(plan->log_fd, F_SETFD, FD_CLOEXEC);
+    int keep[3] = {plan->log_fd, ctx->tramp_fd, ctx->sync_fd};
+    sj_close_fds_except(3 + npreserve, keep, 3);
+    for (int i = 0; i < 3; i++)
+      if (keep[i] >= 3 + npreserve)
+        fcntl(keep[i], F_SETFD, FD_CLOEXEC);
   }
 
   size_t nenv = 0;
@@ -364,12 +483,24 @@ void sj_exec(struct sj_ctx *ctx) {
   if (ctx->home_env[0])
     env[nenv++] = ctx->home_env;
   env[nenv] = NULL;
-  execve(ctx->exec_path, (char *const *)plan->argv, (char *const *)env);
+
+  /* Through the exec trampoline (see launch.h): it reports a failed execve
+   * of the program itself, to exec's caller over the sync socket (kept open
+   * for it; it closes at the program's execve) or to stderr. */
+  char report[24];
+  if (ctx->sync_fd >= 0) {
+    snprintf(report, sizeof report, "m%d", ctx->sync_fd);
+    fcntl(ctx->sync_fd, F_SETFD, 0);
+  } else {
+    snprintf(report, sizeof report, "t2");
+  }
+  sj_trampoline_exec(ctx->tramp_fd, ctx->exec_path, report, plan->argv, env);
 
   struct sj_error err;
   char ebuf[64];
   int e = errno;
-  sj_failx(&err, e, "exec: \"%s\": %s", plan->argv[0], go_strerror(e, ebuf, sizeof ebuf));
+  sj_failx(&err, e, "exec: \"%s\": run the exec trampoline: %s", plan->argv[0],
+           go_strerror(e, ebuf, sizeof ebuf));
   if (ctx->sync_fd >= 0) { /* exec: the caller still listens */
     struct sj_msg msg;
     memset(&msg, 0, sizeof msg);

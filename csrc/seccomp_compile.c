@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int sj_scmp_resolve_syscall(const char *name) {
   int nr = seccomp_syscall_resolve_name(name);
@@ -19,6 +21,12 @@ int sj_scmp_resolve_syscall(const char *name) {
 
 uint32_t sj_scmp_resolve_arch(const char *name) {
   return seccomp_arch_resolve_name(name);
+}
+
+int sj_scmp_flag_supported(unsigned int flag) {
+  /* SECCOMP_SET_MODE_FILTER (1) with a NULL program: nothing is loaded. */
+  long rc = syscall(SYS_seccomp, 1, flag, NULL);
+  return rc < 0 && errno == EFAULT;
 }
 
 static int fail(struct sj_error *err, int rc, const char *fmt, const char *what) {

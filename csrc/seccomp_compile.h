@@ -33,6 +33,9 @@ struct sj_scmp_filter {
 int sj_scmp_resolve_syscall(const char *name);
 /* libseccomp's arch token for a name ("x86_64", "aarch64", ...), 0 if unknown. */
 uint32_t sj_scmp_resolve_arch(const char *name);
+/* 1 if this kernel knows SECCOMP_FILTER_FLAG_* `flag` (asked as libseccomp asks: a
+ * filter with no program is EFAULT once the flags passed), else 0. */
+int sj_scmp_flag_supported(unsigned int flag);
 /* Write the program (struct sock_filter[]) to fd. 0, or -1 with err naming the step. */
 int sj_scmp_compile(const struct sj_scmp_filter *f, int fd, struct sj_error *err);
 

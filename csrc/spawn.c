@@ -46,12 +46,25 @@ int sj_sync_send(int fd, uint32_t type, struct sj_error *err) {
 
 int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err) {
   memset(msg, 0, sizeof *msg);
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = msg, .iov_len = sizeof *msg};
+  struct msghdr mh;
   ssize_t n;
-  do
-    n = recv(fd, msg, sizeof *msg, 0);
-  while (n < 0 && errno == EINTR);
+  do {
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
   if (n < 0 && errno != ECONNRESET)
     return sj_fail(err, errno, "receive from init");
+  int passed = -1;
+  for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(int)) && passed < 0)
+      memcpy(&passed, CMSG_DATA(c), sizeof passed);
   if (n <= 0) {
     /* The peer is gone without saying why (killed, or the parent of an
      * intermediate exited; for exec after READY: execve succeeded). */
@@ -61,7 +74,36 @@ int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err) {
     return 0;
   }
   msg->text[sizeof msg->text - 1] = '\0';
+  if (msg->type == SJ_MSG_SECCOMP) {
+    if (passed < 0)
+      return sj_failx(err, EPROTO, "the seccomp listener fd did not arrive");
+    msg->value = passed;
+  } else if (passed >= 0) {
+    close(passed); /* nothing else carries an fd */
+  }
   return 0;
+}
+
+/* Child side: one message with an fd attached (SCM_RIGHTS). */
+int sj_send_msg_fd(int sock, uint32_t type, int fd) {
+  struct sj_msg msg;
+  memset(&msg, 0, sizeof msg);
+  msg.type = type;
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                      .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do
+    n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
 }
 
 /* ---- the child side entry points ---- */
@@ -104,27 +146,30 @@ static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *ar
  * few fds of the plan.  Everything else inherited from Python goes at once,
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
-static void close_inherited_fds(const struct sj_plan *plan, int sync_fd) {
-  int keep[] = {sync_fd,       plan->exec_fifo_fd, plan->console_fd,
-                plan->log_fd,  plan->cgroup_fd,    plan->exec_pidfd};
+static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tramp_fd) {
+  int keep[] = {sync_fd,      plan->exec_fifo_fd, plan->console_fd, plan->log_fd,
+                plan->cgroup_fd, plan->exec_pidfd, tramp_fd};
   int from = 3 + (plan->preserve_fds > 0 ? plan->preserve_fds : 0);
   sj_close_fds_except(from, keep, sizeof keep / sizeof keep[0]);
 }
 
 __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd,
-                                               pid_t ppid) {
+                                               pid_t ppid, int tramp_fd) {
   struct sj_ctx ctx;
   memset(&ctx, 0, sizeof ctx);
   ctx.plan = plan;
   ctx.sync_fd = sync_fd;
   ctx.ppid = ppid;
+  ctx.tramp_fd = tramp_fd;
+  ctx.procfd = -1;
+  ctx.sysfd = -1;
   ctx.exec = plan->exec_pidfd >= 0;
   ctx.userns = (plan->clone_flags & CLONE_NEWUSER) || has_join(plan, CLONE_NEWUSER) ||
                (ctx.exec && (plan->exec_nstypes & CLONE_NEWUSER));
   ctx.mntns = (plan->clone_flags & CLONE_NEWNS) || has_join(plan, CLONE_NEWNS);
   ctx.rootfd = -1;
   ctx.null_tree = -1;
-  close_inherited_fds(plan, sync_fd);
+  close_inherited_fds(plan, sync_fd, tramp_fd);
   if (plan->cgroup_fd >= 0)
     close(plan->cgroup_fd); /* used by our clone3 only: no host cgroup fd until execve */
   if (ctx.exec) {
@@ -224,7 +269,7 @@ static int join_container(const struct sj_plan *plan, struct sj_error *err) {
 /* The intermediate: joins, then clones the init as a sibling (CLONE_PARENT:
  * the init is a child of the caller), reports its pid and exits. */
 __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *plan, int sync_fd,
-                                                       pid_t ppid) {
+                                                       pid_t ppid, int tramp_fd) {
   struct sj_error err;
   memset(&err, 0, sizeof err);
   /* Signals stay blocked (as the caller left them) until the init has
@@ -232,7 +277,7 @@ __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *pla
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
     _exit(1);
   prctl(PR_SET_NAME, "sangja:nsenter", 0, 0, 0);
-  close_inherited_fds(plan, sync_fd);
+  close_inherited_fds(plan, sync_fd, tramp_fd);
 
   if (plan->exec_pidfd >= 0) {
     /* Not dumpable (nor its child, until execve): we are about to enter
@@ -254,7 +299,7 @@ __attribute__((noreturn)) static void run_intermediate(const struct sj_plan *pla
    * inherits ours, SIGCHLD, towards the caller. */
   pid_t pid = (pid_t)sj_clone3(&args);
   if (pid == 0)
-    run_init(plan, sync_fd, ppid);
+    run_init(plan, sync_fd, ppid, tramp_fd);
   if (pid < 0) {
     sj_fail(&err, errno, "clone3");
     sj_child_die(sync_fd, &err);
@@ -317,8 +362,22 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
   int clone_errno = 0;
 
   memset(err, 0, sizeof *err);
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+  /* What the init execs last (see launch.h); ours is closed once it exists. */
+  int tramp_fd = sj_trampoline_create(err);
+  if (tramp_fd < 0)
+    return -1;
+  int above = 3 + (plan->preserve_fds > 0 ? plan->preserve_fds : 0);
+  if (tramp_fd < above) { /* never in stdio or the range execve passes on */
+    int moved = fcntl(tramp_fd, F_DUPFD_CLOEXEC, above);
+    close(tramp_fd);
+    if (moved < 0)
+      return sj_fail(err, errno, "create the exec trampoline: dup");
+    tramp_fd = moved;
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    close(tramp_fd);
     return sj_fail(err, errno, "socketpair");
+  }
 
   /* All signals blocked across clone: the child must never run one of
    * Python's handlers; it unblocks once its dispositions are default. */
@@ -332,7 +391,7 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
   if (plan->njoins > 0 || plan->timens_offsets || plan->exec_pidfd >= 0) {
     mid = (pid_t)sj_clone3(&args); /* a plain fork, without atfork handlers */
     if (mid == 0)
-      run_intermediate(plan, sv[1], ppid);
+      run_intermediate(plan, sv[1], ppid, tramp_fd);
     clone_errno = errno;
   } else {
     args.flags = CLONE_PIDFD;
@@ -340,11 +399,12 @@ int sj_spawn(const struct sj_plan *plan, struct sj_spawned *out, struct sj_error
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     pid = (pid_t)sj_clone3(&args);
     if (pid == 0)
-      run_init(plan, sv[1], ppid);
+      run_init(plan, sv[1], ppid, tramp_fd);
     clone_errno = errno;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(sv[1]);
+  close(tramp_fd);
 
   if (pid < 0 && mid < 0) {
     close(sv[0]);

@@ -177,6 +177,8 @@ void sj_close_fds_except(int from, const int *keep, size_t nkeep);
 
 /* Send one sync packet (MSG_NOSIGNAL, EINTR retried).  0 or -1 + errno. */
 int sj_send_msg(int fd, const struct sj_msg *msg);
+/* The same with fd attached (SCM_RIGHTS), an otherwise empty message. */
+int sj_send_msg_fd(int sock, uint32_t type, int fd);
 
 /* Every signal disposition back to default, then all signals unblocked
  * (a child of the runtime, before it runs anything else). */

@@ -387,3 +387,26 @@ def test_exec_cgroup_subpath(rt):
         wait_for(lambda: not read(f"{sub}/cgroup.procs").strip(), "the sub-cgroup is empty")
     finally:
         os.rmdir(sub)
+
+
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_execve_failure_after_the_checks(rt, verb):
+    """A program that passes the checks (a regular, executable file) but that the kernel
+    will not run (neither `#!` nor ELF): the failed execve is reported with Go's text, by
+    `exec` (exit 255) as by `run` (on its stderr)."""
+    c = sleeper()
+    if verb == "run":
+        c["process"]["args"] = ["/bin/notelf"]
+    b = rt.bundle(c)
+    with open(os.path.join(b.rootfs, "bin/notelf"), "w") as f:
+        f.write("just text\n")
+    os.chmod(os.path.join(b.rootfs, "bin/notelf"), 0o755)
+    if verb == "run":
+        r = rt.run(b)
+        assert r.rc != 0, r
+    else:
+        cid, _ = rt.created(b)
+        rt("start", cid).ok()
+        r = rt("exec", cid, "/bin/notelf")
+        assert r.rc == (1 if rt.is_runc else 255), r  # runc 1.1.5: 1 once the init is gone
+    assert "/bin/notelf" in r.err and "exec format error" in r.err, r

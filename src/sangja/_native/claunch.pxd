@@ -17,6 +17,7 @@ cdef extern from "launch.h" nogil:
         SJ_MSG_ERROR
         SJ_MSG_PID
         SJ_MSG_CLOSED
+        SJ_MSG_SECCOMP
 
     struct sj_msg:
         uint32_t type
@@ -125,6 +126,9 @@ cdef extern from "launch.h" nogil:
         const char *selinux_label
         int exec_pidfd
         int exec_nstypes
+        const unsigned char *seccomp_bpf
+        size_t seccomp_len
+        unsigned int seccomp_flags
 
     struct sj_spawned:
         pid_t pid

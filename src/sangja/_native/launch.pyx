@@ -16,6 +16,7 @@ MSG_HOOKS = SJ_MSG_HOOKS
 MSG_READY = SJ_MSG_READY
 MSG_ERROR = SJ_MSG_ERROR
 MSG_CLOSED = SJ_MSG_CLOSED
+MSG_SECCOMP = SJ_MSG_SECCOMP
 
 
 cdef class _Arena:
@@ -190,6 +191,10 @@ cdef _fill(_Arena a, sj_plan *p, plan):
     p.selinux_label = a.s(plan.selinux_label)
     p.exec_pidfd = plan.exec_pidfd
     p.exec_nstypes = plan.exec_nstypes
+    if plan.seccomp_bpf:
+        p.seccomp_bpf = <const unsigned char *>a.s(plan.seccomp_bpf)
+        p.seccomp_len = len(plan.seccomp_bpf)
+        p.seccomp_flags = plan.seccomp_flags
 
 
 cdef _raise(sj_error *err):
@@ -224,7 +229,8 @@ def send(int fd, int msg_type):
 
 
 def recv(int fd):
-    """Wait for the init's next message. -> (type, errno, text)."""
+    """Wait for the init's next message. -> (type, errno, text, value): value is the pid of
+    MSG_PID, the received fd of MSG_SECCOMP (the caller's to close)."""
     cdef sj_msg msg
     cdef sj_error err
     cdef int rc
@@ -234,7 +240,7 @@ def recv(int fd):
         rc = sj_sync_recv(fd, &msg, &err)
     if rc < 0:
         _raise(&err)
-    return msg.type, msg.err, msg.text.decode(errors="replace")
+    return msg.type, msg.err, msg.text.decode(errors="replace"), msg.value
 
 
 def run_hook(path, args, env, timeout, state):

@@ -41,13 +41,21 @@ cdef extern from "seccomp_compile.h" nogil:
         size_t nrules
 
     int sj_scmp_resolve_syscall(const char *name)
+    int sj_scmp_flag_supported(unsigned int flag)
     uint32_t sj_scmp_resolve_arch(const char *name)
     int sj_scmp_compile(const sj_scmp_filter *f, int fd, sj_error *err)
 
 
 def resolve_syscall(str name):
-    """The native syscall number, or -1 if this libseccomp does not know the name."""
+    """The native syscall number, or -1 if this libseccomp does not know the name. A call
+    that this architecture lacks but another of the filter's has (mmap2 on x86_64) is one
+    of libseccomp's negative pseudo numbers, below -1: rules for it are valid."""
     return sj_scmp_resolve_syscall(name.encode())
+
+
+def flag_supported(unsigned int flag):
+    """Does this kernel know SECCOMP_FILTER_FLAG_* `flag`?"""
+    return bool(sj_scmp_flag_supported(flag))
 
 
 def resolve_arch(str name):

@@ -105,7 +105,8 @@ COMMANDS = {
                "stats every --interval (default 5s) and OOM kills as JSON; --stats: once"),
     "ps": ({"--format": ("format", "v"), "-f": ("format", "v")}, "ID [PS ARGS]",
            "the container's processes (ps -ef, or a JSON array of host pids)"),
-    "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b")},
+    "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b"),
+              "--seccomp-default": ("seccomp_default", "b")},
              "", "write a default config.json"),
 }  # fmt: skip
 
@@ -372,8 +373,13 @@ def cmd_spec(opts, pos):
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise UsageError("File config.json exists. Remove it first")
+    spec = default_spec(rootless=opts.get("rootless", False))
+    if opts.get("seccomp_default"):  # Docker's default profile, for the spec's capabilities
+        from sangja.runtime.seccomp import default_profile
+
+        spec["linux"]["seccomp"] = default_profile(spec["process"]["capabilities"]["bounding"])
     with open(path, "w") as f:
-        json.dump(default_spec(rootless=opts.get("rootless", False)), f, indent="\t")
+        json.dump(spec, f, indent="\t")
         f.write("\n")
     return 0
 

@@ -15,6 +15,8 @@ from sangja.log import now_rfc3339
 from sangja.runtime import state as st
 from sangja.runtime.constants import CLONE_NEWUSER, NAMESPACES, NS_PROC_NAMES
 
+SECCOMP_FILE = "seccomp.bpf"  # in the state dir: the program exec loads too
+
 
 def _write_atomic(path, text):
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -160,6 +162,14 @@ class Runtime:
         _check_console(terminal, console_socket or console_fd is not None, detach)
         cg = cgroups.for_spec(config, cid, systemd=self.systemd_cgroup)
         plan = compile_plan(config, bundle, cgroup_paths=cg, no_pivot=no_pivot, warn=self._warn)
+        filt = None
+        if (config.get("linux") or {}).get("seccomp") is not None:
+            # libseccomp is loaded here only: the BPF it builds goes into the plan, and into
+            # the state dir for exec, which never compiles it again.
+            from sangja.runtime import seccomp
+
+            filt = seccomp.compile_filter(config["linux"]["seccomp"], self._warn)
+            plan.seccomp_bpf, plan.seccomp_flags = filt.bpf, filt.flags
         plan.preserve_fds = preserve_fds
         plan.log_fd = self.log.fileno() if self.log else -1
         hooks = config.get("hooks") or {}
@@ -199,7 +209,12 @@ class Runtime:
                 # (an engine killed it), `delete --force` still finds and removes everything.
                 "creator": [os.getpid(), st.proc_start_time(os.getpid())],
             }
+            if filt:
+                state["seccomp"] = filt.state()
             cdir.write(state)
+            if filt:
+                with open(os.path.join(cdir.path, SECCOMP_FILE), "wb") as f:
+                    f.write(filt.bpf)
             if exec_fifo:
                 os.mkfifo(cdir.fifo, 0o622)
                 os.chmod(cdir.fifo, 0o622)  # whatever our umask says
@@ -229,9 +244,13 @@ class Runtime:
                 cg.add(pid, parent_joins)
             launch.send(sync_fd, launch.MSG_GO)
             while True:
-                kind, err, text = launch.recv(sync_fd)
+                kind, err, text, value = launch.recv(sync_fd)
                 if kind == launch.MSG_READY:
                     break
+                if kind == launch.MSG_SECCOMP:  # the notify listener: to listenerPath
+                    self._send_listener(state["seccomp"], value, pid, state, "creating")
+                    launch.send(sync_fd, launch.MSG_GO)
+                    continue
                 if kind == launch.MSG_HOOKS:
                     from sangja.runtime import hooks as hk
 
@@ -274,6 +293,16 @@ class Runtime:
                 os.close(fd)
         cdir.close()
         return pid, pidfd
+
+    def _send_listener(self, sc, fd, pid, state, status):
+        """linux.seccomp.listenerPath gets the notify fd and the container process state."""
+        from sangja.runtime.seccomp import send_listener
+
+        try:
+            send_listener(sc.get("listenerPath"), sc.get("listenerMetadata"), fd, pid,
+                          self.spec_state(state, status))  # fmt: skip
+        finally:
+            os.close(fd)
 
     def _console_fd(self, path):
         import socket
@@ -590,6 +619,11 @@ class Runtime:
             fds.append(pidfd)
             plan.exec_pidfd = pidfd
             plan.exec_nstypes = self._exec_nstypes(state["pid"], namespaces)
+            sc = state.get("seccomp")
+            if sc:  # the container's filter, as create built it
+                with open(os.path.join(cdir.path, SECCOMP_FILE), "rb") as f:
+                    plan.seccomp_bpf = f.read()
+                plan.seccomp_flags = sc["flags"]
             if terminal and console_socket:
                 plan.console_fd = self._console_fd(console_socket)
                 fds.append(plan.console_fd)
@@ -603,10 +637,14 @@ class Runtime:
             pid, child_pidfd, sync_fd = launch.spawn(plan)
             fds += [child_pidfd, sync_fd]
             launch.send(sync_fd, launch.MSG_GO)
-            kind, err, text = launch.recv(sync_fd)
+            kind, err, text, value = launch.recv(sync_fd)
+            if kind == launch.MSG_SECCOMP:
+                self._send_listener(sc, value, pid, state, status)
+                launch.send(sync_fd, launch.MSG_GO)
+                kind, err, text, value = launch.recv(sync_fd)
             if kind == launch.MSG_READY:
                 # The process keeps the socket until execve: closed means it ran.
-                kind, err, text = launch.recv(sync_fd)
+                kind, err, text, value = launch.recv(sync_fd)
                 if kind == launch.MSG_CLOSED:
                     started = True
             if not started:

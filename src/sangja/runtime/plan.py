@@ -103,6 +103,8 @@ class LaunchPlan:
         self.selinux_label = None
         self.exec_pidfd = -1  # exec: a pidfd of the container's init
         self.exec_nstypes = 0  # exec: CLONE_NEW* of the init to join
+        self.seccomp_bpf = None  # bytes: a BPF program (runtime/seccomp.py)
+        self.seccomp_flags = 0  # SECCOMP_FILTER_FLAG_*
 
 
 # The devices every container gets (runc's AllowedDevices that are created), and the links.
@@ -268,6 +270,14 @@ def selinux_enabled():
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
+def apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled", "rb") as f:
+            return f.read(1) == b"Y"
+    except OSError:
+        return False
+
+
 def hook_entries(items):
     """config.json hooks of one stage -> [(path, args, env, timeout)] for the C runner."""
     return [(h["path"], list(h.get("args") or ()), list(h.get("env") or ()),
@@ -282,7 +292,15 @@ def compile_process(plan, process, namespaces, warn):
     for e in plan.env:
         if e.startswith("PATH="):
             plan.path_env = e[5:]
-    plan.apparmor_profile = process.get("apparmorProfile") or None
+    profile = process.get("apparmorProfile")
+    if profile:
+        # Asked for, the profile must confine the process: never run it unconfined.
+        if not apparmor_enabled():
+            raise SangjaError(
+                f"apparmor profile {profile!r} is specified in config, but AppArmor is not "
+                "enabled on this host"
+            )
+        plan.apparmor_profile = profile
     label = process.get("selinuxLabel")
     if label:
         if not selinux_enabled():

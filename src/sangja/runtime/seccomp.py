@@ -1,8 +1,13 @@
-"""linux.seccomp -> a BPF program for the launch plan.
+"""linux.seccomp -> a BPF program for the launch plan; the notify listener's hand-over; the
+default profile (Docker's).
 
 The rules are read and checked here (a clear error naming the bad field), libseccomp builds
-the program in this process (sangja._native.seccomp), and the init only loads the bytes.
+the program in this process (sangja._native.seccomp, imported by compile_filter only), and
+the init only loads the bytes (csrc/seccomp_load.c). Nothing else here loads libseccomp:
+exec and the engine may import this module freely.
 """
+
+import os
 
 from sangja.errors import ConfigError
 
@@ -36,6 +41,7 @@ _OPS = {
     "SCMP_CMP_GT": 6,
     "SCMP_CMP_MASKED_EQ": 7,
 }
+FILTER_FLAG_TSYNC = 1
 FILTER_FLAG_NEW_LISTENER = 8
 _FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": 1,
@@ -59,16 +65,24 @@ class Filter:
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
 
+    def state(self):
+        """What state.json keeps for exec (the program itself goes next to it)."""
+        return {"flags": self.flags, "listenerPath": self.listener_path,
+                "listenerMetadata": self.listener_metadata}  # fmt: skip
 
-def _action(name, errno_ret, where):
+
+def _action(name, errno_ret, where, key="errnoRet"):
     base = _ACTIONS.get(name)
     if base is None:
         raise ConfigError(f"config.json: {where}: unknown seccomp action {name!r}")
     if base in (ACT_ERRNO, ACT_TRACE):
         ret = EPERM if errno_ret is None else errno_ret
         if not isinstance(ret, int) or isinstance(ret, bool) or not 0 <= ret <= 0xFFFF:
-            raise ConfigError(f"config.json: {where}: errnoRet must be an integer 0..65535")
+            raise ConfigError(f"config.json: {where}: {key} must be an integer 0..65535")
         return base | ret
+    if errno_ret is not None:  # the spec: an error, not silently ignored
+        only = "SCMP_ACT_ERRNO and SCMP_ACT_TRACE"
+        raise ConfigError(f"config.json: {where}: {key} is only for {only}, not {name}")
     return base
 
 
@@ -84,7 +98,8 @@ def compile_filter(seccomp, warn):
         raise ConfigError("config.json: linux.seccomp.defaultAction is required")
     if default == "SCMP_ACT_NOTIFY":
         raise ConfigError("config.json: linux.seccomp.defaultAction cannot be SCMP_ACT_NOTIFY")
-    default_action = _action(default, seccomp.get("defaultErrnoRet"), "linux.seccomp")
+    default_action = _action(default, seccomp.get("defaultErrnoRet"), "linux.seccomp",
+                             "defaultErrnoRet")  # fmt: skip
 
     arches = []
     for name in seccomp.get("architectures") or ():
@@ -98,9 +113,12 @@ def compile_filter(seccomp, warn):
     for name in seccomp.get("flags") or ():
         if name not in _FLAGS:
             raise ConfigError(f"config.json: linux.seccomp: unknown flag {name!r}")
+        if not native.flag_supported(_FLAGS[name]):  # an older kernel: as runc, go on
+            warn(f"seccomp: flag {name} is not supported by this kernel, ignored")
+            continue
         flags |= _FLAGS[name]
 
-    rules, notify = [], False
+    rules, notify, unknown = [], False, []
     for i, sc in enumerate(seccomp.get("syscalls") or ()):
         where = f"linux.seccomp.syscalls[{i}]"
         if not isinstance(sc, dict) or not isinstance(sc.get("names"), list) or not sc["names"]:
@@ -113,21 +131,35 @@ def compile_filter(seccomp, warn):
         indexes = [c[0] for c in conds]
         groups = [[c] for c in conds] if len(set(indexes)) < len(indexes) else [conds]
         for name in sc["names"]:
-            nr = native.resolve_syscall(name) if isinstance(name, str) else -1
-            if nr < 0:
-                warn(f"seccomp: unknown syscall {name!r} ignored")
+            if not isinstance(name, str):
+                raise ConfigError(f"config.json: {where}.names must be strings")
+            # -1: a name this libseccomp does not know (a newer call); numbers below it are
+            # libseccomp's pseudo numbers for calls of another of the filter's arches (mmap2
+            # on x86_64 for i386): valid.
+            nr = native.resolve_syscall(name)
+            if nr == -1:
+                if name not in unknown:
+                    unknown.append(name)
                 continue
             for g in groups:
                 if action != default_action:  # a rule that does what the default does: none
                     rules.append((nr, action, g))
+    if unknown:
+        warn(f"seccomp: syscalls unknown to libseccomp ignored: {', '.join(unknown)}")
 
     listener = seccomp.get("listenerPath")
+    if seccomp.get("listenerMetadata") is not None and not listener:
+        raise ConfigError("config.json: linux.seccomp.listenerMetadata needs listenerPath")
     if notify:
         if not listener:
             raise ConfigError(
                 "config.json: linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY"
             )
+        if not isinstance(listener, str) or not listener.startswith("/"):
+            raise ConfigError("config.json: linux.seccomp.listenerPath must be an absolute path")
         flags |= FILTER_FLAG_NEW_LISTENER
+        # The kernel refuses TSYNC with a listener; the init has one thread anyway.
+        flags &= ~FILTER_FLAG_TSYNC
     elif flags & _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
         raise ConfigError(
             "config.json: linux.seccomp: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs "
@@ -150,3 +182,68 @@ def _arg(a, where):
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 64:
             raise ConfigError(f"config.json: {where}.{k} must be an unsigned 64-bit integer")
     return (index, value, value_two, _OPS[op])
+
+
+def send_listener(path, metadata, fd, pid, state):
+    """The spec's container process state, to `path` (AF_UNIX, SOCK_STREAM), with the notify
+    fd in SCM_RIGHTS: one message per connection, then closed."""
+    import _socket
+    import sys
+
+    from sangja import OCI_VERSION, jsonio
+    from sangja.errors import SangjaError
+
+    msg = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid, "state": state}
+    if metadata:
+        msg["metadata"] = metadata
+    data = jsonio.dumps(msg).encode()
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+        rights = fd.to_bytes(4, sys.byteorder, signed=True)
+        n = s.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        if n < len(data):  # the fd went with the first part, as the spec asks
+            s.sendall(data[n:])
+    except OSError as e:
+        raise SangjaError(f"seccomp: send the listener fd to {path}: {e.strerror or e}",
+                          errno=e.errno or 0, path=path)  # fmt: skip
+    finally:
+        s.close()
+
+
+DEFAULT_PROFILE = os.path.join(os.path.dirname(__file__), "seccomp_default.json")
+_RULE_KEYS = ("names", "action", "errnoRet", "args")
+
+
+def default_profile(capabilities=(), machine=None):
+    """sangja's default profile (seccomp_default.json: Docker's default, in groups) rendered as
+    an OCI linux.seccomp for a container whose bounding set is `capabilities`, on `machine`
+    (os.uname().machine when None), as Docker renders its own per container."""
+    from sangja import jsonio
+
+    with open(DEFAULT_PROFILE, "rb") as f:
+        p = jsonio.loads(f.read())
+    machine = machine or os.uname().machine
+    caps = set(capabilities)
+    allow = {n for names in p["allow"].values() for n in names}
+    allow.update(p["allowOnMachine"].get(machine, ()))
+    for cap, names in p["allowWithCapability"].items():
+        if cap in caps:
+            allow.update(names)
+    rules = list(p["rules"])
+    for cap, extra in p["rulesWithoutCapability"].items():
+        if cap not in caps:
+            rules += extra
+    out = {"defaultAction": p["defaultAction"], "defaultErrnoRet": p["defaultErrnoRet"]}
+    if p["architectures"].get(machine):
+        out["architectures"] = list(p["architectures"][machine])
+    out["syscalls"] = [{"names": sorted(allow), "action": "SCMP_ACT_ALLOW"}]
+    for r in rules:
+        if r.get("machines") and machine not in r["machines"]:
+            continue
+        if machine in r.get("notMachines", ()):
+            continue
+        if r["action"] == "SCMP_ACT_ALLOW" and set(r["names"]) <= allow:
+            continue  # allowed outright already (clone with CAP_SYS_ADMIN)
+        out["syscalls"].append({k: r[k] for k in _RULE_KEYS if k in r})
+    return out
