@@ -22,7 +22,7 @@ APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busy
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
-.PHONY: all apt-deps deps install demo test lint bench clean
+.PHONY: all apt-deps deps install demo test lint bench clean conformance
 
 all: install
 
@@ -58,6 +58,14 @@ lint: deps
 
 test: install lint
 	SANGJA=$(SANGJA) $(PYTHON) -m pytest -q tests
+
+# The OCI runtime-spec conformance suite (tests/conformance): one PASS/FAIL/SKIP line per
+# requirement and the totals. RUNTIME=sangja (default), runc, crun or the path of a
+# runc-compatible binary. `make test` runs it against sangja too (failures only).
+RUNTIME ?= sangja
+conformance: $(if $(filter sangja,$(RUNTIME)),install,deps)
+	CONFORMANCE_RUNTIME=$(RUNTIME) CONFORMANCE_REPORT=all SANGJA=$(SANGJA) \
+		$(PYTHON) -m pytest -q --tb=no -rN -p no:cacheprovider tests/conformance
 
 bench: install
 	SANGJA=$(SANGJA) $(PYTHON) -m pytest -q bench --benchmark-columns=median,min,max,rounds \

@@ -125,6 +125,8 @@ MOUNT_FLAGS = {
     "nosymfollow": (MS_NOSYMFOLLOW, 0), "symfollow": (0, MS_NOSYMFOLLOW),
     "silent": (MS_SILENT, 0), "loud": (0, MS_SILENT),
     "remount": (MS_REMOUNT, 0),
+    # mount(8)'s "defaults": rw,suid,dev,exec,async (auto and nouser mean nothing here)
+    "defaults": (0, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS),
 }  # fmt: skip
 
 PROPAGATION = {

@@ -162,7 +162,7 @@ def _bind_attrs(flags, clear):
 
 def compile_mount(m, bundle, cgroup_paths, namespaces):
     """One config.json mount -> one or more plan mounts."""
-    dest = os.path.normpath(m["destination"])
+    dest = os.path.normpath(os.path.join("/", m["destination"]))
     options = m.get("options") or ()
     typ = m.get("type") or ""
     source = m.get("source") or ""
@@ -189,7 +189,11 @@ def compile_mount(m, bundle, cgroup_paths, namespaces):
         return _cgroup_mounts(dest, flags, cgroup_paths, "cgroup" in namespaces)
     if not typ:
         raise ConfigError(f"config.json: mount to {dest} has no type")
-    flags &= ~K.MS_REMOUNT
+    if flags & K.MS_REMOUNT:
+        # Change the mount already at the destination (an earlier entry), as runc does.
+        fa_set, fa_clr = _bind_attrs(flags, clear)
+        return [Mount(K.MOUNT_REMOUNT, dest, attr_set=fa_set | aset, attr_clr=fa_clr | aclr,
+                      attr_recursive=rattr, propagation=prop)]  # fmt: skip
     copy_up = "tmpcopyup" in options
     if copy_up and typ != "tmpfs":
         raise ConfigError(f"config.json: mount to {dest}: tmpcopyup is for tmpfs mounts only")
@@ -358,6 +362,14 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
         else:
             plan.clone_flags |= flag
     userns = "user" in namespaces
+    if linux.get("intelRdt") is not None:
+        # Intel RDT (resctrl) is not implemented; without resctrl it is an error for runc too.
+        why = (
+            "is not supported by sangja"
+            if os.path.exists("/sys/fs/resctrl/info")
+            else ("needs resctrl, which is not mounted at /sys/fs/resctrl on this host")
+        )
+        raise ConfigError(f"config.json: linux.intelRdt {why}")
 
     root = spec["root"]
     rootfs = root["path"]

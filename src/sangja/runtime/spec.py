@@ -123,8 +123,7 @@ def validate(spec):
         if dest is None:
             raise ConfigError(f"config.json: {w}.destination is required")
         _want(dest, str, f"{w}.destination")
-        if not dest.startswith("/"):
-            raise ConfigError(f"config.json: {w}.destination must be absolute, got {dest!r}")
+        # A relative destination is taken relative to "/" (spec 1.2; deprecated), as runc.
         _opt(m, "type", str, w)
         _opt(m, "source", str, w)
         _strlist(m, "options", w)
