@@ -190,6 +190,16 @@ def _need_id(pos, cmd, nmax=1):
     return pos[0]
 
 
+def _preserve_fds(opts):
+    """--preserve-fds N, with the gaps in 3..N+2 filled before we open any fd of our own."""
+    n = _int_opt(opts, "preserve_fds", "preserve-fds")
+    if n:
+        from sangja.runtime.container import reserve_preserved_fds
+
+        reserve_preserved_fds(n)
+    return n
+
+
 def _int_opt(opts, key, flag):
     v = opts.get(key, 0)
     try:
@@ -212,7 +222,7 @@ def run_command(cmd, opts, pos, g, log):
             cid, opts.get("bundle", "."), pid_file=opts.get("pid_file"),
             console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
             no_new_keyring=opts.get("no_new_keyring", False),
-            preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+            preserve_fds=_preserve_fds(opts),
         )  # fmt: skip
         return 0
     if cmd == "run":
@@ -222,7 +232,7 @@ def run_command(cmd, opts, pos, g, log):
             console_socket=opts.get("console_socket"), detach=opts.get("detach", False),
             keep=opts.get("keep", False), no_pivot=opts.get("no_pivot", False),
             no_new_keyring=opts.get("no_new_keyring", False),
-            preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+            preserve_fds=_preserve_fds(opts),
         )  # fmt: skip
     if cmd == "start":
         rt.start(_need_id(pos, cmd))
@@ -335,7 +345,7 @@ def _exec(rt, opts, pos):
         env=opts.get("env", ()), user=opts.get("user"),
         additional_gids=opts.get("additional_gids", ()), caps=opts.get("cap", ()),
         no_new_privs=opts.get("no_new_privs"),
-        preserve_fds=_int_opt(opts, "preserve_fds", "preserve-fds"),
+        preserve_fds=_preserve_fds(opts),
         ignore_paused=opts.get("ignore_paused", False), cgroup=opts.get("cgroup", ()),
         process_label=opts.get("process_label"), apparmor=opts.get("apparmor"),
     )  # fmt: skip

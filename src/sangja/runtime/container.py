@@ -52,6 +52,20 @@ def _go_strerror(e):
     return text[:1].lower() + text[1:]
 
 
+def reserve_preserved_fds(n):
+    """--preserve-fds N hands fds 3..N+2 to the process as they are. Fill any that is not
+    open with /dev/null before we open anything, so that none of our own fds (exec fifo,
+    log, console socket) can take that number and leak into the container."""
+    for fd in range(3, 3 + n):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def _pidfd_for(state):
     """A pidfd for the container's init, or None if that process is gone (pid reuse safe)."""
     pid = state.get("pid", 0)
