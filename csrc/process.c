@@ -412,15 +412,10 @@ int sj_release_exec_fifo(struct sj_ctx *ctx, int fd, const struct sj_error *fail
 
 /* Write value to procfs file rel ("self/attr/exec") through our procfs. */
 static int write_proc_attr(struct sj_ctx *ctx, const char *rel, const char *value) {
-  int fd = sj_openat2(ctx->procfd, rel, O_WRONLY | O_CLOEXEC | O_NOCTTY,
-                      SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_XDEV | SJ_RESOLVE_NO_MAGICLINKS);
-  if (fd < 0)
-    return -1;
-  int rc = sj_write_all(fd, value, strlen(value));
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return rc;
+  return sj_write_close(sj_openat2(ctx->procfd, rel, O_WRONLY | O_CLOEXEC | O_NOCTTY,
+                                   SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_XDEV |
+                                       SJ_RESOLVE_NO_MAGICLINKS),
+                        value);
 }
 
 /* AppArmor profile and SELinux label for the coming execve (as runc: the

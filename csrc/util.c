@@ -23,15 +23,18 @@ int sj_write_all(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-int sj_write_file(const char *path, const char *value) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+int sj_write_close(int fd, const char *value) {
   if (fd < 0)
     return -1;
   int rc = sj_write_all(fd, value, strlen(value));
-  int saved = errno;
+  int saved = errno; /* the write's error, not close's */
   close(fd);
   errno = saved;
   return rc;
+}
+
+int sj_write_file(const char *path, const char *value) {
+  return sj_write_close(open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY), value);
 }
 
 void sj_close_fds_except(int from, const int *keep, size_t nkeep) {

@@ -170,6 +170,8 @@ const char *sj_strerror(int errnum);
 /* Write all of buf (retrying EINTR and short writes).  0 or -1 + errno. */
 int sj_write_all(int fd, const void *buf, size_t len);
 /* Open path and write the string value to it.  0 or -1 + errno. */
+/* Write value to fd (-1: fail, errno kept) and close it; the write's errno survives. */
+int sj_write_close(int fd, const char *value);
 int sj_write_file(const char *path, const char *value);
 
 /* Close fds >= from except those in keep[] (duplicates/negatives allowed). */
