@@ -12,6 +12,7 @@ container process, or a new mount in the host's mount namespace.
 """
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from rtkit import (
     container_processes,
     host_mounts,
     namespaces_in_use,
+    read,
     selected_runtimes,
 )
 
@@ -116,3 +118,21 @@ def fixtures():
     import registrykit
 
     yield from registrykit.session_fixtures()
+
+
+@pytest.fixture
+def canary():
+    """A host directory outside every bundle, with one file; checked untouched afterwards
+    (the escape and breakout tests aim their symlinks and mounts at it)."""
+    h = f"/tmp/sjt-host-{secrets.token_hex(4)}"
+    os.mkdir(h)
+    with open(f"{h}/canary", "w") as f:
+        f.write("host file\n")
+    yield h
+    try:
+        assert sorted(os.listdir(h)) == ["canary"], "something was created in the host dir"
+        assert read(f"{h}/canary") == "host file\n"
+        with open("/proc/self/mountinfo") as f:
+            assert not any(line.split()[4].startswith(h) for line in f), "a host mount"
+    finally:
+        shutil.rmtree(h)

@@ -24,23 +24,6 @@ from rtkit import TIMEOUT, Result, config, read, userns_config
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def canary():
-    """A host directory outside every bundle, with one file; checked untouched afterwards."""
-    h = f"/tmp/sjt-host-{secrets.token_hex(4)}"
-    os.mkdir(h)
-    with open(f"{h}/canary", "w") as f:
-        f.write("host file\n")
-    yield h
-    try:
-        assert sorted(os.listdir(h)) == ["canary"], "something was created in the host dir"
-        assert read(f"{h}/canary") == "host file\n"
-        with open("/proc/self/mountinfo") as f:
-            assert not any(line.split()[4].startswith(h) for line in f), "a host mount"
-    finally:
-        shutil.rmtree(h)
-
-
 def one_line_refusal(r):
     assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, r
 
