@@ -18,7 +18,7 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time \
+	procps time systemd dbus \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
@@ -33,7 +33,7 @@ apt-deps:
 $(DEPS_STAMP): pyproject.toml | apt-deps
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check "setuptools>=61" wheel "Cython>=3.0" \
-		"pytest>=7" "pytest-benchmark>=4" "ruff>=0.5"
+		"pytest>=7" "pytest-benchmark>=4" "ruff>=0.5" "jeepney>=0.8"
 	@touch $@
 
 deps: apt-deps $(DEPS_STAMP)

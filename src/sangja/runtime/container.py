@@ -254,6 +254,7 @@ class Runtime:
             state["pid"] = pid
             if plan.clone_flags & CLONE_NEWUSER:  # maps first: the child waits for them
                 _write_maps(pid, linux)
+            cg.started(pid)
             if parent_joins:
                 cg.add(pid, parent_joins)
             launch.send(sync_fd, launch.MSG_GO)

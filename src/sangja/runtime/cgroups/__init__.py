@@ -129,6 +129,10 @@ class Cgroups:
 
     @classmethod
     def from_json(cls, d):
+        if "systemd" in d:
+            from sangja.runtime.cgroups.systemd import SystemdCgroups
+
+            return SystemdCgroups.from_json(d)
         return cls(d["paths"], d["unified"])
 
     def dir_of(self, controller):
@@ -197,6 +201,9 @@ class Cgroups:
             return v1
         plan.cgroup_join = [f"{p}/tasks" for p in v1]
         return []
+
+    def started(self, pid):
+        """The init exists and waits for GO (the systemd driver makes its scope now)."""
 
     def add(self, pid, paths=None):
         for path in self.paths.values() if paths is None else paths:

@@ -1,16 +1,29 @@
 """The systemd cgroup driver (`--systemd-cgroup`): cgroupsPath is `slice:prefix:name`, the
 container's cgroup a transient scope `prefix-name.scope` in that slice, made by systemd.
 
-What is here: runc's reading of the path and of slice names, and the check that systemd
-runs. Asking systemd for the scope (StartTransientUnit over D-Bus) is not implemented: with
-systemd running, the driver says so rather than make cgroups behind systemd's back.
+How a container gets its cgroups, as runc does it:
+- systemd makes the scope: StartTransientUnit with the init's pid (a scope cannot start
+  empty), Delegate=yes, accounting on, and the limits systemd knows as unit properties, so
+  that a `systemctl daemon-reload` re-applies the container's limits instead of systemd's
+  defaults. The init waits (before any container code) until the scope is there.
+- The v1 hierarchies systemd does not manage (cpuset, freezer, net_cls, perf_event, ...)
+  get a directory of ours at the same place, made before the init starts, joined by it.
+- Then every limit is written to the files as the cgroupfs drivers write them: systemd
+  knows only some of them (swap, swappiness, kernel memory, devices in order... it does not).
+- delete: StopUnit (the scope goes with its cgroups), then our own directories.
+The manager is reached over D-Bus (sdbus.py).
 """
 
 import os
 
 from sangja.errors import ConfigError, SangjaError
+from sangja.runtime.cgroups import CGROUP_ROOT, Cgroups, cgroup_mounts
 
 RUNNING_MARK = "/run/systemd/system"
+INFINITY = 2**64 - 1  # systemd's "no limit" for uint64 properties
+# The v1 controllers systemd moves a unit's processes into (with Delegate=yes, every one
+# it supports); the other hierarchies are ours to make and join.
+SYSTEMD_V1 = {"cpu", "cpuacct", "blkio", "memory", "devices", "pids", "name=systemd"}
 
 
 def is_running():
@@ -53,13 +66,263 @@ def expand_slice(slice_name):
     return path
 
 
+def _init_cgroups():
+    """systemd's own place in each hierarchy (/proc/1/cgroup without its init.scope): the
+    root of what it manages (not '/' when systemd runs in a container)."""
+    out = {}
+    with open("/proc/1/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if path.endswith("/init.scope"):
+                path = path[: -len("/init.scope")]
+            out[ctrls] = path or "/"
+    return out
+
+
 def for_spec(cgroups_path, container_id):
     slice_name, prefix, name = parse_path(cgroups_path, container_id)
-    expand_slice(slice_name)
-    unit_name(prefix, name)
+    inner = expand_slice(slice_name)
+    unit = unit_name(prefix, name)
+    if unit.endswith(".slice"):
+        raise ConfigError(
+            f"cgroupsPath {cgroups_path!r}: a slice as the container's own unit is not "
+            "supported by sangja; name a scope (slice:prefix:name without .slice)"
+        )
     if not is_running():
         raise SangjaError(f"systemd cgroup driver: systemd is not running (no {RUNNING_MARK})")
-    raise SangjaError(
-        "systemd cgroup driver: creating the transient scope over D-Bus is not implemented "
-        "in sangja; run without --systemd-cgroup (the cgroupfs driver)"
-    )
+    v1, v2 = cgroup_mounts()
+    unified = v2 == CGROUP_ROOT or (not v1 and v2 is not None)
+    roots = _init_cgroups()
+    paths, own = {}, []
+    if not unified:
+        for hname, mnt, ctrls in v1:
+            base = roots.get(ctrls, "/").rstrip("/")
+            paths[hname] = f"{mnt}{base}{inner}/{unit}"
+            if not set(ctrls.split(",")) & SYSTEMD_V1:
+                own.append(hname)
+    if v2 is not None:
+        base = roots.get("", "/").rstrip("/")
+        paths[""] = f"{v2}{base}{inner}/{unit}"
+    return SystemdCgroups(paths, unified, slice_name, unit, own)
+
+
+class SystemdCgroups(Cgroups):
+    """Cgroups whose directories systemd makes (all but the `own` hierarchies)."""
+
+    def __init__(self, paths, unified, slice_name, unit, own):
+        super().__init__(paths, unified)
+        self.slice = slice_name
+        self.unit = unit
+        self.own = own
+        self._resources = self._rules = None
+        self._properties = []
+        self._warn = lambda msg: None
+        self.foreign = False  # the unit turned out to be someone else's: never touch it
+
+    def to_json(self):
+        d = super().to_json()
+        d["systemd"] = {"slice": self.slice, "unit": self.unit, "own": self.own}
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        sd = d["systemd"]
+        return cls(d["paths"], d["unified"], sd["slice"], sd["unit"], sd["own"])
+
+    def _own_only(self):
+        return Cgroups({n: self.paths[n] for n in self.own}, False)
+
+    # -- create: our directories first, the scope once the init exists ------------------
+    def create(self):
+        self._own_only().create()
+
+    def apply(self, linux, warn=lambda msg: None):
+        # Checked now (a bad config fails before anything runs), written in started().
+        from sangja.runtime.cgroups import devices
+
+        self._resources = linux.get("resources")
+        self._rules = devices.rules(linux)
+        self._properties = properties(self._resources, self._rules, self.unified, warn)
+        self._warn = warn
+
+    def prepare_spawn(self, plan, userns, fds):
+        """The init joins only our own v1 directories itself; systemd moves it into the
+        rest (see started)."""
+        own = [self.paths[n] for n in self.own]
+        if userns:
+            plan.cgroup_join = []
+            return own
+        plan.cgroup_join = [f"{p}/tasks" for p in own]
+        return []
+
+    def started(self, pid):
+        """The init exists and waits: ask systemd for the scope with it, then write the
+        limits into every directory."""
+        from sangja.runtime.cgroups import sdbus
+
+        props = [
+            ("Description", ("s", f"sangja container {self.unit}")),
+            ("Slice", ("s", self.slice)),
+            ("Delegate", ("b", True)),
+            ("PIDs", ("au", [pid])),
+            ("DefaultDependencies", ("b", False)),
+            ("MemoryAccounting", ("b", True)),
+            ("CPUAccounting", ("b", True)),
+            ("IOAccounting" if self.unified else "BlockIOAccounting", ("b", True)),
+            ("TasksAccounting", ("b", True)),
+        ] + self._properties
+        with sdbus.Manager() as m:
+            try:
+                m.start_transient_unit(self.unit, props)
+            except sdbus.DBusError as e:
+                if e.name != "org.freedesktop.systemd1.UnitExists":
+                    raise
+                # A scope left failed by a crash goes with ResetFailedUnit (runc's retry);
+                # a live one is another container's.
+                try:
+                    m.call("ResetFailedUnit", "s", (self.unit,))
+                    m.start_transient_unit(self.unit, props)
+                except sdbus.DBusError:
+                    self.foreign = True
+                    raise SangjaError(
+                        f"systemd: unit {self.unit} already exists (another container has "
+                        "this cgroupsPath)"
+                    )
+        # A hierarchy systemd left alone (a controller it does not enable) is ours too.
+        for name, path in self.paths.items():
+            if name not in self.own and not os.path.isdir(path):
+                Cgroups({name: path}, self.unified and name == "").create()
+                self.own.append(name)
+                self.add(pid, [path])
+        Cgroups._set(self, self._resources, self._rules, False, self._warn)
+
+    def update(self, resources, warn=lambda msg: None):
+        from sangja.runtime.cgroups import sdbus
+
+        props = properties(resources, None, self.unified, warn)
+        if props:
+            with sdbus.Manager() as m:
+                m.set_unit_properties(self.unit, props)
+        super().update(resources, warn)
+
+    # -- delete --------------------------------------------------------------------------
+    def destroy(self, timeout=5.0):
+        """Stop the scope (systemd removes its cgroups), then remove ours."""
+        import _signal as signal
+
+        from sangja.runtime.cgroups import sdbus
+
+        if self.foreign:  # our own directories only, and only if nobody is in them
+            for name in self.own:
+                try:
+                    os.rmdir(self.paths[name])
+                except OSError:
+                    pass
+            return
+        if self.pids():  # stopping a scope would only SIGTERM what is left
+            if self.frozen():
+                self.thaw()
+            self.signal_all(signal.SIGKILL)
+        try:
+            with sdbus.Manager() as m:
+                m.stop_unit(self.unit)
+        except SangjaError:
+            if is_running():
+                raise
+            # systemd went away: nobody owns the directories any more
+        Cgroups.destroy(self, timeout)
+
+
+# -- linux.resources -> unit properties --------------------------------------------------
+def properties(resources, rules, unified, warn=lambda msg: None):
+    """The limits systemd itself knows, as [(name, (signature, value))], with runc's
+    conversions. `rules`: the device rules (None: leave the unit's as they are)."""
+    from sangja.runtime.cgroups import v2
+    from sangja.runtime.cgroups.resources import Fields, cpu_quota_period
+
+    res = Fields(resources, "linux.resources")
+    out = []
+
+    def t(name, value):
+        out.append((name, ("t", value)))
+
+    mem = res.sub("memory")
+    limit = mem.int("limit")
+    if limit:
+        t("MemoryMax" if unified else "MemoryLimit", INFINITY if limit < 0 else limit)
+    cpu = res.sub("cpu")
+    shares = cpu.int("shares", unsigned=True)
+    if shares:
+        if unified:
+            t("CPUWeight", v2.cpu_weight(shares))
+        else:
+            t("CPUShares", shares)
+    quota, period = cpu_quota_period(cpu)
+    if period:
+        t("CPUQuotaPeriodUSec", period)
+    if quota or period:
+        # systemd keeps the quota per second in 1% steps: round up, so the cgroup file
+        # (written exactly afterwards) is never above what systemd would set.
+        per_sec = INFINITY
+        if quota > 0:
+            per_sec = quota * 1_000_000 // (period or 100_000)
+            if per_sec % 10_000:
+                per_sec = (per_sec // 10_000 + 1) * 10_000
+        t("CPUQuotaPerSecUSec", per_sec)
+    if unified:
+        for key, prop in (("cpus", "AllowedCPUs"), ("mems", "AllowedMemoryNodes")):
+            if cpu.str(key):
+                out.append((prop, ("ay", cpu_mask(cpu.str(key), f"{cpu.where}.{key}"))))
+    pids = res.sub("pids").int("limit")
+    if pids:
+        t("TasksMax", INFINITY if pids < 0 else pids)
+    weight = res.sub("blockIO").int("weight", unsigned=True)
+    if weight:
+        if unified:
+            t("IOWeight", v2.io_weight(weight))
+        else:
+            t("BlockIOWeight", weight)
+    if rules is not None:
+        out += device_properties(rules, warn)
+    return out
+
+
+def cpu_mask(text, where):
+    """'0-2,5' -> the little-endian bit mask systemd's AllowedCPUs takes."""
+    bits = 0
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            for n in range(int(lo), int(hi or lo) + 1):
+                bits |= 1 << n
+    except ValueError:
+        raise ConfigError(f"{where}: not a cpu list: {text!r}")
+    return bits.to_bytes((bits.bit_length() + 7) // 8 or 1, "little")
+
+
+def device_properties(rules, warn=lambda msg: None):
+    """The device rules as DevicePolicy + DeviceAllow (systemd holds allow lists only)."""
+    from sangja.runtime.cgroups import devices
+
+    default_allow, exceptions = devices.reduce(rules)
+    if default_allow:
+        if not exceptions:
+            return [("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
+        # runc's choice: systemd's copy denies everything; the files hold the real rules.
+        warn("systemd cannot hold deny rules on an allow-all default: its copy of the "
+             "device rules denies every device")  # fmt: skip
+        return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", []))]
+    allow = []
+    for r in exceptions:
+        kind = "char" if r.type == "c" else "block"
+        if r.major == devices.WILDCARD:
+            if r.minor != devices.WILDCARD:
+                warn(f"systemd cannot hold the device rule '{r.line()}': left to the files")
+                continue
+            node = f"{kind}-*"
+        elif r.minor == devices.WILDCARD:
+            node = f"{kind}-{r.major}"
+        else:
+            node = f"/dev/{kind}/{r.major}:{r.minor}"
+        allow.append((node, r.access))
+    return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", allow))]
