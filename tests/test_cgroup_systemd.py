@@ -36,6 +36,17 @@ def _hierarchies():
     return out
 
 
+def _v1_options(mountinfo):
+    """[controller options] of each v1 cgroup mount listed in `mountinfo`."""
+    out = []
+    with open(mountinfo) as f:
+        for line in f:
+            post = line.partition(" - ")[2].split()
+            if post and post[0] == "cgroup":
+                out.append([o for o in post[2].split(",") if o not in ("rw", "ro")])
+    return out
+
+
 def _rmtree_cgroup(d):
     for root, dirs, _ in os.walk(d, topdown=False):
         for x in dirs:
@@ -55,6 +66,28 @@ UNITS = {
         "--systemd-activation --syslog-only\n"
     ),
 }
+
+
+# In the new namespaces, before systemd: its own /proc and /run, and a /sys/fs/cgroup of its
+# own with the host's hierarchies moved in (systemd mounts those the host lacks, net_cls and
+# perf_event here, and would make their directories in the host's /sys/fs/cgroup).
+BOOT = """set -e
+mount -t proc proc /proc
+mount -t tmpfs tmpfs /run
+mkdir /run/hostcg
+mount --rbind /sys/fs/cgroup /run/hostcg
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+for h in {names}; do
+    mkdir /sys/fs/cgroup/$h
+    mount --move /run/hostcg/$h /sys/fs/cgroup/$h
+done
+umount /run/hostcg
+rmdir /run/hostcg
+exec env -i container=sangja-test SYSTEMD_UNIT_PATH={path} {systemd} --system
+"""
+
+# What systemd, sangja and runc make at the top of the hierarchies only the namespace has.
+TOP_NAMES = ("init.scope", "system.slice", "sjt.slice")
 
 
 class Systemd:
@@ -77,16 +110,16 @@ class Systemd:
         join = "; ".join(f"echo $$ > {d}/cgroup.procs" for d in self.dirs)
         # Units: where transient units and their runtime changes go, then ours.
         path = f"/run/systemd/system.control:/run/systemd/transient:{units}"
-        boot = (
-            "mount -t proc proc /proc && mount -t tmpfs tmpfs /run && "
-            f"exec env -i container=sangja-test SYSTEMD_UNIT_PATH={path} {SYSTEMD} --system"
-        )
+        names = " ".join(os.path.basename(m) for m in _hierarchies())
+        boot = os.path.join(workdir, "boot.sh")
+        with open(boot, "w") as f:
+            f.write(BOOT.format(names=names, path=path, systemd=SYSTEMD))
         self.log = open(os.path.join(workdir, "systemd.log"), "wb")
         self.proc = subprocess.Popen(
             [
                 "sh",
                 "-c",
-                f"{join}; exec unshare --pid --fork --mount --propagation private sh -c '{boot}'",
+                f"{join}; exec unshare --pid --fork --mount --propagation private sh {boot}",
             ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -119,10 +152,26 @@ class Systemd:
     def show(self, unit, prop):
         return self.run("systemctl", "show", "-P", prop, unit, check=True).stdout.strip()
 
+    def _own_hierarchies(self):
+        """The options of the cgroup v1 hierarchies mounted in the namespace but not here."""
+        host = {tuple(sorted(o)) for o in _v1_options("/proc/self/mountinfo")}
+        return [
+            o for o in _v1_options(f"/proc/{self.pid}/mountinfo") if tuple(sorted(o)) not in host
+        ]
+
     def stop(self):
+        extra = self._own_hierarchies()
         os.kill(self.pid, signal.SIGKILL)  # the namespace's init: all of it goes
         self.proc.wait()
         self.log.close()
+        # The cgroups left in those hierarchies (they outlive every mount of them).
+        for opts in extra:
+            script = (
+                "d=$(mktemp -d) && mount -t cgroup -o {o} none $d && cd $d && "
+                "for t in {tops}; do [ -d $t ] && find $t -depth -type d -exec rmdir {{}} +; done; "
+                "cd / && umount $d && rmdir $d"
+            ).format(o=",".join(opts), tops=" ".join(TOP_NAMES))
+            subprocess.run(["unshare", "-m", "sh", "-c", script], check=True, timeout=30)
         end = time.monotonic() + 10
         for d in reversed(self.dirs):
             while True:
