@@ -12,6 +12,7 @@ test_cgroup_v2_mapping.py.
 import copy
 import os
 import secrets
+import subprocess
 
 import pytest
 from rtkit import CGROUP_ROOT, UNSET_RESOURCES, cgroup_dir, config, read, wait_for
@@ -207,6 +208,51 @@ def test_unmounted_controller_is_an_error_naming_it(rt):
     assert r.rc == 1
     if not rt.is_runc:
         assert "linux.resources.network.classID" in r.err and "net_cls" in r.err
+
+
+@pytest.mark.sangja_only("runc 1.1.5 looks for every hierarchy under /sys/fs/cgroup")
+def test_net_cls_and_net_prio_on_their_own_hierarchy(rt):
+    """This host mounts no net_cls/net_prio hierarchy, but the kernel has both: each runtime
+    call runs in a private mount namespace where the hierarchy is mounted (the runtime finds
+    hierarchies by /proc/self/mountinfo), and the files are read through such a mount too."""
+    mnt = os.path.join(rt.workdir, "net_cls,net_prio")
+    os.mkdir(mnt)
+    mount = 'mount -t cgroup -o net_cls,net_prio none "$0"'
+
+    def in_ns(script, *args, check=True):
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, mnt, *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+    wrapper = os.path.join(rt.workdir, f"{rt.name}-netcls")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec unshare -m --propagation private sh -c "
+                f"'{mount} && exec \"$@\"' '{mnt}' {rt.binary} \"$@\"\n")  # fmt: skip
+    os.chmod(wrapper, 0o755)
+    binary, rt.binary = rt.binary, wrapper
+
+    def cat(path):
+        return in_ns(f'{mount} && (cat "$0$1" 2>/dev/null || echo gone)', path).stdout.strip()
+
+    cid = rt.new_id("net")
+    try:
+        c = config(["sleep", "100"])
+        c["linux"]["resources"]["network"] = {
+            "classID": 0x100001,
+            "priorities": [{"name": "lo", "priority": 7}],
+        }
+        c["linux"]["cgroupsPath"] = f"/sjt-net/{cid}"
+        rt.create(c, cid=cid)[1].ok()
+        pid = rt.state(cid)["pid"]
+        where = cgroup_lines(read(f"/proc/{pid}/cgroup"))
+        assert where["net_cls,net_prio"] == f"/sjt-net/{cid}"
+        assert cat(f"/sjt-net/{cid}/net_cls.classid") == str(0x100001)
+        assert "lo 7" in cat(f"/sjt-net/{cid}/net_prio.ifpriomap").splitlines()
+        rt("delete", "--force", cid).ok()
+        assert cat(f"/sjt-net/{cid}/net_cls.classid") == "gone"
+    finally:
+        rt("delete", "--force", cid)  # through the wrapper, which sees the hierarchy
+        rt.binary = binary
+        in_ns(f'{mount} && rmdir "$0/sjt-net"', check=False)
 
 
 def test_unified_resources_refused_on_v1(rt):
