@@ -255,6 +255,7 @@ class Runtime:
             if plan.clone_flags & CLONE_NEWUSER:  # maps first: the child waits for them
                 _write_maps(pid, linux)
             cg.started(pid)
+            state["cgroups"] = cg.to_json()  # the systemd driver may have learnt more
             if parent_joins:
                 cg.add(pid, parent_joins)
             launch.send(sync_fd, launch.MSG_GO)
