@@ -49,6 +49,8 @@ struct sj_extract_opts {
 	int workers;          /* writer threads: 0 = none, <0 = default */
 	int compression;      /* SJ_COMP_* (AUTO detects) */
 	int gzip_impl;        /* SJ_GZIP_* */
+	int hash_thread;      /* hashing on a thread of its own: 1, or 0 (by the
+				 caller's thread), <0 = by the number of CPUs */
 };
 
 struct sj_extract_stats {

@@ -47,9 +47,11 @@ struct sjx_chunk {
 	unsigned slot;
 };
 
-int sjx_stream_start(struct sjx_stream **out, const struct sj_extract_opts *o,
+/* hash_thread: hash on a thread of its own; else sjx_stream_next does it. */
+int sjx_stream_start(struct sjx_stream **out, const struct sj_extract_opts *o, int hash_thread,
 		     struct sj_extract_error *err);
-/* 1: *c is the next chunk; 0: end of data; -1: the stream failed (*err). */
+/* 1: *c is the next chunk; 0: end of data; -1: the stream failed (*err).
+ * The caller reads to the end (0) before sjx_stream_finish(s, 0, ...). */
 int sjx_stream_next(struct sjx_stream *s, struct sjx_chunk *c, struct sj_extract_error *err);
 void sjx_stream_release(struct sjx_stream *s, struct sjx_chunk *c);
 /* Stops (abort) or waits for the end of the stream, joins the threads,
@@ -105,7 +107,10 @@ struct sjx_dir {
 
 struct stat;
 uint64_t sjx_dir_id(const struct stat *st);
+/* Both take over fd (closed on failure); _open also returns its stat. */
 struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry);
+struct sjx_dir *sjx_dir_open(int fd, struct stat *st, struct sj_extract_error *err,
+			     const char *entry);
 struct sjx_dir *sjx_dir_ref(struct sjx_dir *d);
 void sjx_dir_unref(struct sjx_dir *d);
 
@@ -124,6 +129,9 @@ int sjx_lookup_parent(struct sjx_ctx *c, const char *entry, const char *path,
 /* Opens the directory `path` itself (for opaque markers), creating it. */
 int sjx_resolve_dir(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir);
 void sjx_resolve_forget(struct sjx_ctx *c); /* drop the cache after removals */
+/* The directory d, just made at `path` (as the archive names it; `canon`:
+ * where it is in this layer), becomes the cached parent. */
+void sjx_resolve_prime(struct sjx_ctx *c, const char *path, const char *canon, struct sjx_dir *d);
 int sjx_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
 /* ---- writer threads (extract_pool.c) ---- */
@@ -183,6 +191,7 @@ struct sjx_ctx {
 
 	struct sjx_dirmeta *dirs;
 	size_t dirs_len, dirs_cap;
+	size_t held_dirs, max_held_dirs; /* directory fds kept for the final pass */
 
 	struct sj_extract_stats *stats;
 
@@ -205,11 +214,11 @@ void sjx_ctx_fail_from(struct sjx_ctx *c, const struct sj_extract_error *e);
  * the content from t. */
 int sjx_apply(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_entry *e);
 /* Remembers a directory's metadata for sjx_finish_dirs (mtime INT64_MIN:
- * leave it).  st identifies the directory: its inode is checked then. */
+ * leave it).  dir: its open handle, kept (within max_held_dirs) so that it
+ * needs no lookup then; else st identifies it: its inode is checked. */
 int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct stat *st,
-		   uint32_t mode,
-		   uint32_t uid, uint32_t gid, int64_t mtime, long nsec,
-		   const struct sjx_xattr *x, size_t nx, const char *entry);
+		   struct sjx_dir *dir, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
+		   long nsec, const struct sjx_xattr *x, size_t nx, const char *entry);
 /* Waits for the writer threads (their error becomes c->err). */
 int sjx_drain(struct sjx_ctx *c);
 /* After the last entry: directory owners, modes, xattrs, mtimes. */

@@ -57,11 +57,11 @@ uint64_t sjx_dir_id(const struct stat *st)
 	return mix64((uint64_t)st->st_dev * 0x9e3779b97f4a7c15ULL ^ (uint64_t)st->st_ino);
 }
 
-struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry)
+struct sjx_dir *sjx_dir_open(int fd, struct stat *st, struct sj_extract_error *err,
+			     const char *entry)
 {
-	struct stat st;
 	struct sjx_dir *d;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, st) < 0) {
 		int e = errno;
 		close(fd);
 		sjx_fail_sys(err, e, entry, "fstat");
@@ -74,8 +74,14 @@ struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *en
 	}
 	d->fd = fd;
 	d->refs = 1;
-	d->id = sjx_dir_id(&st);
+	d->id = sjx_dir_id(st);
 	return d;
+}
+
+struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry)
+{
+	struct stat st;
+	return sjx_dir_open(fd, &st, err, entry);
 }
 
 struct sjx_dir *sjx_dir_ref(struct sjx_dir *d)
@@ -101,6 +107,24 @@ void sjx_resolve_forget(struct sjx_ctx *c)
 {
 	sjx_dir_unref(c->cache_dir);
 	c->cache_dir = NULL;
+}
+
+void sjx_resolve_prime(struct sjx_ctx *c, const char *path, const char *canon, struct sjx_dir *d)
+{
+	size_t len = strlen(path);
+	sjx_resolve_forget(c);
+	free(c->cache_canon);
+	c->cache_canon = NULL;
+	if (len + 1 > c->cache_cap) {
+		char *n = realloc(c->cache_path, len + 1);
+		if (!n)
+			return; /* no cache: the next lookup opens it */
+		c->cache_path = n, c->cache_cap = len + 1;
+	}
+	if (strcmp(canon, path) && !(c->cache_canon = strdup(canon)))
+		return;
+	memcpy(c->cache_path, path, len + 1);
+	c->cache_dir = sjx_dir_ref(d);
 }
 
 /* ---- the merged-view walk ---- */
@@ -305,14 +329,14 @@ static int materialize(struct walk *w)
 			struct stat own;
 			if (fstat(f->fd0, &own) < 0)
 				return sjx_fail_sys(c->err, errno, w->entry, "fstat");
-			if (sjx_record_dir(c, path, plen, &own, st.st_mode & 07777, st.st_uid,
+			if (sjx_record_dir(c, path, plen, &own, NULL, st.st_mode & 07777, st.st_uid,
 					   st.st_gid, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, NULL, 0,
 					   w->entry) < 0)
 				return -1;
 		} else {
 			if (fstat(f->fd0, &st) < 0)
 				return sjx_fail_sys(c->err, errno, w->entry, "fstat");
-			if (sjx_record_dir(c, path, plen, &st, 0755, c->euid, c->new_gid, INT64_MIN,
+			if (sjx_record_dir(c, path, plen, &st, NULL, 0755, c->euid, c->new_gid, INT64_MIN,
 					   0, NULL, 0, w->entry) < 0)
 				return -1;
 		}

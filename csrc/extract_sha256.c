@@ -96,6 +96,70 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(uint32_t h[
 	_mm_storeu_si128((__m128i *)&h[4], s1);
 }
 
+/* Two independent messages at once.  One message is a chain of dependent
+ * sha256rnds2 (latency-bound: ~1.7 GB/s here); interleaving a second one
+ * fills the gaps: ~2.7 GB/s for the pair.  The layer digest and the diff_id
+ * are two such messages. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks2_shani(uint32_t ha[8],
+								    const uint8_t *pa,
+								    uint32_t hb[8],
+								    const uint8_t *pb,
+								    size_t nblocks)
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+	__m128i a0, a1, b0, b1, t;
+	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&ha[0]), 0xB1);
+	a1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&ha[4]), 0x1B);
+	a0 = _mm_alignr_epi8(t, a1, 8);
+	a1 = _mm_blend_epi16(a1, t, 0xF0);
+	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hb[0]), 0xB1);
+	b1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hb[4]), 0x1B);
+	b0 = _mm_alignr_epi8(t, b1, 8);
+	b1 = _mm_blend_epi16(b1, t, 0xF0);
+
+	while (nblocks--) {
+		__m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1, ma[4], mb[4];
+		for (int i = 0; i < 4; i++) {
+			ma[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * i)), bswap);
+			mb[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * i)), bswap);
+		}
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++) {
+			if (i >= 4) {
+				__m128i x = _mm_sha256msg1_epu32(ma[i & 3], ma[(i - 3) & 3]);
+				__m128i y = _mm_sha256msg1_epu32(mb[i & 3], mb[(i - 3) & 3]);
+				x = _mm_add_epi32(x, _mm_alignr_epi8(ma[(i - 1) & 3], ma[(i - 2) & 3], 4));
+				y = _mm_add_epi32(y, _mm_alignr_epi8(mb[(i - 1) & 3], mb[(i - 2) & 3], 4));
+				ma[i & 3] = _mm_sha256msg2_epu32(x, ma[(i - 1) & 3]);
+				mb[i & 3] = _mm_sha256msg2_epu32(y, mb[(i - 1) & 3]);
+			}
+			__m128i k = _mm_loadu_si128((const __m128i *)&K[4 * i]);
+			__m128i xa = _mm_add_epi32(ma[i & 3], k), xb = _mm_add_epi32(mb[i & 3], k);
+			a1 = _mm_sha256rnds2_epu32(a1, a0, xa);
+			b1 = _mm_sha256rnds2_epu32(b1, b0, xb);
+			xa = _mm_shuffle_epi32(xa, 0x0E);
+			xb = _mm_shuffle_epi32(xb, 0x0E);
+			a0 = _mm_sha256rnds2_epu32(a0, a1, xa);
+			b0 = _mm_sha256rnds2_epu32(b0, b1, xb);
+		}
+		a0 = _mm_add_epi32(a0, sa0);
+		a1 = _mm_add_epi32(a1, sa1);
+		b0 = _mm_add_epi32(b0, sb0);
+		b1 = _mm_add_epi32(b1, sb1);
+		pa += 64;
+		pb += 64;
+	}
+
+	t = _mm_shuffle_epi32(a0, 0x1B);
+	a1 = _mm_shuffle_epi32(a1, 0xB1);
+	_mm_storeu_si128((__m128i *)&ha[0], _mm_blend_epi16(t, a1, 0xF0));
+	_mm_storeu_si128((__m128i *)&ha[4], _mm_alignr_epi8(a1, t, 8));
+	t = _mm_shuffle_epi32(b0, 0x1B);
+	b1 = _mm_shuffle_epi32(b1, 0xB1);
+	_mm_storeu_si128((__m128i *)&hb[0], _mm_blend_epi16(t, b1, 0xF0));
+	_mm_storeu_si128((__m128i *)&hb[4], _mm_alignr_epi8(b1, t, 8));
+}
+
 static int have_shani(void)
 {
 	unsigned a, b, c, d;
@@ -159,6 +223,52 @@ void sjx_sha256_update(struct sjx_sha256 *c, const void *data, size_t n)
 	}
 	memcpy(c->buf, p, n);
 	c->nbuf = n;
+}
+
+/* Completes a partially filled block from p; returns the bytes taken. */
+static size_t top_up(struct sjx_sha256 *c, const uint8_t *p, size_t n, blocks_fn blocks)
+{
+	size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
+	memcpy(c->buf + c->nbuf, p, take);
+	c->nbuf += take;
+	c->len += take;
+	if (c->nbuf == 64) {
+		blocks(c->h, c->buf, 1);
+		c->nbuf = 0;
+	}
+	return take;
+}
+
+void sjx_sha256_update2(struct sjx_sha256 *a, const void *da, size_t na, struct sjx_sha256 *b,
+			const void *db, size_t nb)
+{
+	const uint8_t *pa = da, *pb = db;
+	blocks_fn blocks = pick();
+	if (a->nbuf && na) {
+		size_t k = top_up(a, pa, na, blocks);
+		pa += k, na -= k;
+	}
+	if (b->nbuf && nb) {
+		size_t k = top_up(b, pb, nb, blocks);
+		pb += k, nb -= k;
+	}
+	size_t common = (na < nb ? na : nb) / 64;
+	if (common && !a->nbuf && !b->nbuf) {
+#if defined(__x86_64__)
+		if (blocks == blocks_shani) {
+			blocks2_shani(a->h, pa, b->h, pb, common);
+		} else
+#endif
+		{
+			blocks(a->h, pa, common);
+			blocks(b->h, pb, common);
+		}
+		a->len += common * 64, b->len += common * 64;
+		pa += common * 64, na -= common * 64;
+		pb += common * 64, nb -= common * 64;
+	}
+	sjx_sha256_update(a, pa, na);
+	sjx_sha256_update(b, pb, nb);
 }
 
 void sjx_sha256_final(struct sjx_sha256 *c, uint8_t out[32])

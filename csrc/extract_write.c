@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -39,6 +40,7 @@
 #define WH_PREFIX ".wh."
 #define WH_META ".wh..wh."
 #define WH_OPAQUE ".wh..wh..opq"
+#define MAX_HELD_DIRS 4096
 
 #ifndef SYS_setxattrat
 #define SYS_setxattrat 463 /* Linux 6.13, in the syscall table all architectures share */
@@ -46,6 +48,7 @@
 
 struct sjx_dirmeta {
 	char *path;
+	struct sjx_dir *dir; /* held open since it was made, or NULL: open by path */
 	uint64_t seq;
 	size_t depth;
 	dev_t dev;
@@ -95,6 +98,14 @@ int sjx_ctx_init(struct sjx_ctx *c, const struct sj_extract_opts *o, struct sj_e
 	/* in a setgid directory new inodes take its group (and new directories
 	 * the setgid bit, so it propagates) */
 	c->new_gid = (rst.st_mode & S_ISGID) ? rst.st_gid : c->egid;
+	/* directories held open until the end: a share of the fd limit (the
+	 * process may unpack several layers at once); the rest are opened again */
+	struct rlimit rl;
+	c->max_held_dirs = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		c->max_held_dirs = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur / 8 > MAX_HELD_DIRS
+					   ? MAX_HELD_DIRS
+					   : (size_t)(rl.rlim_cur / 8);
 	return 0;
 }
 
@@ -107,6 +118,7 @@ void sjx_ctx_destroy(struct sjx_ctx *c)
 	for (size_t i = 0; i < c->dirs_len; i++) {
 		free(c->dirs[i].path);
 		free(c->dirs[i].x);
+		sjx_dir_unref(c->dirs[i].dir);
 	}
 	free(c->dirs);
 	pthread_mutex_destroy(&c->err_lock);
@@ -463,8 +475,8 @@ static int make_room(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 /* ---- directories ---- */
 
 int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct stat *st,
-		   uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime, long nsec,
-		   const struct sjx_xattr *x, size_t nx, const char *entry)
+		   struct sjx_dir *dir, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
+		   long nsec, const struct sjx_xattr *x, size_t nx, const char *entry)
 {
 	if (c->dirs_len == c->dirs_cap) {
 		size_t cap = c->dirs_cap ? c->dirs_cap * 2 : 256;
@@ -503,6 +515,10 @@ int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct
 	for (size_t i = 0; i < len; i++)
 		d->depth += path[i] == '/';
 	d->dev = st->st_dev, d->ino = st->st_ino;
+	if (dir && c->held_dirs < c->max_held_dirs) {
+		d->dir = sjx_dir_ref(dir);
+		c->held_dirs++;
+	}
 	d->mode = mode, d->uid = uid, d->gid = gid;
 	d->mtime = mtime, d->nsec = nsec;
 	c->dirs_len++;
@@ -532,20 +548,27 @@ static int apply_dir(struct sjx_ctx *c, const struct sjx_entry *e, struct sjx_di
 		return sjx_fail_sys(c->err, errno, e->name, "mkdir");
 	if (sjx_names_add(c, key) < 0)
 		return sjx_fail_sys(c->err, ENOMEM, e->name, "name set");
-	if (opaque) { /* replaces our whiteout: the lower directory stays hidden */
-		int fd = openat(dir->fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || fsetxattr(fd, SJX_OPAQUE_XATTR, "y", 1, 0) < 0) {
-			int err = errno;
-			if (fd >= 0)
-				close(fd);
-			return sjx_fail_sys(c->err, err, e->name, "setxattr " SJX_OPAQUE_XATTR);
-		}
+	/* open: for the opaque marker, for its metadata at the end, and as the
+	 * parent of the entries that follow (archives list a directory's
+	 * contents right after it) */
+	int fd = openat(dir->fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sjx_fail_sys(c->err, errno, e->name, "open directory");
+	if (opaque && fsetxattr(fd, SJX_OPAQUE_XATTR, "y", 1, 0) < 0) {
+		/* replaces our whiteout: the lower directory stays hidden */
+		int err = errno;
 		close(fd);
+		return sjx_fail_sys(c->err, err, e->name, "setxattr " SJX_OPAQUE_XATTR);
 	}
-	if (fstatat(dir->fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return sjx_fail_sys(c->err, errno, e->name, "lstat");
-	return sjx_record_dir(c, path, (size_t)n, &st, e->mode, e->uid, e->gid, e->mtime,
-			      e->mtime_nsec, e->xattrs, e->n_xattrs, e->name);
+	struct sjx_dir *nd = sjx_dir_open(fd, &st, c->err, e->name);
+	if (!nd)
+		return -1;
+	int rc = sjx_record_dir(c, path, (size_t)n, &st, nd, e->mode, e->uid, e->gid, e->mtime,
+				e->mtime_nsec, e->xattrs, e->n_xattrs, e->name);
+	if (!rc)
+		sjx_resolve_prime(c, e->path, path, nd);
+	sjx_dir_unref(nd);
+	return rc;
 }
 
 static int cmp_dirs(const void *a, const void *b)
@@ -566,17 +589,25 @@ int sjx_finish_dirs(struct sjx_ctx *c)
 		struct sjx_dirmeta *d = &c->dirs[i];
 		struct meta m = {d->mode, d->uid, d->gid, d->mtime, d->nsec, d->x, d->nx};
 		struct stat st;
-		int fd = *d->path ? sjx_openat2(c->root_fd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
-						RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-				  : dup(c->root_fd);
-		if (fd < 0) {
-			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
-				continue; /* replaced by a later entry */
-			return sjx_fail_sys(c->err, errno, d->path, "open directory");
-		}
-		if (fstat(fd, &st) < 0 || st.st_ino != d->ino || st.st_dev != d->dev) {
-			close(fd); /* not the directory we made */
-			continue;
+		int fd;
+		if (d->dir) {
+			/* held since it was made: this very directory, or (replaced by
+			 * a later entry) an unlinked one, where nothing shows */
+			fd = d->dir->fd;
+		} else {
+			fd = *d->path ? sjx_openat2(c->root_fd, d->path,
+						    O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+						    RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+				      : dup(c->root_fd);
+			if (fd < 0) {
+				if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+					continue; /* replaced by a later entry */
+				return sjx_fail_sys(c->err, errno, d->path, "open directory");
+			}
+			if (fstat(fd, &st) < 0 || st.st_ino != d->ino || st.st_dev != d->dev) {
+				close(fd); /* not the directory we made */
+				continue;
+			}
 		}
 		int rc = 0;
 		if (need_chown(c, &m) && fchown(fd, m.uid, m.gid) < 0)
@@ -591,7 +622,12 @@ int sjx_finish_dirs(struct sjx_ctx *c)
 			if (futimens(fd, ts) < 0)
 				rc = sjx_fail_sys(c->err, errno, d->path, "set mtime");
 		}
-		close(fd);
+		if (d->dir) {
+			sjx_dir_unref(d->dir);
+			d->dir = NULL;
+		} else {
+			close(fd);
+		}
 		if (rc)
 			return -1;
 	}
@@ -654,8 +690,8 @@ static int apply_file(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_ent
 		rc = finish_fd(c, fd, &m, e->name, c->err);
 	if (close(fd) < 0 && !rc)
 		rc = sjx_fail_sys(c->err, errno, e->name, "close");
-	if (!rc)
-		c->stats->file_bytes += e->size;
+	if (!rc) /* the writer threads add to it too */
+		__atomic_add_fetch(&c->stats->file_bytes, e->size, __ATOMIC_RELAXED);
 	return rc;
 }
 
@@ -797,7 +833,7 @@ int sjx_apply(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_entry *e)
 			return sjx_fail(c->err, EBADMSG, e->name, "the layer root must be a directory");
 		if (fstat(c->root_fd, &st) < 0)
 			return sjx_fail_sys(c->err, errno, e->name, "fstat");
-		return sjx_record_dir(c, "", 0, &st, e->mode, e->uid, e->gid, e->mtime,
+		return sjx_record_dir(c, "", 0, &st, NULL, e->mode, e->uid, e->gid, e->mtime,
 				      e->mtime_nsec, e->xattrs, e->n_xattrs, e->name);
 	}
 	if (aufs_meta(e->path))

@@ -11,6 +11,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 
@@ -193,6 +194,125 @@ def test_writer_thread_counts_agree(tmp_path, layers_dir, workers):
     got = unpack_layer(blob_path, str(layers_dir), "w" * 64, workers=workers, sync=False)
     implied = implied_dirs(tar_bytes)
     a, b = snapshot(got.path, ignore_mtime=implied), snapshot(ref.path, ignore_mtime=implied)
+    assert a == b, diff(a, b)
+
+
+def ring_filler():
+    """Enough to go round the stream's rings many times, at both ends of the ratio:
+    random bytes (as much compressed as tar: the input ring fills up as fast as the
+    output ring), zeros (the inflate thread far ahead of the file system work), and
+    hundreds of small files and directories."""
+    rnd = os.urandom(9 << 20)
+    lay = Layer().file("rand/a", rnd[: 5 << 20]).file("rand/b", rnd[5 << 20 :], mode=0o600)
+    lay.file("zero/z", bytes(24 << 20), mtime=1400000000)
+    for i in range(300):
+        d = f"d{i % 30}/s{i}"
+        lay.dir(d, mode=(0o755, 0o555, 0o700)[i % 3], uid=i % 5, mtime=1500000000 + i)
+        lay.file(f"{d}/f", b"x" * (i * 37), mode=0o640, mtime=1600000000 + i)
+    return lay.bytes()
+
+
+@pytest.fixture(scope="module")
+def ring_layer(tmp_path_factory):
+    tar_bytes = ring_filler()
+    blobs = {}
+    for comp in ("gzip", "zstd", "none"):
+        if comp != "zstd" or HAVE_ZSTD:
+            p = tmp_path_factory.mktemp("ring") / f"blob.{comp}"
+            p.write_bytes(compress(tar_bytes, comp))
+            blobs[comp] = str(p)
+    return tar_bytes, blobs
+
+
+def extract_fd(in_fd, dest, **kw):
+    from sangja._native import extract
+
+    os.mkdir(dest)
+    rfd = os.open(dest, os.O_DIRECTORY)
+    try:
+        return extract.extract(in_fd, rfd, **kw)
+    finally:
+        os.close(rfd)
+
+
+def extract_file(blob_path, dest, **kw):
+    fd = os.open(blob_path, os.O_RDONLY)
+    try:
+        return extract_fd(fd, dest, **kw)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("comp", COMPRESSIONS)
+@pytest.mark.parametrize(("workers", "hash_thread"), [(0, False), (0, True), (2, False), (2, True)])
+def test_hashing_modes_agree(tmp_path, ring_layer, comp, workers, hash_thread):
+    """The hashing shared by the caller and the inflate thread, or on a thread of its own:
+    the same digests (hashlib's) and the same tree."""
+    tar_bytes, blobs = ring_layer
+    blob_path = blobs[comp]
+    blob = open(blob_path, "rb").read()
+    ref = extract_file(blob_path, str(tmp_path / "ref"), workers=0, hash_thread=False)
+    got = extract_file(blob_path, str(tmp_path / "got"), workers=workers, hash_thread=hash_thread)
+    assert got["digest"] == ref["digest"] == sha(blob)
+    assert got["diff_id"] == ref["diff_id"] == sha(tar_bytes)
+    assert got["compressed_bytes"] == len(blob) and got["tar_bytes"] == len(tar_bytes)
+    implied = implied_dirs(tar_bytes)
+    a = snapshot(str(tmp_path / "got"), ignore_mtime=implied)
+    b = snapshot(str(tmp_path / "ref"), ignore_mtime=implied)
+    assert a == b, diff(a, b)
+
+
+@pytest.mark.parametrize("hash_thread", [False, True])
+def test_digests_of_a_stream_read_in_odd_pieces(tmp_path, ring_layer, hash_thread):
+    """From a pipe, reads return whatever is there: compressed buffers of any length, so
+    the digest and the diff_id meet at any offset when hashed side by side."""
+    import random
+    import threading
+
+    tar_bytes, blobs = ring_layer
+    blob = open(blobs["gzip"], "rb").read()
+    r, w = os.pipe()
+
+    def feed():
+        rng, pos = random.Random(7), 0
+        with os.fdopen(w, "wb", buffering=0) as f:
+            while pos < len(blob):
+                n = rng.choice((1, 63, 65, 511, 4097, 70001, 300000))
+                f.write(blob[pos : pos + n])
+                pos += n
+                if rng.random() < 0.05:
+                    time.sleep(0.001)  # let the reader catch up: short reads
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        got = extract_fd(r, str(tmp_path / "x"), hash_thread=hash_thread)
+    finally:
+        t.join()
+        os.close(r)
+    assert got["digest"] == sha(blob) and got["diff_id"] == sha(tar_bytes)
+
+
+def test_directories_beyond_the_held_fds(tmp_path, ring_layer):
+    """Directories are kept open for their final metadata up to a share of RLIMIT_NOFILE;
+    the others are looked up again by path: the same tree either way."""
+    tar_bytes, blobs = ring_layer
+    ref = str(tmp_path / "ref")
+    extract_file(blobs["gzip"], ref, workers=0)
+    low = str(tmp_path / "low")
+    code = (
+        "import os, resource, sys\n"
+        "from sangja._native import extract\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit("
+        "resource.RLIMIT_NOFILE)[1]))\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "os.mkdir(sys.argv[2])\n"
+        "rfd = os.open(sys.argv[2], os.O_DIRECTORY)\n"
+        "extract.extract(fd, rfd, workers=0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, blobs["gzip"], low], check=True)
+    implied = implied_dirs(tar_bytes)
+    a, b = snapshot(low, ignore_mtime=implied), snapshot(ref, ignore_mtime=implied)
     assert a == b, diff(a, b)
 
 

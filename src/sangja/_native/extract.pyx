@@ -33,6 +33,7 @@ cdef extern from "extract.h" nogil:
         int workers
         int compression
         int gzip_impl
+        int hash_thread
 
     struct sj_extract_stats:
         uint64_t entries
@@ -90,12 +91,14 @@ def syncfs(int fd):
 
 
 def extract(int in_fd, int root_fd, lower_fds=(), *, max_bytes=0, max_entries=0,
-            int workers=-1, compression="auto", gzip="isal"):
+            int workers=-1, compression="auto", gzip="isal", hash_thread=None):
     """Unpack the layer blob read from in_fd into the directory root_fd.
 
     lower_fds: directory fds of the parent layers, nearest first (see extract.h).
     max_bytes, max_entries: 0 for the C defaults (32 GiB, 4 Mi entries).
     workers: writer threads, -1 for the default.
+    hash_thread: hash on a thread of its own (True) or on the extracting thread (False);
+    None: by the number of CPUs.
     Returns a dict of stats with the "sha256:..." digest and diff_id; raises
     UnpackError (errno, path = the tar entry or None) and leaves the directory
     as it is (the caller removes it).
@@ -121,6 +124,7 @@ def extract(int in_fd, int root_fd, lower_fds=(), *, max_bytes=0, max_entries=0,
     o.workers = workers
     o.compression = _COMPRESSION[compression]
     o.gzip_impl = _GZIP[gzip]
+    o.hash_thread = -1 if hash_thread is None else (1 if hash_thread else 0)
     if n:
         lowers = <int *>PyMem_Malloc(n * sizeof(int))
         if lowers == NULL:
