@@ -1,10 +1,12 @@
 """Shared fixtures for the benchmarks: the runtimes side by side, and a ratio table."""
 
+import contextlib
 import itertools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -42,6 +44,27 @@ def bundle(tmp_path_factory):
 def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("roots")
     return {name: str(base / name) for name in runtimes()}
+
+
+@contextlib.contextmanager
+def fresh_ext4(prefix, size="8G"):
+    """A fresh ext4 (journaled, mkfs's defaults) on a loop device; yields its mountpoint,
+    removed afterwards.  Not the VM's root file system: that one has no journal, and there
+    ext4 skips inodes freed in the last 30 s when it allocates, so whatever any process
+    deleted lately (other tests, the last round) would be timed as well."""
+    top = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+    img, mnt = os.path.join(top, "fs.img"), os.path.join(top, "mnt")
+    os.mkdir(mnt)
+    try:
+        subprocess.run(["truncate", "-s", size, img], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
+        subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+        try:
+            yield mnt
+        finally:
+            subprocess.run(["umount", mnt], check=False)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def call(argv):

@@ -2,8 +2,10 @@
 
 The layer is the biggest one of test/debian:bookworm (make-fixtures.sh: ~51 MB gzip, 6659
 entries), else one made here from /usr of about the same size.  Every tool unpacks it into a
-fresh directory on tmpfs (/dev/shm) and on disk ($SANGJA_BENCH_DISK, default /var/tmp); the
-previous round's tree is removed and synced before the clock starts.  sangja does more than
+fresh directory on tmpfs (/dev/shm) and on disk: a fresh journaled ext4 on a loop device
+(conftest.fresh_ext4: the VM's root ext4 has no journal and slows down after deletions), or
+$SANGJA_BENCH_DISK if set; the previous round's tree is removed and synced before the clock
+starts.  sangja does more than
 the others (sha256 of the blob and of the tar stream, whiteout conversion, confinement) and
 is called as the engine calls it, minus the final syncfs (`sync=False`: no tool syncs).
 
@@ -19,6 +21,7 @@ import tarfile
 import tempfile
 
 import pytest
+from conftest import fresh_ext4
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "image"))
 
@@ -79,7 +82,11 @@ def layer(tmp_path_factory):
 @pytest.fixture(scope="module", params=["tmpfs", "disk"])
 def where(request):
     fs = request.param
-    base = "/dev/shm" if fs == "tmpfs" else os.environ.get("SANGJA_BENCH_DISK", "/var/tmp")
+    if fs == "disk" and not os.environ.get("SANGJA_BENCH_DISK"):
+        with fresh_ext4("sangja-bench-extract-", size="2G") as mnt:
+            yield fs, mnt
+        return
+    base = "/dev/shm" if fs == "tmpfs" else os.environ["SANGJA_BENCH_DISK"]
     kind = fs_type(base)
     if (fs == "tmpfs") != (kind == "tmpfs"):
         pytest.skip(f"{base} is {kind}, not {'tmpfs' if fs == 'tmpfs' else 'a disk'}")

@@ -14,9 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
+from conftest import fresh_ext4
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
@@ -116,25 +116,14 @@ class Tool:
 
 @pytest.fixture(scope="module")
 def workdir():
-    """A fresh ext4 (journaled, mkfs's defaults) on a loop device, where every round of
-    every tool writes; removed at the end of the module.  Not the VM's root file system:
-    that one has no journal, and there ext4 skips inodes freed in the last 30 s when it
-    allocates, so whatever any process deleted lately (other tests, the last round) would
-    be timed as well."""
-    top = tempfile.mkdtemp(prefix="sangja-bench-pull-", dir="/var/tmp")
-    img, mnt = os.path.join(top, "fs.img"), os.path.join(top, "mnt")
-    os.mkdir(mnt)
-    subprocess.run(["truncate", "-s", "8G", img], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-    subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+    """Every round of every tool writes on a fresh ext4 (conftest.fresh_ext4)."""
     tools = []
-    try:
-        yield mnt, tools
-    finally:
-        for tool in tools:
-            tool.close()
-        subprocess.run(["umount", mnt], check=False)
-        shutil.rmtree(top, ignore_errors=True)
+    with fresh_ext4("sangja-bench-pull-") as mnt:
+        try:
+            yield mnt, tools
+        finally:
+            for tool in tools:
+                tool.close()
 
 
 @pytest.mark.parametrize("name", TOOLS)
