@@ -83,7 +83,7 @@ def layer(tmp_path_factory):
 def where(request):
     fs = request.param
     if fs == "disk" and not os.environ.get("SANGJA_BENCH_DISK"):
-        with fresh_ext4("sangja-bench-extract-", size="2G") as mnt:
+        with fresh_ext4("sangja-bench-extract-") as mnt:
             yield fs, mnt
         return
     base = "/dev/shm" if fs == "tmpfs" else os.environ["SANGJA_BENCH_DISK"]
