@@ -16,7 +16,7 @@ import subprocess
 import time
 
 import pytest
-from rtkit import config, read, wait_for
+from rtkit import config, read, selected_runtimes, wait_for
 
 from sangja.runtime.cgroups import systemd
 
@@ -96,6 +96,12 @@ class Systemd:
     def __init__(self, workdir):
         self.base = f"/sjt-systemd-{secrets.token_hex(4)}"
         self.dirs = [m + self.base for m in _hierarchies()]
+        self.tops_before = {
+            os.path.join(m, n)
+            for m in _hierarchies()
+            for n in TOP_NAMES
+            if os.path.isdir(f"{m}/{n}")
+        }
         units = os.path.join(workdir, "units")
         os.makedirs(units)
         for name, text in UNITS.items():
@@ -170,7 +176,7 @@ class Systemd:
                 "d=$(mktemp -d) && mount -t cgroup -o {o} none $d && cd $d && "
                 "for t in {tops}; do [ -d $t ] && find $t -depth -type d -exec rmdir {{}} +; done; "
                 "cd / && umount $d && rmdir $d"
-            ).format(o=",".join(opts), tops=" ".join(TOP_NAMES))
+            ).format(o=",".join(opts), tops=" ".join((*TOP_NAMES, self.base.lstrip("/"))))
             subprocess.run(["unshare", "-m", "sh", "-c", script], check=True, timeout=30)
         end = time.monotonic() + 10
         for d in reversed(self.dirs):
@@ -184,6 +190,20 @@ class Systemd:
                     if time.monotonic() > end:
                         raise
                     time.sleep(0.05)
+        # Nothing of systemd's, sangja's or runc's outside the tree given to systemd.
+        stray = [
+            d
+            for m in _hierarchies()
+            for d in (os.path.join(m, n) for n in TOP_NAMES)
+            if os.path.isdir(d) and d not in self.tops_before
+        ]
+        for d in stray:
+            _rmtree_cgroup(d)
+        # runc 1.1.5 takes each controller's root from /proc/1/cgroup, where systemd in a
+        # container has moved itself to the top of the controllers init.scope does not use
+        # (cpu, blkio, devices here): its cgroups land there. sangja uses systemd's own root.
+        if "runc" not in selected_runtimes():
+            assert stray == [], f"cgroups made outside systemd's tree: {stray}"
 
 
 @pytest.fixture(scope="module")

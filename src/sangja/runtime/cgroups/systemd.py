@@ -66,22 +66,27 @@ def expand_slice(slice_name):
     return path
 
 
-def _init_cgroups():
-    """systemd's own place in each hierarchy (/proc/1/cgroup without its init.scope): the
-    root of what it manages (not '/' when systemd runs in a container)."""
-    out = {}
+def systemd_root():
+    """Where systemd's tree starts: its own cgroup (/proc/1/cgroup) without init.scope, in
+    the hierarchy it tracks units by (name=systemd on v1 and hybrid hosts, else the unified
+    one). '/' on a host; not '/' when systemd runs in a container without a cgroup
+    namespace. One root for every hierarchy, as systemd lays a unit out at the same path in
+    each: its own place in a v1 controller's hierarchy can differ (systemd moves itself to
+    the top of a controller it does not use for init.scope)."""
+    own = {}
     with open("/proc/1/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if path.endswith("/init.scope"):
-                path = path[: -len("/init.scope")]
-            out[ctrls] = path or "/"
-    return out
+            own[ctrls] = path
+    path = own.get("name=systemd", own.get("", "/"))
+    if path.endswith("/init.scope"):
+        path = path[: -len("/init.scope")]
+    return path.rstrip("/")
 
 
 def for_spec(cgroups_path, container_id):
     slice_name, prefix, name = parse_path(cgroups_path, container_id)
-    inner = expand_slice(slice_name)
+    inner = expand_slice(slice_name).rstrip("/")
     unit = unit_name(prefix, name)
     if unit.endswith(".slice"):
         raise ConfigError(
@@ -92,16 +97,14 @@ def for_spec(cgroups_path, container_id):
         raise SangjaError(f"systemd cgroup driver: systemd is not running (no {RUNNING_MARK})")
     v1, v2 = cgroup_mounts()
     unified = v2 == CGROUP_ROOT or (not v1 and v2 is not None)
-    roots = _init_cgroups()
+    base = systemd_root()
     paths, own = {}, []
     if not unified:
         for hname, mnt, ctrls in v1:
-            base = roots.get(ctrls, "/").rstrip("/")
             paths[hname] = f"{mnt}{base}{inner}/{unit}"
             if not set(ctrls.split(",")) & SYSTEMD_V1:
                 own.append(hname)
     if v2 is not None:
-        base = roots.get("", "/").rstrip("/")
         paths[""] = f"{v2}{base}{inner}/{unit}"
     return SystemdCgroups(paths, unified, slice_name, unit, own)
 
