@@ -581,6 +581,24 @@ def test_type_changes_replace_within_the_layer(tmp_path, layers_dir):
     assert (outside / "victim").read_bytes() == b"untouched"
 
 
+def test_a_directory_replaced_by_a_symlink_is_not_written_into(tmp_path, layers_dir):
+    """The directory just made is the cached parent of the entries after it: once a later
+    entry replaces it with a symlink, a file under that name goes where the symlink says
+    (inside: there; outside: refused), never into the directory that was replaced."""
+    lay = (
+        Layer().dir("usr").dir("d2s").file("d2s/a", b"a").symlink("d2s", "usr").file("d2s/y", b"y")
+    )
+    r = unpack(tmp_path, layers_dir, lay.bytes()).path
+    assert os.path.islink(os.path.join(r, "d2s"))
+    assert open(os.path.join(r, "usr/y"), "rb").read() == b"y"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    lay = Layer().dir("d").file("d/a", b"a").symlink("d", str(outside)).file("d/x", b"x")
+    with pytest.raises(UnpackError, match="escapes the layer root"):
+        unpack(tmp_path, layers_dir, lay.bytes(), chain="e" * 64)
+    assert os.listdir(outside) == []
+
+
 def test_symlinks_inside_the_layer_are_followed(tmp_path, layers_dir):
     """A parent reached through a symlink that stays inside (merged /usr) is fine."""
     lay = (
