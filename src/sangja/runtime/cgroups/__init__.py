@@ -195,12 +195,7 @@ class Cgroups:
         if v2 is not None:
             plan.cgroup_fd = os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             fds.append(plan.cgroup_fd)
-        v1 = [p for n, p in self.paths.items() if n]
-        if userns:
-            plan.cgroup_join = []
-            return v1
-        plan.cgroup_join = [f"{p}/tasks" for p in v1]
-        return []
+        return join_v1(plan, userns, [p for n, p in self.paths.items() if n])
 
     def started(self, pid):
         """The init exists and waits for GO (the systemd driver makes its scope now)."""
@@ -389,6 +384,16 @@ class Cgroups:
                     self.signal_all(signal.SIGKILL)
                     killed = True
                 time.sleep(0.002)
+
+
+def join_v1(plan, userns, dirs):
+    """The init joins the v1 `dirs` itself (plan.cgroup_join), or, in a user namespace,
+    returns them for the parent to write."""
+    if userns:
+        plan.cgroup_join = []
+        return dirs
+    plan.cgroup_join = [f"{p}/tasks" for p in dirs]
+    return []
 
 
 def _rmdir_tree(path):

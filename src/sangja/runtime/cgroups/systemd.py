@@ -17,7 +17,7 @@ The manager is reached over D-Bus (sdbus.py).
 import os
 
 from sangja.errors import ConfigError, SangjaError
-from sangja.runtime.cgroups import CGROUP_ROOT, Cgroups, cgroup_mounts
+from sangja.runtime.cgroups import CGROUP_ROOT, Cgroups, cgroup_mounts, join_v1
 
 RUNNING_MARK = "/run/systemd/system"
 INFINITY = 2**64 - 1  # systemd's "no limit" for uint64 properties
@@ -151,12 +151,7 @@ class SystemdCgroups(Cgroups):
     def prepare_spawn(self, plan, userns, fds):
         """The init joins only our own v1 directories itself; systemd moves it into the
         rest (see started)."""
-        own = [self.paths[n] for n in self.own]
-        if userns:
-            plan.cgroup_join = []
-            return own
-        plan.cgroup_join = [f"{p}/tasks" for p in own]
-        return []
+        return join_v1(plan, userns, [self.paths[n] for n in self.own])
 
     def started(self, pid):
         """The init exists and waits: ask systemd for the scope with it, then write the
