@@ -169,20 +169,6 @@ class Manager:
         """Change a live unit's properties (runtime only, as runc does)."""
         self.call("SetUnitProperties", "sba(sv)", (unit, True, properties))
 
-    def unit_active_state(self, unit):
-        """'active', 'inactive', ... (None when systemd does not know the unit)."""
-        try:
-            (path,) = self.call("GetUnit", "s", (unit,))
-        except DBusError as e:
-            if e.name == "org.freedesktop.systemd1.NoSuchUnit":
-                return None
-            raise
-        from jeepney import DBusAddress, Properties
-
-        addr = DBusAddress(path, bus_name=SYSTEMD, interface="org.freedesktop.systemd1.Unit")
-        (value,) = self._call(Properties(addr).get("ActiveState"), "Get ActiveState")
-        return value[1]
-
 
 def _connect(path):
     """Connect and authenticate (EXTERNAL, by our uid). BEGIN goes with the AUTH line, as
