@@ -411,6 +411,52 @@ def test_over_the_system_bus(env, sd):
         sd.run("umount", "/run/systemd/private", check=True)
 
 
+@pytest.fixture(scope="module")
+def bbox_tar(tmp_path_factory):
+    """../shared/engines' test image (busybox-static, offline) as a docker-archive."""
+    out = str(tmp_path_factory.mktemp("image") / "bbox.tar")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "engines",
+                          "build-image.sh")  # fmt: skip
+    subprocess.run(["bash", script, out], check=True, capture_output=True, timeout=300)
+    return out
+
+
+def test_podman_with_the_systemd_cgroup_manager(env, sd, bbox_tar):
+    """What podman does on a systemd host by default (`cgroup_manager = "systemd"`): sangja
+    as its runtime gets `--systemd-cgroup` and `machine.slice:libpod:ID`; the container's
+    limits, `podman update` and `podman rm` go through systemd's scope."""
+    sangja = env.runtime("sangja").binary
+    store = os.path.join(env.workdir, "podman")
+    pd = ["podman", "--root", f"{store}/root", "--runroot", f"{store}/run", "--runtime", sangja,
+          "--cgroup-manager", "systemd", "--events-backend", "none"]  # fmt: skip
+
+    def podman(*args):
+        r = sd.run(*pd, *args)
+        assert r.returncode == 0, (args, r.stderr)
+        return r.stdout.strip()
+
+    podman("load", "-i", bbox_tar)
+    cid = podman("run", "-d", "--log-driver", "k8s-file", "--memory", "64m", "--pids-limit", "40",
+                 "localhost/bbox:latest", "sleep", "100")  # fmt: skip
+    try:
+        unit = f"libpod-{cid}.scope"
+        assert sd.show(unit, "ActiveState") == "active"
+        assert sd.show(unit, "Slice") == "machine.slice"
+        assert sd.show(unit, "MemoryLimit") == str(64 * MiB)
+        assert sd.show(unit, "TasksMax") == "40"
+        inside = podman("exec", cid, "cat", "/proc/self/cgroup")
+        assert f":memory:{sd.base}/machine.slice/{unit}" in inside
+        mem = f"{CG}/memory{sd.base}/machine.slice/{unit}/memory.limit_in_bytes"
+        assert read(mem).strip() == str(64 * MiB)
+        podman("update", "--memory", "128m", cid)
+        assert sd.show(unit, "MemoryLimit") == str(128 * MiB)
+        assert read(mem).strip() == str(128 * MiB)
+    finally:
+        podman("rm", "-f", "-t", "0", cid)
+    assert sd.show(unit, "LoadState") == "not-found"
+    assert not os.path.exists(os.path.dirname(mem))
+
+
 # -- without a kernel: the properties -------------------------------------------------------
 def test_properties_as_runc_converts_them():
     from sangja.runtime.cgroups import devices
