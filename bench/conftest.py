@@ -67,6 +67,17 @@ def fresh_ext4(prefix, size="8G"):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def print_at_end(request, results, write):
+    """At a module's end: `write(terminalreporter)` prints its summary on the terminal,
+    past pytest's capture; nothing when the module measured nothing."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if not results or tr is None:
+        return
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        write(tr)
+
+
 def call(argv):
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 

@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 
 import pytest
-from conftest import fresh_ext4
+from conftest import fresh_ext4, print_at_end
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "image"))
 
@@ -98,12 +98,7 @@ def where(request):
 @pytest.fixture(scope="module", autouse=True)
 def summary(request):
     yield
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if not RESULTS or tr is None:
-        return
-    with capture.global_and_fixture_disabled():
-        print_summary(tr)
+    print_at_end(request, RESULTS, print_summary)
 
 
 def print_summary(tr):

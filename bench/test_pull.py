@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import fresh_ext4
+from conftest import fresh_ext4, print_at_end
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
@@ -45,29 +45,26 @@ def registry():
 @pytest.fixture(scope="module", autouse=True)
 def summary(request):
     yield
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if not RESULTS or tr is None:
-        return
-    with capture.global_and_fixture_disabled():
-        tr.write_line("")
-        tr.write_line(f"pull + unpack of {REF}, median seconds (ratios in the same run):")
-        pod, sk = RESULTS.get("podman"), RESULTS.get("skopeo+umoci")
-        for tool in TOOLS:
-            t = RESULTS.get(tool)
-            if t is None:
-                continue
-            ratios = []
-            if pod and tool != "podman":
-                ratios.append(f"{t / pod:.2f}x podman")
-            if sk and tool != "skopeo+umoci":
-                ratios.append(f"{t / sk:.2f}x skopeo+umoci")
-            tr.write_line(f"  {tool:13} {t:6.3f}s  " + ", ".join(ratios))
-        if pod and "sangja" in RESULTS:
-            r = RESULTS["sangja"] / pod
-            tr.write_line(
-                f"  target sangja <= {TARGET}x podman: {'met' if r <= TARGET else 'NOT met'}"
-            )
+    print_at_end(request, RESULTS, print_summary)
+
+
+def print_summary(tr):
+    tr.write_line("")
+    tr.write_line(f"pull + unpack of {REF}, median seconds (ratios in the same run):")
+    pod, sk = RESULTS.get("podman"), RESULTS.get("skopeo+umoci")
+    for tool in TOOLS:
+        t = RESULTS.get(tool)
+        if t is None:
+            continue
+        ratios = []
+        if pod and tool != "podman":
+            ratios.append(f"{t / pod:.2f}x podman")
+        if sk and tool != "skopeo+umoci":
+            ratios.append(f"{t / sk:.2f}x skopeo+umoci")
+        tr.write_line(f"  {tool:13} {t:6.3f}s  " + ", ".join(ratios))
+    if pod and "sangja" in RESULTS:
+        r = RESULTS["sangja"] / pod
+        tr.write_line(f"  target sangja <= {TARGET}x podman: {'met' if r <= TARGET else 'NOT met'}")
 
 
 def run(argv, env=None):
