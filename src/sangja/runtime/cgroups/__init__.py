@@ -27,14 +27,19 @@ def unified_host():
     return os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers")
 
 
-def _read_self_cgroup():
-    """/proc/self/cgroup -> {controller-list: path}; '' is the unified hierarchy."""
+def read_proc_cgroup(pid="self"):
+    """/proc/PID/cgroup -> {controller-list: path}; '' is the unified hierarchy."""
     out = {}
-    with open("/proc/self/cgroup") as f:
+    with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             out[ctrls] = path
     return out
+
+
+def unified_only(v1, v2):
+    """Is the unified hierarchy the host's layout (mounted at /sys/fs/cgroup, or alone)?"""
+    return v2 == CGROUP_ROOT or (not v1 and v2 is not None)
 
 
 def cgroup_mounts():
@@ -446,7 +451,7 @@ def driver():
     want = os.environ.get(DRIVER_ENV, "")
     if want not in ("", "v1", "v2"):
         raise SangjaError(f"{DRIVER_ENV}={want}: want v1 or v2")
-    if v2 == CGROUP_ROOT or (not v1 and v2):
+    if unified_only(v1, v2):
         if want == "v1":
             raise SangjaError(f"{DRIVER_ENV}=v1: this host has no cgroup v1 hierarchies")
         return "v2", v2, v1
@@ -468,7 +473,7 @@ def for_spec(spec, container_id, systemd=False):
 
         return sd.for_spec(spec_path, container_id)
     mode, v2, v1 = driver()
-    own = _read_self_cgroup()
+    own = read_proc_cgroup()
     paths = {}
     if mode == "v1":
         for name, mnt, ctrls in v1:

@@ -17,7 +17,13 @@ The manager is reached over D-Bus (sdbus.py).
 import os
 
 from sangja.errors import ConfigError, SangjaError
-from sangja.runtime.cgroups import CGROUP_ROOT, Cgroups, cgroup_mounts, join_v1
+from sangja.runtime.cgroups import (
+    Cgroups,
+    cgroup_mounts,
+    join_v1,
+    read_proc_cgroup,
+    unified_only,
+)
 
 RUNNING_MARK = "/run/systemd/system"
 INFINITY = 2**64 - 1  # systemd's "no limit" for uint64 properties
@@ -73,11 +79,7 @@ def systemd_root():
     namespace. One root for every hierarchy, as systemd lays a unit out at the same path in
     each: its own place in a v1 controller's hierarchy can differ (systemd moves itself to
     the top of a controller it does not use for init.scope)."""
-    own = {}
-    with open("/proc/1/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            own[ctrls] = path
+    own = read_proc_cgroup(1)
     path = own.get("name=systemd", own.get("", "/"))
     if path.endswith("/init.scope"):
         path = path[: -len("/init.scope")]
@@ -96,7 +98,7 @@ def for_spec(cgroups_path, container_id):
     if not is_running():
         raise SangjaError(f"systemd cgroup driver: systemd is not running (no {RUNNING_MARK})")
     v1, v2 = cgroup_mounts()
-    unified = v2 == CGROUP_ROOT or (not v1 and v2 is not None)
+    unified = unified_only(v1, v2)
     base = systemd_root()
     paths, own = {}, []
     if not unified:
