@@ -384,6 +384,22 @@ class Target(Runtime):
             r.ok()
         return Probe(r)
 
+    def terminal_output(self, cfg):
+        """Run `cfg` with a terminal, its pty received over --console-socket -> all it wrote."""
+        import recvtty
+
+        sock = self.path("console.sock")
+        cfg["process"]["terminal"] = True
+        with recvtty.ConsoleReceiver(sock) as rx:
+            cid, r = self.create(cfg, "--console-socket", sock)
+            r.ok()
+            pty = rx.accept()
+            try:
+                self("start", cid).ok()
+                return pty.read_all().decode(errors="replace")
+            finally:
+                pty.close()
+
     def started(self, cfg, *flags):
         """create + start a container (its process should keep running) -> (id, host pid)."""
         cid, pid = self.created(cfg, *flags)

@@ -392,21 +392,9 @@ def root_caps(shared):
 def test_terminal(target):
     """config.md#process: terminal true MUST give the process a pseudoterminal on its stdio"""
     t = target
-    import recvtty
-
-    sock = t.path("console.sock")
     c = t.sh_config("for f in 0 1 2; do readlink /proc/self/fd/$f; done; tty; stty size")
-    c["process"]["terminal"] = True
     c["process"]["consoleSize"] = {"height": 33, "width": 111}
-    with recvtty.ConsoleReceiver(sock) as rx:
-        cid, r = t.create(c, "--console-socket", sock)
-        r.ok()
-        pty = rx.accept()
-        try:
-            t("start", cid).ok()
-            text = pty.read_all().decode(errors="replace")
-        finally:
-            pty.close()
+    text = t.terminal_output(c)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     assert len(lines) >= 5 and all(ln.startswith("/dev/pts/") for ln in lines[:4]), lines
     assert lines[0] == lines[1] == lines[2] == lines[3], lines
@@ -415,21 +403,9 @@ def test_terminal(target):
 def test_console_size(target):
     """config.md#process: consoleSize gives the terminal's size (height, width)"""
     t = target
-    import recvtty
-
-    sock = t.path("console.sock")
     c = t.sh_config("stty size")
-    c["process"]["terminal"] = True
     c["process"]["consoleSize"] = {"height": 33, "width": 111}
-    with recvtty.ConsoleReceiver(sock) as rx:
-        cid, r = t.create(c, "--console-socket", sock)
-        r.ok()
-        pty = rx.accept()
-        try:
-            t("start", cid).ok()
-            text = pty.read_all().decode(errors="replace")
-        finally:
-            pty.close()
+    text = t.terminal_output(c)
     assert text.split() == ["33", "111"], text
 
 

@@ -272,20 +272,8 @@ def test_default_ptmx(target, base_probe):
 def test_default_console(target):
     """config-linux.md#default-devices: with terminal, /dev/console MUST be the process's pty"""
     t = target
-    import recvtty
-
-    sock = t.path("console.sock")
     c = t.sh_config("stat -c %t:%T /dev/console; stat -L -c %t:%T /proc/self/fd/0")
-    c["process"]["terminal"] = True
-    with recvtty.ConsoleReceiver(sock) as rx:
-        cid, r = t.create(c, "--console-socket", sock)
-        r.ok()
-        pty = rx.accept()
-        try:
-            t("start", cid).ok()
-            lines = pty.read_all().decode(errors="replace").split()
-        finally:
-            pty.close()
+    lines = t.terminal_output(c).split()
     assert len(lines) == 2 and lines[0] == lines[1], f"/dev/console vs the pty: {lines}"
 
 
