@@ -12,7 +12,6 @@ SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 
 from sangja.errors import SangjaError
@@ -95,6 +94,8 @@ def is_loopback(domain: str) -> bool:
     host = _host_of(domain)
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -105,6 +106,8 @@ def is_insecure(domain: str) -> bool:
     """Named insecure (by host:port, host, or a CIDR holding its address): plain HTTP is
     allowed and TLS certificates are not verified.  Loopback is not in this list: it may
     use plain HTTP, but a TLS certificate it presents is still verified."""
+    import ipaddress
+
     host = _host_of(domain)
     for entry in _insecure_list():
         if entry in (domain, host):

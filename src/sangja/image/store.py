@@ -18,12 +18,9 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import fcntl
-import hashlib
 import os
-import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from sangja.errors import SangjaError
 from sangja.image import config as cfg
@@ -85,30 +82,59 @@ class ImageNotFound(StoreError):
     pass
 
 
-@dataclass(frozen=True)
-class LayerRec:
-    chain_id: str  # hex
-    diff_id: str
-    parent: str | None
-    blob: str | None
-    size: int
-    tar_size: int | None = None
+class _Row:
+    """A row as an object (plain: dataclasses cost ~9 ms to import, and the engine's
+    container commands load this module)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return f"{type(self).__name__}{self._values()!r}"
+
+    def _values(self):
+        return tuple(getattr(self, k) for k in self.__slots__)
 
 
-@dataclass
-class ImageRec:
-    id: str
-    manifest: str
-    created: str | None
-    size: int
-    platform: str | None
-    added: float
-    tags: list
-    digests: list
+class LayerRec(_Row):
+    __slots__ = ("chain_id", "diff_id", "parent", "blob", "size", "tar_size")
+
+    def __init__(self, chain_id: str, diff_id: str, parent: str | None, blob: str | None,
+                 size: int, tar_size: int | None = None):  # fmt: skip
+        self.chain_id = chain_id  # hex
+        self.diff_id = diff_id
+        self.parent = parent
+        self.blob = blob
+        self.size = size
+        self.tar_size = tar_size
+
+
+class ImageRec(_Row):
+    __slots__ = ("id", "manifest", "created", "size", "platform", "added", "tags", "digests")
+
+    def __init__(self, id: str, manifest: str, created: str | None, size: int,
+                 platform: str | None, added: float, tags: list, digests: list):  # fmt: skip
+        self.id = id
+        self.manifest = manifest
+        self.created = created
+        self.size = size
+        self.platform = platform
+        self.added = added
+        self.tags = tags
+        self.digests = digests
+
+    __hash__ = None  # mutable (as the dataclass it was)
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI ChainIDs (hex): chain(L0) = diff(L0), chain(Ln) = sha256(chain(Ln-1) + ' ' + diff)."""
+    import hashlib
+
     out, prev = [], None
     for d in diff_ids:
         prev = d if prev is None else "sha256:" + hashlib.sha256(f"{prev} {d}".encode()).hexdigest()
@@ -169,9 +195,25 @@ class Store:
                      0o600)  # fmt: skip
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._sweep()
             yield
         finally:
             os.close(fd)
+
+    def _sweep(self) -> None:
+        """What a writer killed half-way left: every writer holds lock() for all of its
+        work, so once we hold it, a layer being unpacked (`layers/.tmp-*`) or a temp file
+        under tmp/ belongs to no one.  Partial downloads stay (a pull resumes them)."""
+        from sangja.image.unpack import TMP_PREFIX
+
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.layers_dir):
+                if name.startswith(TMP_PREFIX):
+                    remove_tree(os.path.join(self.layers_dir, name))
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.tmp_dir):
+                if not name.endswith(".partial"):
+                    remove_tree(os.path.join(self.tmp_dir, name))
 
     @contextlib.contextmanager
     def transaction(self):
@@ -233,6 +275,8 @@ class Store:
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         """Store small content (a manifest, a config); returns its digest."""
+        import hashlib
+
         got = "sha256:" + hashlib.sha256(data).hexdigest()
         if digest is not None and digest != got:
             raise StoreError(f"content digest mismatch: want {digest}, got {got}")
@@ -558,6 +602,8 @@ def layer_record(res, chain: str, diff_id: str, parent: str | None, blob: str | 
 
 
 def file_digest(path: str) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while b := f.read(4 << 20):
@@ -595,6 +641,8 @@ def remove_tree(path: str) -> None:
                     os.chmod(p, 0o700)
             with contextlib.suppress(FileNotFoundError):
                 func(p)
+
+        import shutil
 
         shutil.rmtree(path, onerror=unlock)
     else:
