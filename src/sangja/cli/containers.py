@@ -151,7 +151,7 @@ class _Session:
         if how == "detached":
             sys.stderr.write("\n" if self.tty else "")
             return 0
-        code = self.cs.wait(rec.id)
+        code = self.cs.wait(rec.id, teardown=not remove)
         if remove:
             from sangja.errors import SangjaError
 

@@ -93,7 +93,7 @@ class Relay:
             import tty as ttymod
 
             saved_term = termios.tcgetattr(0)
-            ttymod.setraw(0)
+            ttymod.setraw(0, termios.TCSANOW)  # not TCSAFLUSH: keep what was typed ahead
         if self.tty and self.resize is not None and os.isatty(1):
             wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._send_size()

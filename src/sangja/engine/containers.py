@@ -445,10 +445,12 @@ class Containers:
         """Networks (issue 15): release the addresses, netavark teardown, remove the netns."""
 
     # ---- wait / stop / kill -------------------------------------------------------------
-    def wait(self, ref: str, condition: str = "not-running") -> int:
+    def wait(self, ref: str, condition: str = "not-running", teardown: bool = False) -> int:
         """ContainerWait: the exit code once the container is not running (condition
         `not-running`; `next-exit` waits for the next exit even of a stopped container,
-        `removed` until it is gone)."""
+        `removed` until it is gone).  `teardown`: also do at once what the monitor's exit
+        command will do first (the runtime's state deleted, the overlay unmounted), so the
+        caller (a foreground run) returns with the container fully stopped."""
         rec = self.get(ref)
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition {condition!r}")
@@ -465,6 +467,11 @@ class Containers:
             if rec is None:
                 break
         code = rec.exit_code if rec is not None else 0
+        if teardown and rec is not None and rec.state == "exited":
+            with contextlib.suppress(NoSuchContainer), self._locked(rec.id):
+                cur = self.records.get(rec.id)
+                if cur is not None and cur.state == "exited":
+                    self._teardown_run(cur)
         if condition == "removed":
             while self.records.get(rec.id if rec else "") is not None:
                 time.sleep(0.05)

@@ -29,7 +29,6 @@ INIT_PROGRAMS = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
 # the mount targets the init layer holds: files, and the directories they live in
 INIT_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 INIT_DIRS = ("/proc", "/sys", "/dev")
-DEFAULT_CGROUP_PARENT = "/sangja"
 _SKIP_DEVICES = {"console", "pts", "shm", "mqueue", "ptmx", "fd", "stdin", "stdout", "stderr",
                  "null", "zero", "full", "random", "urandom", "tty", "core"}  # fmt: skip
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "armv7l": "arm",
@@ -276,7 +275,7 @@ def build(body: dict, image_conf: dict, *, cid: str, name: str, paths, rootfs: s
     if hc.get("OomScoreAdj"):
         proc["oomScoreAdj"] = hc["OomScoreAdj"]
 
-    spec["root"] = {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))}
+    spec["root"] = {"path": "rootfs", "readonly": bool(hc.get("ReadonlyRootfs"))}
     spec["hostname"] = hostname
     if cfg.get("Domainname"):
         spec["domainname"] = cfg["Domainname"]
@@ -287,7 +286,7 @@ def build(body: dict, image_conf: dict, *, cid: str, name: str, paths, rootfs: s
         spec.pop("hostname", None)
     linux["maskedPaths"] = [] if privileged else list(DOCKER_MASKED)
     linux["readonlyPaths"] = [] if privileged else list(DOCKER_READONLY)
-    parent = hc.get("CgroupParent") or DEFAULT_CGROUP_PARENT
+    parent = hc.get("CgroupParent") or _default_cgroup_parent()
     linux["cgroupsPath"] = f"{'' if parent.startswith('/') else '/'}{parent}/{cid}"
     linux["resources"] = resources(hc)
     devices, rules = _devices(hc, privileged)
@@ -303,6 +302,12 @@ def build(body: dict, image_conf: dict, *, cid: str, name: str, paths, rootfs: s
     ann["org.sangja.container.name"] = name
     spec["annotations"] = ann
     return spec
+
+
+def _default_cgroup_parent() -> str:
+    from sangja.image.config import cgroup_parent
+
+    return cgroup_parent()
 
 
 def _group(rootfs: str, g: str) -> int:

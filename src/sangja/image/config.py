@@ -1,7 +1,7 @@
 """The engine's settings for images, from the environment and an optional JSON file.
 
 `$SANGJA_CONFIG` (default `/etc/sangja/daemon.json`), keys as in Docker's daemon.json:
-    {"default-registry": "registry.example:5000",
+    {"default-registry": "registry.example:5000", "cgroup-parent": "/sangja",
      "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
      "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
      "max-concurrent-downloads": 3}
@@ -50,6 +50,12 @@ def _file() -> dict:
 
 def root() -> str:
     return os.environ.get("SANGJA_ROOT") or _file().get("data-root") or DEFAULT_ROOT
+
+
+def cgroup_parent() -> str:
+    """Where containers' cgroups go when --cgroup-parent does not say (Docker's
+    default-cgroup-parent): SANGJA_CGROUP_PARENT, `cgroup-parent`, else /sangja."""
+    return os.environ.get("SANGJA_CGROUP_PARENT") or _file().get("cgroup-parent") or "/sangja"
 
 
 def default_registry() -> str:
