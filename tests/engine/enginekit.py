@@ -95,6 +95,14 @@ def leftovers(s, cgroup_parent):
     return problems
 
 
+def run_bytes(s, *args, input=None) -> bytes:
+    """The CLI with binary stdin/stdout; it must succeed."""
+    p = subprocess.run([sangja_binary(), "--root", s.run_root, *args], input=input,
+                       capture_output=True, env=s.env, timeout=300)  # fmt: skip
+    assert p.returncode == 0, (args, p.stderr)
+    return p.stdout
+
+
 def ps(s, *args):
     """`container ps -a --format json` as a list of dicts (by name)."""
     r = s.ok("container", "ps", "-a", "--no-trunc", "--format", "json", *args)

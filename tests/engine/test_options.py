@@ -79,7 +79,8 @@ def test_resources_on_the_cgroup_and_update(sj):
 
 def test_limits_seen_inside(sj):
     out = run(sj, "--ulimit", "nofile=100:200", "--ulimit", "nproc=50", "--shm-size", "8m",
-              'echo "$(ulimit -n) $(ulimit -Hn) $(ulimit -u)"; df -k /dev/shm | tail -1')  # fmt: skip
+              'echo "$(ulimit -n) $(ulimit -Hn) $(ulimit -u)"; '
+              "df -k /dev/shm | tail -1")  # fmt: skip
     lines = out.splitlines()
     assert lines[0] == "100 200 50"
     assert lines[1].split()[1] == str(8 * 1024)

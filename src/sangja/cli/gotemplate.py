@@ -191,6 +191,8 @@ def _parse(text: str):
         tokens.pop()
     tokens.append(tail)
     tokens = [t for t in tokens if not (isinstance(t, tuple) and t[0] == "trim")]
+    if any(isinstance(t, str) and "{{" in t for t in tokens):
+        raise TemplateError("unclosed action")
 
     def block(i, ends):
         out = []

@@ -177,8 +177,12 @@ class Containers:
         status = self.runtime_status(rec.id)
         if status in ("running", "paused"):
             if rec.state != status:
-                self.records.update(rec.id, expect=(rec.state,), state=status)
-                rec.state = status
+                values = {"state": status}
+                if rec.state == "created":  # a start killed after the process ran: adopt it
+                    values.update(self._adopt(rec))
+                self.records.update(rec.id, expect=(rec.state,), **values)
+                for k, v in values.items():
+                    setattr(rec, k, v)
             return rec
         if status in ("created", "creating") or (rec.state == "created" and status == "absent"):
             return rec  # made, not started (or being started under the lock)
@@ -200,6 +204,20 @@ class Containers:
         else:
             rec = self.records.get(rec.id)
         return rec
+
+    def _adopt(self, rec: Record) -> dict:
+        """The fields a start killed before it recorded them: the init's pid (the
+        runtime's), conmon's (its pid file), the time."""
+        from sangja.runtime.state import STATE_FILE
+
+        out: dict = {"started": time.time()}
+        state_file = os.path.join(self.runtime_root, rec.id, STATE_FILE)
+        with contextlib.suppress(OSError, ValueError, KeyError), open(state_file, "rb") as f:
+            out["pid"] = jsonio.loads(f.read())["pid"]
+        pid_file = self.paths(rec.id).conmon_pid_file
+        with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
+            out["monitor"] = proc_id(int(f.read().strip()))
+        return out
 
     def _wait_exit(self, rec: Record, timeout: float | None):
         """(exit code, time) once the container's monitor recorded its exit; None if

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import stat
 import tarfile
 
 from sangja.engine.errors import EngineError, InvalidArgument, NotFoundError
+
+# The children that work in a container's root can import nothing once there: what they
+# use is imported here, before they are forked.
+from sangja.engine.units import rfc3339_nano
 
 CLONE_NEWNS = 0x00020000
 KIND_MODIFY, KIND_ADD, KIND_DELETE = 0, 1, 2
@@ -223,8 +228,6 @@ def _go_mode(st) -> int:
 def _stat_in(path: str, follow: bool) -> dict:
     st = os.stat(path) if follow else os.lstat(path)
     link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-    from sangja.engine.units import rfc3339_nano
-
     return {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size,
             "mode": _go_mode(st), "mtime": rfc3339_nano(st.st_mtime),
             "linkTarget": link, "_dir": stat.S_ISDIR(st.st_mode)}  # fmt: skip
@@ -232,8 +235,6 @@ def _stat_in(path: str, follow: bool) -> dict:
 
 def stat_path(containers, rec, path: str) -> dict:
     """ContainerArchiveInfo: the PathStat of `path` in the container (a symlink itself)."""
-    import json
-
     if not path.startswith("/"):
         path = "/" + path
     r, w = os.pipe()
@@ -264,8 +265,6 @@ def get_archive(containers, rec, path: str, follow: bool = False, out=None) -> d
     """A tar of `path` in the container, its top entry named after the path's last
     component (Docker's GET /containers/ID/archive), written to the binary file `out`.
     -> its PathStat."""
-    import json
-
     if not path.startswith("/"):
         path = "/" + path
     path, follow = _resolve_src(path, follow)

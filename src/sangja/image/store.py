@@ -202,14 +202,23 @@ class Store:
 
     def _sweep(self) -> None:
         """What a writer killed half-way left: every writer holds lock() for all of its
-        work, so once we hold it, a layer being unpacked (`layers/.tmp-*`) or a temp file
-        under tmp/ belongs to no one.  Partial downloads stay (a pull resumes them)."""
+        work, so once we hold it, a layer being unpacked (`layers/.tmp-*`), a layer
+        unpacked but never committed (no row names it: it would have to be checked again
+        anyway) or a temp file under tmp/ belongs to no one.  Partial downloads stay (a
+        pull resumes them), and so do checked blobs no row names yet (a pull reuses them
+        after checking their digest; `image prune` removes them)."""
         from sangja.image.unpack import TMP_PREFIX
 
         with contextlib.suppress(FileNotFoundError):
-            for name in os.listdir(self.layers_dir):
-                if name.startswith(TMP_PREFIX):
-                    remove_tree(os.path.join(self.layers_dir, name))
+            names = os.listdir(self.layers_dir)
+            known = None
+            for name in names:
+                if not name.startswith(TMP_PREFIX):
+                    if known is None:
+                        known = {r[0] for r in self.db.execute("SELECT chain_id FROM layers")}
+                    if name in known:
+                        continue
+                remove_tree(os.path.join(self.layers_dir, name))
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.tmp_dir):
                 if not name.endswith(".partial"):
