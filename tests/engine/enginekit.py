@@ -62,7 +62,11 @@ def monitor_processes(tmp):
                 st = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if st != "Z" and str(tmp) in cmd and ("conmon" in cmd or "cleanup" in cmd):
+        if (
+            st != "Z"
+            and str(tmp) in cmd
+            and any(w in cmd for w in ("conmon", "cleanup", "healthcheck"))
+        ):
             out.append(f"{p}: {cmd[:120]}")
     return out
 

@@ -206,3 +206,30 @@ def test_prune(sj):
     r = sj.ok("container", "prune", "-f")
     assert r.out.startswith("Deleted Containers:\n") and "Total reclaimed space:" in r.out
     assert set(ps(sj)) == {"up"}
+
+
+def test_health_checks(sj):
+    """--health-cmd & co: starting, unhealthy after Retries failures, healthy after a
+    success; shown by ps (status and filter) and inspect; the checker goes with the
+    container."""
+    sj.ok("container", "run", "-d", "--name", "h", "--health-cmd", "test -f /tmp/ok",
+          "--health-interval", "200ms", "--health-retries", "2", BUSYBOX, "sleep", "1000")  # fmt: skip
+    assert inspect(sj, "h")["State"]["Health"]["Status"] in ("starting", "unhealthy")
+    wait_for(lambda: inspect(sj, "h")["State"]["Health"]["Status"] == "unhealthy",
+             "unhealthy")  # fmt: skip
+    assert "(unhealthy)" in ps(sj)["h"]["Status"]
+    assert sj.ok("container", "ps", "--filter", "health=unhealthy", "--format",
+                 "{{.Names}}").out == "h\n"  # fmt: skip
+    r = sj("container", "healthcheck", "h")
+    assert (r.rc, r.out) == (1, "unhealthy\n")
+    sj.ok("container", "exec", "h", "touch", "/tmp/ok")
+    wait_for(lambda: inspect(sj, "h")["State"]["Health"]["Status"] == "healthy", "healthy")
+    h = inspect(sj, "h")["State"]["Health"]
+    assert h["FailingStreak"] == 0 and h["Log"][-1]["ExitCode"] == 0 and len(h["Log"]) <= 5
+    assert inspect(sj, "h")["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "test -f /tmp/ok"]
+    r = sj("container", "run", "--rm", "--no-healthcheck", "--health-cmd", "true", BUSYBOX, "true")
+    assert r.rc == 125 and "conflicts" in r.err
+    sj.ok("container", "rm", "-f", "h")
+    from enginekit import monitor_processes
+
+    assert not [p for p in monitor_processes(sj.tmp) if "healthcheck" in p]

@@ -348,9 +348,36 @@ def container_update(opts, pos, g):
     return _each(pos, lambda ref: cs.update(ref, ch) and ref or ref)
 
 
+def container_healthcheck(opts, pos, g):
+    """Run the health check now (exit 0 healthy, 1 not); --loop: be the container's
+    checker process (started with the container, not for users)."""
+    need(pos, "container healthcheck", 1, 1)
+    cs = _cs(g)
+    if opts.get("loop"):
+        from sangja.engine import health
+
+        health.loop(cs, pos[0])
+        return 0
+    st = cs.healthcheck(pos[0])
+    sys.stdout.write(st["Status"] + "\n")
+    return 0 if st["Status"] == "healthy" else 1
+
+
 def container_cleanup(opts, pos, g):
-    """The monitor's exit command (not for users): stderr goes to the container's dir."""
+    """The monitor's exit command (not for users): stderr goes to the container's dir.
+    `--unless-alive PID:START`: nothing to do while that process (the foreground run that
+    waits for the container) lives; checked before anything is loaded."""
     need(pos, "container cleanup", 1, 1)
+    waiter = opts.get("unless_alive")
+    if waiter:
+        pid, _, start = waiter.partition(":")
+        try:
+            with open(f"/proc/{int(pid)}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] not in (b"Z", b"X") and fields[19].decode() == start:
+                return 0
+        except (OSError, ValueError, IndexError):
+            pass
     run = opts.get("run")
     cs = _cs(g)
     paths = cs.paths(pos[0])
@@ -751,6 +778,9 @@ CONTAINER = {
                   container_update),
     "prune": Sub(flags(("-f", "--force", "force", B), ("--filter", "filter", M)),
                  "[OPTIONS]", "remove all stopped containers", container_prune),
-    "cleanup": Sub(flags(("--run", "run", V)), "--run N CONTAINER", "", container_cleanup),
+    "healthcheck": Sub(flags(("--loop", "loop", B)), "CONTAINER",
+                       "run the container's health check now", container_healthcheck),
+    "cleanup": Sub(flags(("--run", "run", V), ("--unless-alive", "unless_alive", V)),
+                   "--run N [--unless-alive PID:START] CONTAINER", "", container_cleanup),
 }  # fmt: skip
 ALIASES = {"ls": "ps", "list": "ps", "remove": "rm"}

@@ -216,7 +216,13 @@ class Containers:
             out["pid"] = jsonio.loads(f.read())["pid"]
         pid_file = self.paths(rec.id).conmon_pid_file
         with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
-            out["monitor"] = proc_id(int(f.read().strip()))
+            mpid = int(f.read().strip())
+            out["monitor"] = proc_id(mpid)
+            with open(f"/proc/{mpid}/cmdline", "rb") as g:  # its exit command's run number
+                args = g.read().split(b"\0")
+            for i, a in enumerate(args[:-2]):
+                if a == b"--run" and args[i + 1] == b"--exit-command-arg":
+                    out["run"] = int(args[i + 2])
         return out
 
     def _wait_exit(self, rec: Record, timeout: float | None):
@@ -382,22 +388,27 @@ class Containers:
             with open(tmp, "w") as f:
                 f.write(jsonio.dumps(spec))
             os.rename(tmp, paths.config)
-            run = rec.run + 1
-            self.records.update(rec.id, run=run)
+            run = rec.run + 1  # recorded with the start below: an exit command of this
+            # run that comes sooner waits for our lock, one of a run killed before then
+            # finds an older number and leaves the repair to the next command
             lc = hc.get("LogConfig") or {}
             max_size = 0
             if (lc.get("Config") or {}).get("max-size"):
                 from sangja.engine.units import parse_size
 
                 max_size = parse_size(lc["Config"]["max-size"])
+            exit_command = [sangja_binary(), "--root", self.runtime_root, "container",
+                            "cleanup", "--run", str(run)]  # fmt: skip
+            if foreground and (hc.get("RestartPolicy") or {}).get("Name", "no") == "no":
+                # this process waits and does the clean-up itself: the exit command has
+                # nothing to do while it lives (and does it all if it was killed)
+                exit_command += ["--unless-alive", proc_id()]
             started = monitor.create(
                 paths, rec.id, rec.name, runtime_root=self.runtime_root,
                 tty=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
                 stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
                 log_driver=lc.get("Type") or "k8s-file",
-                exit_command=[sangja_binary(), "--root", self.runtime_root, "container",
-                              "cleanup", "--run", str(run), rec.id],
-                env={"SANGJA_ROOT": self.root},
+                exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
             )  # fmt: skip
             _failpoint("start:created")
             if on_created is not None:
@@ -422,9 +433,9 @@ class Containers:
             raise
         now = time.time()
         self.records.update(rec.id, state="running", pid=started.pid, monitor=started.monitor,
-                            started=now, exit_code=0, error="", oom_killed=0,
+                            started=now, exit_code=0, error="", oom_killed=0, run=run,
                             owner=proc_id() if foreground else "")  # fmt: skip
-        self._health_start(rec)
+        self._health_start(self._fresh(rec.id))
         return self._fresh(rec.id)
 
     def _network_setup(self, rec: Record, spec: dict) -> None:
@@ -439,8 +450,19 @@ class Containers:
         refuses -v/--mount; an image's VOLUME paths stay in the container's layer)."""
 
     def _health_start(self, rec: Record) -> None:
-        """Health checks plug in here: Config.Healthcheck (or the image's) would start the
-        periodic check (engine/health.py, not written yet: the status stays empty)."""
+        """A container with a health check (Config.Healthcheck, or the image's) gets its
+        checker process and State.Health "starting" (engine/health.py)."""
+        hc = rec.config.get("Healthcheck") or (
+            (self._image_conf(rec.image).get("config") or {}).get("Healthcheck"))  # fmt: skip
+        if not hc or not hc.get("Test") or hc["Test"][0] == "NONE":
+            if rec.health:
+                self.records.update(rec.id, health="")
+            return
+        from sangja.engine import health
+
+        self.records.update(rec.id, health=jsonio.dumps(
+            {"Status": "starting", "FailingStreak": 0, "Log": []}))  # fmt: skip
+        health.start_checker(self, rec)
 
     def _teardown_run(self, rec: Record) -> None:
         """What a run leaves: the runtime's state and cgroups, the overlay mount, a monitor
@@ -454,6 +476,10 @@ class Containers:
             and self.runtime_status(rec.id) in ("created", "creating", "running", "paused")
         ):
             monitor.kill(rec.monitor)  # a start that died half-way: begin again
+        if rec.health:
+            from sangja.engine import health
+
+            health.stop_checker(paths)
         with contextlib.suppress(SangjaError):
             self.rt.delete(rec.id, force=True)
         self._network_teardown(rec)
@@ -641,12 +667,17 @@ class Containers:
         from sangja.image.store import remove_tree
 
         paths = self.paths(rec.id)
-        with contextlib.suppress(SangjaError):
-            self.records.update(rec.id, state="removing")
+        if rec.state not in ("exited", "created", "dead"):  # killing it may take a while
+            with contextlib.suppress(SangjaError):
+                self.records.update(rec.id, state="removing")
         with contextlib.suppress(SangjaError):
             self.rt.delete(rec.id, force=True)  # kills the init, waits, removes its cgroups
         if rec.monitor:
             monitor.kill(rec.monitor)  # no exit command for a container being removed
+        if rec.health:
+            from sangja.engine import health
+
+            health.stop_checker(paths)
         _failpoint("rm:killed")
         self._network_teardown(rec)
         try:
@@ -917,6 +948,18 @@ class Containers:
         from sangja.engine import stats
 
         return stats.with_previous(stats.sample(self, self.get(ref)), previous)
+
+    def healthcheck(self, ref: str) -> dict:
+        """Run the container's health check now: -> its State.Health after it."""
+        from sangja.engine import health
+
+        rec = self.get(ref)
+        hc = health.config(rec, self._image_conf(rec.image))
+        if hc is None:
+            raise InvalidArgument(f"container {rec.name} has no health check")
+        if rec.state != "running":
+            raise NotRunning(f"Container {rec.id} is not running")
+        return health.record(self, rec, hc, health.run_once(self, rec, hc))
 
     def changes(self, ref: str) -> list[dict]:
         from sangja.engine import files

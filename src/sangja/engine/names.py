@@ -5,11 +5,11 @@ sangja's own."""
 from __future__ import annotations
 
 import os
-import re
 
 from sangja.engine.errors import InvalidArgument
 
-_VALID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_CHARS = _ALNUM | frozenset("_.-")
 
 ADJECTIVES = (
     "agile", "amused", "ardent", "bold", "brave", "bright", "busy", "calm", "careful",
@@ -45,7 +45,7 @@ def check(name: str) -> str:
     """A name as given (Docker accepts a leading '/') -> the name, or InvalidArgument."""
     if name.startswith("/"):
         name = name[1:]
-    if not _VALID.fullmatch(name) or len(name) > 128:
+    if not name or name[0] not in _ALNUM or not _CHARS.issuperset(name) or len(name) > 128:
         raise InvalidArgument(
             f'Invalid container name ("{name}"), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
         )

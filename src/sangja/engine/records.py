@@ -14,6 +14,7 @@ exited, dead (could not be removed), removing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -121,6 +122,21 @@ class Records:
         self.store = store
         self._ready = False
 
+    @contextlib.contextmanager
+    def _transaction(self):
+        """The store's transaction, committed without waiting for the disk
+        (synchronous=NORMAL in WAL mode: a power cut may lose the last commits, never
+        corrupt the database).  A container row is checked against the runtime and the
+        monitor whenever it is read, and a power cut ends every container anyway; the
+        image commits keep their full sync."""
+        db = self.db
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.store.transaction() as tx:
+                yield tx
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
+
     @property
     def db(self):
         db = self.store.db
@@ -166,7 +182,7 @@ class Records:
         self.db  # noqa: B018 (the table exists before the transaction)
         values = [getattr(rec, c) for c in COLUMNS]
         try:
-            with self.store.transaction() as db:
+            with self._transaction() as db:
                 if db.execute("SELECT 1 FROM images WHERE id=?", (rec.image,)).fetchone() is None:
                     from sangja.engine.errors import NoSuchImage
 
@@ -195,7 +211,7 @@ class Records:
             sql += f" AND state IN ({', '.join('?' * len(expect))})"
             args += list(expect)
         self.db  # noqa: B018
-        with self.store.transaction() as db:
+        with self._transaction() as db:
             return db.execute(sql, args).rowcount > 0
 
     def rename(self, cid: str, new: str) -> None:
@@ -203,7 +219,7 @@ class Records:
 
         self.db  # noqa: B018
         try:
-            with self.store.transaction() as db:
+            with self._transaction() as db:
                 db.execute("UPDATE containers SET name=? WHERE id=?", (new, cid))
         except sqlite3.IntegrityError:
             other = self.db.execute("SELECT id FROM containers WHERE name=?",
@@ -213,7 +229,7 @@ class Records:
     def delete(self, cid: str) -> None:
         """The row and its hold on the image."""
         self.db  # noqa: B018
-        with self.store.transaction() as db:
+        with self._transaction() as db:
             db.execute("DELETE FROM holds WHERE holder=?", (cid,))
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
 
