@@ -213,7 +213,8 @@ def test_health_checks(sj):
     success; shown by ps (status and filter) and inspect; the checker goes with the
     container."""
     sj.ok("container", "run", "-d", "--name", "h", "--health-cmd", "test -f /tmp/ok",
-          "--health-interval", "200ms", "--health-retries", "2", BUSYBOX, "sleep", "1000")  # fmt: skip
+          "--health-interval", "200ms", "--health-retries", "2", BUSYBOX, "sleep",
+          "1000")  # fmt: skip
     assert inspect(sj, "h")["State"]["Health"]["Status"] in ("starting", "unhealthy")
     wait_for(lambda: inspect(sj, "h")["State"]["Health"]["Status"] == "unhealthy",
              "unhealthy")  # fmt: skip

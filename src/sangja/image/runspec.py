@@ -9,7 +9,6 @@ names of the OCI image spec's conversion section) for the engine's later pieces.
 
 from __future__ import annotations
 
-
 from sangja.errors import SangjaError
 from sangja.image.snapshot import read_in_root
 
