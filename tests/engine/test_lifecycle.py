@@ -234,3 +234,12 @@ def test_health_checks(sj):
     from enginekit import monitor_processes
 
     assert not [p for p in monitor_processes(sj.tmp) if "healthcheck" in p]
+
+
+def test_detached_rm_is_removed_by_its_monitor(sj):
+    cid = sj.ok("container", "run", "-d", "--rm", "--name", "gone", BUSYBOX, "sh", "-c",
+                "sleep 0.3").out.strip()  # fmt: skip
+    wait_for(lambda: ps(sj) == {}, "the monitor's removal")
+    assert not os.path.exists(os.path.join(sj.root, "containers", cid))
+    r = sj("container", "inspect", "gone")
+    assert r.rc == 1 and "No such container" in r.err

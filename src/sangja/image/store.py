@@ -636,27 +636,67 @@ def _du(path: str) -> int:
 
 
 def remove_tree(path: str) -> None:
-    """Remove a file or a tree whose directories may be read-only (mode 0555, 0000)."""
-    if not os.path.lexists(path):
+    """Remove a file or a tree whose directories may be read-only (mode 0555, 0000).
+
+    Walked by directory fds, never through a symlink (what shutil.rmtree does too; it is
+    not used because importing it costs ~10 ms, paid by every `run --rm`)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
         return
-    if os.path.isdir(path) and not os.path.islink(path):
+    import stat
 
-        def unlock(func, p, exc):
-            parent = os.path.dirname(p)
-            with contextlib.suppress(OSError):
-                os.chmod(parent, 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                with contextlib.suppress(OSError):
-                    os.chmod(p, 0o700)
-            with contextlib.suppress(FileNotFoundError):
-                func(p)
-
-        import shutil
-
-        shutil.rmtree(path, onerror=unlock)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        return
+    parent = os.open(os.path.dirname(os.path.abspath(path)),
+                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # fmt: skip
+    try:
+        _remove_at(parent, os.path.basename(os.path.abspath(path)))
+    finally:
+        os.close(parent)
+
+
+def _remove_at(dfd: int, name: str) -> None:
+    """Remove the entry `name` of the directory `dfd` (a tree: depth first)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dfd)
+    except FileNotFoundError:
+        return
+    except PermissionError:  # a directory of mode 0000 (not root): open it up
+        os.chmod(name, 0o700, dir_fd=dfd)
+        fd = os.open(name, flags, dir_fd=dfd)
+    except OSError as e:
+        if e.errno not in (_errno.ENOTDIR, _errno.ELOOP):
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dfd)
+        return
+    try:
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for n, is_dir in entries:
+            if is_dir:
+                _remove_at(fd, n)
+                continue
+            try:
+                os.unlink(n, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except PermissionError:  # a read-only directory (not root)
+                os.fchmod(fd, 0o700)
+                os.unlink(n, dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        os.fchmod(dfd, 0o700)
+        os.rmdir(name, dir_fd=dfd)
 
 
 def _syncfs(fd: int) -> None:
