@@ -320,7 +320,7 @@ def _exec(rt, opts, pos):
     )  # fmt: skip
 
 
-def _list(rt, opts):
+def _list(rt, opts, pos):
     fmt = opts.get("format", "table")
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option {fmt!r} (want table or json)")
