@@ -204,6 +204,7 @@ class Runtime:
         fds = []
         pid = pidfd = None
         cg_made = False
+        host_mounts = None
         try:
             state = {
                 "ociVersion": OCI_VERSION,
@@ -225,6 +226,13 @@ class Runtime:
             }
             if filt:
                 state["seccomp"] = filt.state()
+            if not plan.own_mntns and plan.rootfs != "/":
+                # Our mounts will be in our own mount namespace, below a bind of the rootfs
+                # onto itself: what was there before is not ours to detach (mounttrees).
+                from sangja.runtime import mounttrees
+
+                before = mounttrees.mount_ids_at(plan.rootfs)
+                host_mounts = state["host_mounts"] = {"path": plan.rootfs, "before": before}
             cdir.write(state)
             if filt:
                 with open(os.path.join(cdir.path, SECCOMP_FILE), "wb") as f:
@@ -247,6 +255,10 @@ class Runtime:
                 f == CLONE_NEWUSER for f, _ in plan.joins
             )
             parent_joins = cg.prepare_spawn(plan, userns, fds)
+            if any(m.host_tree for m in plan.mounts):
+                from sangja.runtime import mounttrees
+
+                fds += mounttrees.open_trees(plan)
             from sangja._native import launch
 
             pid, pidfd, sync_fd = launch.spawn(plan)
@@ -275,6 +287,8 @@ class Runtime:
                         hk.run_stage(hooks, stage, hs, fatal=True)
                     launch.send(sync_fd, launch.MSG_GO)
                     continue
+                if kind == launch.MSG_CLOSED:  # killed: by the OOM killer, say so
+                    self._why_init_died(cg, linux)
                 raise LaunchError(err, text)
             state["pid_start"] = st.proc_start_time(pid)
             if state["pid_start"] is None:
@@ -300,6 +314,8 @@ class Runtime:
                     cg.destroy()
                 except SangjaError as e:
                     self._warn(f"cleanup: {e}")
+            if host_mounts:
+                self._release_host_mounts(host_mounts)
             cdir.remove()
             if pid is not None:  # the container existed: destroyed, then poststop (the spec)
                 self._hooks(state, "poststop", "stopped")
@@ -309,6 +325,32 @@ class Runtime:
                 os.close(fd)
         cdir.close()
         return pid, pidfd
+
+    def _release_host_mounts(self, hm):
+        from sangja.runtime import mounttrees
+
+        why = mounttrees.release(hm["path"], set(hm.get("before") or ()))
+        if why:
+            self._warn(f"cleanup: {why}")
+
+    @staticmethod
+    def _why_init_died(cg, linux):
+        """The init died before it was ready, with no word: if the OOM killer did it, the
+        memory limit is too low for it to start at all. Raises the error runc gives."""
+        try:
+            kills = cg.oom_kills()
+        except (OSError, ValueError, AttributeError):
+            return
+        if not kills:
+            return
+        mem = ((linux or {}).get("resources") or {}).get("memory") or {}
+        usage, peak = cg.memory_usage()
+        limit = mem.get("limit")
+        what = f"memory limit to {limit}" if limit else "the memory limit"
+        raise SangjaError(
+            f"unable to set {what} (current usage: {usage}, peak usage: {peak}): the kernel "
+            "OOM-killed the container's init before it was ready"
+        )
 
     def _send_listener(self, sc, fd, pid, state, status):
         """linux.seccomp.listenerPath gets the notify fd and the container process state."""
@@ -484,6 +526,8 @@ class Runtime:
             self._destroy(cdir, state, status)
 
     def _destroy(self, cdir, state, status):
+        """Kill, remove the cgroups and our mounts, run poststop, remove the state dir last:
+        nothing a hook does (fail, hang past its timeout) keeps the state dir."""
         from sangja.runtime.cgroups import Cgroups
 
         cg = Cgroups.from_json(state["cgroups"])
@@ -500,16 +544,23 @@ class Runtime:
             finally:
                 os.close(pidfd)
         cg.destroy()
+        if state.get("host_mounts"):
+            self._release_host_mounts(state["host_mounts"])
         self._hooks(state, "poststop", "stopped")
         cdir.remove()
 
     def _hooks(self, state, stage, status):
-        """Run a non-fatal stage (poststart, poststop); the hooks module loads only if needed."""
+        """Run a non-fatal stage (poststart, poststop): whatever goes wrong is a warning (the
+        spec). The hooks module loads only if needed."""
         hooks = state.get("hooks") or {}
-        if hooks.get(stage):
-            from sangja.runtime import hooks as hk
+        if not isinstance(hooks, dict) or not hooks.get(stage):
+            return
+        from sangja.runtime import hooks as hk
 
+        try:
             hk.run_stage(hooks, stage, self.spec_state(state, status), fatal=False, log=self.log)
+        except Exception as e:  # a state.json from an older sangja: never stop a delete
+            self._warn(f"{stage} hooks: {e}")
 
     @staticmethod
     def _thaw(cg):
@@ -635,6 +686,10 @@ class Runtime:
             fds.append(pidfd)
             plan.exec_pidfd = pidfd
             plan.exec_nstypes = self._exec_nstypes(state["pid"], namespaces)
+            if "mount" not in namespaces:  # the init is chrooted in our own: so are we
+                plan.exec_root_fd = os.open(f"/proc/{state['pid']}/root",
+                                            os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # fmt: skip
+                fds.append(plan.exec_root_fd)
             sc = state.get("seccomp")
             if sc:  # the container's filter, as create built it
                 with open(os.path.join(cdir.path, SECCOMP_FILE), "rb") as f:
@@ -691,7 +746,7 @@ class Runtime:
         """--process FILE: a process.json, validated as config.json's process is."""
         from sangja import jsonio
         from sangja.errors import ConfigError
-        from sangja.runtime.spec import validate_process
+        from sangja.runtime.spec import check_strings, validate_process
 
         try:
             with open(path, "rb") as f:
@@ -703,6 +758,7 @@ class Runtime:
         except ValueError as e:
             raise ConfigError(f"{path}: invalid JSON: {e}", path=path)
         try:
+            check_strings(proc, "process")
             return validate_process(proc)
         except ConfigError as e:
             msg = str(e).replace("config.json: process.", f"{path}: ", 1)
@@ -753,6 +809,7 @@ class Runtime:
                 raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
             u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
         proc["user"] = u
+        spec_mod.check_strings(proc, "process")  # config.json may have changed since create
         return spec_mod.validate_process(proc)
 
     @staticmethod

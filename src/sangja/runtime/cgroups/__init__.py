@@ -355,6 +355,30 @@ class Cgroups:
         finally:
             os.close(fd)
 
+    # -- memory --------------------------------------------------------------------------
+    def _memory_dir(self):
+        return self.paths.get("") if self.unified else self.dir_of("memory")
+
+    def oom_kills(self):
+        """How many processes the OOM killer has killed in the container's memory cgroup
+        (memory.oom_control's oom_kill on v1, memory.events' on v2); 0 if unknown."""
+        d = self._memory_dir()
+        text = d and read_value(f"{d}/{'memory.events' if self.unified else 'memory.oom_control'}")
+        for line in (text or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.isdigit():
+                return int(value)
+        return 0
+
+    def memory_usage(self):
+        """(current, peak) usage in bytes of the memory cgroup, as text ('?' if unknown)."""
+        d = self._memory_dir()
+        if self.unified:
+            names = ("memory.current", "memory.peak")
+        else:
+            names = ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
+        return tuple((d and read_value(f"{d}/{n}")) or "?" for n in names)
+
     # -- stats ---------------------------------------------------------------------------
     def stats(self):
         from sangja.runtime.cgroups import stats
