@@ -69,7 +69,7 @@ def reserve_preserved_fds(n):
 def _pidfd_for(state):
     """A pidfd for the container's init, or None if that process is gone (pid reuse safe)."""
     pid = state.get("pid", 0)
-    if not pid:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
     try:
         fd = os.pidfd_open(pid)
@@ -809,7 +809,8 @@ class Runtime:
                 raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
             u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
         proc["user"] = u
-        spec_mod.check_strings(proc, "process")  # config.json may have changed since create
+        # (config.json's strings were checked by load; what comes from our command line is
+        # the caller's bytes, passed on as they are)
         return spec_mod.validate_process(proc)
 
     @staticmethod

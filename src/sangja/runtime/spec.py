@@ -106,7 +106,8 @@ def check_strings(obj, where="", prefix="config.json: "):
             _check_str(o, w, prefix)
         elif isinstance(o, dict):
             for k, v in o.items():
-                kw = f"{w}.{k}" if w else str(k)
+                name = k if len(k) <= 40 else k[:40] + "..."
+                kw = f"{w}.{name}" if w else name
                 _check_str(k, f"{w or 'the top level'}: a key", prefix)
                 stack.append((v, kw))
         elif isinstance(o, list):

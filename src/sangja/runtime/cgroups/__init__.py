@@ -17,7 +17,7 @@ import errno
 import os
 import time
 
-from sangja.errors import SangjaError
+from sangja.errors import ConfigError, SangjaError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 DRIVER_ENV = "SANGJA_CGROUP_DRIVER"
@@ -88,11 +88,19 @@ _KNOWN_V1 = {
 
 
 def _inner_path(spec_path, own, container_id):
-    """runc's reading of cgroupsPath: absolute as is, relative under our own cgroup."""
+    """runc's reading of cgroupsPath: absolute as is, relative under our own cgroup. Never
+    the root of a hierarchy nor a way up out of a path (`..`): delete empties and removes
+    the container's cgroup, killing what is left in it."""
     p = spec_path or container_id
-    if p.startswith("/"):
-        return os.path.normpath(p)
-    return os.path.normpath(os.path.join(own or "/", p))
+    if ".." in p.split("/"):
+        raise ConfigError(f"config.json: linux.cgroupsPath {spec_path!r}: '..' is not allowed")
+    inner = os.path.normpath(p if p.startswith("/") else os.path.join(own or "/", p))
+    if inner == "/":
+        raise ConfigError(
+            f"config.json: linux.cgroupsPath {spec_path!r} names the root cgroup, which no "
+            "container may own"
+        )
+    return inner
 
 
 def read_value(path):
