@@ -233,3 +233,23 @@ def test_exec_args_that_are_not_utf8(rt):
     p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"\xff\xfe\n"
+
+
+@pytest.mark.sangja_only("sangja's state.json")
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"pid": "x", "cgroups": 5}'])
+def test_delete_force_of_a_damaged_state_dir(rt, damage):
+    """A state dir whose state.json is damaged (by hand, a full disk) can still be removed
+    with delete --force (a warning says what could not be found); without --force it is an
+    error, one line."""
+    cid = rt.new_id()
+    d = os.path.join(rt.root, cid)
+    os.makedirs(d)
+    with open(os.path.join(d, "state.json"), "w") as f:
+        f.write(damage)
+    r = rt("delete", cid)
+    assert r.rc == 1 and r.err.startswith("sangja: ") and r.err.count("\n") == 1, r
+    log = os.path.join(rt.workdir, "log")
+    r = rt("--log", log, "delete", "--force", cid)
+    assert r.rc == 0, r
+    assert not os.path.exists(d)
+    assert "removing" in read(log)

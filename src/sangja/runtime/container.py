@@ -519,11 +519,27 @@ class Runtime:
             if not os.path.exists(os.path.join(cdir.path, st.STATE_FILE)):
                 cdir.remove()  # the leftover of a killed create: nothing else was made
                 return
-            state = cdir.read()
-            status = st.status_of(state, cdir.fifo)
-            if status in ("running", "paused") and not force:
-                raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
-            self._destroy(cdir, state, status)
+            try:
+                state = cdir.read()
+            except SangjaError as e:
+                if not force:
+                    raise
+                # unreadable (damaged by hand, a full disk): nothing in it can be found
+                self._warn(f"{e}: removing the state dir of {cid} as it is")
+                cdir.remove()
+                return
+            try:
+                status = st.status_of(state, cdir.fifo)
+                if status in ("running", "paused") and not force:
+                    raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+                self._destroy(cdir, state, status)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                if not force:
+                    raise
+                # a state.json damaged where _destroy reads it: what it names is lost
+                self._warn(f"state of {cid} is damaged ({type(e).__name__}: {e}): removing "
+                           "its state dir as it is")  # fmt: skip
+                cdir.remove()
 
     def _destroy(self, cdir, state, status):
         """Kill, remove the cgroups and our mounts, run poststop, remove the state dir last:
