@@ -19,12 +19,13 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-# sangja as installed (with its C parts), before bundles.py puts the source tree on the path
-from sangja._native import seccomp as native  # noqa: E402
-from sangja.runtime.seccomp import default_profile  # noqa: E402
-
 import bundles  # noqa: E402
 from conformance.kit import resolve_runtime  # noqa: E402
+
+# sangja as installed (with its C parts): imported before bundles.default_config puts the
+# source tree on the path
+from sangja._native import seccomp as native  # noqa: E402
+from sangja.runtime.seccomp import default_profile  # noqa: E402
 
 USERNS = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
           "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}  # fmt: skip
@@ -46,12 +47,15 @@ class Box:
 
     def __call__(self, *args, env=None):
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run([self.binary, "--root", self.root, *args], stdout=out,
-                               stderr=err, stdin=subprocess.DEVNULL, env=env, timeout=60)  # fmt: skip
+            argv = [self.binary, "--root", self.root, *args]
+            p = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                               timeout=60)  # fmt: skip
             out.seek(0)
             err.seek(0)
-            return p.returncode, out.read().decode(errors="replace"), err.read().decode(
-                errors="replace"
+            return (
+                p.returncode,
+                out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"),
             )
 
     def run(self, mutate=None, args=("true",), env=None, prepare=None):
@@ -89,10 +93,14 @@ def cases(box):
         del c["hostname"]
         del c["linux"]["maskedPaths"], c["linux"]["readonlyPaths"]
 
-    yield "allow-list without faccessat2, noNewPrivileges", outcome(
-        box.run(lambda c: old_allow_list(c, True)))
-    yield "allow-list without faccessat2, no noNewPrivileges", outcome(
-        box.run(lambda c: old_allow_list(c, False)))
+    yield (
+        "allow-list without faccessat2, noNewPrivileges",
+        outcome(box.run(lambda c: old_allow_list(c, True))),
+    )
+    yield (
+        "allow-list without faccessat2, no noNewPrivileges",
+        outcome(box.run(lambda c: old_allow_list(c, False))),
+    )
     before = mounts(box.work)
     yield "linux.namespaces empty", outcome(box.run(no_ns, args=("sh", "-c", "ls / | wc -l")))
     left = mounts(box.work) - before
@@ -111,14 +119,16 @@ def cases(box):
         c["process"]["user"] = {"uid": 1000, "gid": 1000}
         c["process"]["env"] = ["PATH=/bin"]
 
-    yield "HOME, passwd without final newline", outcome(
-        box.run(user1000, args=("sh", "-c", "echo $HOME"), prepare=passwd))
+    yield (
+        "HOME, passwd without final newline",
+        outcome(box.run(user1000, args=("sh", "-c", "echo $HOME"), prepare=passwd)),
+    )
     marker = os.path.join(box.work, "hook-env")
 
     def hooks(c):
         sh = f'echo "$0 ${{SJ_BEHAVIOUR:-unset}}" >> {marker}'
-        c["hooks"] = {s: [{"path": "/bin/sh", "args": ["sh", "-c", sh, s]}]
-                      for s in ("prestart", "createContainer", "poststart", "poststop")}  # fmt: skip
+        stages = ("prestart", "createContainer", "poststart", "poststop")
+        c["hooks"] = {s: [{"path": "/bin/sh", "args": ["sh", "-c", sh, s]}] for s in stages}
 
     box.run(hooks, env={**os.environ, "SJ_BEHAVIOUR": "inherited"})
     yield "hooks without env", " ".join(read(marker).split())
@@ -155,25 +165,31 @@ def cases(box):
             os.mkdir(os.path.join(b, "rootfs", d), 0o750)
             os.chmod(os.path.join(b, "rootfs", d), 0o750)
 
-    yield "tmpfs over a 0750 dir, no mode= / mode=711", outcome(
-        box.run(tmpfs, args=("stat", "-c", "%a", "/t1", "/t2"), prepare=mkdirs))
+    yield (
+        "tmpfs over a 0750 dir, no mode= / mode=711",
+        outcome(box.run(tmpfs, args=("stat", "-c", "%a", "/t1", "/t2"), prepare=mkdirs)),
+    )
     yield "lo in a new netns", outcome(box.run(args=("cat", "/sys/class/net/lo/operstate")))
     src = os.path.join(box.work, "idsrc")
     os.mkdir(src)
     open(os.path.join(src, "f"), "w").close()
     for opt in ("idmap", "ridmap"):
+
         def idmap(c, opt=opt):
             m = [{"containerID": 0, "hostID": 4000, "size": 10}]
             c["mounts"].append({"destination": "/tmp", "type": "bind", "source": src,
-                                "options": ["rbind", opt], "uidMappings": m, "gidMappings": m})  # fmt: skip
+                                "options": ["rbind", opt], "uidMappings": m,
+                                "gidMappings": m})  # fmt: skip
 
         yield f"{opt} with mappings", outcome(box.run(idmap, args=("stat", "-c", "%u", "/tmp/f")))
 
     def cwd(n):
         return lambda c: c["process"].update(cwd=f"/proc/self/fd/{n}")
 
-    yield "cwd /proc/self/fd/N (N=3..7)", " | ".join(
-        outcome(box.run(cwd(n), args=("pwd",)))[:60] for n in range(3, 8))
+    yield (
+        "cwd /proc/self/fd/N (N=3..7)",
+        " | ".join(outcome(box.run(cwd(n), args=("pwd",)))[:60] for n in range(3, 8)),
+    )
     for name, mutate in [
         ("uid 4294967295", lambda c: c["process"]["user"].update(uid=4294967295)),
         ("NUL in args", lambda c: c["process"].update(args=["true\u0000; echo x"])),
