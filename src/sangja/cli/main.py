@@ -424,6 +424,8 @@ def main(argv=None):
         except ValueError as e:
             raise UsageError(str(e))
         if g.get("log"):
+            if opts.get("preserve_fds"):
+                _preserve_fds(opts)  # its holes filled first: the log must not take one
             try:  # now, as runc: a log that cannot be written is an error at once
                 log.fileno()
             except OSError as e:
