@@ -526,6 +526,28 @@ class Staging:
             self.layers.append(chain)
         return res
 
+    def commit(self, conf_bytes: bytes, conf: dict, manifest_bytes: bytes, manifest_type: str,
+               layers: list[LayerRec], blobs: list[tuple], names: list[str]) -> str:  # fmt: skip
+        """Store the config and manifest, then name the image, its layers and blobs (layer
+        blobs: [(digest, size, media type)]) and tag it `names`, in one transaction.
+        -> the image id."""
+        from sangja.image import manifest as mf
+
+        st = self.store
+        image_id = "sha256:" + hashlib.sha256(conf_bytes).hexdigest()
+        mdigest = st.put_bytes(manifest_bytes)
+        self.blobs.append(mdigest)
+        st.put_bytes(conf_bytes, image_id)
+        self.blobs.append(image_id)
+        all_blobs = [(mdigest, len(manifest_bytes), manifest_type),
+                     (image_id, len(conf_bytes), mf.OCI_CONFIG)] + list(blobs)  # fmt: skip
+        st.commit_image(
+            image_id=image_id, manifest=mdigest, created=conf.get("created"),
+            platform=mf.config_platform(conf), layers=layers, blobs=all_blobs,
+            refs=[(n, "tag") for n in names],
+        )  # fmt: skip
+        return image_id
+
     def cleanup(self, keep_partials: bool = False) -> None:
         st = self.store
         for chain in self.layers:
