@@ -82,6 +82,7 @@ PARTS = [
     ("pack", "sjpack", PACK_SOURCES, ["z", "zstd", "isal"]),
 ]
 INCLUDE_DIRS = ["csrc", "csrc/pack"]
+HEADERS = glob.glob("csrc/*.h") + glob.glob("csrc/pack/*.h")
 
 
 setup(
@@ -98,8 +99,7 @@ setup(
                 extra_compile_args=CYTHON_CFLAGS,
                 libraries=[lib, *syslibs],
                 # relink when our C changes (the static library is not a tracked input)
-                depends=[*srcs, *glob.glob("csrc/*.h"), *glob.glob("csrc/pack/*.h"), TRAMPOLINE_SRC,
-                         TRAMPOLINE_HEADER],
+                depends=[*srcs, *HEADERS, TRAMPOLINE_SRC, TRAMPOLINE_HEADER],
             )
             for mod, lib, srcs, syslibs in PARTS
         ],

@@ -470,9 +470,9 @@ def test_symlinked_root_parts_are_not_followed(tmp_path):
     os.symlink(str(tmp_path), root / "parent")
     layer, blob = write(tmp_path, str(root), "none")
     ms = members(blob, "none")
-    assert [(m.name, m.type) for m in ms] == [
-        ("in", tarfile.SYMTYPE), ("loop", tarfile.SYMTYPE), ("out", tarfile.SYMTYPE),
-        ("parent", tarfile.SYMTYPE), ("real", tarfile.DIRTYPE), ("real/f", tarfile.REGTYPE)]  # fmt: skip
+    sym, d, f = tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.REGTYPE
+    want = [("in", sym), ("loop", sym), ("out", sym), ("parent", sym), ("real", d), ("real/f", f)]
+    assert [(m.name, m.type) for m in ms] == want
 
 
 def test_one_file_system(tmp_path):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sangja.errors import SangjaError, UnpackError
 from sangja.image import manifest as mf
 from sangja.image import pack, reference
-from sangja.image.store import LayerRec, Staging, Store, chain_ids, layer_record
+from sangja.image.store import Staging, Store, chain_ids, layer_record
 
 
 class CommitError(SangjaError):
@@ -46,14 +46,6 @@ class CommitResult:
     chain_id: str | None  # hex of the top layer (None: no layers at all)
 
 
-def rfc3339(ts: float) -> str:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ" if ts == int(ts) else "%Y-%m-%dT%H:%M:%S.%fZ"
-    )
-
-
 def commit(
     store: Store,
     steps: list[Step],
@@ -74,10 +66,14 @@ def commit(
     config's and the new history entries' time.  platform: for an image from scratch
     (default: this host's).  With the same trees, steps and times, the image id is the
     same (pack.write_layer writes the same bytes for the same tree)."""
-    if created is None:
+    if created is None and source_date_epoch is not None:
         import time
 
-        created = rfc3339(source_date_epoch if source_date_epoch is not None else time.time())
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source_date_epoch))
+    elif created is None:
+        from sangja.log import now_rfc3339
+
+        created = now_rfc3339()
     names = []
     for r in refs:
         ref = reference.parse(r)
@@ -120,6 +116,10 @@ def _commit(store, staging, steps, base, config, names, author, created, platfor
     conf, layers, descs = _base(store, base, platform)
     diff_ids = [ly.diff_id for ly in layers]
     history = [h for h in conf.get("history") or [] if isinstance(h, dict)]
+    # a base without (enough) history: an entry for each of its layers, so that each
+    # entry still lines up with its layer (image history)
+    missing = len(layers) - sum(1 for h in history if not h.get("empty_layer"))
+    history = [{} for _ in range(max(0, missing))] + history
     parents = [store.layer_path(ly.chain_id) for ly in reversed(layers)]  # nearest first
     new = []
     for step in steps:
