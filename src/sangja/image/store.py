@@ -407,13 +407,25 @@ class Store:
         return row[0] if row else None
 
     # ---- tags, holds, removal ----------------------------------------------------------
-    def tag(self, image_id: str, name: str) -> None:
+    def tag(self, image_id: str, name: str, kind: str = "tag") -> None:
+        """Point `name` at the image: a tag ('host/repo:tag'), or (kind 'digest') the
+        digest a registry knows it by ('host/repo@sha256:...', as push records it)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO refs (name, image, kind) VALUES (?,?,'tag')"
-                " ON CONFLICT(name) DO UPDATE SET image=excluded.image",
-                (name, image_id),
+                "INSERT INTO refs (name, image, kind) VALUES (?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET image=excluded.image, kind=excluded.kind",
+                (name, image_id, kind),
             )
+
+    def names_with_blob(self, digest: str) -> list[str]:
+        """The names (tags, digests) of the images that use a blob: where else a registry
+        may have it (push mounts it from there instead of uploading it)."""
+        rows = self.db.execute(
+            "SELECT r.name FROM image_blobs b JOIN refs r ON r.image = b.image"
+            " WHERE b.digest=? ORDER BY r.name",
+            (digest,),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def hold(self, holder: str, image_id: str) -> None:
         with self.transaction() as db:
