@@ -121,3 +121,29 @@ def test_failed_commit_leaves_the_store_as_it_was(sj, fixtures, tmp_path):
     finally:
         store.close()
     assert sj.store_state() == before
+
+
+def test_history_of_a_commit(sj, fixtures, tmp_path):
+    """`image history` as docker shows it: the instruction (tabs as spaces, cut at 45
+    characters with …, whole with --no-trunc), the layer's size, 0B for steps without one;
+    -H=false: RFC 3339 times and sizes in bytes."""
+    fixtures.registry("plain")
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    long = "/bin/sh -c\tapt-get update && apt-get install -y --no-install-recommends curl"
+    store = Store(sj.root)
+    try:
+        steps = [Step(long, root=upper(tmp_path)), Step("/bin/sh -c #(nop)  USER 1")]
+        res = commit(store, steps, base=BUSYBOX, refs=["localhost/hist:1"],
+                     source_date_epoch=1700000000)  # fmt: skip
+    finally:
+        store.close()
+    out = sj.ok("image", "history", "localhost/hist:1").out.splitlines()
+    assert out[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert out[1].startswith(res.image_id[7:19]) and "USER 1" in out[1] and " 0B" in out[1]
+    assert "/bin/sh -c apt-get update && apt-get install…" in out[2]
+    assert out[2].startswith("<missing>")
+    full = sj.ok("image", "history", "--no-trunc", "-H=false", "localhost/hist:1").out
+    row = full.splitlines()[2]
+    assert long.replace("\t", " ") in row and "2023-11-14T22:13:20Z" in row
+    size = sj.inspect("localhost/hist:1")["Size"] - sj.inspect(BUSYBOX)["Size"]
+    assert f"   {size}" in row and size > 0
