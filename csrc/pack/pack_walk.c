@@ -335,25 +335,63 @@ out:
 	return rc;
 }
 
+/* The regular file the listing saw, open for reading.  A device or fifo swapped in
+ * meanwhile is never opened for real (opening some devices does things): the name is
+ * pinned with O_PATH and checked first, then that very inode is opened through
+ * /proc/self/fd.  Without /proc: a direct open, O_NONBLOCK (a fifo does not wait). */
+static int open_file(struct walk *w, int dfd, const struct ent *e, struct stat *st)
+{
+	int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, fd = -1, pin = -1;
+	char proc[64];
+	if (w->proc) {
+		pin = openat(dfd, e->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pin < 0)
+			return errno == ENOENT ? changed(w, errno)
+					       : sjp_fail_sys(w->err, errno, w->path, "open");
+		if (fstat(pin, st) < 0) {
+			sjp_fail_sys(w->err, errno, w->path, "stat");
+			close(pin);
+			return -1;
+		}
+		if (!same_inode(st, &e->st)) {
+			close(pin);
+			return changed(w, 0);
+		}
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", pin);
+		flags &= ~O_NOFOLLOW; /* the magic link itself is followed, to the pinned inode */
+	}
+	for (int noatime = 1; noatime >= 0 && fd < 0; noatime--) {
+		int f = flags | (noatime ? O_NOATIME : 0);
+		fd = pin >= 0 ? open(proc, f) : openat(dfd, e->name, f);
+		/* O_NOATIME: only for the owner (or CAP_FOWNER) */
+		if (fd < 0 && (errno != EPERM || !noatime))
+			break;
+	}
+	int er = errno;
+	if (pin >= 0)
+		close(pin);
+	if (fd < 0)
+		return er == ENOENT || er == ELOOP ? changed(w, er)
+						   : sjp_fail_sys(w->err, er, w->path, "open");
+	if (fstat(fd, st) < 0) {
+		sjp_fail_sys(w->err, errno, w->path, "stat");
+		close(fd);
+		return -1;
+	}
+	if (!same_inode(st, &e->st)) {
+		close(fd);
+		return changed(w, 0);
+	}
+	return fd;
+}
+
 static int emit_file(struct walk *w, int dfd, const struct ent *e)
 {
 	struct stat st, after;
 	int rc = -1;
-	int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC; /* a fifo swapped in: no wait */
-	int fd = openat(dfd, e->name, flags | O_NOATIME);
-	if (fd < 0 && errno == EPERM) /* O_NOATIME: only for the owner (or CAP_FOWNER) */
-		fd = openat(dfd, e->name, flags);
+	int fd = open_file(w, dfd, e, &st);
 	if (fd < 0)
-		return errno == ENOENT || errno == ELOOP ? changed(w, errno)
-							 : sjp_fail_sys(w->err, errno, w->path, "open");
-	if (fstat(fd, &st) < 0) {
-		sjp_fail_sys(w->err, errno, w->path, "stat");
-		goto out;
-	}
-	if (!same_inode(&st, &e->st)) {
-		changed(w, 0);
-		goto out;
-	}
+		return -1;
 	if (read_xattrs(w, fd, dfd, e->name, NULL) < 0 ||
 	    header(w, '0', &st, (uint64_t)st.st_size, NULL, 1) < 0)
 		goto out;
