@@ -283,3 +283,45 @@ def test_sangja_pulls_and_runs_what_podman_pushed(sj, fixtures, push_registry, t
     r = sj.ok("container", "run", "--rm", dst, "sh", "-c",
               "cat /etc/debian_version; cat /fixtures/hardlinks/a-orig.txt")  # fmt: skip
     assert r.out.split("\n")[0].startswith("12") and r.out.split("\n")[1] == "hardlinked content"
+
+
+@pytest.mark.skipif(PODMAN is None, reason="podman is not installed")
+def test_a_committed_image_through_a_registry(sj, fixtures, push_registry, tmp_path):
+    """A layer of the C writer, pushed: podman pulls it (c/storage unpacks our tar) and runs
+    it, with the whiteout and the opaque directory in effect."""
+    import stat
+
+    from sangja.image.commit import Step, commit
+    from sangja.image.store import Store
+
+    fixtures.registry("plain")
+    reg = push_registry("plain")
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    u = tmp_path / "upper"
+    (u / "etc").mkdir(parents=True)
+    (u / "bin").mkdir()
+    (u / "etc" / "new").write_text("new\n")
+    os.setxattr(u / "etc", "trusted.overlay.opaque", b"y")
+    os.mknod(u / "bin" / "ls", stat.S_IFCHR, os.makedev(0, 0))
+    dst = f"{reg.addr}/committed/box:1"
+    store = Store(sj.root)
+    try:
+        res = commit(store, [Step("changes", root=str(u))], base=BUSYBOX, refs=[dst])
+    finally:
+        store.close()
+    r = sj.ok("image", "push", dst)
+    assert f"{rid(res.layers[0].diff_id)}: Pushed" in r.out
+    assert r.out.splitlines()[-1].startswith(f"1: digest: {res.manifest_digest} ")
+    pm = Podman(tmp_path)
+    try:
+        pm("pull", "-q", "--tls-verify=false", dst)
+        script = "ls /etc; cat /etc/new; test -e /bin/ls && echo ls || echo no-ls"
+        out = podman_run(pm, dst, "sh", "-c", script)
+        *listing, content, ls = out.split()
+        assert ls == "no-ls", out
+        # /etc: the opaque directory's one file, and what podman puts there itself
+        assert "new" in listing and set(listing) <= {"new", "hostname", "hosts", "mtab",
+                                                     "resolv.conf"}, out  # fmt: skip
+        assert content == "new"
+    finally:
+        pm.close()

@@ -54,17 +54,13 @@ def targets(store: Store, ref_str: str, all_tags: bool) -> tuple[reference.Refer
     if all_tags and _has_tag(ref_str):
         raise PushError("tag can't be used with --all-tags/-a")
     missing = f"An image does not exist locally with the tag: {reference.familiar(ref.name)}"
-    if all_tags:
-        rows = store.db.execute("SELECT name, image FROM refs WHERE kind='tag'").fetchall()
-        tags = sorted((reference.split_name(n)[1], img) for n, img in rows
-                      if reference.split_name(n)[0] == ref.name)  # fmt: skip
-        if not tags:
-            raise PushError(missing)
-        return ref, tags
-    row = store.db.execute("SELECT image FROM refs WHERE name=?", (ref.tagged,)).fetchone()
-    if row is None:
+    tags = sorted((reference.split_name(t)[1], img.id) for img in store.images()
+                  for t in img.tags if reference.split_name(t)[0] == ref.name)  # fmt: skip
+    if not all_tags:
+        tags = [(tag, image_id) for tag, image_id in tags if tag == ref.tag]
+    if not tags:
         raise PushError(missing)
-    return ref, [(ref.tag, row[0])]
+    return ref, tags
 
 
 def push(ref_str: str, *, store: Store | None = None, progress=None,
