@@ -11,9 +11,10 @@ VENV ?= build/venv
 PYTHON := $(VENV)/bin/python3
 SANGJA := $(abspath $(VENV))/bin/sangja
 # the image tests: ../shared/fixtures/make-fixtures.sh (debootstrap, umoci, skopeo, the
-# distribution registry, its token server), podman to compare with, zstd for zstd layers
+# distribution registry, its token server), podman to compare with, zstd for zstd layers,
+# buildah (the layer writer's bench: buildah commit)
 IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz \
-	libarchive-tools openssl apache2-utils attr curl python3-jwt python3-cryptography
+	libarchive-tools openssl apache2-utils attr curl python3-jwt python3-cryptography buildah
 # tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \

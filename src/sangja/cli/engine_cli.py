@@ -37,8 +37,14 @@ IMAGE = {
            "remove images (untag; delete the last)"),
     "tag": ({}, "SOURCE TARGET", "give an image another name"),
     "inspect": ({}, "IMAGE...", "an image's details as JSON"),
-    "history": (_flags(("--no-trunc", "no_trunc", _B), ("-q", "--quiet", "quiet", _B)),
+    "history": (_flags(("--no-trunc", "no_trunc", _B), ("-q", "--quiet", "quiet", _B),
+                       ("-H", "--human", "human", _B)),
                 "IMAGE", "the image's layers and how they were made"),
+    "push": (_flags(("-a", "--all-tags", "all_tags", _B), ("-q", "--quiet", "quiet", _B)),
+             "[OPTIONS] NAME[:TAG]", "upload an image to a registry"),
+    "search": (_flags(("--limit", "limit", _V), ("--format", "format", _V),
+                      ("--no-trunc", "no_trunc", _B), ("-f", "--filter", "filter", _M)),
+               "[OPTIONS] [HOST[:PORT]/]TERM", "list a registry's repositories named like TERM"),
     "prune": (_flags(("-a", "--all", "all", _B), ("-f", "--force", "force", _B)),
               "[OPTIONS]", "remove dangling (with -a: all unused) images and unnamed content"),
     "save": (_flags(("-o", "--output", "output", _V), ("--format", "format", _V)),
@@ -311,13 +317,45 @@ def image_history(opts, pos, g, log):
     if opts.get("quiet"):
         sys.stdout.write("".join(h["id"] + "\n" for h in hist))
         return 0
+    humane = opts.get("human", True)
     for h in hist:
-        by = h["created_by"]
+        by = h["created_by"].replace("\t", " ")  # as docker shows it
         if not opts.get("no_trunc") and len(by) > 45:
             by = by[:44] + "…"
         ident = h["id"] if h["id"] == "<missing>" or opts.get("no_trunc") else h["id"][7:19]
-        rows.append((ident, _age(h["created"]), by, human(h["size"]), h["comment"]))
+        created = _age(h["created"]) if humane else h["created"] or ""
+        size = human(h["size"]) if humane else str(h["size"])
+        rows.append((ident, created, by, size, h["comment"]))
     _table(rows)
+    return 0
+
+
+def image_push(opts, pos, g, log):
+    from sangja.image.progress import Progress
+    from sangja.image.push import push
+
+    _n(pos, "image push", 1, 1)
+    quiet = opts.get("quiet", False)
+    for res in push(pos[0], progress=Progress(sys.stdout, quiet=quiet),
+                    all_tags=opts.get("all_tags", False)):  # fmt: skip
+        if quiet:
+            sys.stdout.write(res.reference + "\n")
+    return 0
+
+
+def image_search(opts, pos, g, log):
+    from sangja.image import search
+
+    _n(pos, "image search", 1, 1)
+    try:
+        limit = int(opts.get("limit", search.DEFAULT_LIMIT))
+    except ValueError:
+        raise UsageError(f"invalid --limit {opts['limit']!r}")
+    found = search.search(pos[0], limit=limit, filters=opts.get("filter", []))
+    if opts.get("format"):
+        sys.stdout.write("".join(line + "\n" for line in search.render(found, opts["format"])))
+    else:
+        _table(search.table(found, opts.get("no_trunc", False)))
     return 0
 
 
