@@ -111,6 +111,20 @@ def test_push_signs_and_pull_verifies(sj, fixtures, push_registry, keys, tmp_pat
                           default={"type": "reject"})  # fmt: skip
     r = sj.ok("image", "pull", "--signature-policy", policy, dst, env=fresh(sj, "r2"))
     assert f"Digest: {digest}" in r.out
+    # the store remembers the payload and that alice's key verified it; a signature
+    # tampered with afterwards is refused all the same (the remembered fact names it)
+    cache = os.path.join(sj.tmp, "r2", "trust")
+    assert len(os.listdir(os.path.join(cache, "payloads"))) == 1
+    assert len(os.listdir(os.path.join(cache, "verified"))) == 1
+    sj.ok("image", "pull", "-q", "--signature-policy", policy, dst, env=fresh(sj, "r2"))
+    good = raw.sig_manifest("signed/box", digest)
+    bad = json.loads(json.dumps(good))
+    note = bad["layers"][0]["annotations"]
+    note[trustkit.SIG_ANNOTATION] = trustkit.flip_signature(note[trustkit.SIG_ANNOTATION])
+    raw.put_sig_manifest("signed/box", digest, bad)
+    why = refused(sj, dst, policy, env=fresh(sj, "r2"))
+    assert why.startswith("signed by an unknown key")
+    raw.put_sig_manifest("signed/box", digest, good)
     # by digest too (matchRepoDigestOrExact: the same repository is enough)
     sj.ok("image", "pull", "-q", "--signature-policy", policy, f"{reg.addr}/signed/box@{digest}",
           env=fresh(sj, "r3"))  # fmt: skip
@@ -153,6 +167,13 @@ def test_refusals(sj, fixtures, push_registry, keys, tmp_path):
     assert why == f"no signature (the policy wants one by {pub})"
     assert not os.path.exists(os.path.join(sj.tmp, "empty", "blobs")) or not os.listdir(
         os.path.join(sj.tmp, "empty", "blobs", "sha256"))  # fmt: skip
+    # an image with a valid signature for another repository: refused, and nothing of the
+    # signature is remembered either
+    d = pushed(sj, fixtures, reg, f"{r}/a2/box:v1", sign=key)
+    raw.copy("a2/box", "v1", "a3/box", "v1")
+    raw.copy("a2/box", trustkit.sig_tag(d), "a3/box", trustkit.sig_tag(d))
+    assert refused(sj, f"{r}/a3/box:v1", policy, env=empty).startswith("the signature is for")
+    assert not os.path.exists(os.path.join(sj.tmp, "empty", "trust"))
     # signed, by another key
     pushed(sj, fixtures, reg, f"{r}/b/box:v1", sign=mkey)
     why = refused(sj, f"{r}/b/box:v1", policy)

@@ -65,8 +65,8 @@ def pull(ref_str: str, *, platform: str | None = None, store: Store | None = Non
         raise PullError("--all-tags is not supported")
     ref = reference.parse(ref_str)
     want = mf.parse_platform(platform)
-    verifier = trust.verifier(signature_policy)  # None: trust is off
     store = store or Store()
+    verifier = trust.verifier(signature_policy, store)  # None: trust is off
     client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
     try:
         return _pull(ref, want, platform is not None, store, client, progress, verifier)

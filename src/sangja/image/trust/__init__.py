@@ -77,16 +77,17 @@ def policy_path(signature_policy: str | None = None, *, any_default: bool = Fals
     return None
 
 
-def verifier(signature_policy: str | None = None):
+def verifier(signature_policy: str | None = None, store=None):
     """None when trust is off (a few stat()s and an environment read, nothing more); else
-    a verify.Verifier of the policy in force."""
+    a verify.Verifier of the policy in force (remembering what it verified in `store`)."""
     ct = content_trust()
     path = policy_path(signature_policy, any_default=ct)
     if path is None and not ct:
         return None
     from sangja.image.trust.verify import Verifier
 
-    return Verifier(path, content_trust=ct)
+    cache = os.path.join(store.root, "trust") if store is not None else None
+    return Verifier(path, content_trust=ct, cache_dir=cache)
 
 
 def check_local(store, ref_str: str, image_id: str, signature_policy: str | None = None) -> bool:

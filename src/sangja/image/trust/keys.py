@@ -76,7 +76,10 @@ class PublicKey:
         sigstore signs) is this key's over payload."""
         from cryptography.exceptions import InvalidSignature
 
-        key = self._key()
+        try:
+            key = self._key()
+        except (ValueError, TypeError) as e:  # not a key cryptography can use
+            raise TrustError(f"public key {self.label}: {e}")
         try:
             from cryptography.hazmat.primitives import hashes
             from cryptography.hazmat.primitives.asymmetric import ec
@@ -116,20 +119,23 @@ class PublicKey:
 _KEYS: dict = {}
 
 
-def public_key_from_pem(data: bytes, label: str) -> PublicKey:
+def public_key_from_pem(data: bytes, label: str, *, check: bool = True) -> PublicKey:
+    """check=False: the key is parsed by `cryptography` only when it first verifies
+    something (a verification the store remembers needs no `cryptography` at all)."""
     for kind, der in _pem_blocks(data):
         if kind == "PUBLIC KEY":
             key = PublicKey(label, der)
-            try:
-                key._key()
-            except (ValueError, TypeError) as e:  # not a key cryptography can use
-                raise TrustError(f"public key {label}: {e}")
+            if check:
+                try:
+                    key._key()
+                except (ValueError, TypeError) as e:  # not a key cryptography can use
+                    raise TrustError(f"public key {label}: {e}")
             return key
     raise TrustError(f"public key {label}: no PEM block 'PUBLIC KEY' in it")
 
 
-def load_public(path: str) -> PublicKey:
-    return public_key_from_pem(_read(path, "public key"), path)
+def load_public(path: str, *, check: bool = True) -> PublicKey:
+    return public_key_from_pem(_read(path, "public key"), path, check=check)
 
 
 # ---- private keys --------------------------------------------------------------------------

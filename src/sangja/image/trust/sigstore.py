@@ -18,6 +18,8 @@ A registry needs nothing special: any registry that takes OCI manifests works.
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -145,10 +147,36 @@ class Attached:
     signatures: list = field(default_factory=list)
 
 
-def fetch(client: registry.Client, repo: str, digest: str, *, payloads: bool = True) -> Attached:
+def remember(path: str, data: bytes) -> None:
+    """A file of the trust cache, written whole (temporary name, rename) or not at all:
+    the cache is an optimization, a failure to write it is not an error."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+    except OSError:
+        pass
+
+
+def _cached_payload(cache, desc) -> bytes | None:
+    try:
+        with open(os.path.join(cache, "payloads", desc.digest[7:]), "rb") as f:
+            data = f.read(MAX_PAYLOAD + 1)
+    except OSError:
+        return None
+    ok = len(data) == desc.size and "sha256:" + hashlib.sha256(data).hexdigest() == desc.digest
+    return data if ok else None
+
+
+def fetch(client: registry.Client, repo: str, digest: str, *, payloads: bool = True,
+          cache: str | None = None, fetched: list | None = None) -> Attached:  # fmt: skip
     """The signatures stored for `digest` in `repo`; a missing tag is no signatures.  Each
     simple-signing payload is fetched (size-limited, digest-checked) unless `payloads` is
-    False; one that cannot be had is kept with its `problem`."""
+    False -- or read from `cache` (a directory) when it has it, else added to `fetched` as
+    (cache path, bytes) for the caller to remember; one that cannot be had is kept with its
+    `problem`."""
     found = client.find_manifest(repo, tag_for(digest), mf.OCI_MANIFEST)
     if found is None:
         return Attached(None)
@@ -173,7 +201,11 @@ def fetch(client: registry.Client, repo: str, digest: str, *, payloads: bool = T
             continue
         try:
             desc = mf.Descriptor.from_json(layer, "signature layer")
-            s.payload = client.get_blob_bytes(repo, desc, MAX_PAYLOAD)
+            s.payload = _cached_payload(cache, desc) if cache else None
+            if s.payload is None:
+                s.payload = client.get_blob_bytes(repo, desc, MAX_PAYLOAD)
+                if cache and fetched is not None:
+                    fetched.append((os.path.join(cache, "payloads", desc.digest[7:]), s.payload))
         except (mf.ManifestError, registry.BlobError) as e:
             s.problem = str(e)
     return Attached(mdigest, doc, sigs)

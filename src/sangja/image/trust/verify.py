@@ -6,9 +6,20 @@ one of its keys, be a well-formed payload, name the very digest the reference re
 it) and name the image as signedIdentity wants.  When no signature passes, the refusal
 says how far the best one got: none at all < by no trusted key < for another digest <
 for another tag ("the tag moved") or repository.
+
+What the store remembers (`<engine root>/trust/`, when the caller gives it the store):
+payloads by digest (checked again on every read), and that a key verified a signature over a
+payload (a file named by the hash of the three).  A pull of an image already verified then
+neither fetches the payload again nor loads `cryptography`; every other check -- the
+signature tag read anew from the registry, the payload's digest and identity against the
+policy -- is made every time.  Only successes are remembered, and the key is part of the
+name: a key taken out of the policy never matches again.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
 
 from sangja.image import reference, registry
 from sangja.image.trust import (
@@ -23,10 +34,12 @@ from sangja.image.trust import keys as keymod
 
 
 class Verifier:
-    def __init__(self, path: str | None, *, content_trust: bool = False):
+    def __init__(self, path: str | None, *, content_trust: bool = False,
+                 cache_dir: str | None = None):  # fmt: skip
         self.path = path
         self.content_trust = content_trust
         self.policy = policy.load(path) if path else None
+        self.cache = cache_dir
         self._keys: dict = {}
 
     # ---- the policy ----------------------------------------------------------------------
@@ -58,8 +71,10 @@ class Verifier:
             k = self._keys.get((kind, v))
             if k is None:
                 try:
-                    k = keymod.load_public(v) if kind == "path" else keymod.public_key_from_pem(
-                        v, "keyData")  # fmt: skip
+                    if kind == "path":
+                        k = keymod.load_public(v, check=False)
+                    else:
+                        k = keymod.public_key_from_pem(v, "keyData", check=False)
                 except TrustError as e:
                     raise Refused(ref, f"the policy's key cannot be used: {e}")
                 self._keys[(kind, v)] = k
@@ -73,13 +88,17 @@ class Verifier:
         reqs = self.requirements(ref)
         if reqs is None:
             return []
+        learnt: list = []  # what the cache gets once the image is accepted (not before)
         try:
-            attached = sigstore.fetch(client, ref.path, digest)
+            attached = sigstore.fetch(client, ref.path, digest, cache=self.cache, fetched=learnt)
         except (registry.RegistryError, TrustError) as e:
             raise Refused(ref, f"cannot read its signatures: {e}")
-        return [self._satisfy(ref, digest, r, attached.signatures) for r in reqs]
+        signers = [self._satisfy(ref, digest, r, attached.signatures, learnt) for r in reqs]
+        for path, data in learnt:
+            sigstore.remember(path, data)
+        return signers
 
-    def _satisfy(self, ref, digest, req, sigs) -> keymod.PublicKey:
+    def _satisfy(self, ref, digest, req, sigs, learnt) -> keymod.PublicKey:
         keys = self.keys(ref, req)
         names = req.key_names()
         signed = [s for s in sigs if s.media_type == sigstore.SIMPLE_SIGNING]
@@ -94,7 +113,11 @@ class Verifier:
             raw = s.raw_signature()
             signer = None
             if raw is not None:
-                signer = next((k for k in keys if k.verify(raw, s.payload)), None)
+                try:
+                    signer = next((k for k in keys if self._verified(k, raw, s.payload, learnt)),
+                                  None)  # fmt: skip
+                except TrustError as e:
+                    raise Refused(ref, f"the policy's key cannot be used: {e}")
             if signer is None:
                 n = len(signed)
                 best = max(best, (1, f"signed by an unknown key ({n} signature{'s' * (n > 1)},"
@@ -116,6 +139,22 @@ class Verifier:
             return signer
         raise Refused(ref, best[1])
 
+    def _verified(self, key, raw: bytes, payload: bytes, learnt: list) -> bool:
+        """key.verify(raw, payload), or what the store remembers of it."""
+        mark = None
+        if self.cache:
+            h = hashlib.sha256(key.spki)
+            h.update(hashlib.sha256(payload).digest())
+            h.update(raw)
+            mark = os.path.join(self.cache, "verified", h.hexdigest())
+            if os.path.exists(mark):
+                return True
+        if not key.verify(raw, payload):
+            return False
+        if mark:
+            learnt.append((mark, b""))
+        return True
+
     def check_local(self, store, ref_str: str, image_id: str) -> bool:
         """trust.check_local's work (trust is on)."""
         bare = ref_str.removeprefix("sha256:")
@@ -124,6 +163,7 @@ class Verifier:
         ref = reference.parse(ref_str)
         if self.requirements(ref) is None:
             return True
+        self.cache = self.cache or os.path.join(store.root, "trust")
         from sangja.image import auth
 
         client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
