@@ -11,7 +11,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import crikit  # noqa: E402
+import daemonkit  # noqa: E402
 import registrykit  # noqa: E402
+import rtkit  # noqa: E402
 
 BUSYBOX = "test/busybox:latest"
 
@@ -91,7 +93,9 @@ class Pods:
         ).pod_sandbox_id
         self.ids.append(pod)
         self.parents.append(parent)
-        self.pids.add(self.node.cri.sandbox_info(pod)[1]["pid"])
+        pid = self.node.cri.sandbox_info(pod)[1]["pid"]
+        self.pids.add(pid)
+        self.wait_exec(pid, "/catatonit")
         return pod, cfg
 
     def container(self, pod, cfg, name, command, start=True, **kw):
@@ -106,8 +110,22 @@ class Pods:
         ).container_id
         if start:
             cri.call("StartContainer", container_id=cid)
-            self.pids.add(self.pid(cid))
+            pid = self.pid(cid)
+            self.pids.add(pid)
+            self.wait_exec(pid, command[0])
         return cid
+
+    @staticmethod
+    def wait_exec(pid, argv0):
+        """Until the runtime's init has exec'd the process (or it ended already): the
+        runtime's start returns before that, runc's as sangja's."""
+        crikit.wait_for(
+            lambda: (
+                daemonkit.read(f"/proc/{pid}/cmdline").split("\0")[0] == argv0
+                or not rtkit.alive(pid)
+            ),
+            f"pid {pid} runs {argv0}",
+        )
 
     def pid(self, cid):
         return self.node.cri.container_info(cid)[1]["pid"]

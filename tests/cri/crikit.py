@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -30,6 +29,17 @@ TESTS = os.path.dirname(HERE)
 sys.path.insert(0, TESTS)
 
 import rtkit  # noqa: E402
+from daemonkit import (  # noqa: E402
+    HostPaths,
+    cgroup_procs,
+    cgroup_tree,
+    descendants,
+    kill_pids,
+    mounts_under,
+    procs_with,
+    remove_cgroup_tree,
+    unmount_under,
+)
 
 RUNC = "/usr/sbin/runc"
 CNI_BIN = "/usr/lib/cni"
@@ -41,14 +51,6 @@ BRIDGE = "sjcri0"
 HANDLERS = ("sangja", "runc")
 NS = "k8s.io"  # containerd's namespace for everything the CRI plugin makes
 TIMEOUT = 120  # a hang guard for each call, never an assertion about speed
-# Paths containerd 1.6 and libcni use outside the private dirs whatever the config says.
-HOST_PATHS = (
-    "/run/containerd/s",
-    "/run/containerd",
-    "/var/lib/cni/results",
-    "/var/lib/cni/cache",
-    "/var/lib/cni",
-)
 
 
 def sangja_binary():
@@ -148,98 +150,6 @@ def build_pause_image(path, ref=PAUSE_IMAGE):
     return path
 
 
-# ---- host observations ---------------------------------------------------------------------
-
-
-def cgroup_mounts():
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if post.split()[0] in ("cgroup", "cgroup2"):
-                out.append(pre.split()[4])
-    return out
-
-
-def cgroup_tree(top):
-    """Every cgroup directory below /top (relative paths), in every hierarchy."""
-    out = set()
-    for m in cgroup_mounts():
-        base = os.path.join(m, top.lstrip("/"))
-        for d, _, _ in os.walk(base):
-            if d != base:
-                out.add(os.path.relpath(d, base))
-    return out
-
-
-def cgroup_procs(top):
-    pids = set()
-    for m in cgroup_mounts():
-        for d, _, files in os.walk(os.path.join(m, top.lstrip("/"))):
-            if "cgroup.procs" in files:
-                pids |= {int(p) for p in rtkit.read(os.path.join(d, "cgroup.procs")).split()}
-    return pids
-
-
-def remove_cgroup_tree(top):
-    for m in cgroup_mounts():
-        base = os.path.join(m, top.lstrip("/"))
-        for d, _, _ in sorted(os.walk(base), key=lambda w: -len(w[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
-
-
-def mounts_under(path):
-    return [m for m in rtkit.host_mounts() if m.startswith(path.rstrip("/") + "/")]
-
-
-def unmount_under(path):
-    for m in sorted(mounts_under(path), key=len, reverse=True):
-        if subprocess.run(["umount", m], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", m], capture_output=True)
-
-
-def procs_with(needle):
-    """Pids whose command line contains needle."""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmd:
-            out.append((int(p), cmd))
-    return out
-
-
-def descendants(roots):
-    """roots and every process below them."""
-    parent = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            st = rtkit.read(f"/proc/{p}/stat")
-            if st:
-                parent[int(p)] = int(st[st.rindex(")") + 2 :].split()[1])
-    want, more = set(roots), True
-    while more:
-        more = False
-        for p, pp in parent.items():
-            if pp in want and p not in want:
-                want.add(p)
-                more = True
-    return want
-
-
-def kill_pids(pids):
-    for p in pids:
-        if p != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
-
-
 # ---- containerd with the CRI plugin --------------------------------------------------------
 
 
@@ -263,7 +173,14 @@ class Containerd:
         self.ipam = os.path.join(self.w, "ipam")
         self.proc = None
         self.mounts0 = set()
-        self.preexisting = {p for p in HOST_PATHS if os.path.exists(p)}
+        # containerd 1.6 and libcni write there whatever the config says
+        self.host_paths = HostPaths(
+            "/run/containerd/s",
+            "/run/containerd",
+            "/var/lib/cni/results",
+            "/var/lib/cni/cache",
+            "/var/lib/cni",
+        )
         self.api = None
 
     def runtime_root(self, handler):
@@ -400,9 +317,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         shims = [p for p, _ in procs_with(f"-address {self.sock} ")]
         return (descendants(shims) | cgroup_procs(self.cgroup)) - {os.getpid()}
 
-    def netns_mounts(self):
-        return [m for m in mounts_under(self.w) if "/netns/" in m]
-
     def leftovers(self, pids=()):
         """What is left once every pod was removed: a list of problems."""
         probs = []
@@ -471,14 +385,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 key = f"{self.sock}/{a[a.index('-namespace') + 1]}/{a[a.index('-id') + 1]}"
                 with contextlib.suppress(OSError):
                     os.unlink("/run/containerd/s/" + hashlib.sha256(key.encode()).hexdigest())
-        self._host_cleanup()
+        self.host_paths.cleanup()
         shutil.rmtree(self.w, ignore_errors=True)
-
-    def _host_cleanup(self):
-        for p in HOST_PATHS:
-            if p not in self.preexisting and os.path.isdir(p):
-                with contextlib.suppress(OSError):
-                    os.rmdir(p)
 
 
 # ---- the CRI client ------------------------------------------------------------------------

@@ -108,7 +108,10 @@ def test_pod_sandbox(node, pods, handler):
     assert info["runtimeOptions"]["binary_name"] == c.binary(handler)
     assert ipaddress.ip_address(status.network.ip) in ipaddress.ip_network(crikit.POD_SUBNET)
     pid = info["pid"]
-    assert rtkit.read(f"/proc/{pid}/cmdline") == "/catatonit\0-P\0"
+    # (the pid is the runtime's init until it has exec'd: runc's too)
+    crikit.wait_for(
+        lambda: rtkit.read(f"/proc/{pid}/cmdline") == "/catatonit\0-P\0", "pause runs catatonit"
+    )
     # the runtime that made it keeps its state under the handler's --root
     r = subprocess.run(
         [c.binary(handler), "--root", c.runtime_root(handler), "state", pod],
@@ -127,6 +130,12 @@ def test_pod_sandbox(node, pods, handler):
         n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"] if n["type"] == "network"
     ][0]
     assert os.stat(netns_path).st_ino == os.stat(f"/proc/{pid}/ns/net").st_ino
+
+    # what the leftover check after each test looks for is all there while the pod runs
+    running = " | ".join(c.leftovers())
+    for what in ("processes", f"{handler} state", "cgroups", "mounts", "network namespaces",
+                 "interfaces", "pod addresses"):  # fmt: skip
+        assert what in running, running
 
     cri.call("StopPodSandbox", pod_sandbox_id=pod)
     status, info = cri.sandbox_info(pod)
