@@ -118,7 +118,8 @@ class Pods:
     @staticmethod
     def wait_exec(pid, argv0):
         """Until the runtime's init has exec'd the process (or it ended already): the
-        runtime's start returns before that, runc's as sangja's."""
+        runtime's start returns before that, runc's as sangja's.  (busybox sh execs the
+        last command of a script: scripts here end with something else.)"""
         crikit.wait_for(
             lambda: (
                 daemonkit.read(f"/proc/{pid}/cmdline").split("\0")[0] == argv0

@@ -506,7 +506,7 @@ def test_container_stats(node, pods_both):
     fails with runc's handler and with sangja's alike.  So: sangja's handler must answer
     what runc's answers, and the figures must be sound wherever they are there."""
     pb, cri = node.pb, node.cri
-    cmd = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo ready; sleep 1000"
+    cmd = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo ready; sleep 1000; exit 0"
     outcome = {}
     for h in crikit.HANDLERS:
         pod, cfg = pods_both.run(f"stats-{h}", handler=h)
