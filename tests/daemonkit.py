@@ -3,6 +3,7 @@ cgroups, mounts, paths outside their private dirs.  For tests/cri, tests/swarm a
 """
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -121,3 +122,22 @@ class HostPaths:
             if p not in self.preexisting and os.path.isdir(p):
                 with contextlib.suppress(OSError):
                     os.rmdir(p)
+
+
+def shim_sockets(address):
+    """The sockets of the runc shims serving the containerd at `address`: containerd 1.6
+    puts them at /run/containerd/s/<sha256(address/namespace/id)> whatever its config says,
+    and a killed shim leaves its socket there."""
+    out = []
+    for _, cmd in procs_with(f"-address {address} "):
+        a = cmd.split()
+        if "-id" in a and "-namespace" in a:
+            key = f"{address}/{a[a.index('-namespace') + 1]}/{a[a.index('-id') + 1]}"
+            out.append("/run/containerd/s/" + hashlib.sha256(key.encode()).hexdigest())
+    return out
+
+
+def remove_files(paths):
+    for p in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(p)

@@ -38,6 +38,8 @@ from daemonkit import (  # noqa: E402
     mounts_under,
     procs_with,
     remove_cgroup_tree,
+    remove_files,
+    shim_sockets,
     unmount_under,
 )
 
@@ -242,7 +244,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def cni_config(self):
         return {
             "cniVersion": "1.0.0",
-            "name": "sjcri",
+            "name": self.tag,  # libcni names its cache files after it: ours alone
             "plugins": [
                 {
                     "type": "bridge",
@@ -355,8 +357,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def stop(self):
         """Stop containerd and remove whatever it left (also after a failure)."""
-        found = procs_with(f"-address {self.sock} ")
-        shims, shim_cmds = [p for p, _ in found], [c for _, c in found]
+        shims = [p for p, _ in procs_with(f"-address {self.sock} ")]
+        sockets = shim_sockets(self.sock)
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.terminate()
@@ -378,13 +380,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 )
         unmount_under(self.w)
         remove_cgroup_tree(self.cgroup)
-        # a killed shim leaves its socket: /run/containerd/s/<sha256(address/namespace/id)>
-        for cmd in shim_cmds:
-            a = cmd.split()
-            if "-id" in a and "-namespace" in a:
-                key = f"{self.sock}/{a[a.index('-namespace') + 1]}/{a[a.index('-id') + 1]}"
-                with contextlib.suppress(OSError):
-                    os.unlink("/run/containerd/s/" + hashlib.sha256(key.encode()).hexdigest())
+        # libcni's cache of pods whose network was never torn down (containerd killed):
+        # <network>-<id>-eth0, and the loopback's cni-loopback-<id>-lo
+        results = "/var/lib/cni/results"
+        for f in os.listdir(results) if os.path.isdir(results) else ():
+            if f.startswith(self.tag + "-"):
+                sandbox = f[len(self.tag) + 1 :].rsplit("-", 1)[0]
+                for name in (f, f"cni-loopback-{sandbox}-lo"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(results, name))
+        remove_files(sockets)  # of shims killed above
         self.host_paths.cleanup()
         shutil.rmtree(self.w, ignore_errors=True)
 

@@ -26,6 +26,8 @@ from daemonkit import (  # noqa: E402
     mounts_under,
     procs_with,
     remove_cgroup_tree,
+    remove_files,
+    shim_sockets,
     unmount_under,
 )
 
@@ -208,8 +210,10 @@ class Dockerd:
             self.proc = None
 
     def cleanup(self):
+        sockets = shim_sockets(os.path.join(self.exec_root, "containerd", "containerd.sock"))
         self.stop()
         kill_pids(self.our_processes())
+        remove_files(sockets)  # of shims killed here
         time.sleep(0.2)
         for root in self.runtime_roots():
             for cid in os.listdir(root) if os.path.isdir(root) else ():
