@@ -9,6 +9,7 @@ Run as root: `make bench`, or `pytest bench/test_pod_startup.py`.
 """
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -52,8 +53,6 @@ def node():
         c.stop()
         fx.stop()
         netns.close()
-        import shutil
-
         shutil.rmtree(serve, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
         with pytest.raises(StopIteration):

@@ -3,6 +3,8 @@ module in a network namespace of its own with its own fixtures registry, and per
 `pods` helper that removes every pod it made and fails the test if anything is left."""
 
 import os
+import secrets
+import shutil
 import sys
 import tempfile
 
@@ -58,8 +60,6 @@ def node(fixtures):
         c.stop()
         fx.stop()
         netns.close()
-        import shutil
-
         shutil.rmtree(serve, ignore_errors=True)
         shutil.rmtree(gen, ignore_errors=True)
 
@@ -135,7 +135,7 @@ class Pods:
         return self.node.cri.call("ExecSync", container_id=cid, cmd=list(cmd), timeout=timeout)
 
     def remove_all(self):
-        import grpc
+        import grpc  # (not at the top: without grpcio the module skips, see node)
 
         cri = self.node.cri
         for pod in self.ids:
@@ -153,7 +153,7 @@ def handler(request):
 
 
 def _pods(node, handler):
-    p = Pods(node, handler, "t" + crikit.secrets.token_hex(3))
+    p = Pods(node, handler, "t" + secrets.token_hex(3))
     problems = []
     try:
         yield p

@@ -9,7 +9,9 @@ rolling `service update` of image and env (one task at a time), a task killed fr
 or cgroup.
 """
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,8 +51,6 @@ def docker(fixtures, request):
         d.cleanup()
         fx.stop()
         netns.close()
-        import shutil
-
         shutil.rmtree(serve, ignore_errors=True)
     assert not problems, "left behind once dockerd stopped:\n  " + "\n  ".join(problems)
 
@@ -67,9 +67,16 @@ def containers(docker):
     """{container id: inspect} of the service's running task containers."""
     ids = docker.ok("ps", "-q", "--no-trunc", "--filter",
                     f"label=com.docker.swarm.service.name={SERVICE}").split()  # fmt: skip
-    return (
-        {c["Id"]: c for c in docker.json("inspect", "--format", "{{json .}}", *ids)} if ids else {}
-    )
+    out = {}
+    for cid in ids:
+        r = docker("inspect", "--format", "{{json .}}", cid)
+        if r.rc == 0:  # (else it went away since `ps`)
+            out[cid] = json.loads(r.out)
+    return out
+
+
+def update_state(docker):
+    return docker.json("service", "inspect", "--format", "{{json .UpdateStatus}}", SERVICE)[0]
 
 
 def converged(docker, n, image, env=()):
@@ -98,8 +105,6 @@ def assert_on_runtime(docker, ctrs):
         r = subprocess.run([docker.runtime, "--root", root, "state", cid],
                            capture_output=True, text=True, timeout=swarmkit.TIMEOUT)  # fmt: skip
         assert r.returncode == 0, r.stderr
-        import json
-
         st = json.loads(r.stdout)
         assert (st["status"], st["pid"]) == ("running", c["State"]["Pid"]), st
 
@@ -137,15 +142,7 @@ def test_swarm_service_lifecycle(docker):
     docker.ok("service", "update", "--detach", "--image", multi, "--env-add", "B=2", SERVICE)
     ctrs = wait_for(lambda: converged(docker, 3, multi, ["A=1", "B=2"]), "3 updated tasks")
     assert not set(ctrs) & old
-    wait_for(
-        lambda: (
-            docker.json("service", "inspect", "--format", "{{json .UpdateStatus}}", SERVICE)[0][
-                "State"
-            ]
-            == "completed"
-        ),
-        "the update completed",
-    )
+    wait_for(lambda: update_state(docker)["State"] == "completed", "the update completed")
     assert_on_runtime(docker, ctrs)
     for cid in ctrs:
         assert docker.ok("exec", cid, "sh", "-c", "echo $A$B") == "12\n"
