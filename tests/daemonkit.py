@@ -56,8 +56,26 @@ def remove_cgroup_tree(top):
                 os.rmdir(d)
 
 
-def mounts_under(path):
+def unmounted_v1_controllers():
+    """v1 hierarchies this process is in (/proc/self/cgroup) that are mounted nowhere."""
+    mounted = set()
     with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if fields[0] == "cgroup":
+                mounted |= set(fields[2].split(","))
+    out = []
+    for line in read("/proc/self/cgroup").splitlines():
+        _, ctrls, _ = line.split(":", 2)
+        if ctrls and not ctrls.startswith("name=") and not set(ctrls.split(",")) <= mounted:
+            out.append(ctrls)
+    return out
+
+
+def mounts_under(path, pid="self"):
+    """Mount points below path, as process pid (default: this one) sees them."""
+    with open(f"/proc/{pid}/mountinfo") as f:
         points = [line.split()[4].replace("\\040", " ") for line in f]
     return [m for m in points if m.startswith(path.rstrip("/") + "/")]
 

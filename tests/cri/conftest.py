@@ -32,8 +32,7 @@ class Node:
         self.busybox = f"{registry}/{BUSYBOX}"
 
 
-@pytest.fixture(scope="module")
-def node(fixtures):
+def _node(fixtures, **kw):
     why = crikit.missing()
     if why:
         pytest.skip(why)
@@ -42,7 +41,7 @@ def node(fixtures):
     netns = registrykit.NetNS()
     serve = registrykit.serving_dir(fixtures.base)
     fx = registrykit.Fixtures(fixtures.base, netns, serve)
-    c = crikit.Containerd(netns, registry=fx.registry("plain"))
+    c = crikit.Containerd(netns, registry=fx.registry("plain"), **kw)
     cri = None
     try:
         c.start(crikit.build_pause_image(os.path.join(gen, "pause.tar")))
@@ -62,6 +61,19 @@ def node(fixtures):
         netns.close()
         shutil.rmtree(serve, ignore_errors=True)
         shutil.rmtree(gen, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def node(fixtures):
+    """containerd as a node runs it: in the host's mount namespace."""
+    yield from _node(fixtures)
+
+
+@pytest.fixture(scope="module")
+def stats_node(fixtures):
+    """containerd in a mount namespace of its own where every v1 hierarchy is mounted
+    (crikit.Containerd mount_cgroups): for the stats, which need them all."""
+    yield from _node(fixtures, mount_cgroups=True)
 
 
 class Pods:
@@ -183,3 +195,9 @@ def pods(node, handler):
 def pods_both(node):
     """Pods on both handlers, named at each run() (tests that compare the two)."""
     yield from _pods(node, None)
+
+
+@pytest.fixture
+def stats_pods(stats_node):
+    """Pods on both handlers on stats_node."""
+    yield from _pods(stats_node, None)

@@ -41,6 +41,7 @@ from daemonkit import (  # noqa: E402
     remove_files,
     shim_sockets,
     unmount_under,
+    unmounted_v1_controllers,
 )
 
 RUNC = "/usr/sbin/runc"
@@ -159,8 +160,12 @@ class Containerd:
     """containerd with the CRI plugin, private everything, in `netns` (a registrykit.NetNS:
     the daemon, the shims, CNI's bridge and the streaming server live in it)."""
 
-    def __init__(self, netns, sangja=None, registry=None):
+    def __init__(self, netns, sangja=None, registry=None, mount_cgroups=False):
         self.netns = netns
+        # mount_cgroups: run containerd (so its shims and the runtimes) in a mount namespace
+        # of its own where the v1 hierarchies this sandbox leaves unmounted are mounted (the
+        # runc shim's stats need every one; see test_container_stats)
+        self.mount_cgroups = mount_cgroups
         self.sangja = sangja or sangja_binary()
         self.registry = registry  # "127.0.0.1:5000": served over plain HTTP in netns
         # short: unix socket paths must stay under 108 bytes
@@ -278,7 +283,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         log = open(os.path.join(self.w, "containerd.log"), "wb")
         with self.netns.entered():
             self.proc = subprocess.Popen(
-                ["containerd", "--config", os.path.join(self.w, "config.toml")],
+                self.argv(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -291,7 +296,25 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 raise RuntimeError(f"containerd did not start: {self.log_tail()}")
             time.sleep(0.05)
         self.ctr("image", "import", pause_tar)
-        self.mounts0 = set(mounts_under(self.w))
+        self.mounts0 = self.mounts()
+
+    def argv(self):
+        argv = ["containerd", "--config", os.path.join(self.w, "config.toml")]
+        if not self.mount_cgroups:
+            return argv
+        # slave: the host's mounts still reach containerd, none of its own reach the host
+        script = (
+            'for c in "$@"; do mkdir -p "$W/cg/$c" && mount -t cgroup -o "$c" cgroup "$W/cg/$c"'
+            ' || exit 1; done; exec "$0" --config "$W/config.toml"'
+        )
+        return ["unshare", "--mount", "--propagation", "slave", "env", f"W={self.w}", "sh",
+                "-c", script, "containerd", *unmounted_v1_controllers()]  # fmt: skip
+
+    def mounts(self):
+        """Mount points below the work dir, as containerd (and so the runtimes) sees them."""
+        if self.mount_cgroups and self.proc is not None and self.proc.poll() is None:
+            return set(mounts_under(self.w, self.proc.pid))
+        return set(mounts_under(self.w))
 
     def ctr(self, *args):
         r = subprocess.run(
@@ -334,7 +357,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         leaves = [c for c in cgroup_tree(self.cgroup) if "/" in c]
         if leaves:
             probs.append(f"cgroups: {sorted(leaves)[:6]}")
-        mounts = sorted(set(mounts_under(self.w)) - self.mounts0)
+        mounts = sorted(self.mounts() - self.mounts0)
         if mounts:
             probs.append(f"mounts: {mounts[:6]}")
         nsdir = os.path.join(self.state, "io.containerd.grpc.v1.cri", "netns")
