@@ -5,10 +5,12 @@
      "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
      "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
      "max-concurrent-downloads": 3, "max-concurrent-uploads": 5,
-     "push-chunk-size": 33554432}
+     "push-chunk-size": 33554432,
+     "signature-policy": "/etc/sangja/policy.json", "content-trust": false}
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
 SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
-SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE.
+SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE,
+SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 """
 
 from __future__ import annotations
@@ -46,9 +48,18 @@ def load_json(path: str) -> dict:
     return doc
 
 
+def config_path() -> str:
+    return os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG
+
+
 @functools.cache
 def _file() -> dict:
-    return load_json(os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG)
+    return load_json(config_path())
+
+
+def setting(key: str, default=None):
+    """A key of the engine config file as it is (the caller checks its type)."""
+    return _file().get(key, default)
 
 
 def root() -> str:
