@@ -173,7 +173,7 @@ def usage():
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
-    lines += ["", "engine commands: image, container, login, logout (`sangja image --help`)"]
+    lines += ["", "engine commands: image, container, login, logout, trust (`sangja image --help`)"]
     return "\n".join(lines) + "\n"
 
 
@@ -399,6 +399,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     log = None
     g = {}
+    engine = False
     try:
         g, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         if g.get("version"):
@@ -408,10 +409,15 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        engine = cmd in ENGINE_WORDS or cmd == "trust"
         if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
             from sangja.cli import engine_cli
 
             return engine_cli.main(cmd, args, g)
+        if cmd == "trust":  # content trust: cli/trust_cli.py
+            from sangja.cli import trust_cli
+
+            return trust_cli.main(args, g)
         if cmd not in COMMANDS:
             raise UsageError(f"unknown command {cmd!r}")
         # exec ID CMD ARGS...: what follows the id is the command's, flags included
@@ -459,7 +465,8 @@ def main(argv=None):
 
             traceback.print_exc()
         text = " ".join(str(e).split())[:300]
-        return _fail(log, f"internal error: {type(e).__name__}: {text}", 1)
+        # exit 125 for the engine's commands: Docker's code for an error of its own
+        return _fail(log, f"internal error: {type(e).__name__}: {text}", 125 if engine else 1)
 
 
 def _fail(log, msg, code):
