@@ -70,18 +70,24 @@ def build_trampoline():
 
 build_trampoline()
 
+# The layer writer (csrc/pack/) has a folder of its own; it shares the extractor's SHA-256.
+PACK_SOURCES = sorted(glob.glob("csrc/pack/*.c")) + ["csrc/extract_sha256.c"]
+
 # (module, static library, its C sources, system libraries)
 PARTS = [
     ("launch", "sjlaunch", csources(lambda n: part_of(n) == "launch"), []),
     ("extract", "sjextract", csources(lambda n: part_of(n) == "extract"), ["z", "zstd", "isal"]),
     ("seccomp", "sjseccomp", csources(lambda n: part_of(n) == "seccomp"), ["seccomp"]),
     ("cgroup", "sjcgroup", csources(lambda n: part_of(n) == "cgroup"), []),
+    ("pack", "sjpack", PACK_SOURCES, ["z", "zstd", "isal"]),
 ]
+INCLUDE_DIRS = ["csrc", "csrc/pack"]
+HEADERS = glob.glob("csrc/*.h") + glob.glob("csrc/pack/*.h")
 
 
 setup(
     libraries=[
-        (lib, {"sources": srcs, "include_dirs": ["csrc", TRAMPOLINE_DIR], "cflags": CFLAGS})
+        (lib, {"sources": srcs, "include_dirs": [*INCLUDE_DIRS, TRAMPOLINE_DIR], "cflags": CFLAGS})
         for _, lib, srcs, _ in PARTS
     ],
     ext_modules=cythonize(
@@ -89,11 +95,11 @@ setup(
             Extension(
                 f"sangja._native.{mod}",
                 sources=[f"src/sangja/_native/{mod}.pyx"],
-                include_dirs=["csrc"],
+                include_dirs=INCLUDE_DIRS,
                 extra_compile_args=CYTHON_CFLAGS,
                 libraries=[lib, *syslibs],
                 # relink when our C changes (the static library is not a tracked input)
-                depends=[*srcs, *glob.glob("csrc/*.h"), TRAMPOLINE_SRC, TRAMPOLINE_HEADER],
+                depends=[*srcs, *HEADERS, TRAMPOLINE_SRC, TRAMPOLINE_HEADER],
             )
             for mod, lib, srcs, syslibs in PARTS
         ],

@@ -42,6 +42,11 @@ class UnpackError(SangjaError):
     a limit hit.  `path` is the tar entry concerned, when there is one (from C)."""
 
 
+class PackError(SangjaError):
+    """A directory tree could not be written as a layer: it changed meanwhile, holds what
+    a layer cannot carry, or the output failed.  `path` is the path in the tree (from C)."""
+
+
 def os_error(e: OSError, what: str) -> SangjaError:
     """Turn an OSError into a one-line SangjaError naming the operation and the path."""
     where = f" {e.filename}" if e.filename else ""

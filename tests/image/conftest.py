@@ -38,3 +38,22 @@ def sj(tmp_path, fixtures):
     CA), the test inside the registries' network namespace."""
     with fixtures.netns.entered():
         yield registrykit.Sangja(tmp_path, fixtures)
+
+
+@pytest.fixture
+def push_registry(tmp_path, fixtures):
+    """push_registry(variant="plain") -> a started pushkit.PushRegistry with an empty storage
+    of the test's own (stopped at the end)."""
+    import pushkit
+
+    started = []
+
+    def start(variant="plain", port=None, delete=True):
+        reg = pushkit.PushRegistry(fixtures, variant, tmp_path / f"reg-{len(started)}", port,
+                                   delete)  # fmt: skip
+        started.append(reg)
+        return reg
+
+    yield start
+    for reg in started:
+        reg.stop()

@@ -8,7 +8,7 @@ import os
 import sys
 
 from sangja.cli.groups import Sub, dispatch, need
-from sangja.cli.output import print_template, table
+from sangja.cli.output import print_formatted, print_template, table
 from sangja.cli.parse import B, M, UsageError, V, flags
 from sangja.cli.runflags import RUN_FLAGS, body_from
 
@@ -73,6 +73,7 @@ def container_create(opts, pos, g):
     cid, warnings = _cs(g).create(
         body, opts.get("name"), pull=opts.get("pull") or "missing",
         platform=opts.get("platform"), progress=_progress(opts),
+        signature_policy=opts.get("signature_policy"),
     )  # fmt: skip
     for w in warnings:
         sys.stderr.write(f"WARNING: {w}\n")
@@ -86,7 +87,8 @@ def container_run(opts, pos, g):
     cidfile = _cidfile(opts)
     cs = _cs(g)
     kw = {"pull": opts.get("pull") or "missing", "platform": opts.get("platform"),
-          "progress": _progress(opts)}  # fmt: skip
+          "progress": _progress(opts),
+          "signature_policy": opts.get("signature_policy")}  # fmt: skip
     if opts.get("detach"):
         rec = cs.run(body, opts.get("name"), **kw)
         _write_cidfile(cidfile, rec.id)
@@ -472,16 +474,8 @@ def container_ps(opts, pos, g):
         return 0
     rows = [_PsRow(i, trunc) for i in items]
     fmt = opts.get("format")
-    if fmt == "json":
-        import json
-
-        sys.stdout.write("".join(json.dumps(r.as_json(), separators=(",", ":")) + "\n"
-                                 for r in rows))  # fmt: skip
-        return 0
-    if fmt and not fmt.startswith("table"):
-        return print_template(fmt, rows)
     if fmt:
-        return _table_template(fmt[len("table") :].strip(), rows)
+        return print_formatted(fmt, rows, _Header())
     head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     if opts.get("size"):
         head.append("SIZE")
@@ -490,19 +484,6 @@ def container_ps(opts, pos, g):
         out.append([r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Ports, r.Names]
                    + ([r.Size] if opts.get("size") else []))  # fmt: skip
     table(out)
-    return 0
-
-
-def _table_template(fmt: str, rows) -> int:
-    from sangja.cli.gotemplate import Template, TemplateError, tabulate
-
-    fmt = fmt.replace("\\t", "\t")
-    try:
-        t = Template(fmt)
-        lines = [t.render(_Header())] + [t.render(r) for r in rows]
-    except TemplateError as e:
-        raise UsageError(str(e))
-    sys.stdout.write(tabulate([ln.split("\t") for ln in lines]))
     return 0
 
 
@@ -676,10 +657,7 @@ def container_stats(opts, pos, g):
                 items.append(dict(zip(("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO",
                                        "BlockIO", "PIDs"), cells, strict=True),
                                   Container=rec.name))  # fmt: skip
-            if fmt.startswith("table"):
-                _table_stats(fmt[len("table") :].strip(), items)
-            else:
-                print_template(fmt, items)
+            print_formatted(fmt, items, _STATS_TITLES)
         else:
             if stream:
                 sys.stdout.write("\x1b[2J\x1b[H")
@@ -690,15 +668,9 @@ def container_stats(opts, pos, g):
         _t.sleep(1.0)
 
 
-def _table_stats(fmt, items):
-    from sangja.cli.gotemplate import Template, tabulate
-
-    heads = {"ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
-             "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
-             "BlockIO": "BLOCK I/O", "PIDs": "PIDS", "Container": "CONTAINER"}  # fmt: skip
-    t = Template(fmt.replace("\\t", "\t"))
-    lines = [t.render(heads)] + [t.render(i) for i in items]
-    sys.stdout.write(tabulate([ln.split("\t") for ln in lines]))
+_STATS_TITLES = {"ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS", "Container": "CONTAINER"}  # fmt: skip
 
 
 # ---- the table -------------------------------------------------------------------------------

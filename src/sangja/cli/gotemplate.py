@@ -2,7 +2,9 @@
 `{{.}}`, pipelines (`{{.Names | upper}}`), the functions json, index, join, split, lower,
 upper, title, len, printf, println, truncate, pad, and `{{if}}`/`{{else}}`/`{{range}}`/
 `{{with}}`...`{{end}}` (with `{{-`/`-}}` trimming).  Values print as Go prints them
-(a map as `map[k:v]`, a list as `[a b]`, a missing key as `<no value>`)."""
+(a map as `map[k:v]`, a list as `[a b]`, a missing key as `<no value>`).  A dict is a Go
+map; any other object is a Go struct: a field it lacks is an error, as in Go, and
+`{{json .}}` of it is what its `as_json()` returns."""
 
 from __future__ import annotations
 
@@ -45,7 +47,18 @@ def _field(obj, name):
     if isinstance(obj, dict):
         return obj.get(name, MISSING)
     attr = getattr(obj, name, MISSING)
+    if attr is MISSING or name.startswith("_"):
+        raise TemplateError(f"can't evaluate field {name} in type {type(obj).__name__}")
     return attr
+
+
+def _json(v) -> str:
+    def struct(o):
+        if hasattr(o, "as_json"):
+            return o.as_json()
+        raise TypeError(f"{type(o).__name__} is not JSON")
+
+    return json.dumps(v, separators=(",", ":"), default=struct)
 
 
 def _path(obj, expr: str):
@@ -77,7 +90,7 @@ def _printf(fmt, *args):
 
 
 FUNCS = {
-    "json": lambda v: json.dumps(v, separators=(",", ":")),
+    "json": _json,
     "index": _index,
     "join": lambda v, sep: sep.join(go_str(x) for x in (v or [])),
     "split": lambda v, sep: str(v).split(sep),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from sangja.cli.groups import Sub, dispatch, need
-from sangja.cli.output import age, table
+from sangja.cli.output import Struct, age, print_formatted, table
 from sangja.cli.parse import B, M, UsageError, V, flags
 
 
@@ -40,7 +40,8 @@ def image_pull(opts, pos, g):
     need(pos, "image pull", 1, 1)
     p = Progress(sys.stdout, quiet=opts.get("quiet", False))
     res = pull(pos[0], platform=opts.get("platform"), progress=p,
-               all_tags=opts.get("all_tags", False))  # fmt: skip
+               all_tags=opts.get("all_tags", False),
+               signature_policy=opts.get("signature_policy"))  # fmt: skip
     sys.stdout.write(res.reference + "\n")
     return 0
 
@@ -153,13 +154,53 @@ def image_history(opts, pos, g):
     if opts.get("quiet"):
         sys.stdout.write("".join(h["id"] + "\n" for h in hist))
         return 0
+    humane = opts.get("human", True)
     for h in hist:
-        by = h["created_by"]
+        by = h["created_by"].replace("\t", " ")  # as docker shows it
         if not opts.get("no_trunc") and len(by) > 45:
             by = by[:44] + "…"
         ident = h["id"] if h["id"] == "<missing>" or opts.get("no_trunc") else h["id"][7:19]
-        rows.append((ident, age(h["created"]), by, human_size(h["size"]), h["comment"]))
+        created = age(h["created"]) if humane else h["created"] or ""
+        size = human_size(h["size"]) if humane else str(h["size"])
+        rows.append((ident, created, by, size, h["comment"]))
     table(rows)
+    return 0
+
+
+def image_push(opts, pos, g):
+    from sangja.image.progress import Progress
+    from sangja.image.push import push
+
+    need(pos, "image push", 1, 1)
+    quiet = opts.get("quiet", False)
+    key = None
+    if opts.get("sign_by"):  # content trust: the key is opened before anything is pushed
+        from sangja.cli.trust_cli import load_signing_key
+
+        key = load_signing_key(opts["sign_by"])
+    for res in push(pos[0], progress=Progress(sys.stdout, quiet=quiet),
+                    all_tags=opts.get("all_tags", False), sign_by=key):  # fmt: skip
+        if quiet:
+            sys.stdout.write(res.reference + "\n")
+    return 0
+
+
+def image_search(opts, pos, g):
+    from sangja.image import search
+
+    need(pos, "image search", 1, 1)
+    try:
+        limit = int(opts.get("limit", search.DEFAULT_LIMIT))
+    except ValueError:
+        raise UsageError(f"invalid --limit {opts['limit']!r}")
+    found = search.search(pos[0], limit=limit, filters=opts.get("filter", []))
+    if opts.get("format"):  # docker's fields, and Tags (not in its JSON: docker has none)
+        rows = [Struct(f, {k: f[k] for k in sorted(f) if k != "Tags"})
+                for f in (r.fields() for r in found)]  # fmt: skip
+        return print_formatted(opts["format"], rows, search.HEADERS,
+                               "{{.Name}}\t{{.Description}}\t{{.StarCount}}",
+                               Struct(dict.fromkeys(search.HEADERS, "")))  # fmt: skip
+    table(search.table(found, opts.get("no_trunc", False)))
     return 0
 
 
@@ -256,7 +297,8 @@ LOGIN = flags(("-u", "--username", "username", V), ("-p", "--password", "passwor
 
 IMAGE = {
     "pull": Sub(flags(("-q", "--quiet", "quiet", B), ("--platform", "platform", V),
-                      ("-a", "--all-tags", "all_tags", B)),
+                      ("-a", "--all-tags", "all_tags", B),
+                      ("--signature-policy", "signature_policy", V)),
                 "[OPTIONS] NAME[:TAG|@DIGEST]", "download an image from a registry", image_pull),
     "ls": Sub(flags(("-q", "--quiet", "quiet", B), ("--digests", "digests", B),
                     ("--no-trunc", "no_trunc", B), ("-a", "--all", "all", B),
@@ -267,8 +309,16 @@ IMAGE = {
     "tag": Sub({}, "SOURCE TARGET", "give an image another name", image_tag),
     "inspect": Sub(flags(("-f", "--format", "format", V)), "IMAGE...",
                    "an image's details as JSON", image_inspect),
-    "history": Sub(flags(("--no-trunc", "no_trunc", B), ("-q", "--quiet", "quiet", B)),
+    "history": Sub(flags(("--no-trunc", "no_trunc", B), ("-q", "--quiet", "quiet", B),
+                         ("-H", "--human", "human", B)),
                    "IMAGE", "the image's layers and how they were made", image_history),
+    "push": Sub(flags(("-a", "--all-tags", "all_tags", B), ("-q", "--quiet", "quiet", B),
+                      ("--sign-by", "--sign-by-sigstore-private-key", "sign_by", V)),
+                "[OPTIONS] NAME[:TAG]", "upload an image to a registry", image_push),
+    "search": Sub(flags(("--limit", "limit", V), ("--format", "format", V),
+                        ("--no-trunc", "no_trunc", B), ("-f", "--filter", "filter", M)),
+                  "[OPTIONS] [HOST[:PORT]/]TERM",
+                  "list a registry's repositories named like TERM", image_search),
     "prune": Sub(flags(("-a", "--all", "all", B), ("-f", "--force", "force", B)),
                  "[OPTIONS]", "remove dangling (with -a: all unused) images and unnamed content",
                  image_prune),

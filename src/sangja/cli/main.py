@@ -110,6 +110,7 @@ COMMANDS = {
     "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b"),
               "--seccomp-default": ("seccomp_default", "b")},
              "", "write a default config.json"),
+    "features": ({}, "", "print what this runtime implements (runc's features JSON)"),
 }  # fmt: skip
 
 
@@ -119,6 +120,7 @@ ENGINE_WORDS = {
     "login": "sangja.cli.images",
     "logout": "sangja.cli.images",
     "container": "sangja.cli.containers",
+    "trust": "sangja.cli.trust_cli",
 }
 
 
@@ -135,7 +137,8 @@ def usage():
         lines.append(f"  {name:8} {args:13} {doc}")
     lines += [
         "",
-        "engine commands (Docker's): image, container, login, logout (`sangja image --help`)",
+        "engine commands (Docker's): image, container, login, logout, trust"
+        " (`sangja image --help`)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -363,6 +366,15 @@ def cmd_spec(opts, pos):
     return 0
 
 
+def _features(opts, pos):
+    if pos:
+        raise UsageError(f"features: too many arguments: {' '.join(pos)}")
+    from sangja.runtime.features import features_json
+
+    sys.stdout.write(features_json() + "\n")
+    return 0
+
+
 # verb -> handler(rt, opts, positionals) -> exit code (spec needs no runtime)
 HANDLERS = {
     "create": _create,
@@ -384,6 +396,8 @@ HANDLERS = {
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     log = None
+    g = {}
+    engine = False
     try:
         g, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         if g.get("version"):
@@ -393,7 +407,8 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
-        if cmd in ENGINE_WORDS:  # imported only for these words
+        engine = cmd in ENGINE_WORDS
+        if engine:  # imported only for these words
             import importlib
 
             return importlib.import_module(ENGINE_WORDS[cmd]).main(cmd, args, g)
@@ -408,8 +423,18 @@ def main(argv=None):
             log = Log(g.get("log"), g.get("log_format", "text"), g.get("debug", False))
         except ValueError as e:
             raise UsageError(str(e))
+        if g.get("log"):
+            if opts.get("preserve_fds"):
+                _preserve_fds(opts)  # its holes filled first: the log must not take one
+            try:  # now, as runc: a log that cannot be written is an error at once
+                log.fileno()
+            except OSError as e:
+                log = None
+                raise UsageError(f"open {g['log']}: {(e.strerror or str(e)).lower()}")
         if cmd == "spec":
             return cmd_spec(opts, pos)
+        if cmd == "features":
+            return _features(opts, pos)
         return HANDLERS[cmd](_runtime(g, log), opts, pos)
     except UsageError as e:
         return _fail(log, str(e), 1)
@@ -423,7 +448,14 @@ def main(argv=None):
         if isinstance(e, OSError):
             where = f" {e.filename}" if e.filename else ""
             return _fail(log, f"{e.strerror or e}{where}", 1)
-        raise
+        # Anything else is a bug of ours: still one line (the trace with --debug).
+        if g.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        text = " ".join(str(e).split())[:300]
+        # exit 125 for the engine's commands: Docker's code for an error of its own
+        return _fail(log, f"internal error: {type(e).__name__}: {text}", 125 if engine else 1)
 
 
 def _fail(log, msg, code):

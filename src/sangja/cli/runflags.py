@@ -42,6 +42,7 @@ RUN_FLAGS = flags(
     ("-q", "--quiet", "quiet", B), ("--read-only", "read_only", B),
     ("--restart", "restart", V), ("--rm", "rm", B), ("--security-opt", "security_opt", M),
     ("--shm-size", "shm_size", V), ("--sig-proxy", "sig_proxy", B),
+    ("--signature-policy", "signature_policy", V),
     ("--stop-signal", "stop_signal", V), ("--stop-timeout", "stop_timeout", V),
     ("--sysctl", "sysctl", M), ("-t", "--tty", "tty", B), ("--tmpfs", "tmpfs", M),
     ("-u", "--user", "user", V), ("--ulimit", "ulimit", M), ("--userns", "userns", V),

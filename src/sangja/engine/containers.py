@@ -250,12 +250,15 @@ class Containers:
 
     # ---- create -------------------------------------------------------------------------
     def create(self, body: dict, name: str | None = None, *, pull: str = "missing",
-               platform: str | None = None, progress=None) -> tuple[str, list[str]]:  # fmt: skip
-        """ContainerCreate: -> (id, warnings).  Nothing is left behind if it fails."""
+               platform: str | None = None, progress=None,
+               signature_policy: str | None = None) -> tuple[str, list[str]]:  # fmt: skip
+        """ContainerCreate: -> (id, warnings).  Nothing is left behind if it fails.
+        `signature_policy`: content trust's policy file (sangja.image.trust)."""
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
-        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress)
+        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
+                                             signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
         try:
             self.records.update(rec.id, state="created", owner="")
@@ -322,7 +325,7 @@ class Containers:
     # ---- start --------------------------------------------------------------------------
     def run(self, body: dict, name: str | None = None, *, pull: str = "missing",
             platform: str | None = None, progress=None, on_created=None,
-            foreground: bool = False) -> Record:  # fmt: skip
+            foreground: bool = False, signature_policy: str | None = None) -> Record:  # fmt: skip
         """create + start in one hold of the container's lock: until the container runs
         the row stays `creating`, so a run killed half-way leaves nothing the next command
         does not remove.  `on_created(paths)`: called once the container exists and before
@@ -331,7 +334,8 @@ class Containers:
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
-        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress)
+        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
+                                             signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
         try:
             try:

@@ -35,26 +35,44 @@ class Images:
             raise EngineError(str(e))
 
     def for_container(self, ref: str, pull: str = "missing", platform: str | None = None,
-                      progress=None) -> str:  # fmt: skip
-        """The image a new container uses, pulled as `pull` says (missing|always|never)."""
+                      progress=None, signature_policy: str | None = None) -> str:  # fmt: skip
+        """The image a new container uses, pulled as `pull` says (missing|always|never);
+        with content trust on (`signature_policy`, sangja.image.trust), only an image the
+        policy accepts."""
         if pull not in ("missing", "always", "never"):
             raise EngineError(f"invalid pull policy {pull!r} (want missing, always or never)")
         if pull == "always":
-            return self.pull(ref, platform, progress)
+            return self.pull(ref, platform, progress, signature_policy)
         try:
-            return self.resolve(ref)
+            image_id = self.resolve(ref)
         except NoSuchImage:
             if pull == "never":
                 raise
-        if progress is not None:
-            progress.line(f"Unable to find image '{ref}' locally")
-        return self.pull(ref, platform, progress)
+            if progress is not None:
+                progress.line(f"Unable to find image '{ref}' locally")
+            return self.pull(ref, platform, progress, signature_policy)
+        # content trust (issue 19): with trust on, the image under this name must be the
+        # one its registry has signed for it; when the signed one is another, pull it
+        # (pull verifies).  With trust off this returns True without reading anything.
+        from sangja.image import trust
 
-    def pull(self, ref: str, platform: str | None = None, progress=None) -> str:
+        try:
+            signed = trust.check_local(self.store, ref, image_id, signature_policy)
+        except SangjaError as e:
+            raise EngineError(str(e), errno=e.errno)
+        if signed:
+            return image_id
+        if pull == "never":
+            raise EngineError(f"image {ref}: the local image is not the one signed for it")
+        return self.pull(ref, platform, progress, signature_policy)
+
+    def pull(self, ref: str, platform: str | None = None, progress=None,
+             signature_policy: str | None = None) -> str:  # fmt: skip
         from sangja.image.pull import pull
 
         try:
-            return pull(ref, platform=platform, store=self.store, progress=progress).image_id
+            return pull(ref, platform=platform, store=self.store, progress=progress,
+                        signature_policy=signature_policy).image_id  # fmt: skip
         except SangjaError as e:
             raise EngineError(str(e), errno=e.errno)
 

@@ -40,12 +40,6 @@ class ArchiveError(SangjaError):
     pass
 
 
-def _json_bytes(obj) -> bytes:
-    import json
-
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 def _loads(data: bytes, what: str):
     from sangja.jsonio import loads
 
@@ -212,7 +206,7 @@ def _docker_archive(store: Store, items: list[_Item], tar: tarfile.TarFile) -> N
             v1 = {"id": hx, "created": "1970-01-01T00:00:00Z"}
             if parent:
                 v1["parent"] = parent
-            _add(tar, f"{hx}/json", _json_bytes(v1))
+            _add(tar, f"{hx}/json", mf.json_bytes(v1))
             size, f = _layer_tar(store, item, i, layer)
             _add(tar, path, size=size, fileobj=f)
             f.drain()
@@ -229,9 +223,9 @@ def _docker_archive(store: Store, items: list[_Item], tar: tarfile.TarFile) -> N
         for t in tags:
             name, tag = reference.split_name(t)
             repositories.setdefault(name, {})[tag] = parent
-    _add(tar, "manifest.json", _json_bytes(manifest))
+    _add(tar, "manifest.json", mf.json_bytes(manifest))
     if repositories:
-        _add(tar, "repositories", _json_bytes(repositories))
+        _add(tar, "repositories", mf.json_bytes(repositories))
 
 
 def _index(items: list[_Item]) -> dict:
@@ -269,7 +263,7 @@ def _oci_layout(store: Store, items: list[_Item], tar: tarfile.TarFile) -> None:
             if os.fstat(f.fileno()).st_size != size:
                 raise ArchiveError(f"blob {d}: the stored file has the wrong size")
             _add(tar, "blobs/sha256/" + d.split(":", 1)[1], size=size, fileobj=f)
-    _add(tar, "index.json", _json_bytes(_index(items)))
+    _add(tar, "index.json", mf.json_bytes(_index(items)))
 
 
 def _save_oci_dir(store: Store, items: list[_Item], out: str) -> None:
@@ -286,7 +280,7 @@ def _save_oci_dir(store: Store, items: list[_Item], out: str) -> None:
         with open(os.path.join(out, "oci-layout"), "w") as f:
             f.write('{"imageLayoutVersion":"1.0.0"}')
         with open(os.path.join(out, "index.json"), "wb") as f:
-            f.write(_json_bytes(_index(items)))
+            f.write(mf.json_bytes(_index(items)))
     except OSError as e:
         raise ArchiveError(f"write {e.filename or out}: {e.strerror}", errno=e.errno)
 
@@ -497,37 +491,6 @@ def _unpack_all(store: Store, staging: Staging, blobs: list[str], diff_ids: list
     return out
 
 
-def _commit(store, staging, conf_bytes, conf, manifest_bytes, manifest_type, layers, blobs,
-            names) -> str:  # fmt: skip
-    image_id = "sha256:" + hashlib.sha256(conf_bytes).hexdigest()
-    mdigest = store.put_bytes(manifest_bytes)
-    staging.blobs.append(mdigest)
-    store.put_bytes(conf_bytes, image_id)
-    staging.blobs.append(image_id)
-    all_blobs = [(mdigest, len(manifest_bytes), manifest_type),
-                 (image_id, len(conf_bytes), mf.OCI_CONFIG)] + blobs  # fmt: skip
-    store.commit_image(
-        image_id=image_id, manifest=mdigest, created=conf.get("created"),
-        platform=mf.config_platform(conf), layers=layers, blobs=all_blobs,
-        refs=[(n, "tag") for n in names],
-    )  # fmt: skip
-    return image_id
-
-
-_LAYER_MT = {"none": mf.OCI_LAYER, "gzip": mf.OCI_LAYER_GZIP, "zstd": mf.OCI_LAYER_ZSTD}
-
-
-def _new_manifest(conf_bytes: bytes, descs: list[tuple]) -> bytes:
-    """An OCI manifest for a config and layer blobs [(digest, size, media type)]."""
-    return _json_bytes({
-        "schemaVersion": 2,
-        "mediaType": mf.OCI_MANIFEST,
-        "config": {"mediaType": mf.OCI_CONFIG, "size": len(conf_bytes),
-                   "digest": "sha256:" + hashlib.sha256(conf_bytes).hexdigest()},
-        "layers": [{"mediaType": mt, "digest": d, "size": n} for d, n, mt in descs],
-    })  # fmt: skip
-
-
 def _loaded(names: list[str], image_id: str) -> list[str]:
     """What `load` prints for one image (docker's words)."""
     return [f"Loaded image: {archive_name(n)}" for n in names] or [f"Loaded image ID: {image_id}"]
@@ -568,13 +531,13 @@ def _load_docker(store: Store, src: _Source) -> list[str]:
             blobs, descs = [], []
             for name in layer_names:
                 digest, size = _copy_blob(store, staging, src, name)
-                mt = _LAYER_MT[compress.detect_file(store.blob_path(digest))]
+                mt = mf.LAYER_MEDIA_TYPES[compress.detect_file(store.blob_path(digest))]
                 blobs.append(digest)
                 descs.append((digest, size, mt))
             layers = _unpack_all(store, staging, blobs, diff_ids, e["Config"])
             names = [n for n in (_norm_name(t) for t in e.get("RepoTags") or []) if n]
-            image_id = _commit(store, staging, conf_bytes, conf, _new_manifest(conf_bytes, descs),
-                               mf.OCI_MANIFEST, layers, descs, names)  # fmt: skip
+            image_id = staging.commit(conf_bytes, conf, mf.new_oci(conf_bytes, descs),
+                                      mf.OCI_MANIFEST, layers, descs, names)  # fmt: skip
         except (KeyError, TypeError) as err:
             staging.cleanup()
             raise ArchiveError(f"manifest.json: malformed entry ({err})")
@@ -615,7 +578,7 @@ def _load_oci(store: Store, src: _Source) -> list[str]:
                 if cand and ("/" in cand or ":" in cand) and (n := _norm_name(cand)):
                     names.append(n)
                     break
-            image_id = _commit(store, staging, conf_bytes, conf, mbytes, mtype, layers,
+            image_id = staging.commit(conf_bytes, conf, mbytes, mtype, layers,
                                [(x.digest, x.size, x.media_type) for x in m.layers],
                                names)  # fmt: skip
         except BaseException:
@@ -792,10 +755,11 @@ def import_rootfs(store: Store, path: str | None, name: str | None = None,
             if message:
                 hist["comment"] = message
             conf["history"] = [hist]
-            conf_bytes = _json_bytes(conf)
-            descs = [(digest, size, _LAYER_MT[kind])]
-            return _commit(store, staging, conf_bytes, conf, _new_manifest(conf_bytes, descs),
-                           mf.OCI_MANIFEST, layers, descs, [tagged] if tagged else [])  # fmt: skip
+            conf_bytes = mf.json_bytes(conf)
+            descs = [(digest, size, mf.LAYER_MEDIA_TYPES[kind])]
+            manifest = mf.new_oci(conf_bytes, descs)
+            return staging.commit(conf_bytes, conf, manifest, mf.OCI_MANIFEST, layers, descs,
+                                  [tagged] if tagged else [])  # fmt: skip
         except BaseException:
             staging.cleanup()
             raise

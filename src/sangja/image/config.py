@@ -4,9 +4,13 @@
     {"default-registry": "registry.example:5000", "cgroup-parent": "/sangja",
      "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
      "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
-     "max-concurrent-downloads": 3}
+     "max-concurrent-downloads": 3, "max-concurrent-uploads": 5,
+     "push-chunk-size": 33554432,
+     "signature-policy": "/etc/sangja/policy.json", "content-trust": false}
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
-SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja).
+SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
+SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE,
+SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 """
 
 from __future__ import annotations
@@ -43,9 +47,18 @@ def load_json(path: str) -> dict:
     return doc
 
 
+def config_path() -> str:
+    return os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG
+
+
 @functools.cache
 def _file() -> dict:
-    return load_json(os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG)
+    return load_json(config_path())
+
+
+def setting(key: str, default=None):
+    """A key of the engine config file as it is (the caller checks its type)."""
+    return _file().get(key, default)
 
 
 def root() -> str:
@@ -73,14 +86,30 @@ def certs_dirs() -> list[str]:
     return list(_file().get("certs-d") or DEFAULT_CERTS_D)
 
 
-def max_concurrent_downloads() -> int:
-    v = os.environ.get("SANGJA_MAX_CONCURRENT_DOWNLOADS") or _file().get(
-        "max-concurrent-downloads", 3
-    )
+def _positive(env: str, key: str, default: int) -> int:
+    v = os.environ.get(env) or _file().get(key, default)
     try:
-        return max(1, int(v))
+        n = int(v)
     except (TypeError, ValueError):
-        raise SangjaError(f"invalid max-concurrent-downloads {v!r}")
+        n = 0
+    if n < 1:
+        raise SangjaError(f"invalid {key} {v!r} (want a positive number)")
+    return n
+
+
+def max_concurrent_downloads() -> int:
+    return _positive("SANGJA_MAX_CONCURRENT_DOWNLOADS", "max-concurrent-downloads", 3)
+
+
+def max_concurrent_uploads() -> int:
+    """Docker's default: 5 blobs pushed at once."""
+    return _positive("SANGJA_MAX_CONCURRENT_UPLOADS", "max-concurrent-uploads", 5)
+
+
+def push_chunk_size() -> int:
+    """A blob up to this size is pushed in one request (monolithic); a bigger one in
+    chunks of this size (PATCH), which a dropped connection resumes."""
+    return _positive("SANGJA_PUSH_CHUNK_SIZE", "push-chunk-size", 32 << 20)
 
 
 def _insecure_list() -> list[str]:

@@ -39,6 +39,9 @@ LAYER_TYPES = {
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
 }
+# the OCI layer media type for a compression
+LAYER_MEDIA_TYPES = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+_TO_OCI = {DOCKER_LAYER: OCI_LAYER, DOCKER_LAYER_GZIP: OCI_LAYER_GZIP}
 MAX_MANIFEST = 4 << 20  # as the distribution registry's limit
 MAX_CONFIG = 16 << 20
 
@@ -76,6 +79,28 @@ class Descriptor:
         if self.platform:
             d["platform"] = self.platform
         return d
+
+
+def json_bytes(obj) -> bytes:
+    """Compact JSON, as manifests and configs are stored (their digest is of these bytes)."""
+    import json
+
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def new_oci(conf_bytes: bytes, descs: list[tuple]) -> bytes:
+    """An OCI manifest for a config and layer blobs [(digest, size, media type)]; Docker's
+    layer media types become their OCI equivalents (the same bytes)."""
+    import hashlib
+
+    return json_bytes({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": len(conf_bytes),
+                   "digest": "sha256:" + hashlib.sha256(conf_bytes).hexdigest()},
+        "layers": [{"mediaType": _TO_OCI.get(mt, mt), "digest": d, "size": n}
+                   for d, n, mt in descs],
+    })  # fmt: skip
 
 
 def parse(data: bytes, content_type: str = "") -> tuple[str, dict]:

@@ -1,4 +1,4 @@
-"""Pull progress, as Docker shows it: a line per layer, and a total.
+"""Pull and push progress, as Docker shows it: a line per layer, and a total.
 
 On a terminal the lines are redrawn in place (ANSI: cursor up, clear line) at most ten
 times a second, with a bar and the bytes for each layer that is downloading, and a last
@@ -66,12 +66,12 @@ class Progress:
             row[0] = status
             self._changed(rid)
 
-    def bytes(self, rid: str, done: int, total: int) -> None:
+    def bytes(self, rid: str, done: int, total: int, verb: str = "Downloading") -> None:
         with self.lock:
             row = self.rows[rid]
             row[1], row[2] = done, total
-            if row[0] != "Downloading":
-                row[0] = "Downloading"
+            if row[0] != verb:
+                row[0] = verb
                 self._changed(rid)
             elif self.tty:
                 self._draw()
@@ -113,7 +113,7 @@ class Progress:
 
     def _row(self, rid: str) -> str:
         status, done, total = self.rows[rid]
-        if status == "Downloading" and total:
+        if status in ("Downloading", "Pushing") and total:
             return f"{rid}: {status} {_bar(done, total)} {human(done):>7}/{human(total)}"
         return f"{rid}: {status}"
 

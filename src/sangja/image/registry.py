@@ -1,4 +1,7 @@
-"""A client for the OCI distribution API (pull side): http.client over ssl.
+"""A client for the OCI distribution API: http.client over ssl.  The requests of pull
+(manifests, blobs with resume), push (existence checks, cross-repository mounts, monolithic
+and chunked uploads, manifests) and search (the catalog, tag lists); the workflows that use
+them are pull.py, push.py and search.py.
 
 - Transport: HTTPS, verified against the system's CAs plus the registry's certs.d
   directory (`<certs.d>/<host:port>/*.crt` are CAs, `*.cert` + `*.key` a client cert, as
@@ -7,7 +10,9 @@
   verification.
 - Auth: the `WWW-Authenticate` challenge of `GET /v2/` (or of any later request) picks
   Basic (credentials sent as they are) or Bearer (a token fetched from the realm for the
-  request's scope, with the credentials if there are any, anonymously if not).
+  request's scopes -- `repository:NAME:pull`, `...:pull,push` to push, the source
+  repository's too for a cross-repository mount -- with the credentials if there are any,
+  anonymously if not).
 - Blobs: streamed to a partial file; a dropped connection or a short body is resumed with
   `Range: bytes=N-` (a partial file left by an interrupted pull is resumed the same way);
   the blob is checked, size first, then sha256, before the caller commits it.
@@ -17,8 +22,10 @@ One `Client` per registry; it may be used from several threads (a connection per
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
+import io
 import os
 import re
 import socket
@@ -137,9 +144,10 @@ class Client:
         if c is None:
             if scheme == "https":
                 ctx = self._ssl_context() if host == self.api else ssl.create_default_context()
-                c = http.client.HTTPSConnection(host, timeout=self.timeout, context=ctx)
+                c = http.client.HTTPSConnection(host, timeout=self.timeout, context=ctx,
+                                                blocksize=CHUNK)  # fmt: skip
             else:
-                c = http.client.HTTPConnection(host, timeout=self.timeout)
+                c = http.client.HTTPConnection(host, timeout=self.timeout, blocksize=CHUNK)
             conns[key] = c
             with self._all_lock:
                 self._all.append(c)
@@ -162,18 +170,23 @@ class Client:
             c.close()
         self._local.__dict__["conns"] = {}
 
-    def _send(self, method, url, headers, fresh=False):
-        """One request (no auth logic, no redirects) -> response, body not read."""
+    def _send(self, method, url, headers, fresh=False, body=None):
+        """One request (no auth logic, no redirects) -> response, body not read.
+
+        body: None, bytes, or a callable giving a file object (blob data: sent once, never
+        again behind the caller's back -- part of it may have reached the registry, and
+        only the caller knows how to go on)."""
         u = urllib.parse.urlsplit(url)
         path = u.path + ("?" + u.query if u.query else "")
         hdrs = {"User-Agent": USER_AGENT, **headers}
-        for attempt in (0, 1):
+        for attempt in (0,) if callable(body) else (0, 1):
             c = self._conn(u.scheme, u.netloc, fresh=fresh or attempt > 0)
             try:
-                c.request(method, path, headers=hdrs)
+                c.request(method, path, body=body() if callable(body) else body, headers=hdrs)
                 return c.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if attempt:  # a kept-alive connection the server had closed: once more
+                if attempt or callable(body):  # a kept-alive connection the server had
+                    c.close()  # closed: once more (never with blob data)
                     raise
             except BaseException:
                 c.close()
@@ -234,12 +247,13 @@ class Client:
         return {}
 
     def _fetch_token(self, params: dict, scope: str) -> str:
+        """A token for `scope`: one or more scopes separated by spaces, sent as one `scope`
+        parameter each (as Docker sends them)."""
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self.api}: bearer challenge without a realm")
-        q = {"service": params.get("service", "")}
-        if scope:
-            q["scope"] = scope
+        q = [("service", params.get("service", ""))]
+        q += [("scope", sc) for sc in scope.split()]
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(q)
         ru = urllib.parse.urlsplit(url)
         if ru.scheme not in ("http", "https"):
@@ -291,28 +305,36 @@ class Client:
         if r.status != 200:
             raise RegistryError(f"login to {self.api}: {r.status} {r.reason}")
 
-    def _request(self, method, path, repo, headers=None):
+    def _request(self, method, path, repo, headers=None, *, push=False, mount_from=None,
+                 body=None, url=None, scope=None):  # fmt: skip
         """An API request with auth (one retry on a fresh challenge) and redirects.
 
+        push: the token is for pull and push; mount_from: also for pulling that repository.
+        body: as _send's.  url: an absolute URL instead of `path` (an upload's Location:
+        credentials go only to the registry's own host).
+        scope: the token's scope instead (the catalog's is registry:catalog:*).
         Returns the response with its body unread, status as it came (the caller decides)."""
-        scope = f"repository:{repo}:pull"
-        url = self._base() + path
+        if scope is None:
+            scope = f"repository:{repo}:{'pull,push' if push else 'pull'}"
+            if mount_from:
+                scope += f" repository:{mount_from}:pull"
+        url = url or self._base() + path
         headers = dict(headers or {})
         retried = False
         redirects = 0
-        same_host = True
+        same_host = urllib.parse.urlsplit(url).netloc == self.api
         while True:
             h = dict(headers)
             if same_host:
                 h.update(self._auth_header(scope))
             try:
-                r = self._send(method, url, h)
+                r = self._send(method, url, h, body=body)
             except (OSError, http.client.HTTPException) as e:
                 raise Unreachable(f"{method} {url}: {_os_text(e)}")
             if r.status == 401 and same_host and not retried:
                 retried = True
                 challenge = r.getheader("WWW-Authenticate", "")
-                body = r.read()
+                rbody = r.read()
                 if challenge:
                     new = parse_challenge(challenge)
                     # bearer: a token for this scope; basic: credentials not sent yet
@@ -323,7 +345,7 @@ class Client:
                     self._tokens.pop(scope, None)
                     if again:
                         continue
-                return _Replay(401, r.reason, body, challenge)
+                return _Replay(401, r.reason, rbody, challenge)
             if r.status in (301, 302, 303, 307, 308) and redirects < MAX_REDIRECTS:
                 loc = r.getheader("Location")
                 r.read()
@@ -373,6 +395,47 @@ class Client:
         if ref.startswith("sha256:") and digest != ref:
             raise RegistryError(f"{what}: digest mismatch: the registry sent {digest}")
         return body, (r.getheader("Content-Type") or ""), digest
+
+    def find_manifest(self, repo: str, tag: str, accept: str) -> tuple[bytes, str, str] | None:
+        """GET a manifest that may well not exist (a signature tag): None for a 404, else
+        (body, media type, digest)."""
+        what = f"manifest {self.domain}/{repo}:{tag}"
+        r = self._request("GET", f"/v2/{repo}/manifests/{tag}", repo, {"Accept": accept})
+        try:
+            body = r.read(mf.MAX_MANIFEST + 1)
+        except (OSError, http.client.HTTPException) as e:
+            self._drop()
+            raise Unreachable(f"{what}: {_os_text(e)}")
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            self._fail(what, r, body)
+        if len(body) > mf.MAX_MANIFEST:
+            raise RegistryError(f"{what}: larger than {mf.MAX_MANIFEST} bytes")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return body, (r.getheader("Content-Type") or ""), digest
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        """DELETE a manifest by digest (every tag naming it goes with it)."""
+        what = f"delete of {self.domain}/{repo}@{digest}"
+        self._call(what, "DELETE", f"/v2/{repo}/manifests/{digest}", repo, (202, 200),
+                   push=True)  # fmt: skip
+
+    def put_blob_bytes(self, repo: str, data: bytes) -> str:
+        """A small blob (a signature payload, a config) in one request, unless the
+        repository has it already -> its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.blob_exists(repo, digest):
+            return digest
+        url = self.start_upload(repo)
+        hdrs = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+        try:
+            self._call(f"upload of {digest}", "PUT", None, repo, (201,), push=True,
+                       url=_add_query(url, digest), headers=hdrs, body=data)  # fmt: skip
+        except BaseException:
+            self.cancel_upload(repo, url)
+            raise
+        return digest
 
     def get_blob_bytes(self, repo: str, desc: mf.Descriptor, limit: int) -> bytes:
         """A small blob (a config) in memory, checked."""
@@ -465,6 +528,218 @@ class Client:
             self._drop()
             return have, "the server closed the connection early"
         return have, ""
+
+    # ---- push -------------------------------------------------------------------------
+    def _location(self, r, what: str) -> str:
+        loc = r.getheader("Location")
+        if not loc:
+            raise RegistryError(f"{what}: {r.status} without a Location")
+        return urllib.parse.urljoin(self._base() + "/v2/", loc)
+
+    def _call(self, what, method, path, repo, ok, **kw):
+        """A request whose body is small (read here) -> the response; any status not in
+        `ok` is an error named `what`."""
+        r = self._request(method, path, repo, **kw)
+        try:
+            body = r.read(1 << 20)
+        except (OSError, http.client.HTTPException) as e:
+            self._drop()
+            raise Unreachable(f"{what}: {_os_text(e)}")
+        if r.status not in ok:
+            self._fail(what, r, body)
+        return r
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        """HEAD: the registry has the blob in this repository."""
+        r = self._call(f"blob {digest}", "HEAD", f"/v2/{repo}/blobs/{digest}", repo, (200, 404),
+                       push=True)  # fmt: skip
+        return r.status == 200
+
+    def start_upload(self, repo: str) -> str:
+        """POST: a new upload session -> its URL."""
+        what = f"upload to {self.domain}/{repo}"
+        r = self._call(what, "POST", f"/v2/{repo}/blobs/uploads/", repo, (202,), push=True)
+        return self._location(r, what)
+
+    def mount_blob(self, repo: str, digest: str, source: str) -> str | None:
+        """A cross-repository mount of the blob from `source` (same registry): None if it
+        is mounted, else the URL of the upload session the registry opened instead."""
+        q = urllib.parse.urlencode({"mount": digest, "from": source})
+        what = f"mount of {digest} from {source}"
+        r = self._call(what, "POST", f"/v2/{repo}/blobs/uploads/?{q}", repo, (201, 202),
+                       push=True, mount_from=source)  # fmt: skip
+        return None if r.status == 201 else self._location(r, what)
+
+    def cancel_upload(self, repo: str, url: str) -> None:
+        """DELETE an upload session (after a failure; the registry may not allow it)."""
+        try:
+            r = self._request("DELETE", None, repo, push=True, url=url)
+            r.read()
+        except (RegistryError, OSError, http.client.HTTPException):
+            self._drop()
+
+    def upload_blob(self, repo: str, url: str, path: str, size: int, digest: str, chunk: int,
+                    progress=None) -> None:  # fmt: skip
+        """The file `path` (size bytes, the blob `digest`) into the upload session `url`:
+        one PUT with the whole blob when it is up to `chunk` bytes (monolithic), else
+        PATCHes of `chunk` bytes then an empty PUT.  A dropped connection during a chunk
+        is resumed from where the registry says the upload is (GET on the session), or the
+        blob is started again in a new session if the registry cannot say; a dropped
+        monolithic upload is started again.
+        progress(done, total) as bytes go out; it may raise to cancel."""
+        what = f"upload of {digest}"
+        octets = {"Content-Type": "application/octet-stream"}
+        if size <= chunk:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    self._put_blob(repo, url, digest, octets, path, size, progress, what)
+                    return
+                except Unreachable:
+                    if attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    time.sleep(min(0.1 * 2**attempt, 2.0))
+                    self.cancel_upload(repo, url)
+                    url = self.start_upload(repo)
+        done, idle, lost = 0, 0, False
+        while done < size:
+            try:
+                if lost:  # a chunk was cut off: where is the upload now?
+                    url, done = self._resume(repo, url, what, done)
+                    lost = False
+                    continue
+                n = min(chunk, size - done)
+                hdrs = dict(octets, **{"Content-Length": str(n),
+                                       "Content-Range": f"{done}-{done + n - 1}"})  # fmt: skip
+                part = functools.partial(_Part, path, done, n, size, progress)
+                r = self._call(what, "PATCH", None, repo, (202,), push=True, url=url,
+                               headers=hdrs, body=part)  # fmt: skip
+                url = self._location(r, what)
+                done = _range_end(r.getheader("Range", ""), done + n)
+                idle = 0
+            except Unreachable:
+                idle += 1
+                if idle >= MAX_ATTEMPTS:
+                    raise
+                time.sleep(min(0.1 * 2**idle, 2.0))
+                lost = True
+        self._call(what, "PUT", None, repo, (201,), push=True, url=_add_query(url, digest),
+                   headers={"Content-Length": "0"})  # fmt: skip
+
+    def _resume(self, repo, url, what, done) -> tuple[str, int]:
+        """After a dropped chunk: the session's URL and the bytes it holds (GET on it, as
+        the distribution spec says), or a new session from the start when the registry
+        cannot go on with the old one (distribution's cannot once part of the chunk
+        reached it: "blob upload invalid")."""
+        try:
+            r = self._call(what, "GET", None, repo, (204,), push=True, url=url)
+        except Unreachable:
+            raise
+        except RegistryError:
+            self.cancel_upload(repo, url)
+            return self.start_upload(repo), 0
+        held = _range_end(r.getheader("Range", ""), 0)
+        return self._location(r, what), 0 if held == 1 and done == 0 else held  # "0-0": empty
+
+    def _put_blob(self, repo, url, digest, octets, path, size, progress, what):
+        hdrs = dict(octets, **{"Content-Length": str(size)})
+        part = functools.partial(_Part, path, 0, size, size, progress)
+        self._call(what, "PUT", None, repo, (201,), push=True, url=_add_query(url, digest),
+                   headers=hdrs, body=part)  # fmt: skip
+
+    def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag (or its digest) -> the digest the registry gives it."""
+        what = f"manifest {self.domain}/{repo}:{ref}"
+        r = self._call(what, "PUT", f"/v2/{repo}/manifests/{ref}", repo, (201,), push=True,
+                       headers={"Content-Type": media_type}, body=body)  # fmt: skip
+        return r.getheader("Docker-Content-Digest") or ""
+
+    # ---- search -----------------------------------------------------------------------
+    def _pages(self, what, path, repo, key, scope=None, limit=None) -> list[str]:
+        """A paginated list (`Link: <next>; rel="next"`) -> all of it (or `limit` items)."""
+        out: list[str] = []
+        url = None
+        while True:
+            r = self._request("GET", path, repo, url=url, scope=scope)
+            try:
+                body = r.read(mf.MAX_MANIFEST)
+            except (OSError, http.client.HTTPException) as e:
+                self._drop()
+                raise Unreachable(f"{what}: {_os_text(e)}")
+            if r.status != 200:
+                self._fail(what, r, body)
+            from sangja.jsonio import loads
+
+            try:
+                items = loads(body).get(key) or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"{what}: the registry's answer is not JSON")
+            out += [x for x in items if isinstance(x, str)]
+            nxt = _next_link(r.getheader("Link", ""))
+            if not nxt or (limit and len(out) >= limit):
+                return out[:limit] if limit else out
+            url = urllib.parse.urljoin(self._base() + "/v2/", nxt)
+
+    def catalog(self, limit: int | None = None) -> list[str]:
+        """GET /v2/_catalog: the registry's repositories (needs the catalog scope)."""
+        return self._pages(f"catalog of {self.domain}", "/v2/_catalog?n=1000", "", "repositories",
+                           scope="registry:catalog:*", limit=limit)  # fmt: skip
+
+    def tags(self, repo: str) -> list[str]:
+        """GET /v2/<name>/tags/list."""
+        return self._pages(f"tags of {self.domain}/{repo}", f"/v2/{repo}/tags/list", repo,
+                           "tags")  # fmt: skip
+
+
+class _Part(io.RawIOBase):
+    """Bytes [offset, offset+n) of a file as a request body, read as http.client sends it;
+    progress(done, total) is told the blob's bytes sent so far (and may raise to stop)."""
+
+    def __init__(self, path, offset, n, total, progress=None):
+        super().__init__()
+        self.fd = -1
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.name = path
+        self.pos, self.end, self.total, self.progress = offset, offset + n, total, progress
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        want = self.end - self.pos if size is None or size < 0 else min(size, self.end - self.pos)
+        if want <= 0 or self.fd < 0:
+            self.close()
+            return b""
+        b = os.pread(self.fd, want, self.pos)
+        if not b:
+            raise BlobError(f"blob file {self.name}: shorter than its size")
+        self.pos += len(b)
+        if self.progress:
+            self.progress(self.pos, self.total)
+        return b
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        super().close()
+
+    def __del__(self):
+        self.close()
+
+
+def _add_query(url: str, digest: str) -> str:
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
+
+
+def _range_end(rng: str, default: int) -> int:
+    """`Range: 0-N` of an upload session -> N + 1 bytes held."""
+    m = re.fullmatch(r"\s*(?:bytes=)?0-(\d+)\s*", rng)
+    return int(m.group(1)) + 1 if m else default
+
+
+def _next_link(link: str) -> str | None:
+    m = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', link)
+    return m.group(1) if m else None
 
 
 class _Hash:

@@ -460,13 +460,25 @@ class Store:
         return row[0] if row else None
 
     # ---- tags, holds, removal ----------------------------------------------------------
-    def tag(self, image_id: str, name: str) -> None:
+    def tag(self, image_id: str, name: str, kind: str = "tag") -> None:
+        """Point `name` at the image: a tag ('host/repo:tag'), or (kind 'digest') the
+        digest a registry knows it by ('host/repo@sha256:...', as push records it)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO refs (name, image, kind) VALUES (?,?,'tag')"
-                " ON CONFLICT(name) DO UPDATE SET image=excluded.image",
-                (name, image_id),
+                "INSERT INTO refs (name, image, kind) VALUES (?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET image=excluded.image, kind=excluded.kind",
+                (name, image_id, kind),
             )
+
+    def names_with_blob(self, digest: str) -> list[str]:
+        """The names (tags, digests) of the images that use a blob: where else a registry
+        may have it (push mounts it from there instead of uploading it)."""
+        rows = self.db.execute(
+            "SELECT r.name FROM image_blobs b JOIN refs r ON r.image = b.image"
+            " WHERE b.digest=? ORDER BY r.name",
+            (digest,),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def hold(self, holder: str, image_id: str) -> None:
         with self.transaction() as db:
@@ -578,6 +590,30 @@ class Staging:
         if res.created:
             self.layers.append(chain)
         return res
+
+    def commit(self, conf_bytes: bytes, conf: dict, manifest_bytes: bytes, manifest_type: str,
+               layers: list[LayerRec], blobs: list[tuple], names: list[str]) -> str:  # fmt: skip
+        """Store the config and manifest, then name the image, its layers and blobs (layer
+        blobs: [(digest, size, media type)]) and tag it `names`, in one transaction.
+        -> the image id."""
+        import hashlib
+
+        from sangja.image import manifest as mf
+
+        st = self.store
+        image_id = "sha256:" + hashlib.sha256(conf_bytes).hexdigest()
+        mdigest = st.put_bytes(manifest_bytes)
+        self.blobs.append(mdigest)
+        st.put_bytes(conf_bytes, image_id)
+        self.blobs.append(image_id)
+        all_blobs = [(mdigest, len(manifest_bytes), manifest_type),
+                     (image_id, len(conf_bytes), mf.OCI_CONFIG)] + list(blobs)  # fmt: skip
+        st.commit_image(
+            image_id=image_id, manifest=mdigest, created=conf.get("created"),
+            platform=mf.config_platform(conf), layers=layers, blobs=all_blobs,
+            refs=[(n, "tag") for n in names],
+        )  # fmt: skip
+        return image_id
 
     def cleanup(self, keep_partials: bool = False) -> None:
         st = self.store
