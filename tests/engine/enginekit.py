@@ -13,6 +13,7 @@ import subprocess
 import termios
 import time
 
+import rtkit
 from registrykit import PLAIN, sangja_binary
 
 BUSYBOX = f"{PLAIN}/test/busybox"
@@ -22,14 +23,7 @@ GUARD = 60  # seconds: a hang guard for waits, not a measure
 
 def wait_for(cond, what, guard=GUARD, step=0.05):
     """Poll cond() until it is true (a hang guard: fails the test only after `guard`)."""
-    end = time.monotonic() + guard
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(step)
+    return rtkit.wait_for(cond, what, guard, step)
 
 
 def cgroup_mounts():
