@@ -89,9 +89,11 @@ def test_killed_foreground_run_rm_is_removed_by_its_monitor(sj):
     p = subprocess.Popen([sangja_binary(), "--root", sj.run_root, "container", "run", "--rm",
                           "--name", "fg", BUSYBOX, "sh", "-c", "sleep 1; exit 4"],
                          env=sj.env, stdout=subprocess.DEVNULL)  # fmt: skip
-    wait_for(lambda: ps(sj).get("fg", {}).get("State") == "running", "the container to run")
-    p.kill()
-    p.wait()
+    try:
+        wait_for(lambda: ps(sj).get("fg", {}).get("State") == "running", "the container to run")
+    finally:
+        p.kill()
+        p.wait()
     assert ps(sj)["fg"]["State"] == "running"  # no CLI now; the container goes on
     # it ends by itself: its monitor records the exit and, no one waiting, removes it
     wait_for(lambda: ps(sj) == {} and not _mounts(sj), "the monitor's clean-up")

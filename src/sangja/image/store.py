@@ -172,15 +172,28 @@ class Store:
             self._dirs()
             try:
                 db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
                 if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                    db.executescript(SCHEMA)
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    self._init_schema(db)
+                db.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as e:
                 raise StoreError(f"database {self.db_path}: {e}")
             self._db = db
         return self._db
+
+    def _init_schema(self, db: sqlite3.Connection) -> None:
+        """WAL mode and the tables, made by one process at a time: two processes that
+        both read a new database and then both try to change it deadlock in SQLite's own
+        locks, and it answers one of them "database is locked" at once, whatever the
+        timeout (a `run` and a `ps` on a fresh root did)."""
+        fd = os.open(self.db_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        finally:
+            os.close(fd)
 
     def close(self):
         if self._db is not None:
