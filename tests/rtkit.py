@@ -62,6 +62,15 @@ def proc_stat(pid):
     return rest[0].decode(), int(rest[19])
 
 
+def runtime_ids(root):
+    """The containers a runtime root holds state for: its dot-names are the runtime's own
+    (sangja's .seccomp-cache), never a container's."""
+    try:
+        return sorted(n for n in os.listdir(root) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
 def wait_for(pred, what="condition", guard=TIMEOUT, step=0.01):
     """Poll `pred` every `step` seconds until true (a hang guard, never a timing
     assertion)."""

@@ -556,3 +556,41 @@ def test_no_enosys_stub_when_the_default_allows(rt):
     c = seccomp_config([], [rule(["mkdirat"], "SCMP_ACT_ERRNO")])
     out = probe_run(rt, c, "probe sys faccessat2 -100 s:/ 0 0").ok().out
     assert seckit.results(out) == {"faccessat2": 0}, out
+
+
+# -- the compiled-profile cache --------------------------------------------------------------------
+
+
+def _cache_entries(rt):
+    d = os.path.join(rt.root, ".seccomp-cache")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+@pytest.mark.sangja_only("sangja's cache of compiled profiles")
+def test_cached_profile_filters_and_warns_as_the_first(rt):
+    """The second container of one profile takes the program the first compiled: it
+    filters the same, and the compile's warnings are said again."""
+    c = seccomp_config([], [rule(["mkdirat", "no_such_call_sj"], "SCMP_ACT_ERRNO")])
+    for n in range(2):
+        r = probe_run(rt, c, "probe sys mkdirat -100 s:/x 0").ok()
+        assert "mkdirat = -1 errno 1" in r.out, (n, r)
+        assert "no_such_call_sj" in r.err and "warning" in r.err, (n, r)
+        assert len(_cache_entries(rt)) == 1
+    other = seccomp_config([], [rule(["getpriority"], "SCMP_ACT_ERRNO")])
+    assert "mkdirat = -1 errno 1" not in probe_run(rt, other, "probe sys mkdirat -100 s:/x 0").out
+    assert len(_cache_entries(rt)) == 2  # another profile, another entry
+    assert rt("list", "-q").ok().out == ""  # not a container
+
+
+@pytest.mark.sangja_only("sangja's cache of compiled profiles")
+def test_damaged_cache_entry_is_compiled_again(rt):
+    c = seccomp_config([], [rule(["mkdirat"], "SCMP_ACT_ERRNO")])
+    probe_run(rt, c, "true").ok()
+    (entry,) = _cache_entries(rt)
+    path = os.path.join(rt.root, ".seccomp-cache", entry)
+    with open(path, "r+b") as f:  # a program cut short: no longer an entry
+        f.truncate(os.path.getsize(path) - 3)
+    assert "mkdirat = -1 errno 1" in probe_run(rt, c, "probe sys mkdirat -100 s:/x 0").ok().out
+    with open(path, "rb") as f:
+        head, _, bpf = f.read().partition(b"\n")
+    assert json.loads(head)["size"] == len(bpf)  # written again, whole

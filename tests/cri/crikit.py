@@ -350,8 +350,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             probs.append(f"processes: {sorted(procs)}")
         for h in HANDLERS:
             d = self.runtime_root(h)
-            if os.path.isdir(d) and os.listdir(d):
-                probs.append(f"{h} state in its --root: {os.listdir(d)}")
+            if rtkit.runtime_ids(d):
+                probs.append(f"{h} state in its --root: {rtkit.runtime_ids(d)}")
         # the pods' cgroup parents (/<tag>/<pod>) are the caller's, as kubelet's are;
         # every container's and sandbox's cgroup below them must be gone
         leaves = [c for c in cgroup_tree(self.cgroup) if "/" in c]
@@ -395,7 +395,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         time.sleep(0.2)
         for h in HANDLERS:
             d = self.runtime_root(h)
-            for cid in os.listdir(d) if os.path.isdir(d) else ():
+            for cid in rtkit.runtime_ids(d):
                 subprocess.run(
                     [self.binary(h), "--root", d, "delete", "--force", cid],
                     capture_output=True,

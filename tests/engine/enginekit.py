@@ -81,8 +81,7 @@ def leftovers(s, cgroup_parent):
     problems += monitor_processes(s.tmp)
     with open("/proc/self/mountinfo") as f:
         problems += [ln.split()[4] for ln in f if s.tmp in ln.split()[4]]
-    if os.path.isdir(s.run_root):
-        problems += [f"runtime state {n}" for n in os.listdir(s.run_root)]
+    problems += [f"runtime state {n}" for n in rtkit.runtime_ids(s.run_root)]
     cdir = os.path.join(s.root, "containers")
     if os.path.isdir(cdir):
         problems += [f"container dir {n}" for n in os.listdir(cdir)]

@@ -6,6 +6,7 @@ import os
 import time
 
 from enginekit import BUSYBOX, inspect, ps, state, wait_for
+from rtkit import runtime_ids
 
 
 def test_detached_container_outlives_the_cli_and_its_exit_is_recorded(sj):
@@ -21,7 +22,7 @@ def test_detached_container_outlives_the_cli_and_its_exit_is_recorded(sj):
     assert st["FinishedAt"] > st["StartedAt"]
     assert sj.ok("container", "logs", "bg").out == "started\n"
     # the runtime's state went with the run
-    assert os.listdir(sj.run_root) == []
+    assert runtime_ids(sj.run_root) == []
 
 
 def _mounted(sj, cid):
@@ -170,7 +171,7 @@ def test_start_all_restartable_after_a_reboot(sj):
     for name in ("always", "unless", "never"):
         wait_for(lambda n=name: not os.path.exists(f"/proc/{inspect(sj, n)['State']['Pid']}")
                  or state(sj, n)["Status"] != "running", "the crash")  # fmt: skip
-    for cid in os.listdir(sj.run_root):
+    for cid in runtime_ids(sj.run_root):
         sj("delete", "--force", cid)
     shutil.rmtree(sj.run_root, ignore_errors=True)
     # the records say what the runtime confirms: gone (255: the monitor never said)

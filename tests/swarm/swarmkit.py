@@ -173,7 +173,7 @@ class Dockerd:
 
     def runtime_state(self):
         """Container ids the runtimes hold state for."""
-        return sorted(c for r in self.runtime_roots() if os.path.isdir(r) for c in os.listdir(r))
+        return sorted(c for r in self.runtime_roots() for c in rtkit.runtime_ids(r))
 
     # -- what is left ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sangja.runtime import state as st
 from sangja.runtime.constants import CLONE_NEWUSER, NAMESPACES, NS_PROC_NAMES
 
 SECCOMP_FILE = "seccomp.bpf"  # in the state dir: the program exec loads too
+SECCOMP_CACHE = ".seccomp-cache"  # in the root: programs compiled before (seccomp.py)
 
 
 def _write_atomic(path, text):
@@ -182,7 +183,8 @@ class Runtime:
             # the state dir for exec, which never compiles it again.
             from sangja.runtime import seccomp
 
-            filt = seccomp.compile_filter(config["linux"]["seccomp"], self._warn)
+            filt = seccomp.compile_filter(config["linux"]["seccomp"], self._warn,
+                                          os.path.join(self.root, SECCOMP_CACHE))  # fmt: skip
             plan.seccomp_bpf, plan.seccomp_flags = filt.bpf, filt.flags
         plan.preserve_fds = preserve_fds
         plan.log_fd = self.log.fileno() if self.log else -1

@@ -87,9 +87,86 @@ def _action(name, errno_ret, where, key="errnoRet"):
     return base
 
 
-def compile_filter(seccomp, warn):
+CACHE_ENTRIES = 64  # profiles kept per runtime root (the engine's vary with the caps only)
+
+
+def compile_filter(seccomp, warn, cache_dir=None):
     """linux.seccomp (validated here) -> Filter. Unknown syscall names are skipped with a
-    warning, as runc does (a profile names calls that newer kernels have)."""
+    warning, as runc does (a profile names calls that newer kernels have).
+
+    With `cache_dir` (the runtime root's, on tmpfs: gone at reboot, with the kernel it
+    was built for), a profile compiled before by the same libseccomp on the same kernel
+    is read back, warnings included: an engine gives every container the same profile,
+    and compiling Docker's costs more than all the rest of `create`."""
+    if cache_dir is None:
+        return _compile(seccomp, warn)
+    import hashlib
+    import json
+
+    from sangja import __version__
+    from sangja._native import seccomp as native
+
+    try:
+        key = json.dumps([__version__, native.version(), os.uname().release, seccomp],
+                         sort_keys=True).encode()  # fmt: skip
+    except (TypeError, ValueError):  # not JSON data: let the checks name what is wrong
+        return _compile(seccomp, warn)
+    path = os.path.join(cache_dir, hashlib.sha256(key).hexdigest())
+    filt = _cached(path, warn)
+    if filt is None:
+        seen = []
+        filt = _compile(seccomp, lambda m: (seen.append(m), warn(m)))
+        _store(path, filt, seen)
+    return filt
+
+
+def _cached(path, warn):
+    """A cache entry: one JSON line (what Filter holds but the program, the warnings),
+    then the program's bytes. Anything else is no entry."""
+    from sangja import jsonio
+
+    try:
+        with open(path, "rb") as f:
+            head, _, bpf = f.read().partition(b"\n")
+        meta = jsonio.loads(head)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("size") != len(bpf) or len(bpf) % 8:
+        return None
+    for m in meta.get("warnings") or ():
+        warn(m)
+    return Filter(bpf, meta["flags"], meta["listenerPath"], meta["listenerMetadata"])
+
+
+def _store(path, filt, warnings):
+    """Written whole or not at all (a new name, renamed over); the oldest entries go
+    beyond CACHE_ENTRIES. A cache that cannot be written costs only the next compile."""
+    from sangja import jsonio
+
+    d = os.path.dirname(path)
+    meta = dict(filt.state(), size=len(filt.bpf), warnings=warnings)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, jsonio.dumps(meta).encode() + b"\n" + filt.bpf)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+        entries = [os.path.join(d, n) for n in os.listdir(d) if not n.endswith(".tmp")]
+        if len(entries) > CACHE_ENTRIES:
+            entries.sort(key=lambda p: os.stat(p).st_mtime)
+            for old in entries[: len(entries) - CACHE_ENTRIES]:
+                os.unlink(old)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _compile(seccomp, warn):
     from sangja._native import seccomp as native
 
     if not isinstance(seccomp, dict):
