@@ -16,6 +16,7 @@ GLOBAL_FLAGS = {
     "--systemd-cgroup": ("systemd_cgroup", "b"),
     "--rootless": ("rootless", "v"),
     "--criu": ("criu", "v"),
+    "--storage-driver": ("storage_driver", "v"),
     "--version": ("version", "b"),
     "-v": ("version", "b"),
     "--help": ("help", "b"),
@@ -112,6 +113,13 @@ COMMANDS = {
 
 
 ENGINE_WORDS = ("image", "container", "login", "logout")  # Docker's management commands
+# volumes and housekeeping: word -> the module that handles it (imported only for it)
+MODULE_WORDS = {
+    "volume": "sangja.cli.volumes",
+    "system": "sangja.cli.system",
+    "info": "sangja.cli.system",
+    "version": "sangja.cli.system",
+}
 
 
 class UsageError(Exception):
@@ -166,13 +174,17 @@ def usage():
         "usage: sangja [global options] COMMAND [options] [args]",
         "",
         "global options: --root DIR (default /run/sangja), --log FILE, --log-format text|json,",
-        "                --debug, --systemd-cgroup, --version",
+        "                --debug, --systemd-cgroup, --version, --storage-driver overlay|vfs",
         "",
         "runtime commands (runc's):",
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
-    lines += ["", "engine commands: image, container, login, logout (`sangja image --help`)"]
+    lines += [
+        "",
+        "engine commands: image, container, volume, system, info, version, login,",
+        "                 logout (`sangja image --help`)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -406,6 +418,12 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        if g.get("storage_driver"):  # the engine reads it (image/snapshot.requested_driver)
+            os.environ["SANGJA_STORAGE_DRIVER"] = g["storage_driver"]
+        if cmd in MODULE_WORDS:
+            import importlib
+
+            return importlib.import_module(MODULE_WORDS[cmd]).main(cmd, args, g)
         if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
             from sangja.cli import engine_cli
 

@@ -1,11 +1,12 @@
-"""The engine's settings for images, from the environment and an optional JSON file.
-
-`$SANGJA_CONFIG` (default `/etc/sangja/daemon.json`), keys as in Docker's daemon.json:
-    {"default-registry": "registry.example:5000",
-     "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
-     "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
-     "max-concurrent-downloads": 3, "max-concurrent-uploads": 5,
-     "push-chunk-size": 33554432}
+"""The engine's settings for images, from the environment and the engine's config file
+(sangja.settings: `$SANGJA_CONFIG`, default `/etc/sangja/engine.toml`), keys as in
+Docker's daemon.json:
+    default-registry = "registry.example:5000"
+    insecure-registries = ["10.0.0.5:5000", "10.1.0.0/16"]
+    certs-d = ["/etc/sangja/certs.d", "/etc/docker/certs.d"]
+    max-concurrent-downloads = 3
+    max-concurrent-uploads = 5
+    push-chunk-size = 33554432
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
 SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
 SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE.
@@ -13,13 +14,11 @@ SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUN
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 
 from sangja.errors import SangjaError
 
-DEFAULT_CONFIG = "/etc/sangja/daemon.json"
 DEFAULT_ROOT = "/var/lib/sangja"
 DEFAULT_CERTS_D = ("/etc/sangja/certs.d", "/etc/docker/certs.d")
 
@@ -46,9 +45,10 @@ def load_json(path: str) -> dict:
     return doc
 
 
-@functools.cache
 def _file() -> dict:
-    return load_json(os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG)
+    from sangja import settings
+
+    return settings.load()
 
 
 def root() -> str:
