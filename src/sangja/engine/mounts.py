@@ -45,15 +45,15 @@ class MountPoint:
     for an anonymous one once it is created); `source`: a bind's host path."""
 
     FIELDS = ("type", "name", "source", "destination", "rw", "mode", "propagation", "copy",
-              "driver", "volume_opts", "volume_labels", "nonrecursive", "tmpfs",
-              "anonymous")  # fmt: skip
+              "driver", "volume_opts", "volume_labels", "nonrecursive", "recursive_ro",
+              "tmpfs", "anonymous")  # fmt: skip
     __slots__ = FIELDS
 
     def __init__(self, **kw):
         defaults = {"type": "volume", "name": "", "source": "", "destination": "", "rw": True,
                     "mode": "", "propagation": "", "copy": True, "driver": "",
                     "volume_opts": {}, "volume_labels": {}, "nonrecursive": False,
-                    "tmpfs": "", "anonymous": False}  # fmt: skip
+                    "recursive_ro": True, "tmpfs": "", "anonymous": False}  # fmt: skip
         for k in self.FIELDS:
             setattr(self, k, kw.pop(k, defaults[k]))
         if kw:
@@ -206,9 +206,13 @@ def parse_spec(m: dict) -> MountPoint:
             raise InvalidMount(pre + f"invalid propagation mode: {prop}")
         if not os.path.exists(src) and not bo.get("CreateMountpoint"):
             raise InvalidMount(pre + f"bind source path does not exist: {src}")
+        if bo.get("ReadOnlyNonRecursive") and bo.get("ReadOnlyForceRecursive"):
+            raise InvalidMount(pre + "ReadOnlyNonRecursive and ReadOnlyForceRecursive are"
+                               " mutually exclusive")  # fmt: skip
         return MountPoint(type="bind", source=posixpath.normpath(src), destination=dest,
                           rw=not ro, mode=mode, propagation=prop,
-                          nonrecursive=bool(bo.get("NonRecursive")))  # fmt: skip
+                          nonrecursive=bool(bo.get("NonRecursive")),
+                          recursive_ro=not bo.get("ReadOnlyNonRecursive"))  # fmt: skip
     if kind == "volume":
         if bo:
             raise InvalidMount(pre + "field BindOptions must not be specified")
@@ -325,8 +329,8 @@ def oci_mount(p: MountPoint, source: str) -> dict:
         return {"destination": p.destination, "type": "tmpfs", "source": "tmpfs",
                 "options": base + given}  # fmt: skip
     opts = ["bind" if p.nonrecursive else "rbind"]
-    if not p.rw:
-        opts += ["ro"] if p.nonrecursive else ["ro", "rro"]
+    if not p.rw:  # read-only all the way down (rro: mount_setattr), unless asked otherwise
+        opts += ["ro", "rro"] if p.recursive_ro and not p.nonrecursive else ["ro"]
     opts.append(p.propagation or DEFAULT_PROPAGATION)
     return {"destination": p.destination, "type": "bind", "source": source, "options": opts}
 
