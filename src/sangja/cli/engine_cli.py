@@ -27,7 +27,8 @@ def _flags(*specs):
 
 IMAGE = {
     "pull": (_flags(("-q", "--quiet", "quiet", _B), ("--platform", "platform", _V),
-                    ("-a", "--all-tags", "all_tags", _B)),
+                    ("-a", "--all-tags", "all_tags", _B),
+                    ("--signature-policy", "signature_policy", _V)),
              "[OPTIONS] NAME[:TAG|@DIGEST]", "download an image from a registry"),
     "ls": (_flags(("-q", "--quiet", "quiet", _B), ("--digests", "digests", _B),
                   ("--no-trunc", "no_trunc", _B), ("-a", "--all", "all", _B),
@@ -40,7 +41,8 @@ IMAGE = {
     "history": (_flags(("--no-trunc", "no_trunc", _B), ("-q", "--quiet", "quiet", _B),
                        ("-H", "--human", "human", _B)),
                 "IMAGE", "the image's layers and how they were made"),
-    "push": (_flags(("-a", "--all-tags", "all_tags", _B), ("-q", "--quiet", "quiet", _B)),
+    "push": (_flags(("-a", "--all-tags", "all_tags", _B), ("-q", "--quiet", "quiet", _B),
+                    ("--sign-by", "--sign-by-sigstore-private-key", "sign_by", _V)),
              "[OPTIONS] NAME[:TAG]", "upload an image to a registry"),
     "search": (_flags(("--limit", "limit", _V), ("--format", "format", _V),
                       ("--no-trunc", "no_trunc", _B), ("-f", "--filter", "filter", _M)),
@@ -64,7 +66,8 @@ CONTAINER = {
                    ("-e", "--env", "env", _M), ("-w", "--workdir", "workdir", _V),
                    ("-u", "--user", "user", _V), ("--name", "name", _V),
                    ("--entrypoint", "entrypoint", _V), ("-h", "--hostname", "hostname", _V),
-                   ("--platform", "platform", _V), ("--pull", "pull", _V)),
+                   ("--platform", "platform", _V), ("--pull", "pull", _V),
+                   ("--signature-policy", "signature_policy", _V)),
             "[OPTIONS] IMAGE [COMMAND [ARG...]]", "run a command in a new container (foreground)"),
     "ls": (_flags(("-a", "--all", "all", _B), ("-q", "--quiet", "quiet", _B)), "[OPTIONS]",
            "list containers"),
@@ -138,7 +141,8 @@ def image_pull(opts, pos, g, log):
     _n(pos, "image pull", 1, 1)
     p = Progress(sys.stdout, quiet=opts.get("quiet", False))
     res = pull(pos[0], platform=opts.get("platform"), progress=p,
-               all_tags=opts.get("all_tags", False))  # fmt: skip
+               all_tags=opts.get("all_tags", False),
+               signature_policy=opts.get("signature_policy"))  # fmt: skip
     sys.stdout.write(res.reference + "\n")
     return 0
 
@@ -336,8 +340,13 @@ def image_push(opts, pos, g, log):
 
     _n(pos, "image push", 1, 1)
     quiet = opts.get("quiet", False)
+    key = None
+    if opts.get("sign_by"):  # content trust: the key is opened before anything is pushed
+        from sangja.cli.trust_cli import load_signing_key
+
+        key = load_signing_key(opts["sign_by"])
     for res in push(pos[0], progress=Progress(sys.stdout, quiet=quiet),
-                    all_tags=opts.get("all_tags", False)):  # fmt: skip
+                    all_tags=opts.get("all_tags", False), sign_by=key):  # fmt: skip
         if quiet:
             sys.stdout.write(res.reference + "\n")
     return 0
@@ -440,6 +449,7 @@ def container_run(opts, pos, g, log):
         workdir=opts.get("workdir"), user=opts.get("user"), name=opts.get("name"),
         entrypoint=[ep] if ep else ([] if ep == "" else None), hostname=opts.get("hostname"),
         platform=opts.get("platform"), pull=opts.get("pull", "missing"),
+        signature_policy=opts.get("signature_policy"),
     )  # fmt: skip
     return _containers(g, log).run(o)
 

@@ -63,6 +63,7 @@ class RunOptions:
     hostname: str | None = None
     platform: str | None = None
     pull: str = "missing"  # missing | always | never
+    signature_policy: str | None = None  # content trust (sangja.image.trust)
 
 
 class Containers:
@@ -88,19 +89,29 @@ class Containers:
         if o.pull == "always":
             return self._pull(o)
         try:
-            return self.store.resolve(o.image)
+            image_id = self.store.resolve(o.image)
         except ImageNotFound:
             if o.pull == "never":
                 raise RunError(f"no such image: {o.image}")
             sys.stderr.write(f"Unable to find image '{o.image}' locally\n")
             return self._pull(o)
+        # content trust (issue 19): with trust on, the image under this name must be the
+        # one its registry has signed for it; when the signed one is another, pull it
+        # (pull verifies).  With trust off this returns True without reading anything.
+        from sangja.image import trust
+
+        if not trust.check_local(self.store, o.image, image_id, o.signature_policy):
+            if o.pull == "never":
+                raise RunError(f"image {o.image}: the local image is not the one signed for it")
+            return self._pull(o)
+        return image_id
 
     def _pull(self, o: RunOptions) -> str:
         from sangja.image.progress import Progress
         from sangja.image.pull import pull
 
-        return pull(o.image, platform=o.platform, store=self.store,
-                    progress=Progress(sys.stderr)).image_id  # fmt: skip
+        return pull(o.image, platform=o.platform, store=self.store, progress=Progress(sys.stderr),
+                    signature_policy=o.signature_policy).image_id  # fmt: skip
 
     # ---- run --------------------------------------------------------------------------
     def run(self, o: RunOptions) -> int:

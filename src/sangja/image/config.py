@@ -7,9 +7,12 @@ Docker's daemon.json:
     max-concurrent-downloads = 3
     max-concurrent-uploads = 5
     push-chunk-size = 33554432
+    signature-policy = "/etc/sangja/policy.json"
+    content-trust = false
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
 SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
-SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE.
+SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE,
+SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 """
 
 from __future__ import annotations
@@ -45,10 +48,24 @@ def load_json(path: str) -> dict:
     return doc
 
 
+def config_path() -> str:
+    """The engine's config file in force (its directory holds policy.json)."""
+    from sangja import settings
+
+    return settings.path()
+
+
 def _file() -> dict:
     from sangja import settings
 
     return settings.load()
+
+
+def setting(key: str, default=None):
+    """A key of the engine config file, checked by sangja.settings (its type is right)."""
+    from sangja import settings
+
+    return settings.get(key, default)
 
 
 def root() -> str:
