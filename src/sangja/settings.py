@@ -224,6 +224,11 @@ def load(file: str | None = None) -> dict:
     return got
 
 
+def clear_cache() -> None:
+    """Read the file again next time (it is read once per process otherwise)."""
+    _cache.clear()
+
+
 def get(key: str, default=None):
     """One key of the config file, checked (KeyError for a key the schema lacks: a
     reader asking for an undeclared key is a bug, not a user's typo)."""

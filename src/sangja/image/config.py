@@ -61,6 +61,15 @@ def _file() -> dict:
     return settings.load()
 
 
+def _clear() -> None:
+    from sangja import settings
+
+    settings.clear_cache()
+
+
+_file.cache_clear = _clear  # as functools.cache has it (tests re-read the file)
+
+
 def setting(key: str, default=None):
     """A key of the engine config file, checked by sangja.settings (its type is right)."""
     from sangja import settings
