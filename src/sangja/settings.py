@@ -191,6 +191,7 @@ SCHEMA = {
     "signature-policy": _abspath,
     "content-trust": _bool,
     # containers' defaults (engine)
+    "cgroup-parent": _str,
     "log-driver": _one_of("k8s-file", "json-file", "none"),
     "log-opts": _log_opts,
     "default-ulimits": _ulimits,

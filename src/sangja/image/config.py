@@ -9,6 +9,7 @@ Docker's daemon.json:
     push-chunk-size = 33554432
     signature-policy = "/etc/sangja/policy.json"
     content-trust = false
+    cgroup-parent = "/sangja"
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
 SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
 SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE,
@@ -17,7 +18,6 @@ SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from sangja.errors import SangjaError
@@ -81,6 +81,12 @@ def root() -> str:
     return os.environ.get("SANGJA_ROOT") or _file().get("data-root") or DEFAULT_ROOT
 
 
+def cgroup_parent() -> str:
+    """Where containers' cgroups go when --cgroup-parent does not say (Docker's
+    default-cgroup-parent): SANGJA_CGROUP_PARENT, `cgroup-parent`, else /sangja."""
+    return os.environ.get("SANGJA_CGROUP_PARENT") or _file().get("cgroup-parent") or "/sangja"
+
+
 def default_registry() -> str:
     return (
         os.environ.get("SANGJA_DEFAULT_REGISTRY")
@@ -139,6 +145,8 @@ def is_loopback(domain: str) -> bool:
     host = _host_of(domain)
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -149,6 +157,8 @@ def is_insecure(domain: str) -> bool:
     """Named insecure (by host:port, host, or a CIDR holding its address): plain HTTP is
     allowed and TLS certificates are not verified.  Loopback is not in this list: it may
     use plain HTTP, but a TLS certificate it presents is still verified."""
+    import ipaddress
+
     host = _host_of(domain)
     for entry in _insecure_list():
         if entry in (domain, host):
