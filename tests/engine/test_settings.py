@@ -22,6 +22,7 @@ push-chunk-size = 1048576
 signature-policy = "/etc/sangja/policy.json"
 content-trust = false
 log-driver = "json-file"
+cgroup-parent = "/sangja-test"
 log-opts = { max-size = "10m", max-file = 1 }
 bip = "172.30.0.1/16"
 mtu = 1450

@@ -67,6 +67,16 @@ def test_create_ls_inspect_rm(vsj):
     assert row == {"Availability": "N/A", "Driver": "local", "Group": "N/A",
                    "Labels": "team=a,flag=", "Links": "N/A", "Mountpoint": d2["Mountpoint"],
                    "Name": "data2", "Scope": "local", "Size": "N/A", "Status": "N/A"}  # fmt: skip
+    # Go templates, as docker's --format
+    out = vsj.ok("volume", "ls", "--format", "{{.Name}}:{{.Driver}}:{{.Labels}}").out
+    assert "data2:local:team=a,flag=\n" in out
+    out = vsj.ok("volume", "ls", "--format", "table {{.Name}}\t{{.Scope}}").out.splitlines()
+    assert out[0].split() == ["VOLUME", "NAME", "SCOPE"] and len(out) == 4
+    assert vsj.ok("volume", "inspect", "-f", "{{.Mountpoint}}", "data2").out == (
+        d2["Mountpoint"] + "\n"
+    )
+    got = vsj.ok("volume", "inspect", "-f", "{{json .Labels}}", "data2").out
+    assert json.loads(got) == {"flag": "", "team": "a"}
     with open(os.path.join(d2["Mountpoint"], "f"), "w") as f:
         f.write("x")
     assert vsj.ok("volume", "rm", "data1", "data2").out == "data1\ndata2\n"
@@ -98,7 +108,9 @@ def test_bad_input(vsj):
     r = vsj.fail("volume", "ls", "-f", "dangling=maybe")
     assert "invalid filter 'dangling=maybe'" in r.err
     r = vsj.fail("volume", "ls", "--format", "{{.Name}} {{.Nope")
-    assert "--format" in r.err
+    assert "template parsing error" in r.err
+    r = vsj.fail("volume", "ls", "--format", "{{.Nope}}")  # an unknown field, even with none
+    assert "Nope" in r.err
     # nothing was made by any of it
     assert vsj.ok("volume", "ls", "-q").out == ""
     vols = os.path.join(vsj.root, "volumes")

@@ -158,7 +158,7 @@ class _Session:
             from sangja.errors import SangjaError
 
             try:
-                self.cs.remove(rec.id, force=True)
+                self.cs.remove(rec.id, force=True, volumes=True)  # --rm: anonymous ones too
             except SangjaError:
                 pass  # removed by its monitor meanwhile
         return code

@@ -11,7 +11,7 @@ quoted) -> one HostConfig.Mounts object, the API's shape, which the engine check
 
 from __future__ import annotations
 
-from sangja.cli.main import UsageError
+from sangja.cli.parse import UsageError
 
 _BOOLS = {"1": True, "t": True, "true": True, "True": True, "TRUE": True, "0": False,
           "f": False, "false": False, "False": False, "FALSE": False}  # fmt: skip

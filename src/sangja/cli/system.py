@@ -1,86 +1,20 @@
-"""`sangja system df|info|events`, `sangja info`, `sangja version`: Docker's housekeeping
-commands, their flags and output shapes.  The work is the engine's (engine/diskusage.py,
-engine/sysinfo.py, engine/events.py); this module parses and prints."""
+"""`sangja system df|info|events|prune`, `sangja info`, `sangja version`: Docker's
+housekeeping commands, their flags and output shapes.  The work is the engine's
+(engine/diskusage.py, sysinfo.py, events.py, prune.py); this module parses and prints."""
 
 from __future__ import annotations
 
 import sys
 
-from sangja.cli.main import UsageError, parse
-from sangja.cli.volumes import table
-
-_V, _B, _M = "v", "b", "m"
-
-
-def _flags(*specs):
-    table = {}
-    for *names, key, kind in specs:
-        for n in names:
-            table[n] = (key, kind)
-    return table
+from sangja.cli.groups import Sub, dispatch, need
+from sangja.cli.output import Struct, age, print_formatted, print_template, table
+from sangja.cli.parse import B, M, UsageError, V, flags
 
 
-SYSTEM = {
-    "df": (_flags(("-v", "--verbose", "verbose", _B), ("--format", "format", _V)),
-           "[OPTIONS]", "disk usage of images, containers and volumes"),
-    "info": (_flags(("-f", "--format", "format", _V)), "[OPTIONS]",
-             "the engine: storage driver, cgroups, kernel, counts, settings"),
-    "events": (_flags(("--since", "since", _V), ("--until", "until", _V),
-                      ("-f", "--filter", "filter", _M), ("--format", "format", _V)),
-               "[OPTIONS]", "the engine's events, then each new one as it happens"),
-}  # fmt: skip
-VERSION = _flags(("-f", "--format", "format", _V))
-
-
-def main(word, args, g):
-    if word == "version":
-        return _run(lambda: _version(*parse(args, dict(VERSION, **{"--help": ("help", _B)}))))
-    if word == "info":
-        args = ["info"] + args
-    if not args or args[0] in ("-h", "--help", "help"):
-        lines = ["usage: sangja system COMMAND [options]", ""]
-        lines += [f"  {n:8} {u:12} {d}" for n, (_, u, d) in SYSTEM.items()]
-        sys.stdout.write("\n".join(lines) + "\n")
-        return 0 if args else 1
-    sub = args[0]
-    if sub not in SYSTEM:
-        return _fail(f"unknown command system {sub!r} (see `sangja system --help`)")
-
-    def go():
-        opts, pos = parse(args[1:], dict(SYSTEM[sub][0], **{"--help": ("help", _B)}))
-        if opts.get("help"):
-            sys.stdout.write(f"usage: sangja system {sub} {SYSTEM[sub][1]}\n{SYSTEM[sub][2]}\n"
-                             f"  {' '.join(sorted(SYSTEM[sub][0]))}\n")  # fmt: skip
-            return 0
-        if pos:
-            raise UsageError(f'"system {sub}" accepts no arguments')
-        return globals()[f"_{sub}"](opts, g)
-
-    return _run(go)
-
-
-def _run(fn):
-    try:
-        return fn()
-    except UsageError as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        return 0  # docker events ends on ^C
-    except BrokenPipeError:
-        return 0
-    except Exception as e:
-        from sangja.errors import SangjaError
-
-        if isinstance(e, SangjaError):
-            return _fail(str(e))
-        if isinstance(e, OSError):
-            return _fail(f"{e.strerror or e}{' ' + e.filename if e.filename else ''}")
-        raise
-
-
-def _fail(msg):
-    sys.stderr.write(f"sangja: {msg}\n")
-    return 1
+def main(word: str, args: list[str], g: dict) -> int:
+    if word in ("info", "version"):
+        args = [word, *args]
+    return dispatch("system", SYSTEM, {}, args, g)
 
 
 def size(n: float) -> str:
@@ -92,71 +26,41 @@ def size(n: float) -> str:
     return f"{n}B"
 
 
-def _json_lines(items) -> None:
-    from sangja import jsonio
+def _cs(g):
+    from sangja.engine.containers import Containers
 
-    sys.stdout.write("".join(jsonio.dumps(i) + "\n" for i in items))
-
-
-def _only_json(fmt: str) -> bool:
-    if fmt in ("json", "{{json .}}"):
-        return True
-    raise UsageError(f"--format {fmt!r}: only json is supported ('{{{{json .}}}}' too)")
+    return Containers(runtime_root=g.get("root") or "/run/sangja")
 
 
 # ---- df -------------------------------------------------------------------------------------
 
 
-def _store():
-    from sangja.image.store import Store
-
-    return Store()
-
-
-def _df(opts, g):
+def system_df(opts, pos, g):
     from sangja.engine import diskusage
-    from sangja.engine.volumes import Volumes
 
-    store = _store()
-    df = diskusage.disk_usage(store, Volumes(store))
+    need(pos, "system df", 0, 0)
+    cs = _cs(g)
+    df = diskusage.disk_usage(cs.store, cs.mounts.volumes, diskusage.containers(cs))
     fmt = opts.get("format")
-    if fmt and _only_json(fmt):
-        if opts.get("verbose"):
-            df = {k: v for k, v in df.items() if not k.startswith("_")}
-            _json_lines([df])
-        else:
-            rows = [_df_row(r) for r in diskusage.summary(df)]
-            _json_lines([{k: str(v) for k, v in r.items()} for r in rows])
-        return 0
     if opts.get("verbose"):
+        if fmt:
+            body = {k: v for k, v in df.items() if not k.startswith("_")}
+            return print_template(fmt, [body])
         _df_verbose(df)
         return 0
-    rows = [("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")]
-    for r in diskusage.summary(df):
-        d = _df_row(r)
-        rows.append((d["Type"], d["TotalCount"], d["Active"], d["Size"], d["Reclaimable"]))
-    table(rows)
-    return 0
+    rows = [Struct(_df_row(r)) for r in diskusage.summary(df)]
+    titles = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}  # fmt: skip
+    default = "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+    return print_formatted(fmt or "table", rows, titles, default)
 
 
 def _df_row(r: dict) -> dict:
     rec = size(r["Reclaimable"])
     if r["Size"] > 0:
         rec += f" ({r['Reclaimable'] * 100 // r['Size']}%)"
-    return {"Type": r["Type"], "TotalCount": r["TotalCount"], "Active": r["Active"],
+    return {"Type": r["Type"], "TotalCount": str(r["TotalCount"]), "Active": str(r["Active"]),
             "Size": size(r["Size"]), "Reclaimable": rec}  # fmt: skip
-
-
-def _age(ts) -> str:
-    import time
-
-    d = time.time() - ts
-    for unit, secs in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
-                       ("day", 86400), ("hour", 3600), ("minute", 60)):  # fmt: skip
-        if d >= secs * (2 if unit != "minute" else 1):
-            n = int(d // secs)
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "Less than a minute ago" if d >= 0 else "in the future"
 
 
 def _df_verbose(df: dict) -> None:
@@ -172,7 +76,7 @@ def _df_verbose(df: dict) -> None:
             name, t = split_name(i["RepoTags"][0])
             repo, tag = familiar(name), t or "<none>"
         rows.append((repo, tag, i["Id"].split(":", 1)[1][:12],
-                     _age(i["Created"]) if i["Created"] else "N/A", size(i["Size"]),
+                     age(i["Created"]) if i["Created"] else "N/A", size(i["Size"]),
                      size(i["SharedSize"]), size(i["Size"] - i["SharedSize"]),
                      str(i["Containers"])))  # fmt: skip
     table(rows)
@@ -184,7 +88,7 @@ def _df_verbose(df: dict) -> None:
         cmd = f'"{cmd[:19]}…"' if len(cmd) > 20 else f'"{cmd}"'
         names = ",".join(n.lstrip("/") for n in c.get("Names") or [])
         rows.append((c["Id"][:12], c.get("Image", ""), cmd, str(c.get("LocalVolumes", 0)),
-                     size(c.get("SizeRw", 0)), _age(c.get("Created", 0)), c.get("Status", ""),
+                     size(c.get("SizeRw", 0)), age(c.get("Created", 0)), c.get("Status", ""),
                      names))  # fmt: skip
     table(rows)
     out.write("\nLocal Volumes space usage:\n\n")
@@ -197,14 +101,27 @@ def _df_verbose(df: dict) -> None:
 # ---- info / version -------------------------------------------------------------------------
 
 
-def _info(opts, g):
+def container_counts(cs) -> dict:
+    n = {"total": 0, "running": 0, "paused": 0, "stopped": 0}
+    for rec in cs.list():
+        n["total"] += 1
+        if rec.state in ("running", "restarting"):
+            n["running"] += 1
+        elif rec.state == "paused":
+            n["paused"] += 1
+        else:
+            n["stopped"] += 1
+    return n
+
+
+def system_info(opts, pos, g):
     from sangja.engine import sysinfo
 
-    i = sysinfo.info(_store(), systemd_cgroup=bool(g.get("systemd_cgroup")))
-    fmt = opts.get("format")
-    if fmt and _only_json(fmt):
-        _json_lines([i])
-        return 0
+    need(pos, "info", 0, 0)
+    cs = _cs(g)
+    i = sysinfo.info(cs.store, container_counts(cs), systemd_cgroup=bool(g.get("systemd_cgroup")))
+    if opts.get("format"):
+        return print_template(opts["format"], [i])
     w = []
     w.append(f"Containers: {i['Containers']}")
     for k in ("Running", "Paused", "Stopped"):
@@ -259,24 +176,18 @@ def _gib(n: int) -> str:
     return f"{n}B"
 
 
-def _version(opts, pos):
+def system_version(opts, pos, g):
     import platform
 
     from sangja.engine import sysinfo
 
-    if opts.get("help"):
-        sys.stdout.write("usage: sangja version [--format json]\n")
-        return 0
-    if pos:
-        raise UsageError('"version" accepts no arguments')
+    need(pos, "version", 0, 0)
     srv = sysinfo.version()
     client = {"Platform": {"Name": "sangja"}, "Version": srv["Version"],
               "ApiVersion": srv["ApiVersion"], "PythonVersion": platform.python_version(),
               "Os": srv["Os"], "Arch": srv["Arch"], "Context": "default"}  # fmt: skip
-    fmt = opts.get("format")
-    if fmt and _only_json(fmt):
-        _json_lines([{"Client": client, "Server": srv}])
-        return 0
+    if opts.get("format"):
+        return print_template(opts["format"], [{"Client": client, "Server": srv}])
     w = ["Client: sangja", f" Version:           {client['Version']}",
          f" API version:       {client['ApiVersion']}",
          f" Python version:    {client['PythonVersion']}",
@@ -301,24 +212,93 @@ def _version(opts, pos):
 # ---- events ---------------------------------------------------------------------------------
 
 
-def _events(opts, g):
+def system_events(opts, pos, g):
     from sangja.engine import events
+    from sangja.engine.units import parse_timestamp
+    from sangja.image import config
 
+    need(pos, "system events", 0, 0)
     try:
-        since = events.parse_time(opts["since"]) if opts.get("since") else None
-        until = events.parse_time(opts["until"]) if opts.get("until") else None
+        since = parse_timestamp(opts["since"]) if opts.get("since") else None
+        until = parse_timestamp(opts["until"]) if opts.get("until") else None
         filters = events.parse_filters(opts.get("filter"))
     except ValueError as e:
         raise UsageError(str(e))
     fmt = opts.get("format")
-    as_json = bool(fmt) and _only_json(fmt)
-    root = _store().root
-    for ev in events.follow(root, since, until, filters):
-        if as_json:
+    if fmt:
+        from sangja.cli.gotemplate import Template, TemplateError
+
+        try:
+            template = None if fmt == "json" else Template(fmt)
+        except TemplateError as e:
+            raise UsageError(str(e))
+    for ev in events.follow(config.root(), since, until, filters):
+        if not fmt:
+            line = events.text(ev)
+        elif template is None:
             from sangja import jsonio
 
-            sys.stdout.write(jsonio.dumps(ev) + "\n")
+            line = jsonio.dumps(ev)
         else:
-            sys.stdout.write(events.text(ev) + "\n")
+            line = template.render(ev)
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
     return 0
+
+
+# ---- prune ----------------------------------------------------------------------------------
+
+
+def system_prune(opts, pos, g):
+    from sangja.cli.volumes import confirm
+    from sangja.engine import prune
+
+    need(pos, "system prune", 0, 0)
+    filters: dict[str, list[str]] = {}
+    for item in opts.get("filter") or ():
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise UsageError(f"bad format of filter (expected name=value): {item!r}")
+        filters.setdefault(k.strip().lower(), []).append(v)
+    what = ["all stopped containers"]
+    if opts.get("volumes"):
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them"
+                if opts.get("all") else "all dangling images")  # fmt: skip
+    if not opts.get("force") and not confirm(
+        "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
+    ):
+        return 0
+    res = prune.system_prune(_cs(g), all=bool(opts.get("all")), volumes=bool(opts.get("volumes")),
+                             filters=filters)  # fmt: skip
+    out = sys.stdout
+    if res["ContainersDeleted"]:
+        out.write("Deleted Containers:\n" + "".join(i + "\n" for i in res["ContainersDeleted"]))
+        out.write("\n")
+    if res["VolumesDeleted"]:
+        out.write("Deleted Volumes:\n" + "".join(n + "\n" for n in res["VolumesDeleted"]))
+        out.write("\n")
+    if res["ImagesDeleted"]:
+        lines = [f"untagged: {d['Untagged']}" if "Untagged" in d else f"deleted: {d['Deleted']}"
+                 for d in res["ImagesDeleted"]]  # fmt: skip
+        out.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
+    out.write(f"Total reclaimed space: {size(res['SpaceReclaimed'])}\n")
+    return 0
+
+
+SYSTEM = {
+    "df": Sub(flags(("-v", "--verbose", "verbose", B), ("--format", "format", V)),
+              "[OPTIONS]", "disk usage of images, containers and volumes", system_df),
+    "info": Sub(flags(("-f", "--format", "format", V)), "[OPTIONS]",
+                "the engine: storage driver, cgroups, kernel, counts, settings", system_info),
+    "events": Sub(flags(("--since", "since", V), ("--until", "until", V),
+                        ("-f", "--filter", "filter", M), ("--format", "format", V)),
+                  "[OPTIONS]", "the engine's events, then each new one as it happens",
+                  system_events),
+    "prune": Sub(flags(("-a", "--all", "all", B), ("--volumes", "volumes", B),
+                       ("-f", "--force", "force", B), ("--filter", "filter", M)),
+                 "[OPTIONS]", "remove stopped containers, unused images (and volumes)",
+                 system_prune),
+    "version": Sub(flags(("-f", "--format", "format", V)), "[OPTIONS]",
+                   "the engine's, the runtime's and conmon's versions", system_version),
+}  # fmt: skip

@@ -82,6 +82,7 @@ def normalize(body: dict) -> dict:
         _signal(cfg["StopSignal"], "StopSignal")
     _check_health(cfg.get("Healthcheck"))
     _check_host(hc)
+    _check_mounts(cfg, hc)
     _check_unsupported(cfg, hc, nc)
     return {"Config": cfg, "HostConfig": hc, "NetworkingConfig": nc}
 
@@ -216,6 +217,22 @@ def _check_host(hc: dict) -> None:
             raise InvalidArgument(f"invalid tmpfs mount point {path!r}: it must be absolute")
 
 
+def _check_mounts(cfg: dict, hc: dict) -> None:
+    """-v, --mount, --volumes-from, --tmpfs and Config.Volumes as Docker reads them
+    (engine/mounts.py); the volume driver, when named, must be local."""
+    from sangja.engine import mounts
+
+    if cfg.get("Volumes") is not None and not isinstance(cfg["Volumes"], dict):
+        raise InvalidArgument('Config.Volumes must be an object {"/path": {}}')
+    for key in ("Binds", "VolumesFrom", "Mounts"):
+        if hc.get(key) is not None and not isinstance(hc[key], list):
+            raise InvalidArgument(f"HostConfig.{key} must be a list")
+    if hc.get("VolumeDriver") not in (None, "", "local"):
+        raise InvalidArgument(f"volume driver {hc['VolumeDriver']!r} is not supported (only"
+                              " local)")  # fmt: skip
+    mounts.check(cfg, hc)
+
+
 def _security_opt(opt: str) -> None:
     key, sep, val = opt.partition("=")
     if not sep:
@@ -261,14 +278,10 @@ def _check_unsupported(cfg: dict, hc: dict, nc: dict) -> None:
         )
     for key, what in (("PortBindings", "publishing ports (-p)"), ("Links", "links"),
                       ("Dns", "--dns"), ("DnsSearch", "--dns-search"),
-                      ("DnsOptions", "--dns-option"), ("ExtraHosts", "--add-host"),
-                      ("Binds", "volumes (-v)"), ("Mounts", "mounts (--mount)"),
-                      ("VolumesFrom", "--volumes-from")):  # fmt: skip
+                      ("DnsOptions", "--dns-option"), ("ExtraHosts", "--add-host")):  # fmt: skip
         if hc.get(key):
             raise InvalidArgument(f"{what}: not supported yet")
     if hc.get("PublishAllPorts"):
         raise InvalidArgument("publishing ports (-P): not supported yet")
-    if cfg.get("Volumes"):
-        raise InvalidArgument("volumes (-v): not supported yet")
     if (nc or {}).get("EndpointsConfig"):
         raise InvalidArgument("network endpoints: networks are not supported yet")

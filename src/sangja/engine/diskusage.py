@@ -117,9 +117,23 @@ def images(store) -> tuple[list[dict], int, int]:
     return out, total, reclaimable
 
 
+def containers(cs) -> list[dict]:
+    """Docker's container summaries with SizeRw: the du of each container's own files (its
+    storage driver's: overlay's upper/, vfs's whole copy), and how many volumes it uses."""
+    out = []
+    for s in cs.summaries(all=True):
+        cdir = cs.paths(s["Id"]).dir
+        rw = du(cs.storage(s["Id"]).changes(cdir))
+        s["SizeRw"] = rw
+        s["SizeRootFs"] = rw + cs._image_size(s["ImageID"])
+        s["LocalVolumes"] = sum(1 for m in s.get("Mounts") or () if m["Type"] == "volume")
+        out.append(s)
+    return out
+
+
 def disk_usage(store, volumes=None, containers: list[dict] | None = None) -> dict:
     """Docker's /system/df body.  `containers`: summaries with SizeRw already measured
-    (engine/containers.py gives them); volumes: an engine.volumes.Volumes."""
+    (`containers(cs)`); volumes: an engine.volumes.Volumes."""
     items, layers, reclaimable = images(store)
     out = {
         "LayersSize": layers,

@@ -101,37 +101,6 @@ def _append(path, type, action, actor_id, attributes, scope) -> dict:
 # ---- reading ----------------------------------------------------------------------------
 
 
-def parse_time(text: str, now: float | None = None) -> float:
-    """Docker's --since/--until: Unix seconds ('1700000000', '1700000000.5'), an RFC 3339
-    time or date ('2024-01-02T03:04:05Z', '2024-01-02'), or a duration before now
-    ('10m', '1h30m').  -> Unix seconds.  ValueError."""
-    import re
-
-    t = text.strip()
-    now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", t):
-        return float(t)
-    m = re.fullmatch(r"((\d+(\.\d+)?)(ns|us|µs|ms|s|m|h))+", t)
-    if m:
-        units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        total = sum(float(n) * units[u]
-                    for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)", t))  # fmt: skip
-        return now - total
-    import datetime
-
-    iso = t.replace("Z", "+00:00")
-    frac = re.search(r"\.(\d+)", iso)
-    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds
-        iso = iso[: frac.start(1) + 6] + iso[frac.end(1) :]
-    try:
-        d = datetime.datetime.fromisoformat(iso)
-    except ValueError:
-        raise ValueError(f"invalid time {text!r} (want Unix seconds, RFC 3339 or a duration)")
-    if d.tzinfo is None:
-        d = d.astimezone()  # Docker reads a time without a zone as local time
-    return d.timestamp()
-
-
 def parse_filters(items) -> dict[str, list[str]]:
     """['type=container', 'event=die'] (CLI) or {"type": [...]} (API) -> dict.  ValueError."""
     if isinstance(items, dict):

@@ -46,14 +46,15 @@ class MountPoint:
 
     FIELDS = ("type", "name", "source", "destination", "rw", "mode", "propagation", "copy",
               "driver", "volume_opts", "volume_labels", "nonrecursive", "recursive_ro",
-              "tmpfs", "anonymous")  # fmt: skip
+              "tmpfs", "anonymous", "create_source")  # fmt: skip
     __slots__ = FIELDS
 
     def __init__(self, **kw):
         defaults = {"type": "volume", "name": "", "source": "", "destination": "", "rw": True,
                     "mode": "", "propagation": "", "copy": True, "driver": "",
                     "volume_opts": {}, "volume_labels": {}, "nonrecursive": False,
-                    "recursive_ro": True, "tmpfs": "", "anonymous": False}  # fmt: skip
+                    "recursive_ro": True, "tmpfs": "", "anonymous": False,
+                    "create_source": False}  # fmt: skip
         for k in self.FIELDS:
             setattr(self, k, kw.pop(k, defaults[k]))
         if kw:
@@ -156,6 +157,7 @@ def parse_bind(raw: str) -> MountPoint:
             raise InvalidMount(f"invalid mode: {mode} (nocopy is for volumes)")
         mp.source = posixpath.normpath(source)
         mp.propagation = prop or DEFAULT_PROPAGATION
+        mp.create_source = True  # -v makes a missing host directory, as Docker's does
     else:
         if prop:
             raise InvalidMount(f"invalid mode: {mode} (propagation is for bind mounts)")
@@ -212,7 +214,8 @@ def parse_spec(m: dict) -> MountPoint:
         return MountPoint(type="bind", source=posixpath.normpath(src), destination=dest,
                           rw=not ro, mode=mode, propagation=prop,
                           nonrecursive=bool(bo.get("NonRecursive")),
-                          recursive_ro=not bo.get("ReadOnlyNonRecursive"))  # fmt: skip
+                          recursive_ro=not bo.get("ReadOnlyNonRecursive"),
+                          create_source=bool(bo.get("CreateMountpoint")))  # fmt: skip
     if kind == "volume":
         if bo:
             raise InvalidMount(pre + "field BindOptions must not be specified")
@@ -348,3 +351,138 @@ def resolve_bind_source(p: MountPoint, create: bool) -> str:
         except OSError as e:
             raise InvalidMount(f"bind source {src}: {e.strerror}", errno=e.errno, path=src)
     return os.path.realpath(src)
+
+
+# ---- a container's mount points: checked at create, resolved and kept, used at each start --
+
+MOUNTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS container_mounts (
+    container TEXT PRIMARY KEY,
+    points    TEXT NOT NULL         -- JSON: [MountPoint], volumes named (anonymous ones too)
+);
+"""
+# the runtime's own mounts stay first; the rest (Docker's daemon mounts: /etc files, /dev/shm,
+# --tmpfs, --init; and the user's) follow, sorted by the depth of their destination
+SYSTEM_MOUNTS = ("/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue")
+NOT_RUNNING = ("exited", "dead", "removing")
+
+
+def check(config: dict, host_config: dict) -> None:
+    """What ContainerCreate can check before anything is made: the -v strings, the
+    --mount objects, --volumes-from specs, duplicates.  InvalidMount."""
+    plan(config, host_config, (), volumes_from=lambda ref: [])
+
+
+class ContainerMounts:
+    """The engine's side of a container's mounts (engine/containers.py calls these in its
+    create, start, teardown and removal steps)."""
+
+    def __init__(self, store, volumes=None):
+        if volumes is None:
+            from sangja.engine.volumes import Volumes
+
+            volumes = Volumes(store)
+        self.store = store
+        self.volumes = volumes
+        self._ready = False
+
+    @property
+    def db(self):
+        db = self.volumes.db  # the volume tables first
+        if not self._ready:
+            db.executescript(MOUNTS_SCHEMA)
+            self._ready = True
+        return db
+
+    def create(self, cid: str, config: dict, host_config: dict, image_volumes=(),
+               volumes_from=None) -> list[MountPoint]:  # fmt: skip
+        """Resolve the container's points, create the volumes they name (each recorded as
+        used by `cid` in the volume's own transaction, so nothing can remove it
+        meanwhile), and keep the points.  What a failure leaves is the container's, and
+        goes with it (`forget`, `remove_anonymous`)."""
+        from sangja import jsonio
+
+        points = plan(config, host_config, image_volumes, volumes_from)
+        for p in points:
+            if p.type != "volume":
+                continue
+            v = self.volumes.create(p.name or None, p.driver, p.volume_labels, p.volume_opts,
+                                    ref=cid)  # fmt: skip
+            p.name, p.driver = v["Name"], v["Driver"]
+        self.db  # noqa: B018
+        with self.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO container_mounts VALUES (?,?)",
+                       (cid, jsonio.dumps([p.to_dict() for p in points])))  # fmt: skip
+        return points
+
+    def points(self, cid: str) -> list[MountPoint]:
+        from sangja import jsonio
+
+        row = self.db.execute("SELECT points FROM container_mounts WHERE container=?",
+                              (cid,)).fetchone()  # fmt: skip
+        return [MountPoint.from_dict(d) for d in jsonio.loads(row[0])] if row else []
+
+    def all_points(self) -> dict[str, list[MountPoint]]:
+        from sangja import jsonio
+
+        rows = self.db.execute("SELECT container, points FROM container_mounts").fetchall()
+        return {c: [MountPoint.from_dict(d) for d in jsonio.loads(p)] for c, p in rows}
+
+    def start(self, cid: str, rootfs: str, base: list[dict], live=None) -> list[dict]:
+        """The OCI mounts of a start: `base` (ocispec's) with the container's points in
+        their place.  Volumes with options are mounted (this container holds them until
+        `stop`), an empty volume is first filled from the image (copy-up, unless nocopy),
+        a -v bind source that does not exist is made."""
+        from sangja.engine import events
+
+        out = []
+        for p in self.points(cid):
+            if p.type == "volume":
+                src = self.volumes.mount(p.name, cid, live)
+                if p.copy:
+                    self.volumes.copy_up(p.name, rootfs, p.destination)
+                events.emit("volume", "mount", p.name,
+                            {"container": cid, "destination": p.destination,
+                             "driver": p.driver or "local", "propagation": p.propagation,
+                             "read/write": str(p.rw).lower()}, root=self.store.root)  # fmt: skip
+            elif p.type == "bind":
+                src = resolve_bind_source(p, create=p.create_source)
+            else:
+                src = ""
+            out.append(oci_mount(p, src))
+        mine = {m["destination"] for m in out}
+        system = [m for m in base if m["destination"] in SYSTEM_MOUNTS
+                  and m["destination"] not in mine]  # fmt: skip
+        rest = [m for m in base if m["destination"] not in SYSTEM_MOUNTS
+                and m["destination"] not in mine]  # fmt: skip
+        return system + sorted(rest + out, key=lambda m: depth(m["destination"]))
+
+    def stop(self, cid: str, live=None) -> None:
+        """The run is over: the volumes with options it held are unmounted by their last
+        holder."""
+        from sangja.engine import events
+
+        for p in self.points(cid):
+            if p.type != "volume":
+                continue
+            held = self.volumes.db.execute(
+                "SELECT 1 FROM volume_mounts WHERE volume=? AND holder=?", (p.name, cid)
+            ).fetchone()
+            self.volumes.unmount(p.name, cid, live)
+            if held:
+                events.emit("volume", "unmount", p.name, {"container": cid, "driver": "local"},
+                            root=self.store.root)  # fmt: skip
+
+    def forget(self, db, cid: str) -> list[str]:
+        """In the transaction that deletes the container's row (the caller read `.db`
+        before it began: the tables exist): it uses its volumes no more.  -> their names
+        (for `remove_anonymous`)."""
+        names = [r[0] for r in db.execute(
+            "SELECT volume FROM volume_refs WHERE container=?", (cid,))]  # fmt: skip
+        db.execute("DELETE FROM volume_refs WHERE container=?", (cid,))
+        db.execute("DELETE FROM volume_mounts WHERE holder=?", (cid,))
+        db.execute("DELETE FROM container_mounts WHERE container=?", (cid,))
+        return names
+
+    def remove_anonymous(self, names: list[str]) -> list[str]:
+        return self.volumes.remove_anonymous(names)

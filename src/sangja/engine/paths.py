@@ -14,6 +14,8 @@ Engine root (`SANGJA_ROOT`, default /var/lib/sangja; the image store's root):
         monitor/              conmon's own: `exit` (the exit code), `oom`, pid files, and
                               what conmon says on its stderr before it detaches
         exec/<exec id>/       a detached exec's conmon (its bundle path)
+        storage-driver        the driver that made rootfs/ (overlay, or vfs: rootfs/ is a
+                              full copy and upper/ work/ do not exist)
 Runtime state lives under the runtime's root (`--root`, default /run/sangja), as for any
 container of the runtime; the engine hands that root to the runtime conmon runs.
 """
@@ -58,6 +60,7 @@ _FILES = {
     "conmon_pid_file": "monitor/conmon.pid",
     "conmon_err": "monitor/conmon.err",
     "execs": "exec",
+    "storage_driver": "storage-driver",
 }
 
 

@@ -33,6 +33,7 @@ import os
 import re
 import time
 
+from sangja.engine.errors import Conflict, EngineError, InvalidArgument, NotFoundError
 from sangja.errors import SangjaError
 
 SCHEMA = """
@@ -63,21 +64,20 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 TRASH = ".removing-"
 
 
-class VolumeError(SangjaError):
-    exit_code = 125
-    status = 500
+class VolumeError(EngineError):
+    pass
 
 
-class InvalidVolume(VolumeError):
-    status = 400
+class InvalidVolume(VolumeError, InvalidArgument):
+    pass
 
 
-class NoSuchVolume(VolumeError):
-    status = 404
+class NoSuchVolume(VolumeError, NotFoundError):
+    pass
 
 
-class VolumeInUse(VolumeError):
-    status = 409
+class VolumeInUse(VolumeError, Conflict):
+    pass
 
 
 def check_name(name: str) -> str:

@@ -265,3 +265,111 @@ def remove_contents(path: str) -> None:
         raise CopyError(f"remove {path}: {e.strerror}", errno=e.errno, path=path) from None
     finally:
         os.close(fd)
+
+
+# ---- what a copied root changed (the vfs driver's `diff`) -----------------------------------
+
+CHANGED, ADDED, DELETED = 0, 1, 2  # Docker's ContainerChanges kinds
+
+
+def _is_whiteout(st) -> bool:
+    return _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _visible(layers: list[str], rel: str) -> list[str]:
+    """Of `layers` (topmost first, those the parent shows), the ones whose directory `rel`
+    shows in the image: down to one where it is opaque, stopping above one where it is a
+    whiteout or not a directory."""
+    visible = []
+    for layer in layers:
+        try:
+            st = os.lstat(layer + rel)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not _stat.S_ISDIR(st.st_mode):
+            break
+        visible.append(layer)
+        try:
+            if os.getxattr(layer + rel, OPAQUE, follow_symlinks=False) == b"y":
+                break
+        except OSError:
+            pass
+    return visible
+
+
+def _children(visible: list[str], rel: str) -> dict:
+    """name -> (stat, path) of the topmost entry of each name the image has in `rel`."""
+    out: dict = {}
+    hidden: set[str] = set()
+    for layer in visible:
+        try:
+            names = os.listdir(layer + rel)
+        except OSError:
+            continue
+        for n in names:
+            if n in out or n in hidden:
+                continue
+            st = os.lstat(f"{layer}{rel}/{n}")
+            if _is_whiteout(st):
+                hidden.add(n)
+            else:
+                out[n] = (st, f"{layer}{rel}/{n}")
+    return out
+
+
+def _same(a, pa: str, b, pb: str) -> bool:
+    if _stat.S_IFMT(a.st_mode) != _stat.S_IFMT(b.st_mode):
+        return False
+    if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
+        return False
+    if _stat.S_ISDIR(a.st_mode):
+        return a.st_mtime_ns == b.st_mtime_ns
+    if a.st_size != b.st_size or a.st_mtime_ns != b.st_mtime_ns:
+        return False
+    if _stat.S_ISLNK(a.st_mode):
+        return os.readlink(pa) == os.readlink(pb)
+    return True
+
+
+def diff(layers: list[str], root: str) -> list[tuple[str, int]]:
+    """[(path, kind)] of what `root` (a full copy of the layers, topmost first) changed,
+    by path: Docker's naive diff (type, mode, owner, device, size, mtime, link target)."""
+    out: list[tuple[str, int]] = []
+
+    def added(rel: str):
+        out.append((rel, ADDED))
+        p = root + rel
+        if os.path.isdir(p) and not os.path.islink(p):
+            for n in sorted(os.listdir(p)):
+                added(f"{rel}/{n}")
+
+    def walk(rel: str, visible: list[str], depth: int):
+        if depth > MAX_DEPTH:
+            raise CopyError(f"{rel}: more than {MAX_DEPTH} directory levels", path=rel)
+        image = _children(visible, rel)
+        try:
+            names = os.listdir(root + rel)
+        except OSError:
+            names = []
+        for n in sorted(set(names) | set(image)):
+            r = f"{rel}/{n}"
+            if n not in image:
+                added(r)
+                continue
+            if n not in names:
+                out.append((r, DELETED))
+                continue
+            ist, ipath = image[n]
+            st = os.lstat(root + r)
+            if not _same(st, root + r, ist, ipath):
+                out.append((r, CHANGED))
+            if _stat.S_ISDIR(st.st_mode):
+                if _stat.S_ISDIR(ist.st_mode):
+                    walk(r, _visible(visible, r), depth + 1)
+                else:
+                    for c in sorted(os.listdir(root + r)):
+                        added(f"{r}/{c}")
+
+    walk("", _visible(list(layers), ""), 0)
+    out.sort()
+    return out
