@@ -491,17 +491,17 @@ class Volumes:
             os.close(fd)
 
     def mount(self, name: str, holder: str, live=None) -> str:
-        """The volume's directory, ready to bind into a container: a volume with options
-        is mounted there by its first holder.  `live(holder) -> bool`: drops holders that
+        """The volume's directory, ready to bind into a container (who holds it is kept:
+        `volume_mounts`): a volume with options is mounted there by its first holder.  `live(holder) -> bool`: drops holders that
         died without unmounting.  -> the _data path."""
         v = self.get(name)
         data = self._make_dirs(name)
-        if not v.needs_mount:
-            return data
         with self._volume_lock(name):
             self._drop_dead(name, live)
             with self.store.transaction() as db:
                 db.execute("INSERT OR IGNORE INTO volume_mounts VALUES (?,?)", (name, holder))
+            if not v.needs_mount:
+                return data
             from sangja.image.snapshot import is_mounted
 
             if not is_mounted(data):
@@ -515,17 +515,18 @@ class Volumes:
         return data
 
     def unmount(self, name: str, holder: str, live=None) -> None:
-        """The holder's run is over: the last holder unmounts a volume with options."""
+        """The holder's run is over (it holds the volume no more): the last holder
+        unmounts a volume with options."""
         try:
             v = self.get(name)
         except NoSuchVolume:
-            return
-        if not v.needs_mount:
             return
         with self._volume_lock(name):
             with self.store.transaction() as db:
                 db.execute("DELETE FROM volume_mounts WHERE volume=? AND holder=?",
                            (name, holder))  # fmt: skip
+            if not v.needs_mount:
+                return
             self._drop_dead(name, live)
             left = self.db.execute("SELECT 1 FROM volume_mounts WHERE volume=?",
                                    (name,)).fetchone()  # fmt: skip
