@@ -3,7 +3,8 @@
     <engine root>/volumes/<name>/_data     what containers see (Docker's layout)
     sangja.db: volumes (name, driver, created, labels, options), volume_refs (which
                containers use a volume: the reason it cannot be removed), volume_mounts
-               (who holds a volume with mount options mounted)
+               (which running containers hold it: one with mount options is mounted
+               while any does)
 
 A volume is a directory, bind-mounted into each container that names it.  With options
 (`--opt type=tmpfs --opt device=tmpfs --opt o=size=64m`, `type=none o=bind device=/path`,
