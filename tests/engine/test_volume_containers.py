@@ -258,8 +258,8 @@ def test_volumes_from(sj, tmp_path):
           "-v", f"{tmp_path}/h:/hostdir", BUSYBOX)  # fmt: skip
     sj.ok("container", "run", "--rm", "--volumes-from", "src", BUSYBOX, "sh", "-c",
           "echo 1 > /named/f; echo 2 > /anon/f; echo 3 > /hostdir/f")  # fmt: skip
-    out = run(sj, "--volumes-from", "src:ro", BUSYBOX, "sh", "-c",
-              "cat /named/f /anon/f /hostdir/f; touch /named/x 2>/dev/null || echo ro").out  # fmt: skip
+    script = "cat /named/f /anon/f /hostdir/f; touch /named/x 2>/dev/null || echo ro"
+    out = run(sj, "--volumes-from", "src:ro", BUSYBOX, "sh", "-c", script).out
     assert out == "1\n2\n3\nro\n"
     anon = next(m["Name"] for m in inspect(sj, "src")["Mounts"] if m["Destination"] == "/anon")
     sj.ok("container", "create", "--name", "user", "--volumes-from", "src", BUSYBOX)

@@ -493,8 +493,9 @@ class Volumes:
 
     def mount(self, name: str, holder: str, live=None) -> str:
         """The volume's directory, ready to bind into a container (who holds it is kept:
-        `volume_mounts`): a volume with options is mounted there by its first holder.  `live(holder) -> bool`: drops holders that
-        died without unmounting.  -> the _data path."""
+        `volume_mounts`): a volume with options is mounted there by its first holder.
+        `live(holder) -> bool`: drops holders that died without unmounting.
+        -> the _data path."""
         v = self.get(name)
         data = self._make_dirs(name)
         with self._volume_lock(name):
