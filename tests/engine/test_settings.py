@@ -134,3 +134,47 @@ def test_default_registry_from_the_file_is_where_pull_goes(sj, fixtures, tmp_pat
     r = sj.ok("image", "pull", "test/busybox")
     assert r.out.strip().endswith(f"{PLAIN}/test/busybox:latest")
     assert sj.ok("image", "ls", "-q").out.strip()
+
+
+def test_containers_get_the_files_defaults(sj, tmp_path):
+    """default-ulimits under the container's own --ulimit, log-driver/log-opts for a
+    container that names no driver, and `runtime`: the program conmon runs."""
+    import os
+
+    from registrykit import sangja_binary
+
+    busybox = f"{PLAIN}/test/busybox"
+    calls = tmp_path / "runtime-calls"
+    wrapper = tmp_path / "runtime"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sangja_binary()} "$@"\n')
+    os.chmod(wrapper, 0o755)
+    p = tmp_path / "engine.toml"
+    p.write_text(textwrap.dedent(f"""\
+        runtime = "{wrapper}"
+        log-opts = {{ max-size = "5m" }}
+        [default-ulimits]
+        nofile = "1000:2000"
+        stack = "8388608:16777216"
+        """))  # fmt: skip
+    sj.env["SANGJA_CONFIG"] = str(p)
+    out = sj.ok("container", "run", "--rm", "--ulimit", "stack=4194304:4194304", busybox, "sh",
+                "-c", "ulimit -Sn; ulimit -Hn; ulimit -Ss; ulimit -Hs").out  # fmt: skip
+    assert out.split() == ["1000", "2000", "4096", "4096"]  # ulimit -s counts KiB
+    assert " create " in f" {calls.read_text()}"  # conmon ran the configured program
+    sj.ok("container", "create", "--name", "a", busybox)
+    sj.ok("container", "create", "--name", "b", "--log-opt", "max-size=1m", busybox)
+    sj.ok("container", "create", "--name", "c", "--log-driver", "none", busybox)
+    lc = {n: json.loads(sj.ok("container", "inspect", n).out)[0]["HostConfig"]["LogConfig"]
+          for n in "abc"}  # fmt: skip
+    assert lc["a"] == {"Type": "k8s-file", "Config": {"max-size": "5m"}}
+    assert lc["b"] == {"Type": "k8s-file", "Config": {"max-size": "1m"}}
+    assert lc["c"] == {"Type": "none", "Config": {}}  # another driver: not its options
+    p.write_text('log-driver = "none"\n')
+    sj.ok("container", "create", "--name", "d", busybox)
+    d = json.loads(sj.ok("container", "inspect", "d").out)[0]["HostConfig"]["LogConfig"]
+    assert d["Type"] == "none"
+    sj.ok("container", "rm", "a", "b", "c", "d")
+    p.write_text('runtime = "/no/such/sangja"\n')
+    r = sj.fail("container", "run", "--rm", busybox, "true")
+    assert "/no/such/sangja" in r.err and r.rc == 125
+    assert sj.ok("container", "ps", "-aq").out == ""

@@ -263,7 +263,7 @@ def body_from(opts: dict, pos: list[str]) -> dict:
     nets = opts.get("network") or []
     if len(nets) > 1:
         raise UsageError("only one --network is supported")
-    log = {"Type": opts.get("log_driver") or "k8s-file",
+    log = {"Type": opts.get("log_driver") or "",  # "": the engine's default (config file)
            "Config": _kv_list(opts.get("log_opt"), "log_opt")}  # fmt: skip
     hc = {
         "Binds": [v for v in opts.get("volume", []) if ":" in v] or None,

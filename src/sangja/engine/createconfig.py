@@ -36,7 +36,7 @@ RESOURCE_DEFAULTS = {
 }  # fmt: skip
 
 HOST_DEFAULTS = {
-    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "k8s-file", "Config": {}},
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
     "NetworkMode": "default", "PortBindings": None,
     "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
     "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
@@ -85,6 +85,21 @@ def normalize(body: dict) -> dict:
     _check_mounts(cfg, hc)
     _check_unsupported(cfg, hc, nc)
     return {"Config": cfg, "HostConfig": hc, "NetworkingConfig": nc}
+
+
+def _log_config(driver: str, conf: dict) -> tuple[str, dict]:
+    """The config file's log-driver for a container that names none, and its log-opts
+    under the container's own when the container uses that driver (Docker's merge)."""
+    from sangja import settings
+
+    default = settings.get("log-driver") or "k8s-file"
+    driver = driver or default
+    if driver not in LOG_DRIVERS:
+        raise InvalidArgument(f"log driver {driver!r} is not supported (k8s-file or none)")
+    same = {"json-file": "k8s-file"}
+    if same.get(driver, driver) == same.get(default, default):
+        conf = {**(settings.get("log-opts") or {}), **conf}
+    return driver, conf
 
 
 def _signal(s, what: str) -> int:
@@ -173,10 +188,7 @@ def _check_host(hc: dict) -> None:
                 f"{u.get('Soft')} > {u.get('Hard')}"
             )
     lc = hc.get("LogConfig") or {}
-    driver = lc.get("Type") or "k8s-file"
-    if driver not in LOG_DRIVERS:
-        raise InvalidArgument(f"log driver {driver!r} is not supported (k8s-file or none)")
-    conf = dict(lc.get("Config") or {})
+    driver, conf = _log_config(lc.get("Type") or "", dict(lc.get("Config") or {}))
     for k in conf:
         if k not in ("max-size", "max-file"):
             raise InvalidArgument(f"unknown log opt '{k}' for {driver} log driver")

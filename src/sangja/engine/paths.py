@@ -71,10 +71,20 @@ def containers_dir(engine_root: str) -> str:
 def sangja_binary() -> str:
     """The `sangja` of this installation, by absolute path: what conmon runs (the runtime,
     and the engine's exit command).  The entry script beside our own interpreter (a venv's
-    bin/), never a name looked up on PATH (other installations may be linked there)."""
+    bin/), never a name looked up on PATH (other installations may be linked there).
+    $SANGJA_BINARY, else the config file's `runtime`, win."""
     env = os.environ.get("SANGJA_BINARY")
     if env:
         return env
+    from sangja import settings
+
+    configured = settings.get("runtime")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            from sangja.engine.errors import EngineError
+
+            raise EngineError(f"the config file's runtime {configured!r} is not an executable")
+        return configured
     here = os.path.join(os.path.dirname(sys.executable), "sangja")
     if os.access(here, os.X_OK):
         return here

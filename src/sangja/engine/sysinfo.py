@@ -99,6 +99,7 @@ def storage(root: str) -> tuple[str, list[list[str]], list[str]]:
 def info(store, containers: dict | None = None, systemd_cgroup: bool = False) -> dict:
     """Docker's /info.  `containers`: {total, running, paused, stopped} from the engine."""
     from sangja import __version__, settings
+    from sangja.errors import SangjaError
     from sangja.image import config as cfg
 
     root = store.root
@@ -117,16 +118,20 @@ def info(store, containers: dict | None = None, systemd_cgroup: bool = False) ->
     log_driver = settings.get("log-driver") or "k8s-file"
     if log_driver == "json-file":
         log_driver = "k8s-file"
-    import sys
+    from sangja.engine.paths import sangja_binary
 
-    binary = settings.get("runtime") or os.path.join(os.path.dirname(sys.executable), "sangja")
+    try:
+        binary = sangja_binary()
+    except SangjaError as e:  # info still answers, and says why
+        binary = settings.get("runtime") or ""
+        warnings.append(str(e))
     return {
         "ID": engine_id(root),
         "Containers": c["total"], "ContainersRunning": c["running"],
         "ContainersPaused": c["paused"], "ContainersStopped": c["stopped"],
         "Images": len(store.images()),
         "Driver": name, "DriverStatus": status,
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+        "Plugins": {"Volume": ["local"], "Network": ["host", "none"],
                     "Authorization": None, "Log": ["k8s-file", "none"]},
         "MemoryLimit": True, "SwapLimit": os.path.exists(
             "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or cgv == "2",
