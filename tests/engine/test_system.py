@@ -107,3 +107,48 @@ def test_info_and_version(sj):
     assert text.startswith("Client: sangja\n") and "\nServer: sangja\n" in text
     assert sj.ok("version", "--format", "{{.Server.Version}}").out == __version__ + "\n"
     assert sj.ok("info", "--format", "{{.Driver}} {{.Images}}").out == "overlay 0\n"
+
+
+def test_system_prune_removes_only_what_it_should(sj):
+    from enginekit import inspect
+
+    def names():
+        ids = sj.ok("container", "ps", "-a", "--format", "{{.Names}}").out.split()
+        return sorted(ids)
+
+    def vols():
+        return sorted(sj.ok("volume", "ls", "-q").out.split())
+
+    def tags():
+        images = json.loads(sj.ok("image", "ls", "--format", "json").out)
+        return sorted(t for i in images for t in i["RepoTags"])
+
+    sj.ok("image", "pull", "-q", DEBIAN)
+    sj.ok("container", "run", "-d", "--name", "up", "-v", "/upanon", BUSYBOX, "sleep", "600")
+    sj.ok("container", "create", "--name", "down", "--label", "prune=yes", "-v", "/downanon",
+          "-v", "named:/n", BUSYBOX)  # fmt: skip
+    sj.ok("container", "create", "--name", "keep", BUSYBOX)
+    sj.ok("volume", "create", "spare")
+    anon = {m["Destination"]: m["Name"] for n in ("up", "down") for m in inspect(sj, n)["Mounts"]
+            if m["Destination"] != "/n"}  # fmt: skip
+    all_vols = sorted([anon["/upanon"], anon["/downanon"], "named", "spare"])
+    assert vols() == all_vols
+    r = sj.ok("system", "prune", "--volumes", input="n\n")  # a no removes nothing
+    assert "WARNING! This will remove:" in r.out and "anonymous volumes" in r.out
+    assert names() == ["down", "keep", "up"] and vols() == all_vols
+    down = inspect(sj, "down")["Id"]
+    r = sj.ok("system", "prune", "-f", "--filter", "label=prune=yes")
+    assert r.out.startswith(f"Deleted Containers:\n{down}\n\n") and "Total reclaimed space" in r.out
+    assert names() == ["keep", "up"] and vols() == all_vols  # containers' volumes stay
+    keep = inspect(sj, "keep")["Id"]
+    r = sj.ok("system", "prune", "-f", "--volumes")
+    assert f"Deleted Containers:\n{keep}\n" in r.out
+    assert f"Deleted Volumes:\n{anon['/downanon']}\n" in r.out
+    assert names() == ["up"]  # running: kept; named volumes and the one in use: kept
+    assert vols() == sorted([anon["/upanon"], "named", "spare"])
+    assert tags() == sorted([f"{BUSYBOX}:latest", DEBIAN])  # nothing dangling
+    r = sj.ok("system", "prune", "-a", "-f")
+    assert f"untagged: {DEBIAN}" in r.out and "deleted: sha256:" in r.out
+    assert tags() == [f"{BUSYBOX}:latest"]  # the running container's image stays
+    sj.ok("container", "rm", "-f", "-v", "up")
+    sj.ok("volume", "rm", "named", "spare")
