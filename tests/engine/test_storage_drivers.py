@@ -183,3 +183,41 @@ def test_on_a_plain_file_system_overlay_is_the_default(tmp_path):
     assert (drv.name, warn) == ("overlay", None)
     s = Sangja(tmp_path)
     assert "Storage Driver: overlay\n" in s.ok("info").out
+
+
+def test_a_working_overlay_is_remembered_for_its_device_and_boot(tmp_path):
+    """The probe (a mount and an unmount) is paid once per file system and boot, not by
+    every command; a failure is not remembered; a record for another device or boot is
+    probed again and replaced."""
+    from sangja.image import snapshot
+
+    root = str(tmp_path / "root")
+    snapshot._probed.clear()
+    assert snapshot.driver(root)[0].name == "overlay"
+    rec = os.path.join(root, snapshot.PROBE_FILE)
+    key = open(rec).read().strip()
+    dev, boot = key.split()
+    assert int(dev) == os.stat(root).st_dev
+    assert boot == open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert sorted(os.listdir(root)) == [snapshot.PROBE_FILE]  # the probe is gone
+    # a stale record (another device): probed again, for real, and rewritten
+    with open(rec, "w") as f:
+        f.write(f"{int(dev) + 1} {boot}\n")
+    snapshot._probed.clear()
+    assert snapshot.overlay_unsupported(root) is None
+    assert open(rec).read().strip() == key
+    # on an overlay the probe fails, and that is not written down; a record that matches
+    # the device and boot is believed without mounting (what spares each command the probe)
+    merged = _nested_overlay(tmp_path)
+    try:
+        nroot = str(merged / "root")
+        snapshot._probed.clear()
+        assert snapshot.overlay_unsupported(nroot) is not None
+        assert not os.path.exists(os.path.join(nroot, snapshot.PROBE_FILE))
+        with open(os.path.join(nroot, snapshot.PROBE_FILE), "w") as f:
+            f.write(snapshot._probe_key(nroot) + "\n")
+        snapshot._probed.clear()
+        assert snapshot.overlay_unsupported(nroot) is None
+    finally:
+        snapshot._probed.clear()
+        subprocess.run(["umount", str(merged)], check=True)

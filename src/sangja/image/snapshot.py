@@ -284,14 +284,38 @@ def driver(root: str, name: str | None = None):
                    " driver (a full copy of the image per container)")  # fmt: skip
 
 
+PROBE_FILE = "overlay-works"
+
+
+def _probe_key(root: str) -> str:
+    """What a success holds for: this file system (its device) in this boot (modules,
+    kernel).  Another file system mounted at the root, or a reboot, probes again."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = "?"
+    return f"{os.stat(root).st_dev} {boot}"
+
+
 def overlay_unsupported(root: str) -> str | None:
     """None if an overlay with its upper dir under `root` can be mounted, else why not.
     Tried for real (a small overlay, mounted and unmounted at once) and remembered for
-    this process: overlay on overlay, or on a file system without d_type, fails here."""
+    this process: overlay on overlay, or on a file system without d_type, fails here.
+    A success is also kept in `<root>/overlay-works` for the same device and boot, so each
+    command does not pay a mount and an unmount (~10 ms); a failure is tried again."""
     root = os.path.abspath(root)
     if root in _probed:
         return _probed[root]
     os.makedirs(root, mode=0o700, exist_ok=True)
+    key = _probe_key(root)
+    try:
+        with open(os.path.join(root, PROBE_FILE)) as f:
+            if f.read().strip() == key:
+                _probed[root] = None
+                return None
+    except OSError:
+        pass
     _clean_probes(root)
     import secrets
 
@@ -314,6 +338,12 @@ def overlay_unsupported(root: str) -> str | None:
             treecopy.remove_contents(base)
             os.rmdir(base)
     _probed[root] = why
+    if why is None:
+        with contextlib.suppress(OSError):  # only a cache: a failure to write it is harmless
+            tmp = os.path.join(root, f".{PROBE_FILE}.{os.getpid()}")
+            with open(tmp, "w") as f:
+                f.write(key + "\n")
+            os.rename(tmp, os.path.join(root, PROBE_FILE))
     return why
 
 
@@ -322,6 +352,12 @@ def _clean_probes(root: str) -> None:
     from sangja.image import treecopy
 
     for n in os.listdir(root):
+        if n.startswith(f".{PROBE_FILE}."):  # a write of the cache killed before its rename
+            pid = n.rpartition(".")[2]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(root, n))
+            continue
         if not n.startswith(".overlay-probe-"):
             continue
         pid = n.split("-")[2]
