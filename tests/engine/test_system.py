@@ -136,13 +136,15 @@ def test_system_prune_removes_only_what_it_should(sj):
     r = sj.ok("system", "prune", "--volumes", input="n\n")  # a no removes nothing
     assert "WARNING! This will remove:" in r.out and "anonymous volumes" in r.out
     assert names() == ["down", "keep", "up"] and vols() == all_vols
+    keep = inspect(sj, "keep")["Id"]
+    r = sj.ok("system", "prune", "-f", "--filter", "label!=prune")
+    assert r.out.startswith(f"Deleted Containers:\n{keep}\n\n") and "Total reclaimed space" in r.out
+    assert names() == ["down", "up"]
     down = inspect(sj, "down")["Id"]
     r = sj.ok("system", "prune", "-f", "--filter", "label=prune=yes")
-    assert r.out.startswith(f"Deleted Containers:\n{down}\n\n") and "Total reclaimed space" in r.out
-    assert names() == ["keep", "up"] and vols() == all_vols  # containers' volumes stay
-    keep = inspect(sj, "keep")["Id"]
+    assert r.out.startswith(f"Deleted Containers:\n{down}\n\n")
+    assert names() == ["up"] and vols() == all_vols  # a pruned container's volumes stay
     r = sj.ok("system", "prune", "-f", "--volumes")
-    assert f"Deleted Containers:\n{keep}\n" in r.out
     assert f"Deleted Volumes:\n{anon['/downanon']}\n" in r.out
     assert names() == ["up"]  # running: kept; named volumes and the one in use: kept
     assert vols() == sorted([anon["/upanon"], "named", "spare"])

@@ -916,8 +916,10 @@ class Containers:
             self.records.update(rec.id, body=jsonio.dumps(body))
         return []
 
-    def prune(self, until: float | None = None, labels: list[str] = ()) -> dict:
-        """ContainerPrune: every stopped container (created, exited, dead).
+    def prune(self, until: float | None = None, labels: list[str] = (),
+              not_labels: list[str] = ()) -> dict:  # fmt: skip
+        """ContainerPrune: every stopped container (created, exited, dead); `labels`: only
+        those with every one, `not_labels`: none with any (Docker's label / label!).
         -> {"ContainersDeleted": [ids], "SpaceReclaimed": bytes}."""
         from sangja.engine.filters import label_match
         from sangja.image.store import _du
@@ -928,8 +930,10 @@ class Containers:
                 continue
             if until is not None and rec.created >= until:
                 continue
-            if labels and not all(label_match(rec.config.get("Labels") or {}, f)
-                                  for f in labels):  # fmt: skip
+            have = rec.config.get("Labels") or {}
+            if not all(label_match(have, f) for f in labels):
+                continue
+            if any(label_match(have, f) for f in not_labels):
                 continue
             size = _du(self.storage(rec.id).changes(self.paths(rec.id).dir))
             try:

@@ -185,10 +185,11 @@ class Images:
         return out
 
     def prune(self, all: bool = False, until: float | None = None,
-              labels: list[str] = ()) -> dict:  # fmt: skip
+              labels: list[str] = (), not_labels: list[str] = ()) -> dict:  # fmt: skip
         """Dangling images (`all`: every image no container uses), then files no row names
         (left by a crash), partial downloads.  `until`: only images created before;
-        `labels`: only images whose config has them (KEY or KEY=VALUE).
+        `labels`: only images whose config has them (KEY or KEY=VALUE), `not_labels`: none
+        whose config has any.
         -> ImagePruneResponse."""
         from sangja.engine.containers import collect_dead
         from sangja.engine.filters import label_match
@@ -207,9 +208,11 @@ class Images:
                             continue
                     except ValueError:
                         pass
-                if labels:
+                if labels or not_labels:
                     conf = (store.config_of(img.id).get("config") or {}).get("Labels") or {}
                     if any(not label_match(conf, w) for w in labels):  # `all` is the flag here
+                        continue
+                    if any(label_match(conf, w) for w in not_labels):
                         continue
                 deleted += [{"Untagged": n} for n in img.tags + img.digests]
                 _, f = store.delete_image(img.id)
