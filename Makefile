@@ -18,12 +18,14 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 # tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc;
 # tests/cri: containerd's CRI plugin with CNI's bridge/host-local/loopback, catatonit as pause
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins
+# tests/engine's volumes: setcap (a file capability that copy-up must keep)
+STORAGE_TEST_PACKAGES := libcap2-bin
 # the engine itself: conmon is each container's monitor, catatonit its --init
 ENGINE_PACKAGES := conmon catatonit
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
 	procps time systemd dbus $(ENGINE_PACKAGES) \
-	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
+	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES) $(STORAGE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
 .PHONY: all apt-deps deps install demo test lint bench clean conformance

@@ -82,6 +82,11 @@ def container_create(opts, pos, g):
     return 0
 
 
+def _warn(cs):
+    for w in cs.warnings:
+        sys.stderr.write(f"WARNING: {w}\n")
+
+
 def container_run(opts, pos, g):
     body = body_from(opts, pos)
     cidfile = _cidfile(opts)
@@ -90,12 +95,17 @@ def container_run(opts, pos, g):
           "progress": _progress(opts),
           "signature_policy": opts.get("signature_policy")}  # fmt: skip
     if opts.get("detach"):
-        rec = cs.run(body, opts.get("name"), **kw)
+        rec = cs.run(body, opts.get("name"), on_created=lambda paths: _warn(cs), **kw)
         _write_cidfile(cidfile, rec.id)
         sys.stdout.write(rec.id + "\n")
         return 0
     session = _Session(cs, body, opts)
-    rec = cs.run(body, opts.get("name"), on_created=session.connect, foreground=True, **kw)
+
+    def on_created(paths):
+        _warn(cs)  # create's warnings (a storage driver's fallback), before the output
+        session.connect(paths)
+
+    rec = cs.run(body, opts.get("name"), on_created=on_created, foreground=True, **kw)
     _write_cidfile(cidfile, rec.id)
     return session.finish(rec, remove=bool(body["HostConfig"].get("AutoRemove")))
 
@@ -158,7 +168,7 @@ class _Session:
             from sangja.errors import SangjaError
 
             try:
-                self.cs.remove(rec.id, force=True)
+                self.cs.remove(rec.id, force=True, volumes=True)  # --rm: anonymous ones too
             except SangjaError:
                 pass  # removed by its monitor meanwhile
         return code

@@ -35,13 +35,12 @@ def _images():
 
 def image_pull(opts, pos, g):
     from sangja.image.progress import Progress
-    from sangja.image.pull import pull
 
     need(pos, "image pull", 1, 1)
     p = Progress(sys.stdout, quiet=opts.get("quiet", False))
-    res = pull(pos[0], platform=opts.get("platform"), progress=p,
-               all_tags=opts.get("all_tags", False),
-               signature_policy=opts.get("signature_policy"))  # fmt: skip
+    res = _images().fetch(pos[0], platform=opts.get("platform"), progress=p,
+                          all_tags=opts.get("all_tags", False),
+                          signature_policy=opts.get("signature_policy"))  # fmt: skip
     sys.stdout.write(res.reference + "\n")
     return 0
 
@@ -99,12 +98,12 @@ def image_tag(opts, pos, g):
     from sangja.image.reference import parse as parse_ref
 
     need(pos, "image tag", 2, 2)
-    store = _store()
-    image_id = _images().resolve(pos[0])
+    images = _images()
+    image_id = images.resolve(pos[0])
     ref = parse_ref(pos[1])
     if ref.digest:
         raise UsageError("image tag: the target must be a tag, not a digest")
-    store.tag(image_id, ref.tagged)
+    images.tag(image_id, ref.tagged)
     return 0
 
 
@@ -169,7 +168,6 @@ def image_history(opts, pos, g):
 
 def image_push(opts, pos, g):
     from sangja.image.progress import Progress
-    from sangja.image.push import push
 
     need(pos, "image push", 1, 1)
     quiet = opts.get("quiet", False)
@@ -178,8 +176,8 @@ def image_push(opts, pos, g):
         from sangja.cli.trust_cli import load_signing_key
 
         key = load_signing_key(opts["sign_by"])
-    for res in push(pos[0], progress=Progress(sys.stdout, quiet=quiet),
-                    all_tags=opts.get("all_tags", False), sign_by=key):  # fmt: skip
+    for res in _images().push(pos[0], progress=Progress(sys.stdout, quiet=quiet),
+                              all_tags=opts.get("all_tags", False), sign_by=key):  # fmt: skip
         if quiet:
             sys.stdout.write(res.reference + "\n")
     return 0
@@ -219,29 +217,23 @@ def image_prune(opts, pos, g):
 
 
 def image_save(opts, pos, g):
-    from sangja.image import archive
-
     need(pos, "image save", 1)
-    archive.save(_store(), pos, opts.get("output"), opts.get("format") or "docker-archive")
+    _images().save(pos, opts.get("output"), opts.get("format") or "docker-archive")
     return 0
 
 
 def image_load(opts, pos, g):
-    from sangja.image import archive
-
     need(pos, "image load", 0, 0)
-    lines = archive.load(_store(), opts.get("input"))
+    lines = _images().load(opts.get("input"))
     if not opts.get("quiet"):
         sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 
 def image_import(opts, pos, g):
-    from sangja.image import archive
-
     need(pos, "image import", 1, 2)
-    image_id = archive.import_rootfs(
-        _store(), pos[0], pos[1] if len(pos) > 1 else None, changes=opts.get("change", []),
+    image_id = _images().import_rootfs(
+        pos[0], pos[1] if len(pos) > 1 else None, changes=opts.get("change", []),
         message=opts.get("message", ""), platform=opts.get("platform"),
     )  # fmt: skip
     sys.stdout.write(image_id + "\n")

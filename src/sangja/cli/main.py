@@ -18,6 +18,7 @@ GLOBAL_FLAGS = {
     "--systemd-cgroup": ("systemd_cgroup", "b"),
     "--rootless": ("rootless", "v"),
     "--criu": ("criu", "v"),
+    "--storage-driver": ("storage_driver", "v"),
     "--version": ("version", "b"),
     "-v": ("version", "b"),
     "--help": ("help", "b"),
@@ -121,6 +122,10 @@ ENGINE_WORDS = {
     "logout": "sangja.cli.images",
     "container": "sangja.cli.containers",
     "trust": "sangja.cli.trust_cli",
+    "volume": "sangja.cli.volumes",
+    "system": "sangja.cli.system",
+    "info": "sangja.cli.system",
+    "version": "sangja.cli.system",
 }
 
 
@@ -129,7 +134,7 @@ def usage():
         "usage: sangja [global options] COMMAND [options] [args]",
         "",
         "global options: --root DIR (default /run/sangja), --log FILE, --log-format text|json,",
-        "                --debug, --systemd-cgroup, --version",
+        "                --debug, --systemd-cgroup, --version, --storage-driver overlay|vfs",
         "",
         "runtime commands (runc's):",
     ]
@@ -137,8 +142,8 @@ def usage():
         lines.append(f"  {name:8} {args:13} {doc}")
     lines += [
         "",
-        "engine commands (Docker's): image, container, login, logout, trust"
-        " (`sangja image --help`)",
+        "engine commands (Docker's): image, container, volume, system, info, version, login,"
+        " logout, trust (`sangja image --help`)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -407,6 +412,8 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        if g.get("storage_driver"):  # the engine reads it (image/snapshot.requested_driver)
+            os.environ["SANGJA_STORAGE_DRIVER"] = g["storage_driver"]
         engine = cmd in ENGINE_WORDS
         if engine:  # imported only for these words
             import importlib

@@ -215,6 +215,8 @@ def _attach(opts: dict) -> tuple[bool, bool, bool]:
 
 def body_from(opts: dict, pos: list[str]) -> dict:
     """The ContainerCreate body for `run`/`create OPTS IMAGE [CMD...]`."""
+    from sangja.cli.mountflag import parse_mount
+
     if not pos:
         raise UsageError('"run"/"create" requires at least 1 argument: IMAGE [COMMAND] [ARG...]')
     a_in, a_out, a_err = _attach(opts)
@@ -261,7 +263,7 @@ def body_from(opts: dict, pos: list[str]) -> dict:
     nets = opts.get("network") or []
     if len(nets) > 1:
         raise UsageError("only one --network is supported")
-    log = {"Type": opts.get("log_driver") or "k8s-file",
+    log = {"Type": opts.get("log_driver") or "",  # "": the engine's default (config file)
            "Config": _kv_list(opts.get("log_opt"), "log_opt")}  # fmt: skip
     hc = {
         "Binds": [v for v in opts.get("volume", []) if ":" in v] or None,
@@ -293,7 +295,7 @@ def body_from(opts: dict, pos: list[str]) -> dict:
         "ShmSize": _size(opts, "shm_size"),
         "Sysctls": _kv_list(opts.get("sysctl"), "sysctl") or None,
         "Init": True if opts.get("init") else None,
-        "Mounts": opts.get("mount") or None,
+        "Mounts": [parse_mount(m) for m in opts.get("mount") or ()] or None,
         "CgroupParent": opts.get("cgroup_parent") or "",
         "BlkioWeight": _int(opts, "blkio_weight"),
         "CpuShares": _int(opts, "cpu_shares"),

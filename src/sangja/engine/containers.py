@@ -28,8 +28,15 @@ Where later parts plug in (each a call in `_start_locked` / `_teardown_run` / `_
   networks (issue 15)  before config.json is written: make the netns, run netavark, and put
                        the netns path into the spec (`_network_setup`); undone in
                        `_teardown_run` (`_network_teardown`);
-  volumes (issue 16)   before config.json: mount the volumes into the spec
-                       (`_volume_mounts`); `remove(volumes=True)` removes anonymous ones;
+  volumes (issue 16)   at create the mount points are resolved and their volumes made
+                       (engine/mounts.py ContainerMounts.create); before config.json the
+                       volumes are mounted into the spec (`_volume_mounts`), released in
+                       `_teardown_run`; `remove(volumes=True)` and --rm remove the
+                       anonymous ones;
+  storage (issue 16)   the root is made by the storage driver the container was created
+                       with (image/snapshot.py: overlay or vfs, `storage-driver` in its
+                       directory);
+  events (issue 16)    each action appends Docker's event (engine/events.py);
   health (Healthcheck) after the start (`_health_start`): see engine/health.py.
 """
 
@@ -79,6 +86,8 @@ class Containers:
         self.log = log
         self._rt = None
         self._images = None
+        self._mounts = None
+        self.warnings: list[str] = []  # of the last create (the storage driver's fallback)
 
     # ---- helpers ------------------------------------------------------------------------
     @property
@@ -101,6 +110,39 @@ class Containers:
 
     def paths(self, cid: str) -> ContainerPaths:
         return ContainerPaths(self.root, cid)
+
+    @property
+    def mounts(self):
+        """The containers' volumes and mounts (engine/mounts.py)."""
+        if self._mounts is None:
+            from sangja.engine.mounts import ContainerMounts
+
+            self._mounts = ContainerMounts(self.store)
+        return self._mounts
+
+    def storage(self, cid: str):
+        """The storage driver that made this container's root (image/snapshot.py)."""
+        from sangja.image import snapshot
+
+        try:
+            with open(self.paths(cid).storage_driver) as f:
+                name = f.read().strip()
+        except FileNotFoundError:
+            name = "overlay"  # containers made before there was a choice
+        return snapshot.DRIVERS.get(name, snapshot.Overlay)()
+
+    def _live(self, cid: str) -> bool:
+        """Does this container still hold what its run took (a volume's mount)?"""
+        rec = self.records.get(cid)
+        return rec is not None and rec.state not in ("exited", "dead", "removing")
+
+    def event(self, rec: Record, action: str, **extra) -> None:
+        """Docker's container event: the image, the name and the labels as attributes."""
+        from sangja.engine import events
+
+        attrs = {**(rec.config.get("Labels") or {}), "image": rec.image_ref, "name": rec.name}
+        attrs.update({k: str(v) for k, v in extra.items()})
+        events.emit("container", action, rec.id, attrs, root=self.root)
 
     @contextlib.contextmanager
     def _locked(self, cid: str, blocking: bool = True):
@@ -201,9 +243,17 @@ class Containers:
                                owner="" if rec.state == "restarting" else rec.owner):  # fmt: skip
             rec.state, rec.exit_code, rec.finished, rec.pid = "exited", code, when, 0
             rec.oom_killed, rec.error = int(oom), error
+            self._exited(rec, code, oom)
         else:
             rec = self.records.get(rec.id)
         return rec
+
+    def _exited(self, rec: Record, code: int, oom: bool) -> None:
+        """The one process that recorded a run's end (a compare-and-set on the row) says
+        so: `oom` first when the kernel killed it for memory, then `die`."""
+        if oom:
+            self.event(rec, "oom")
+        self.event(rec, "die", exitCode=code)
 
     def _adopt(self, rec: Record) -> dict:
         """The fields a start killed before it recorded them: the init's pid (the
@@ -241,12 +291,14 @@ class Containers:
             with self._locked(rec.id, blocking=False):
                 cur = self.records.get(rec.id)
                 if cur is not None and cur.state == "creating" and not alive(cur.owner):
-                    self._destroy(cur)
+                    self._destroy(cur, volumes=True)  # its anonymous volumes were for it
         except (BlockingIOError, NoSuchContainer):
             pass
         if not os.path.isdir(self.paths(rec.id).dir):
             with contextlib.suppress(SangjaError):
-                self.records.delete(rec.id)  # its directory never existed or is gone
+                self.mounts.db  # noqa: B018
+                used = self.records.delete(rec.id, also=self.mounts.forget)
+                self.mounts.remove_anonymous(used)  # its directory never existed or is gone
 
     # ---- create -------------------------------------------------------------------------
     def create(self, body: dict, name: str | None = None, *, pull: str = "missing",
@@ -264,7 +316,7 @@ class Containers:
             self.records.update(rec.id, state="created", owner="")
         finally:
             os.close(fd)
-        return rec.id, []
+        return rec.id, list(self.warnings)
 
     def _create(self, body: dict, image_id: str, name: str | None) -> tuple[int, Record]:
         """The row (state creating) and the directory; -> (the lock's fd, held; the row)."""
@@ -283,15 +335,42 @@ class Containers:
         try:
             self._insert(rec, given)
             _failpoint("create:row")
-            ocispec.make_init_layer(paths.init, self._image_lowers(image_id))
-            for d in (paths.upper, paths.work, paths.rootfs, paths.monitor):
-                os.mkdir(d, 0o755 if d != paths.monitor else 0o700)
+            lowers = self._image_lowers(image_id)
+            ocispec.make_init_layer(paths.init, lowers)
+            os.mkdir(paths.monitor, 0o700)
+            self._make_root(paths, lowers)
+            self._create_mounts(rec)
+            _failpoint("create:mounts")
         except BaseException:
             with contextlib.suppress(SangjaError, OSError):
-                self._destroy(rec)
+                self._destroy(rec, volumes=True, quiet=True)
             os.close(fd)
             raise
+        self.event(rec, "create")
         return fd, rec
+
+    def _make_root(self, paths, lowers: list[str]) -> None:
+        """The container's root by the storage driver in force (recorded in its directory:
+        every later step uses the same one); a fallback to vfs is a warning of create's."""
+        from sangja.image import snapshot
+
+        drv, warning = snapshot.driver(self.root)
+        self.warnings = [warning] if warning else []
+        with open(paths.storage_driver, "w") as f:
+            f.write(drv.name + "\n")
+        drv.create([paths.init] + lowers, paths.dir)
+
+    def _create_mounts(self, rec: Record) -> None:
+        """The container's volumes and mounts, resolved now (engine/mounts.py): named
+        volumes made if missing, anonymous ones for -v /path and the image's VOLUMEs,
+        --volumes-from's points taken from the other container."""
+        cfg, hc = rec.config, rec.host_config
+        image_volumes = (self._image_conf(rec.image).get("config") or {}).get("Volumes") or {}
+
+        def volumes_from(ref):
+            return self.mounts.points(self.resolve(ref).id)
+
+        self.mounts.create(rec.id, cfg, hc, list(image_volumes), volumes_from)
 
     def _insert(self, rec: Record, given: str | None) -> None:
         """The row; a generated name that is taken is drawn again, a given one is an error
@@ -343,7 +422,7 @@ class Containers:
             except BaseException:
                 if body["HostConfig"].get("AutoRemove"):
                     with contextlib.suppress(SangjaError, OSError):
-                        self._destroy(self._fresh(rec.id))
+                        self._destroy(self._fresh(rec.id), volumes=True)
                 else:
                     with contextlib.suppress(SangjaError):
                         self.records.update(rec.id, expect=("creating",), state="created",
@@ -370,12 +449,11 @@ class Containers:
 
     def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
         from sangja.engine import ocispec
-        from sangja.image.snapshot import mount_overlay, unmount
 
         paths = self.paths(rec.id)
         self._teardown_run(rec)
-        mount_overlay([paths.init] + self._image_lowers(rec.image), paths.upper, paths.work,
-                      paths.rootfs)  # fmt: skip
+        drv = self.storage(rec.id)
+        drv.mount([paths.init] + self._image_lowers(rec.image), paths.dir)
         _failpoint("start:mounted")
         started = None
         try:
@@ -424,8 +502,10 @@ class Containers:
                 monitor.kill(started.monitor)
             with contextlib.suppress(SangjaError):
                 self.rt.delete(rec.id, force=True)
+            with contextlib.suppress(SangjaError, OSError):
+                self.mounts.stop(rec.id, self._live)
             with contextlib.suppress(SangjaError):
-                unmount(paths.rootfs)
+                drv.unmount(paths.dir)
             if isinstance(e, SangjaError):
                 with contextlib.suppress(SangjaError):
                     self.records.update(rec.id, error=str(e),
@@ -439,6 +519,7 @@ class Containers:
         self.records.update(rec.id, state="running", pid=started.pid, monitor=started.monitor,
                             started=now, exit_code=0, error="", oom_killed=0, run=run,
                             owner=proc_id() if foreground else "")  # fmt: skip
+        self.event(rec, "start")
         self._health_start(self._fresh(rec.id))
         return self._fresh(rec.id)
 
@@ -449,9 +530,11 @@ class Containers:
         of their own with only `lo`; `host` shares the host's (ocispec)."""
 
     def _volume_mounts(self, rec: Record, spec: dict) -> None:
-        """Volumes plug in here (issue 16): bind mounts, named and anonymous volumes, the
-        image's VOLUME entries, appended to spec["mounts"].  Today: none (createconfig
-        refuses -v/--mount; an image's VOLUME paths stay in the container's layer)."""
+        """Bind mounts, named and anonymous volumes, --mount tmpfs, in the spec's mounts
+        (engine/mounts.py): volumes with options mounted, empty volumes filled from the
+        image first (copy-up), bind sources resolved on the host."""
+        spec["mounts"] = self.mounts.start(rec.id, self.paths(rec.id).rootfs,
+                                           spec.get("mounts") or [], self._live)  # fmt: skip
 
     def _health_start(self, rec: Record) -> None:
         """A container with a health check (Config.Healthcheck, or the image's) gets its
@@ -469,10 +552,9 @@ class Containers:
         health.start_checker(self, rec)
 
     def _teardown_run(self, rec: Record) -> None:
-        """What a run leaves: the runtime's state and cgroups, the overlay mount, a monitor
-        that lost its container.  Idempotent; called with the lock held."""
-        from sangja.image.snapshot import unmount
-
+        """What a run leaves: the runtime's state and cgroups, the overlay mount, the
+        volumes it held mounted, a monitor that lost its container.  Idempotent; called
+        with the lock held."""
         paths = self.paths(rec.id)
         if (
             rec.monitor
@@ -487,7 +569,8 @@ class Containers:
         with contextlib.suppress(SangjaError):
             self.rt.delete(rec.id, force=True)
         self._network_teardown(rec)
-        unmount(paths.rootfs)
+        self.mounts.stop(rec.id, self._live)
+        self.storage(rec.id).unmount(paths.dir)
 
     def _network_teardown(self, rec: Record) -> None:
         """Networks (issue 15): release the addresses, netavark teardown, remove the netns."""
@@ -549,12 +632,14 @@ class Containers:
             got = None
             if timeout != 0:
                 self._signal(rec, sig)
+                self.event(rec, "kill", signal=sig)
                 _failpoint("stop:signalled")
                 got = self._wait_exit(rec, None if timeout < 0 else timeout)
             if got is None:
                 self._signal(rec, 9)
                 got = self._wait_gone(rec)
             self._finish(rec, got)
+            self.event(rec, "stop")
             return True
 
     def _stop_signal(self, rec: Record) -> int:
@@ -588,8 +673,11 @@ class Containers:
         """Record an exit we waited for, and tear the run down (lock held)."""
         paths = self.paths(rec.id)
         code, when = got if got else (255, time.time())
-        self.records.update(rec.id, state="exited", exit_code=code, finished=when, pid=0,
-                            oom_killed=int(monitor.oom_killed(paths)))  # fmt: skip
+        oom = monitor.oom_killed(paths)
+        if self.records.update(rec.id, expect=("running", "paused", "restarting"),
+                               state="exited", exit_code=code, finished=when, pid=0,
+                               oom_killed=int(oom)):  # fmt: skip
+            self._exited(rec, code, oom)
         self._teardown_run(rec)
 
     def kill(self, ref: str, sig="KILL") -> None:
@@ -616,6 +704,7 @@ class Containers:
                 self.rt.kill(rec.id, signum)
             except SangjaError as e:
                 raise NotRunning(f"Cannot kill container: {ref}: {e}")
+            self.event(rec, "kill", signal=signum)
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         """ContainerRestart: stop (if running), then start; the restart policy applies
@@ -624,6 +713,7 @@ class Containers:
         rec = self.resolve(ref)
         self.records.update(rec.id, manually_stopped=0)
         self.start(ref)
+        self.event(rec, "restart")
 
     # ---- pause --------------------------------------------------------------------------
     def pause(self, ref: str) -> None:
@@ -636,6 +726,7 @@ class Containers:
                 raise NotRunning(f"Container {rec.id} is not running")
             self.rt.pause(rec.id)
             self.records.update(rec.id, state="paused")
+            self.event(rec, "pause")
 
     def unpause(self, ref: str) -> None:
         rec = self.resolve(ref)
@@ -645,11 +736,13 @@ class Containers:
                 raise Conflict(f"Container {rec.id if rec else ref} is not paused")
             self.rt.resume(rec.id)
             self.records.update(rec.id, state="running")
+            self.event(rec, "unpause")
 
     # ---- remove -------------------------------------------------------------------------
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         """ContainerDelete: -> the id.  A running container needs `force` (it is killed).
-        `volumes`: its anonymous volumes too (issue 16; it has none today)."""
+        `volumes`: its anonymous volumes too (never named ones, nor one another container
+        still uses)."""
         rec = self.resolve(ref)
         with self._locked(rec.id):
             rec = self._fresh(rec.id)
@@ -660,14 +753,15 @@ class Containers:
                     f"You cannot remove a {rec.state} container {rec.id}. Stop the container"
                     " before attempting removal or force remove"
                 )
-            self._destroy(rec)
+            self._destroy(rec, volumes=volumes)
         return rec.id
 
-    def _destroy(self, rec: Record) -> None:
+    def _destroy(self, rec: Record, volumes: bool = False, quiet: bool = False) -> None:
         """Everything of the container: its process and monitor, the runtime's state and
-        cgroups, the overlay, its directory, its row and its image hold.  The lock is held
-        (by the caller)."""
-        from sangja.image.snapshot import unmount
+        cgroups, the overlay, the volumes it held mounted, its directory, its row, its
+        image hold and its volume references (with the row, in one transaction);
+        `volumes` (rm -v, --rm): then its anonymous volumes.  The lock is held (by the
+        caller).  `quiet`: no event (a create that failed never announced the container)."""
         from sangja.image.store import remove_tree
 
         paths = self.paths(rec.id)
@@ -685,13 +779,19 @@ class Containers:
         _failpoint("rm:killed")
         self._network_teardown(rec)
         try:
-            unmount(paths.rootfs)
+            self.mounts.stop(rec.id, self._live)
+            self.storage(rec.id).unmount(paths.dir)
         except (OSError, SangjaError) as e:
             with contextlib.suppress(SangjaError):
                 self.records.update(rec.id, state="dead", error=f"removal failed: {e}")
             raise EngineError(f"unable to remove container {rec.id[:12]}: {e}")
-        self.records.delete(rec.id)
+        self.mounts.db  # noqa: B018 (its tables exist before the row's transaction)
+        used = self.records.delete(rec.id, also=self.mounts.forget)
         _failpoint("rm:row")
+        if not quiet:
+            self.event(rec, "destroy")
+        if volumes and used:
+            self.mounts.remove_anonymous(used)
         # Out of the way first (a late writer, e.g. the monitor's exit command, finds no
         # path), then removed; what a kill leaves here the next listing removes.
         trash = os.path.join(containers_dir(self.root), TRASH + rec.id)
@@ -723,7 +823,7 @@ class Containers:
                 hc = rec.host_config
                 if hc.get("AutoRemove"):
                     if not alive(rec.owner):  # else the foreground run removes it
-                        self._destroy(rec)
+                        self._destroy(rec, volumes=True)
                     return
                 ran = (rec.finished or time.time()) - (rec.started or 0)
                 if not restart.should_restart(
@@ -783,6 +883,8 @@ class Containers:
             if rec.name == new:
                 raise Conflict("Renaming a container with the same name as its current name")
             self.records.rename(rec.id, new)
+            old, rec.name = rec.name, new
+            self.event(rec, "rename", oldName="/" + old)
 
     def update(self, ref: str, changes: dict) -> list[str]:
         """ContainerUpdate: resources (and RestartPolicy) of a container; a running one gets
@@ -814,8 +916,10 @@ class Containers:
             self.records.update(rec.id, body=jsonio.dumps(body))
         return []
 
-    def prune(self, until: float | None = None, labels: list[str] = ()) -> dict:
-        """ContainerPrune: every stopped container (created, exited, dead).
+    def prune(self, until: float | None = None, labels: list[str] = (),
+              not_labels: list[str] = ()) -> dict:  # fmt: skip
+        """ContainerPrune: every stopped container (created, exited, dead); `labels`: only
+        those with every one, `not_labels`: none with any (Docker's label / label!).
         -> {"ContainersDeleted": [ids], "SpaceReclaimed": bytes}."""
         from sangja.engine.filters import label_match
         from sangja.image.store import _du
@@ -826,10 +930,12 @@ class Containers:
                 continue
             if until is not None and rec.created >= until:
                 continue
-            if labels and not all(label_match(rec.config.get("Labels") or {}, f)
-                                  for f in labels):  # fmt: skip
+            have = rec.config.get("Labels") or {}
+            if not all(label_match(have, f) for f in labels):
                 continue
-            size = _du(self.paths(rec.id).upper)
+            if any(label_match(have, f) for f in not_labels):
+                continue
+            size = _du(self.storage(rec.id).changes(self.paths(rec.id).dir))
             try:
                 self.remove(rec.id)
             except (NoSuchContainer, Conflict):
@@ -845,9 +951,35 @@ class Containers:
 
         rec = self.get(ref)
         paths = self.paths(rec.id)
-        sz = view.sizes(paths, self._image_size(rec.image)) if size else None
+        sz = view.sizes(paths, self._image_size(rec.image), self._rw_size(rec)) if size else None
         return view.inspect(rec, self._image_conf(rec.image), paths,
-                            self._image_lowers(rec.image), sz)  # fmt: skip
+                            self._image_lowers(rec.image), sz, self.storage(rec.id).name,
+                            self._mounts_api(rec.id))  # fmt: skip
+
+    def _mounts_api(self, cid: str, points=None) -> list[dict]:
+        """Docker's Mounts entries of a container (inspect, ps)."""
+        vdir = self.mounts.volumes.dir
+        if points is None:
+            points = self.mounts.points(cid)
+        return [p.api(vdir) for p in points if p.type != "tmpfs"] + [
+            p.api(vdir) for p in points if p.type == "tmpfs"]  # fmt: skip
+
+    def _rw_size(self, rec: Record) -> int | None:
+        """The writable layer's bytes: overlay's upper (None: inspect measures it); for
+        vfs the files that differ from the image (its root is a whole copy)."""
+        if self.storage(rec.id).name != "vfs":
+            return None
+        paths = self.paths(rec.id)
+        from sangja.image import treecopy
+
+        lowers = [paths.init] + self._image_lowers(rec.image)
+        total = 0
+        for p, kind in treecopy.diff(lowers, paths.rootfs):
+            if kind != 2:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(paths.rootfs + p)
+                    total += st.st_size if not os.path.isdir(paths.rootfs + p) else 0
+        return total
 
     def summaries(self, all: bool = False, filters=None, limit: int = -1,
                   size: bool = False) -> list[dict]:  # fmt: skip
@@ -858,6 +990,8 @@ class Containers:
 
         f = flt.parse(filters or {})
         match = flt.Matcher(f, self.images.resolve, self.resolve)
+        all_points = self.mounts.all_points()
+        match.mounts_of = lambda rec: all_points.get(rec.id, [])
         out = []
         for rec in self.list():
             if not all and limit <= 0 and rec.state not in ("running", "paused", "restarting"):
@@ -867,8 +1001,13 @@ class Containers:
                           **(rec.config.get("Labels") or {})}  # fmt: skip
             if f and not match(rec, view.status_word(rec), cfg_labels, view._health(rec)):
                 continue
-            sz = view.sizes(self.paths(rec.id), self._image_size(rec.image)) if size else None
-            out.append(view.summary(rec, conf, sz))
+            sz = None
+            if size:
+                sz = view.sizes(self.paths(rec.id), self._image_size(rec.image),
+                                self._rw_size(rec))  # fmt: skip
+            out.append(
+                view.summary(rec, conf, sz, self._mounts_api(rec.id, all_points.get(rec.id, [])))
+            )
             if 0 < limit <= len(out):
                 break
         return out
@@ -969,7 +1108,14 @@ class Containers:
         from sangja.engine import files
 
         rec = self.get(ref)
-        return files.changes(self.paths(rec.id).upper, self._image_lowers(rec.image))
+        paths = self.paths(rec.id)
+        lowers = [paths.init] + self._image_lowers(rec.image)
+        drv = self.storage(rec.id)
+        if drv.name == "vfs":  # no upper directory: the copy against the image's layers
+            from sangja.image import treecopy
+
+            return [{"Path": p, "Kind": k} for p, k in treecopy.diff(lowers, paths.rootfs)]
+        return files.changes(paths.upper, self._image_lowers(rec.image))
 
     def exec(self, ref: str, body: dict) -> int:
         """Exec in the foreground on our stdio (engine/execs.py): -> its exit code."""
@@ -1044,7 +1190,7 @@ def collect_dead(store, containers: Containers | None = None) -> None:
                 with cs._locked(rec.id, blocking=False):
                     cur = cs.records.get(rec.id)
                     if cur is not None and cur.state == "exited" and not alive(cur.owner):
-                        cs._destroy(cur)
+                        cs._destroy(cur, volumes=True)
             except (BlockingIOError, NoSuchContainer, EngineError):
                 pass
 

@@ -36,7 +36,7 @@ RESOURCE_DEFAULTS = {
 }  # fmt: skip
 
 HOST_DEFAULTS = {
-    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "k8s-file", "Config": {}},
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
     "NetworkMode": "default", "PortBindings": None,
     "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
     "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
@@ -82,8 +82,24 @@ def normalize(body: dict) -> dict:
         _signal(cfg["StopSignal"], "StopSignal")
     _check_health(cfg.get("Healthcheck"))
     _check_host(hc)
+    _check_mounts(cfg, hc)
     _check_unsupported(cfg, hc, nc)
     return {"Config": cfg, "HostConfig": hc, "NetworkingConfig": nc}
+
+
+def _log_config(driver: str, conf: dict) -> tuple[str, dict]:
+    """The config file's log-driver for a container that names none, and its log-opts
+    under the container's own when the container uses that driver (Docker's merge)."""
+    from sangja import settings
+
+    default = settings.get("log-driver") or "k8s-file"
+    driver = driver or default
+    if driver not in LOG_DRIVERS:
+        raise InvalidArgument(f"log driver {driver!r} is not supported (k8s-file or none)")
+    same = {"json-file": "k8s-file"}
+    if same.get(driver, driver) == same.get(default, default):
+        conf = {**(settings.get("log-opts") or {}), **conf}
+    return driver, conf
 
 
 def _signal(s, what: str) -> int:
@@ -172,10 +188,7 @@ def _check_host(hc: dict) -> None:
                 f"{u.get('Soft')} > {u.get('Hard')}"
             )
     lc = hc.get("LogConfig") or {}
-    driver = lc.get("Type") or "k8s-file"
-    if driver not in LOG_DRIVERS:
-        raise InvalidArgument(f"log driver {driver!r} is not supported (k8s-file or none)")
-    conf = dict(lc.get("Config") or {})
+    driver, conf = _log_config(lc.get("Type") or "", dict(lc.get("Config") or {}))
     for k in conf:
         if k not in ("max-size", "max-file"):
             raise InvalidArgument(f"unknown log opt '{k}' for {driver} log driver")
@@ -214,6 +227,22 @@ def _check_host(hc: dict) -> None:
     for path in hc.get("Tmpfs") or {}:
         if not path.startswith("/"):
             raise InvalidArgument(f"invalid tmpfs mount point {path!r}: it must be absolute")
+
+
+def _check_mounts(cfg: dict, hc: dict) -> None:
+    """-v, --mount, --volumes-from, --tmpfs and Config.Volumes as Docker reads them
+    (engine/mounts.py); the volume driver, when named, must be local."""
+    from sangja.engine import mounts
+
+    if cfg.get("Volumes") is not None and not isinstance(cfg["Volumes"], dict):
+        raise InvalidArgument('Config.Volumes must be an object {"/path": {}}')
+    for key in ("Binds", "VolumesFrom", "Mounts"):
+        if hc.get(key) is not None and not isinstance(hc[key], list):
+            raise InvalidArgument(f"HostConfig.{key} must be a list")
+    if hc.get("VolumeDriver") not in (None, "", "local"):
+        raise InvalidArgument(f"volume driver {hc['VolumeDriver']!r} is not supported (only"
+                              " local)")  # fmt: skip
+    mounts.check(cfg, hc)
 
 
 def _security_opt(opt: str) -> None:
@@ -261,14 +290,10 @@ def _check_unsupported(cfg: dict, hc: dict, nc: dict) -> None:
         )
     for key, what in (("PortBindings", "publishing ports (-p)"), ("Links", "links"),
                       ("Dns", "--dns"), ("DnsSearch", "--dns-search"),
-                      ("DnsOptions", "--dns-option"), ("ExtraHosts", "--add-host"),
-                      ("Binds", "volumes (-v)"), ("Mounts", "mounts (--mount)"),
-                      ("VolumesFrom", "--volumes-from")):  # fmt: skip
+                      ("DnsOptions", "--dns-option"), ("ExtraHosts", "--add-host")):  # fmt: skip
         if hc.get(key):
             raise InvalidArgument(f"{what}: not supported yet")
     if hc.get("PublishAllPorts"):
         raise InvalidArgument("publishing ports (-P): not supported yet")
-    if cfg.get("Volumes"):
-        raise InvalidArgument("volumes (-v): not supported yet")
     if (nc or {}).get("EndpointsConfig"):
         raise InvalidArgument("network endpoints: networks are not supported yet")

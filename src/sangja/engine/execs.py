@@ -89,7 +89,10 @@ def run(containers, ref: str, body: dict) -> int:
     proc = process_spec(containers, rec, body)
     paths = containers.paths(rec.id)
     os.makedirs(paths.execs, mode=0o700, exist_ok=True)
-    path = os.path.join(paths.execs, f"{secrets.token_hex(8)}.json")
+    exec_id = secrets.token_hex(32)
+    path = os.path.join(paths.execs, f"{exec_id[:16]}.json")
+    words = " ".join(proc["args"])
+    containers.event(rec, f"exec_create: {words}", execID=exec_id)
     with open(path, "w") as f:
         json.dump(proc, f)
     null = None
@@ -98,8 +101,11 @@ def run(containers, ref: str, body: dict) -> int:
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             saved = os.dup(0)
             os.dup2(null, 0)
+        containers.event(rec, f"exec_start: {words}", execID=exec_id)
         try:
-            return containers.rt.exec(rec.id, process=path, tty=bool(body.get("Tty")))
+            code = containers.rt.exec(rec.id, process=path, tty=bool(body.get("Tty")))
+            containers.event(rec, "exec_die", execID=exec_id, exitCode=code)
+            return code
         except SangjaError as e:
             msg = str(e)
             if msg.startswith("exec failed: "):
@@ -128,8 +134,11 @@ def run_detached(containers, ref: str, body: dict) -> str:
     path = os.path.join(edir, "process.json")
     with open(path, "w") as f:
         json.dump(proc, f)
+    words = " ".join(proc["args"])
+    containers.event(rec, f"exec_create: {words}", execID=exec_id)
     monitor.exec_detached(
         paths, rec.id, exec_id, path, runtime_root=containers.runtime_root,
         tty=bool(body.get("Tty")), env={"SANGJA_ROOT": containers.root},
     )  # fmt: skip
+    containers.event(rec, f"exec_start: {words}", execID=exec_id)
     return exec_id

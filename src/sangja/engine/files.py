@@ -153,14 +153,14 @@ class Root:
         self.paths = containers.paths(rec.id)
 
     def __enter__(self):
-        from sangja.image.snapshot import is_mounted, mount_overlay
+        from sangja.image.snapshot import is_mounted
 
         if self.rec.state in ("running", "paused"):
             self.nsfd = _mount_ns(self.cs.runtime_root, self.rec.id)
         if self.nsfd is None and not is_mounted(self.paths.rootfs):
-            mount_overlay([self.paths.init] + self.cs._image_lowers(self.rec.image),
-                          self.paths.upper, self.paths.work, self.paths.rootfs)  # fmt: skip
-            self.mounted = True
+            drv = self.cs.storage(self.rec.id)  # vfs: the root is a directory, never mounted
+            drv.mount([self.paths.init] + self.cs._image_lowers(self.rec.image), self.paths.dir)
+            self.mounted = drv.name != "vfs"
         return self
 
     def enter(self):

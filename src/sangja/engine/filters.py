@@ -62,6 +62,7 @@ class Matcher:
                 continue
         self.before = [resolve_container(r).created for r in filters.get("before", ())]
         self.since = [resolve_container(r).created for r in filters.get("since", ())]
+        self.mounts_of = lambda rec: []  # the container's mount points (set by the caller)
         try:
             self.names = [re.compile(v) for v in filters.get("name", ())]
         except re.error as e:
@@ -87,5 +88,9 @@ class Matcher:
             return False
         if "health" in f and (health or "none") not in f["health"]:
             return False
-        # no container has networks, volumes or ports yet
-        return all(not f.get(k) for k in ("network", "volume", "publish", "expose"))
+        if f.get("volume"):  # a volume's name or a mount's destination (Docker's rule)
+            points = self.mounts_of(rec)
+            if not any(p.name in f["volume"] or p.destination in f["volume"] for p in points):
+                return False
+        # no container has networks or ports yet
+        return all(not f.get(k) for k in ("network", "publish", "expose"))

@@ -22,6 +22,19 @@ class Images:
             store = Store()
         self.store = store
 
+    def event(self, action: str, actor: str, **attrs) -> None:
+        """Docker's image event (engine/events.py): pull, push, tag, untag, delete, load,
+        import, save, prune."""
+        from sangja.engine import events
+
+        events.emit("image", action, actor, {k: str(v) for k, v in attrs.items()},
+                    root=self.store.root)  # fmt: skip
+
+    def _named(self, action: str, reference: str) -> None:
+        from sangja.image.reference import familiar, split_name
+
+        self.event(action, reference, name=familiar(split_name(reference)[0]))
+
     # ---- finding -----------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
         """An image id (full or unique prefix) or a reference -> the image id."""
@@ -71,10 +84,58 @@ class Images:
         from sangja.image.pull import pull
 
         try:
-            return pull(ref, platform=platform, store=self.store, progress=progress,
-                        signature_policy=signature_policy).image_id  # fmt: skip
+            res = pull(ref, platform=platform, store=self.store, progress=progress,
+                       signature_policy=signature_policy)  # fmt: skip
         except SangjaError as e:
             raise EngineError(str(e), errno=e.errno)
+        self._named("pull", res.reference)
+        return res.image_id
+
+    def fetch(self, ref: str, platform: str | None = None, progress=None,
+              all_tags: bool = False, signature_policy: str | None = None):  # fmt: skip
+        """`image pull`: -> sangja.image.pull's PullResult (its errors as they are)."""
+        from sangja.image.pull import pull
+
+        res = pull(ref, platform=platform, store=self.store, progress=progress,
+                   all_tags=all_tags, signature_policy=signature_policy)  # fmt: skip
+        self._named("pull", res.reference)
+        return res
+
+    def tag(self, image_id: str, name: str) -> None:
+        self.store.tag(image_id, name)
+        self.event("tag", image_id, name=name)
+
+    def push(self, ref: str, progress=None, all_tags: bool = False, sign_by=None) -> list:
+        from sangja.image.push import push
+
+        out = push(ref, store=self.store, progress=progress, all_tags=all_tags,
+                   sign_by=sign_by)  # fmt: skip
+        for res in out:
+            self._named("push", res.reference)
+        return out
+
+    def load(self, path: str | None) -> list[str]:
+        """`image load` -> the lines to print ('Loaded image: NAME')."""
+        from sangja.image import archive
+
+        lines = archive.load(self.store, path)
+        for line in lines:
+            self.event("load", line.split(": ", 1)[-1])
+        return lines
+
+    def import_rootfs(self, path: str | None, name: str | None = None, **kw) -> str:
+        from sangja.image import archive
+
+        image_id = archive.import_rootfs(self.store, path, name, **kw)
+        self.event("import", image_id, **({"name": name} if name else {}))
+        return image_id
+
+    def save(self, refs: list[str], output: str | None, fmt: str) -> None:
+        from sangja.image import archive
+
+        archive.save(self.store, refs, output, fmt)
+        for r in refs:
+            self.event("save", r)
 
     # ---- removal -----------------------------------------------------------------------
     def remove(self, ref: str, force: bool = False) -> list[dict]:
@@ -96,6 +157,7 @@ class Images:
             tags = [n for n, k in refs if k == "tag"]
             if name is not None and [n for n in tags if n != name]:
                 store.untag(name)  # other names remain: only this one goes
+                self.event("untag", image_id, name=name)
                 return [{"Untagged": name}]
             users = store.holders(image_id)
             if users and not force:
@@ -112,16 +174,26 @@ class Images:
             if users:  # force: the names go, the image stays for its containers (as docker)
                 for n, _ in refs:
                     store.untag(n)
+                    self.event("untag", image_id, name=n)
                 return out
             chains, _freed = store.delete_image(image_id)
+            for n, _ in refs:
+                self.event("untag", image_id, name=n)
+            self.event("delete", image_id)
             out.append({"Deleted": image_id})
             out += [{"Deleted": f"sha256:{c}"} for c in chains]
         return out
 
-    def prune(self, all: bool = False) -> dict:
+    def prune(self, all: bool = False, until: float | None = None,
+              labels: list[str] = (), not_labels: list[str] = ()) -> dict:  # fmt: skip
         """Dangling images (`all`: every image no container uses), then files no row names
-        (left by a crash), partial downloads.  -> ImagePruneResponse."""
+        (left by a crash), partial downloads.  `until`: only images created before;
+        `labels`: only images whose config has them (KEY or KEY=VALUE), `not_labels`: none
+        whose config has any.
+        -> ImagePruneResponse."""
         from sangja.engine.containers import collect_dead
+        from sangja.engine.filters import label_match
+        from sangja.engine.units import parse_timestamp
 
         collect_dead(self.store)
         store = self.store
@@ -130,11 +202,27 @@ class Images:
             for img in store.images():
                 if store.holders(img.id) or (img.tags and not all):
                     continue
+                if until is not None:
+                    try:
+                        if parse_timestamp(img.created or "0") >= until:
+                            continue
+                    except ValueError:
+                        pass
+                if labels or not_labels:
+                    conf = (store.config_of(img.id).get("config") or {}).get("Labels") or {}
+                    if any(not label_match(conf, w) for w in labels):  # `all` is the flag here
+                        continue
+                    if any(label_match(conf, w) for w in not_labels):
+                        continue
                 deleted += [{"Untagged": n} for n in img.tags + img.digests]
                 _, f = store.delete_image(img.id)
+                for n in img.tags + img.digests:
+                    self.event("untag", img.id, name=n)
+                self.event("delete", img.id)
                 deleted.append({"Deleted": img.id})
                 freed += f
             freed += store.collect_garbage()
+        self.event("prune", "", reclaimed=freed)
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": freed}
 
 

@@ -77,8 +77,9 @@ def _health(rec: Record) -> str:
         return ""
 
 
-def summary(rec: Record, image_conf: dict, size: tuple[int, int] | None = None) -> dict:
-    """One entry of /containers/json."""
+def summary(rec: Record, image_conf: dict, size: tuple[int, int] | None = None,
+            mounts: list[dict] | None = None) -> dict:  # fmt: skip
+    """One entry of /containers/json (`mounts`: Docker's Mounts entries)."""
     cfg = effective_config(rec, image_conf)
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if rec.host_config.get("Init"):
@@ -96,7 +97,7 @@ def summary(rec: Record, image_conf: dict, size: tuple[int, int] | None = None) 
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _networks(rec)},
-        "Mounts": [],
+        "Mounts": mounts or [],
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
@@ -113,8 +114,10 @@ def _networks(rec: Record) -> dict:
 
 
 def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
-            size: tuple[int, int] | None = None) -> dict:  # fmt: skip
-    """ContainerInspect."""
+            size: tuple[int, int] | None = None, driver: str = "overlay",
+            mounts: list[dict] | None = None) -> dict:  # fmt: skip
+    """ContainerInspect.  `driver`: its storage driver's name; `mounts`: Docker's Mounts
+    entries (engine/mounts.py)."""
     import json
 
     cfg = effective_config(rec, image_conf)
@@ -149,7 +152,7 @@ def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
         "LogPath": paths.log,
         "Name": "/" + rec.name,
         "RestartCount": rec.restart_count,
-        "Driver": "overlay",
+        "Driver": driver,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
@@ -164,8 +167,10 @@ def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
                 "UpperDir": paths.upper,
                 "WorkDir": paths.work,
             },
-        },
-        "Mounts": [],
+        }
+        if driver == "overlay"
+        else {"Name": driver, "Data": {"Dir": paths.rootfs}},
+        "Mounts": mounts or [],
         "Config": cfg,
         "NetworkSettings": {
             "Bridge": "",
@@ -193,9 +198,11 @@ def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
     return out
 
 
-def sizes(paths, image_size: int) -> tuple[int, int]:
-    """(SizeRw, SizeRootFs): the writable layer's bytes, and with the image's."""
+def sizes(paths, image_size: int, rw: int | None = None) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs): the writable layer's bytes (`rw`, when the caller measured
+    it another way: the vfs driver's changes), and with the image's."""
     from sangja.image.store import _du
 
-    rw = _du(paths.upper) if os.path.isdir(paths.upper) else 0
+    if rw is None:
+        rw = _du(paths.upper) if os.path.isdir(paths.upper) else 0
     return rw, rw + image_size

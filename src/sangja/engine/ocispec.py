@@ -270,6 +270,7 @@ def build(body: dict, image_conf: dict, *, cid: str, name: str, paths, rootfs: s
     for ul in hc.get("Ulimits") or ():
         rl.append({"type": f"RLIMIT_{ul['Name'].upper()}", "soft": ul.get("Soft", 0),
                    "hard": ul.get("Hard", 0)})  # fmt: skip
+    rl += _default_ulimits({ul["Name"] for ul in hc.get("Ulimits") or ()})
     if rl:
         proc["rlimits"] = rl
     if hc.get("OomScoreAdj"):
@@ -572,3 +573,16 @@ def docker_seccomp(doc: dict, caps: list[str], machine: str | None = None) -> di
         calls.append(entry)
     out["syscalls"] = calls
     return out
+
+
+def _default_ulimits(named: set) -> list:
+    """The config file's default-ulimits the container does not set itself (Docker's merge,
+    at each start: a changed file applies from the next start)."""
+    from sangja import settings
+
+    def lim(v):
+        return (1 << 64) - 1 if v == -1 else v  # -1: unlimited (RLIM_INFINITY)
+
+    defaults = settings.get("default-ulimits") or {}
+    return [{"type": f"RLIMIT_{n.upper()}", "soft": lim(soft), "hard": lim(hard)}
+            for n, (soft, hard) in defaults.items() if n not in named]  # fmt: skip

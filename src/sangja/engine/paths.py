@@ -14,6 +14,8 @@ Engine root (`SANGJA_ROOT`, default /var/lib/sangja; the image store's root):
         monitor/              conmon's own: `exit` (the exit code), `oom`, pid files, and
                               what conmon says on its stderr before it detaches
         exec/<exec id>/       a detached exec's conmon (its bundle path)
+        storage-driver        the driver that made rootfs/ (overlay, or vfs: rootfs/ is a
+                              full copy and upper/ work/ do not exist)
 Runtime state lives under the runtime's root (`--root`, default /run/sangja), as for any
 container of the runtime; the engine hands that root to the runtime conmon runs.
 """
@@ -58,6 +60,7 @@ _FILES = {
     "conmon_pid_file": "monitor/conmon.pid",
     "conmon_err": "monitor/conmon.err",
     "execs": "exec",
+    "storage_driver": "storage-driver",
 }
 
 
@@ -68,10 +71,20 @@ def containers_dir(engine_root: str) -> str:
 def sangja_binary() -> str:
     """The `sangja` of this installation, by absolute path: what conmon runs (the runtime,
     and the engine's exit command).  The entry script beside our own interpreter (a venv's
-    bin/), never a name looked up on PATH (other installations may be linked there)."""
+    bin/), never a name looked up on PATH (other installations may be linked there).
+    $SANGJA_BINARY, else the config file's `runtime`, win."""
     env = os.environ.get("SANGJA_BINARY")
     if env:
         return env
+    from sangja import settings
+
+    configured = settings.get("runtime")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            from sangja.engine.errors import EngineError
+
+            raise EngineError(f"the config file's runtime {configured!r} is not an executable")
+        return configured
     here = os.path.join(os.path.dirname(sys.executable), "sangja")
     if os.access(here, os.X_OK):
         return here

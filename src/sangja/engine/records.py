@@ -226,12 +226,14 @@ class Records:
                                     (new,)).fetchone()  # fmt: skip
             raise name_conflict(new, other[0] if other else "")
 
-    def delete(self, cid: str) -> None:
-        """The row and its hold on the image."""
+    def delete(self, cid: str, also=None):
+        """The row and its hold on the image; `also(db, cid)`: what else goes with them in
+        the same transaction (the container's volume references).  -> what `also` gave."""
         self.db  # noqa: B018
         with self._transaction() as db:
             db.execute("DELETE FROM holds WHERE holder=?", (cid,))
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
+            return also(db, cid) if also is not None else None
 
 
 def name_conflict(name: str, other: str) -> Conflict:

@@ -1,12 +1,15 @@
-"""The engine's settings for images, from the environment and an optional JSON file.
-
-`$SANGJA_CONFIG` (default `/etc/sangja/daemon.json`), keys as in Docker's daemon.json:
-    {"default-registry": "registry.example:5000", "cgroup-parent": "/sangja",
-     "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
-     "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
-     "max-concurrent-downloads": 3, "max-concurrent-uploads": 5,
-     "push-chunk-size": 33554432,
-     "signature-policy": "/etc/sangja/policy.json", "content-trust": false}
+"""The engine's settings for images, from the environment and the engine's config file
+(sangja.settings: `$SANGJA_CONFIG`, default `/etc/sangja/engine.toml`), keys as in
+Docker's daemon.json:
+    default-registry = "registry.example:5000"
+    insecure-registries = ["10.0.0.5:5000", "10.1.0.0/16"]
+    certs-d = ["/etc/sangja/certs.d", "/etc/docker/certs.d"]
+    max-concurrent-downloads = 3
+    max-concurrent-uploads = 5
+    push-chunk-size = 33554432
+    signature-policy = "/etc/sangja/policy.json"
+    content-trust = false
+    cgroup-parent = "/sangja"
 The environment wins: SANGJA_DEFAULT_REGISTRY, SANGJA_INSECURE_REGISTRIES (comma list),
 SANGJA_CERTS_D (colon list), SANGJA_ROOT (engine data, default /var/lib/sangja),
 SANGJA_MAX_CONCURRENT_DOWNLOADS, SANGJA_MAX_CONCURRENT_UPLOADS, SANGJA_PUSH_CHUNK_SIZE,
@@ -15,12 +18,10 @@ SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 
 from __future__ import annotations
 
-import functools
 import os
 
 from sangja.errors import SangjaError
 
-DEFAULT_CONFIG = "/etc/sangja/daemon.json"
 DEFAULT_ROOT = "/var/lib/sangja"
 DEFAULT_CERTS_D = ("/etc/sangja/certs.d", "/etc/docker/certs.d")
 
@@ -48,17 +49,32 @@ def load_json(path: str) -> dict:
 
 
 def config_path() -> str:
-    return os.environ.get("SANGJA_CONFIG") or DEFAULT_CONFIG
+    """The engine's config file in force (its directory holds policy.json)."""
+    from sangja import settings
+
+    return settings.path()
 
 
-@functools.cache
 def _file() -> dict:
-    return load_json(config_path())
+    from sangja import settings
+
+    return settings.load()
+
+
+def _clear() -> None:
+    from sangja import settings
+
+    settings.clear_cache()
+
+
+_file.cache_clear = _clear  # as functools.cache has it (tests re-read the file)
 
 
 def setting(key: str, default=None):
-    """A key of the engine config file as it is (the caller checks its type)."""
-    return _file().get(key, default)
+    """A key of the engine config file, checked by sangja.settings (its type is right)."""
+    from sangja import settings
+
+    return settings.get(key, default)
 
 
 def root() -> str:
