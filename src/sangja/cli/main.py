@@ -406,6 +406,10 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        if cmd == "network":  # cli/networks.py, imported only for it
+            from sangja.cli import networks
+
+            return networks.main(cmd, args, g)
         if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
             from sangja.cli import engine_cli
 

@@ -24,6 +24,7 @@ host port: netavark's DNAT rules are in the order the networks were set up).
 
 from __future__ import annotations
 
+import os
 import time
 
 from sangja import jsonio
@@ -39,6 +40,15 @@ from sangja.engine.netns import RunDirs
 from sangja.engine.networks import Network, Networks
 
 MAX_NAMESERVERS = 3
+
+
+def _failpoint(name: str) -> None:
+    """Fault injection for the tests: with SANGJA_FAILPOINT=<name> the process stops itself
+    (SIGSTOP) at that step, for the test to `kill -9` it exactly there."""
+    if os.environ.get("SANGJA_FAILPOINT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def network_mode(hc: dict) -> str:
@@ -319,8 +329,11 @@ class Endpoints:
                 nsmod.create(path)
                 return self._files(Sandbox(mode, path), cid, body, hostname, [], extra)
             eps, mappings = self._lease(cid, body, path, image_exposed)
+            _failpoint("net:leased")
             nsmod.create(path)
+            _failpoint("net:netns")
             status = self._netavark_setup(cid, name, eps, mappings, hc.get("Dns"), path)
+            _failpoint("net:setup")
             self._record_macs(cid, eps, status)
             sb = Sandbox(mode, path, ports=mappings)
             return self._files(sb, cid, body, hostname, eps, extra)
@@ -464,7 +477,8 @@ class Endpoints:
         own = self.dirs.netns(cid)
         if sb is not None and sb[0] == "bridge":
             eps = [ep for ep in self.endpoints(cid) if ep.active]
-            if eps and nsmod.is_netns(sb[1]):
+            # nothing but lo: netavark never ran (killed before it), nothing to undo
+            if eps and nsmod.is_netns(sb[1]) and nsmod.links(sb[1]) != ["lo"]:
                 try:
                     netavark.teardown(self.dirs, sb[1], self._options(
                         cid, "", eps, self.mappings(cid), ()))  # fmt: skip

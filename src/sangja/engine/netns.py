@@ -137,6 +137,32 @@ def remove(path: str) -> None:
         raise NetworkError(f"remove {path}: {e.strerror}", errno=e.errno, path=path)
 
 
+def links(path: str) -> list[str]:
+    """The interfaces in the namespace at `path` (read from a thread that joins it)."""
+    out: list = []
+    err: list = []
+
+    def look():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _c().setns(fd, CLONE_NEWNET) != 0:
+                    n = ctypes.get_errno()
+                    raise OSError(n, f"setns {path}: {os.strerror(n)}")
+            finally:
+                os.close(fd)
+            out.extend(name for _, name in socket.if_nameindex())
+        except BaseException as e:
+            err.append(e)
+
+    t = threading.Thread(target=look, name="netns-links")
+    t.start()
+    t.join()
+    if err:
+        raise NetworkError(f"network namespace {path}: {err[0]}")
+    return out
+
+
 def ino(path: str) -> int:
     """The namespace's inode (two paths name the same namespace when these are equal)."""
     return os.stat(path).st_ino
