@@ -180,3 +180,38 @@ def wait_gone(pid, guard=10):
 
 
 __all__ = ["NetNS"]
+
+
+# A DNS server that answers every A question with 203.0.113.7 (one answer, then exits).
+_DNS = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+s.settimeout(30)
+print("READY", flush=True)
+while True:
+    q, peer = s.recvfrom(512)
+    qid, flags, qd = struct.unpack("!HHH", q[:6])
+    end = 12
+    while q[end]:
+        end += q[end] + 1
+    question = q[12 : end + 5]
+    qtype = struct.unpack("!H", q[end + 1 : end + 3])[0]
+    ans = b""
+    if qtype == 1:
+        ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([203, 0, 113, 7])
+    hdr = struct.pack("!HHHHHH", qid, 0x8180, 1, 1 if ans else 0, 0, 0)
+    s.sendto(hdr + question + ans, peer)
+    print(q[13 : end].decode(errors="replace"), flush=True)
+"""
+
+
+class DNSServer(Server):
+    def __init__(self, ns, bind):
+        pre = ["nsenter", f"--net={ns}"] if ns else []
+        argv = pre + [PY, "-c", _DNS, bind]
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if line.strip() != "READY":
+            self.p.kill()
+            raise AssertionError(f"dns server did not start: {line} {self.p.stderr.read()}")

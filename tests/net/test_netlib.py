@@ -440,3 +440,23 @@ def test_runtime_container_joins_the_namespace_by_path(eng, tmp_path):
     assert r.stdout.splitlines() == ["1", "hi", " from 10.52.0.2"], r
     eng.teardown(A)
     eng.teardown(B)
+
+
+def test_aardvark_forwards_other_names_to_the_containers_dns(eng, netns):
+    """--dns on a user network: the container asks aardvark-dns (its gateway), which
+    answers container names itself and forwards the rest to the container's --dns."""
+    out_ns, cleanup = netkit.outside(netns)
+    try:
+        eng.nets.create("app", subnets=[{"Subnet": "10.53.0.0/24"}])
+        with netkit.DNSServer(out_ns, "192.0.2.2"):
+            s = start(eng, A, body("app", Dns=["192.0.2.2"]))
+            assert s.resolv.startswith("nameserver 10.53.0.1\n")
+            assert lookup(s.netns, "far.example", "10.53.0.1") == ["203.0.113.7"]
+            assert lookup(s.netns, A[:4], "10.53.0.1") == ["10.53.0.2"]
+        # the default bridge has no names: --dns goes straight into resolv.conf
+        s2 = start(eng, B, body(Dns=["192.0.2.2"], DnsSearch=["corp"], DnsOptions=["ndots:1"]))
+        assert s2.resolv == "nameserver 192.0.2.2\nsearch corp\noptions ndots:1\n"
+    finally:
+        eng.teardown(A)
+        eng.teardown(B)
+        cleanup()

@@ -167,3 +167,56 @@ def write(path: str, text: str) -> None:
         f.write(text)
     os.chmod(tmp, 0o644)
     os.rename(tmp, path)
+
+
+def _query(name: str, qid: int) -> bytes:
+    import struct
+
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack("!HH", 1, 1)
+
+
+def answers(server: str, name: str, timeout: float = 0.2) -> bool | None:
+    """Does the DNS server at `server`:53 answer `name` (type A) with at least one record?
+    None when nothing listens there (yet) or no answer came in `timeout`."""
+    import random
+    import socket
+    import struct
+
+    qid = random.randrange(1 << 16)
+    fam = socket.AF_INET6 if ":" in server else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect((server, 53))
+            s.send(_query(name, qid))
+            while True:
+                data = s.recv(1500)
+                if len(data) >= 12 and struct.unpack("!H", data[:2])[0] == qid:
+                    return struct.unpack("!H", data[6:8])[0] > 0
+        except OSError:  # refused (not listening yet), timed out
+            return None
+
+
+def wait_for_names(netns_path: str, servers: list[str], name: str, guard: float = 5.0) -> bool:
+    """After netavark set a container up on networks with names: wait until aardvark-dns
+    answers the container's name, asked from inside the container's namespace (netavark
+    starts aardvark-dns, or makes it reload its config, and returns before it is ready: a
+    container asking at once would get "connection refused" or no such name).  -> ready?
+    (False after `guard` seconds: the container starts anyway.)"""
+    import time
+
+    from sangja.engine import netns
+
+    def probe():
+        end = time.monotonic() + guard
+        while True:
+            if all(answers(s, name) for s in servers):
+                return True
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+
+    return netns.run_in(netns_path, probe)

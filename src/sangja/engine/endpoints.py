@@ -335,8 +335,9 @@ class Endpoints:
             status = self._netavark_setup(cid, name, eps, mappings, hc.get("Dns"), path)
             _failpoint("net:setup")
             self._record_macs(cid, eps, status)
-            sb = Sandbox(mode, path, ports=mappings)
-            return self._files(sb, cid, body, hostname, eps, extra)
+            sb = self._files(Sandbox(mode, path, ports=mappings), cid, body, hostname, eps, extra)
+            self._wait_dns(path, eps, name)
+            return sb
         except BaseException:
             try:
                 self.teardown(cid)
@@ -427,6 +428,15 @@ class Endpoints:
             with self.nets.transaction() as tx:
                 tx.executemany("UPDATE net_endpoints SET mac=? WHERE container=? AND network=?",
                                todo)  # fmt: skip
+
+    @staticmethod
+    def _wait_dns(path: str, eps: list[Endpoint], name: str) -> None:
+        from sangja.engine import dns
+
+        servers = [ep.net.gateway(4) if ep.ipv4 else ep.net.gateway(6)
+                   for ep in eps if ep.active and ep.net.dns]  # fmt: skip
+        if servers and name:
+            dns.wait_for_names(path, servers, name)
 
     def _extra_host(self, item: str, cid: str) -> tuple[str, str]:
         from sangja.engine import dns
@@ -540,6 +550,7 @@ class Endpoints:
                 self._lease_one(tx, new)
             status = self._netavark_setup(cid, name, [new], self.mappings(cid), (), sb[1])
             self._record_macs(cid, [new], status)
+            self._wait_dns(sb[1], [new], name)
         except BaseException:
             try:
                 self._release(cid, new, sb[1], name)

@@ -137,12 +137,13 @@ def remove(path: str) -> None:
         raise NetworkError(f"remove {path}: {e.strerror}", errno=e.errno, path=path)
 
 
-def links(path: str) -> list[str]:
-    """The interfaces in the namespace at `path` (read from a thread that joins it)."""
+def run_in(path: str, fn):
+    """fn() in a thread that joins the namespace at `path` (sockets it makes live there);
+    -> its result.  This thread never leaves its own namespace."""
     out: list = []
     err: list = []
 
-    def look():
+    def go():
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -151,16 +152,23 @@ def links(path: str) -> list[str]:
                     raise OSError(n, f"setns {path}: {os.strerror(n)}")
             finally:
                 os.close(fd)
-            out.extend(name for _, name in socket.if_nameindex())
+            out.append(fn())
         except BaseException as e:
             err.append(e)
 
-    t = threading.Thread(target=look, name="netns-links")
+    t = threading.Thread(target=go, name="netns-run")
     t.start()
     t.join()
     if err:
-        raise NetworkError(f"network namespace {path}: {err[0]}")
-    return out
+        if isinstance(err[0], OSError):
+            raise NetworkError(f"network namespace {path}: {err[0]}")
+        raise err[0]
+    return out[0]
+
+
+def links(path: str) -> list[str]:
+    """The interfaces in the namespace at `path`."""
+    return run_in(path, lambda: [name for _, name in socket.if_nameindex()])
 
 
 def ino(path: str) -> int:
