@@ -460,3 +460,23 @@ def test_aardvark_forwards_other_names_to_the_containers_dns(eng, netns):
         eng.teardown(A)
         eng.teardown(B)
         cleanup()
+
+
+def test_deferred_setup_finishes_or_is_torn_down(eng):
+    """setup(defer=True): netavark works while the caller creates the container; finish()
+    waits for it.  A teardown before finish (the caller failed meanwhile) waits for netavark
+    and undoes it all."""
+    eng.nets.create("app", subnets=[{"Subnet": "10.54.0.0/24"}])
+    b = body("app", ports={"80/tcp": [{"HostIp": "", "HostPort": "8090"}]})
+    eng.validate(b)
+    eng.attach(A, b)
+    sb = eng.setup(A, "a", b, hostname="a", defer=True)
+    assert sb.pending is not None and nsmod.is_netns(sb.netns)
+    eng.finish(A, sb)
+    assert sb.pending is None and lookup(sb.netns, "a", "10.54.0.1") == ["10.54.0.2"]
+    assert exchange(sb.netns, "0.0.0.0", 80, None, "127.0.0.1", 8090).startswith("hello")
+    eng.teardown(A)
+    sb = eng.setup(A, "a", b, hostname="a", defer=True)
+    eng.teardown(A)
+    assert "8090" not in nat_rules() and eng.sandbox(A) is None
+    assert not os.path.exists(sb.netns) and netavark.aardvark_pid(eng.dirs) is None

@@ -97,13 +97,14 @@ class Sandbox:
     the host's), the etc files' contents (None for `container:X`, which shares X's:
     `share`), and what was published."""
 
-    __slots__ = ("mode", "netns", "hostname", "hosts", "resolv", "share", "ports")
+    __slots__ = ("mode", "netns", "hostname", "hosts", "resolv", "share", "ports", "pending")
 
     def __init__(self, mode, netns, hostname=None, hosts=None, resolv=None, share=None,
                  ports=()):  # fmt: skip
         self.mode, self.netns = mode, netns
         self.hostname, self.hosts, self.resolv = hostname, hosts, resolv
         self.share, self.ports = share, list(ports)
+        self.pending = None  # (netavark call, endpoints, name): see Endpoints.finish
 
 
 class Endpoints:
@@ -111,6 +112,7 @@ class Endpoints:
         self.store = store
         self.nets = Networks(store)
         self.dirs = RunDirs(runtime_root)
+        self._pending: dict = {}  # container -> its netavark setup still running
 
     @property
     def db(self):
@@ -286,15 +288,17 @@ class Endpoints:
         return warnings
 
     # ---- a run --------------------------------------------------------------------------
-    def setup(self, cid: str, name: str, body: dict, *, hostname: str,
-              image_exposed=(), resolve_container=None) -> Sandbox:  # fmt: skip
+    def setup(self, cid: str, name: str, body: dict, *, hostname: str, image_exposed=(),
+              resolve_container=None, defer: bool = False) -> Sandbox:  # fmt: skip
         """Set the container's network up for a run (see the module's doc).  Whatever a
         previous run left is torn down first.  `resolve_container(ref)` -> the id of a
-        `container:` mode's container (the engine's resolution)."""
+        `container:` mode's container (the engine's resolution).  `defer`: netavark still
+        runs when this returns (the namespace exists, the etc files are known): the caller
+        creates the container meanwhile and calls `finish` before starting it."""
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
         mode = network_mode(hc)
-        if self.sandbox(cid) is not None:
+        if self.sandbox(cid) is not None or cid in self._pending:
             self.teardown(cid)
         other = _container_mode(mode)
         if other is not None:
@@ -332,16 +336,43 @@ class Endpoints:
             _failpoint("net:leased")
             nsmod.create(path)
             _failpoint("net:netns")
-            status = self._netavark_setup(cid, name, eps, mappings, hc.get("Dns"), path)
-            _failpoint("net:setup")
-            self._record_macs(cid, eps, status)
             sb = self._files(Sandbox(mode, path, ports=mappings), cid, body, hostname, eps, extra)
-            self._wait_dns(path, eps, name)
+            if eps:
+                from sangja.engine import netavark
+
+                opts = self._options(cid, name, eps, mappings, hc.get("Dns"))
+                call = netavark.Call(self.dirs, "setup", path, opts)
+                self._pending[cid] = call
+                sb.pending = (call, eps, name)
+            if not defer:
+                self.finish(cid, sb)
             return sb
         except BaseException:
             try:
                 self.teardown(cid)
             except Exception:  # the first error is the one to report
+                pass
+            raise
+
+    def finish(self, cid: str, sb: Sandbox) -> None:
+        """Wait for the set-up `setup(defer=True)` left running: netavark's answer (MACs it
+        chose), aardvark-dns answering the container's name.  An error tears it all down."""
+        if sb.pending is None:
+            return
+        from sangja.engine import netavark
+
+        call, eps, name = sb.pending
+        sb.pending = None
+        try:
+            status = netavark.status(call.wait())
+            self._pending.pop(cid, None)
+            _failpoint("net:setup")
+            self._record_macs(cid, eps, status)
+            self._wait_dns(sb.netns, eps, name)
+        except BaseException:
+            try:
+                self.teardown(cid)
+            except Exception:
                 pass
             raise
 
@@ -404,14 +435,6 @@ class Endpoints:
                  for ep in eps]  # fmt: skip
         return netavark.options(cid, name, items, ports.netavark_mappings(mappings),
                                 list(dns_servers or ()))  # fmt: skip
-
-    def _netavark_setup(self, cid, name, eps, mappings, dns_servers, path) -> dict:
-        from sangja.engine import netavark
-
-        if not eps:
-            return {}
-        return netavark.setup(self.dirs, path, self._options(cid, name, eps, mappings,
-                                                             dns_servers))  # fmt: skip
 
     def _record_macs(self, cid: str, eps: list[Endpoint], status: dict) -> None:
         """MACs netavark chose (IPv6-only networks: no IPv4 to derive one from)."""
@@ -483,6 +506,9 @@ class Endpoints:
         from sangja.engine import netavark
 
         warnings = []
+        call = self._pending.pop(cid, None)
+        if call is not None:  # a deferred setup this process started: let it end first
+            call.abandon()
         sb = self.sandbox(cid)
         own = self.dirs.netns(cid)
         if sb is not None and sb[0] == "bridge":
@@ -548,7 +574,10 @@ class Endpoints:
         try:
             with self.nets.transaction() as tx:
                 self._lease_one(tx, new)
-            status = self._netavark_setup(cid, name, [new], self.mappings(cid), (), sb[1])
+            from sangja.engine import netavark
+
+            opts = self._options(cid, name, [new], self.mappings(cid), ())
+            status = netavark.setup(self.dirs, sb[1], opts)
             self._record_macs(cid, [new], status)
             self._wait_dns(sb[1], [new], name)
         except BaseException:

@@ -16,7 +16,6 @@ netavark processes making the same firewall chains at once race.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import subprocess
@@ -83,60 +82,87 @@ def options(cid: str, name: str, endpoints: list, ports: list, dns_servers: list
     return out
 
 
-@contextlib.contextmanager
-def _locked(dirs):
-    os.makedirs(dirs.base, mode=0o700, exist_ok=True)
-    fd = os.open(dirs.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+class Call:
+    """One netavark run, started now and waited for later (`wait`): the engine lets it set
+    the namespace up while the runtime creates the container (the container's process
+    does not run before `start`).  Holds the lock until it is waited for."""
 
+    def __init__(self, dirs, verb: str, netns: str, opts: dict):
+        from sangja import jsonio
 
-def _call(dirs, verb: str, netns: str, opts: dict) -> str:
-    from sangja import jsonio
-
-    argv = [binary(), "--config", dirs.base, "--aardvark-binary", aardvark_binary(), verb, netns]
-    with _locked(dirs):
+        self.verb = verb
+        argv = [binary(), "--config", dirs.base, "--aardvark-binary", aardvark_binary(),
+                verb, netns]  # fmt: skip
+        os.makedirs(dirs.base, mode=0o700, exist_ok=True)
+        self._lock = os.open(dirs.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            p = subprocess.run(argv, input=jsonio.dumps(opts), capture_output=True, text=True,
-                               timeout=TIMEOUT)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise NetworkError(f"netavark {verb}: no answer in {TIMEOUT}s")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            # its own PATH: netavark runs iptables by name, dozens of times per call
+            env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+            self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
         except OSError as e:
+            os.close(self._lock)
             raise NetworkError(f"netavark {verb}: {e.strerror}: {argv[0]}", errno=e.errno or 0)
-    if p.returncode != 0:
-        msg = ""
+        except BaseException:
+            os.close(self._lock)
+            raise
+        self._input = jsonio.dumps(opts)
+
+    def wait(self) -> str:
+        """-> netavark's output, or NetworkError with its message."""
+        from sangja import jsonio
+
         try:
-            msg = (jsonio.loads(p.stdout) or {}).get("error") or ""
-        except ValueError:
+            try:
+                out, err = self.p.communicate(self._input, timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise NetworkError(f"netavark {self.verb}: no answer in {TIMEOUT}s")
+        finally:
+            os.close(self._lock)
+        if self.p.returncode != 0:
+            msg = ""
+            try:
+                msg = (jsonio.loads(out) or {}).get("error") or ""
+            except ValueError:
+                pass
+            if not msg:
+                lines = [ln for ln in (err or "").splitlines()
+                         if ln.strip() and "connect to syslog" not in ln]  # fmt: skip
+                msg = lines[-1] if lines else f"exit status {self.p.returncode}"
+            raise NetworkError(f"netavark {self.verb}: {msg}")
+        return out
+
+    def abandon(self) -> None:
+        """The caller gave up (an error elsewhere): let it finish, ignore what it says."""
+        try:
+            self.wait()
+        except NetworkError:
             pass
-        if not msg:
-            lines = [ln for ln in (p.stderr or "").splitlines()
-                     if ln.strip() and "connect to syslog" not in ln]  # fmt: skip
-            msg = lines[-1] if lines else f"exit status {p.returncode}"
-        raise NetworkError(f"netavark {verb}: {msg}")
-    return p.stdout
 
 
-def setup(dirs, netns: str, opts: dict) -> dict:
-    """-> netavark's status: {network name: {"interfaces": {ifname: {"mac_address",
+def status(out: str) -> dict:
+    """netavark setup's answer: {network name: {"interfaces": {ifname: {"mac_address",
     "subnets": [{"ipnet", "gateway"}]}}, "dns_server_ips": [...], ...}}."""
     from sangja import jsonio
 
-    if not opts["networks"]:
-        return {}
-    out = _call(dirs, "setup", netns, opts)
     try:
         return jsonio.loads(out) or {}
     except ValueError:
         raise NetworkError(f"netavark setup: unreadable answer: {out[:200]!r}")
 
 
+def setup(dirs, netns: str, opts: dict) -> dict:
+    if not opts["networks"]:
+        return {}
+    return status(Call(dirs, "setup", netns, opts).wait())
+
+
 def teardown(dirs, netns: str, opts: dict) -> None:
     if opts["networks"]:
-        _call(dirs, "teardown", netns, opts)
+        Call(dirs, "teardown", netns, opts).wait()
 
 
 def aardvark_pid(dirs) -> int | None:
