@@ -68,15 +68,16 @@ else:
 _CLIENT = r"""
 import socket, sys
 host, port, proto, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+wait = float(sys.argv[5])
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 try:
     if proto == "udp":
         s = socket.socket(fam, socket.SOCK_DGRAM)
-        s.settimeout(5)
+        s.settimeout(wait)
         s.sendto(msg, (host, port))
         print(s.recvfrom(200)[0].decode())
     else:
-        s = socket.create_connection((host, port), timeout=5)
+        s = socket.create_connection((host, port), timeout=wait)
         s.sendall(msg)
         print(s.recv(200).decode())
 except OSError as e:
@@ -108,10 +109,11 @@ class Server:
         self.close()
 
 
-def talk(ns, host, port, proto="tcp", msg="hello"):
-    """Send `msg` from the namespace `ns` (None: this one) -> the answer, or "ERROR ..."."""
+def talk(ns, host, port, proto="tcp", msg="hello", wait=5.0):
+    """Send `msg` from the namespace `ns` (None: this one) -> the answer, or "ERROR ..."
+    (`wait`: how long a dropped packet is waited for)."""
     pre = ["nsenter", f"--net={ns}"] if ns else []
-    r = run(*pre, PY, "-c", _CLIENT, host, str(port), proto, msg, check=False)
+    r = run(*pre, PY, "-c", _CLIENT, host, str(port), proto, msg, str(wait), check=False)
     return r.stdout.strip()
 
 

@@ -228,9 +228,9 @@ def test_networks_are_isolated(eng):
     s3 = start(eng, C, body("red", eps={"blue": {}}))  # on both
     a, b = ip_of(eng, A, "red")[0], ip_of(eng, B, "blue")[0]
     with netkit.Server(s2.netns, "0.0.0.0", 7001):
-        assert talk(s1.netns, b, 7001).startswith("ERROR")
+        assert talk(s1.netns, b, 7001, wait=1.5).startswith("ERROR")
     with netkit.Server(s1.netns, "0.0.0.0", 7002):
-        assert talk(s2.netns, a, 7002).startswith("ERROR")
+        assert talk(s2.netns, a, 7002, wait=1.5).startswith("ERROR")
     # names do not cross networks either
     assert lookup(s1.netns, B[:4], "10.10.0.1") == []
     # the container on both reaches each (eth0 on red, eth1 on blue)
@@ -270,7 +270,7 @@ def test_connect_disconnect_while_set_up(eng):
     s2 = start(eng, B, body("two"))
     b = ip_of(eng, B, "two")[0]
     with netkit.Server(s2.netns, "0.0.0.0", 7010):
-        assert talk(s1.netns, b, 7010).startswith("ERROR")
+        assert talk(s1.netns, b, 7010, wait=1.5).startswith("ERROR")
     want = {"Aliases": ["late"], "IPAMConfig": {"IPv4Address": "10.32.0.50"}}
     ep = eng.connect(A, "a", "two", want)
     assert ep.ifindex == 1 and ep.ipv4 == "10.32.0.50"
