@@ -239,10 +239,10 @@ class Sangja:
             os.makedirs(os.path.join(self.certs, h), exist_ok=True)
             shutil.copy(ca, os.path.join(self.certs, h, "ca.crt"))
 
-    def __call__(self, *args, input=None, env=None, timeout=TIMEOUT):
+    def __call__(self, *args, input=None, env=None, timeout=TIMEOUT, cwd=None):
         p = subprocess.run(
             [sangja_binary(), "--root", self.run_root, *args], input=input, capture_output=True,
-            text=True, env=dict(self.env, **(env or {})), timeout=timeout,
+            text=True, env=dict(self.env, **(env or {})), timeout=timeout, cwd=cwd,
         )  # fmt: skip
         return Result(p)
 

@@ -48,8 +48,9 @@ def push_registry(tmp_path, fixtures):
 
     started = []
 
-    def start(variant="plain", port=None):
-        reg = pushkit.PushRegistry(fixtures, variant, tmp_path / f"reg-{len(started)}", port)
+    def start(variant="plain", port=None, delete=True):
+        reg = pushkit.PushRegistry(fixtures, variant, tmp_path / f"reg-{len(started)}", port,
+                                   delete)  # fmt: skip
         started.append(reg)
         return reg
 

@@ -17,7 +17,7 @@ PORTS = {"plain": 5100, "tls": 5543, "auth": 5544, "token": 5545}
 
 
 class PushRegistry:
-    def __init__(self, fixtures, variant, storage, port=None):
+    def __init__(self, fixtures, variant, storage, port=None, delete=True):
         self.fixtures = fixtures
         self.variant = variant
         self.port = port or PORTS[variant]
@@ -48,7 +48,7 @@ storage:
   filesystem:
     rootdirectory: {self.storage}
   delete:
-    enabled: true
+    enabled: {str(delete).lower()}
 http:
   addr: {self.addr}{tls}
 {auth}""")

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from sangja.errors import SangjaError, UnpackError
-from sangja.image import auth, reference, registry
+from sangja.image import auth, reference, registry, trust
 from sangja.image import config as cfg
 from sangja.image import manifest as mf
 from sangja.image.store import LayerRec, Staging, Store, chain_ids, layer_record
@@ -57,23 +57,31 @@ def parse_config(data: bytes, n_layers: int | None) -> tuple[dict, list[str]]:
 
 
 def pull(ref_str: str, *, platform: str | None = None, store: Store | None = None,
-         progress=None, all_tags: bool = False) -> PullResult:  # fmt: skip
+         progress=None, all_tags: bool = False,
+         signature_policy: str | None = None) -> PullResult:  # fmt: skip
+    """signature_policy: a containers-policy.json to obey (content trust: sangja.image.trust
+    says when one is in force without it)."""
     if all_tags:
         raise PullError("--all-tags is not supported")
     ref = reference.parse(ref_str)
     want = mf.parse_platform(platform)
     store = store or Store()
+    verifier = trust.verifier(signature_policy, store)  # None: trust is off
     client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
     try:
-        return _pull(ref, want, platform is not None, store, client, progress)
+        return _pull(ref, want, platform is not None, store, client, progress, verifier)
     finally:
         client.close()
 
 
-def _pull(ref, want, explicit_platform, store, client, progress) -> PullResult:
+def _pull(ref, want, explicit_platform, store, client, progress, verifier=None) -> PullResult:
     if progress:
         progress.line(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     body, ctype, digest = client.get_manifest(ref.path, ref.digest or ref.tag)
+    if verifier is not None:
+        # content trust: the digest the name resolved to, checked before anything of the
+        # image is fetched or kept
+        verifier.check(client, ref, digest)
     mt, doc = mf.parse(body, ctype)
     docs = [(digest, body, mt)]  # (digest, bytes, media type) of the index and the manifest
     if mt in mf.INDEXES:

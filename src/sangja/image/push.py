@@ -64,8 +64,9 @@ def targets(store: Store, ref_str: str, all_tags: bool) -> tuple[reference.Refer
 
 
 def push(ref_str: str, *, store: Store | None = None, progress=None,
-         all_tags: bool = False) -> list[PushResult]:  # fmt: skip
-    """Push NAME[:TAG] (or, all_tags, every tag of NAME in the store)."""
+         all_tags: bool = False, sign_by=None) -> list[PushResult]:  # fmt: skip
+    """Push NAME[:TAG] (or, all_tags, every tag of NAME in the store).  sign_by: a
+    trust.keys.PrivateKey that signs each pushed tag (its signature stored beside it)."""
     store = store or Store()
     ref, tags = targets(store, ref_str, all_tags)
     client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
@@ -74,7 +75,15 @@ def push(ref_str: str, *, store: Store | None = None, progress=None,
             progress.line(f"The push refers to repository [{ref.name}]")
         out = []
         for tag, image_id in tags:
-            out.append(_Push(store, client, ref, tag, image_id, progress).run())
+            res = _Push(store, client, ref, tag, image_id, progress).run()
+            out.append(res)
+            if sign_by is not None:
+                from sangja.image.trust import sign
+
+                tagged = reference.parse(f"{ref.name}:{tag}")
+                signed = sign.sign_with(client, tagged, res.digest, sign_by)
+                if progress:
+                    progress.line(f"{tag}: signed with {sign_by.path}: {ref.name}:{signed.tag}")
         return out
     finally:
         client.close()

@@ -396,6 +396,47 @@ class Client:
             raise RegistryError(f"{what}: digest mismatch: the registry sent {digest}")
         return body, (r.getheader("Content-Type") or ""), digest
 
+    def find_manifest(self, repo: str, tag: str, accept: str) -> tuple[bytes, str, str] | None:
+        """GET a manifest that may well not exist (a signature tag): None for a 404, else
+        (body, media type, digest)."""
+        what = f"manifest {self.domain}/{repo}:{tag}"
+        r = self._request("GET", f"/v2/{repo}/manifests/{tag}", repo, {"Accept": accept})
+        try:
+            body = r.read(mf.MAX_MANIFEST + 1)
+        except (OSError, http.client.HTTPException) as e:
+            self._drop()
+            raise Unreachable(f"{what}: {_os_text(e)}")
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            self._fail(what, r, body)
+        if len(body) > mf.MAX_MANIFEST:
+            raise RegistryError(f"{what}: larger than {mf.MAX_MANIFEST} bytes")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return body, (r.getheader("Content-Type") or ""), digest
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        """DELETE a manifest by digest (every tag naming it goes with it)."""
+        what = f"delete of {self.domain}/{repo}@{digest}"
+        self._call(what, "DELETE", f"/v2/{repo}/manifests/{digest}", repo, (202, 200),
+                   push=True)  # fmt: skip
+
+    def put_blob_bytes(self, repo: str, data: bytes) -> str:
+        """A small blob (a signature payload, a config) in one request, unless the
+        repository has it already -> its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.blob_exists(repo, digest):
+            return digest
+        url = self.start_upload(repo)
+        hdrs = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+        try:
+            self._call(f"upload of {digest}", "PUT", None, repo, (201,), push=True,
+                       url=_add_query(url, digest), headers=hdrs, body=data)  # fmt: skip
+        except BaseException:
+            self.cancel_upload(repo, url)
+            raise
+        return digest
+
     def get_blob_bytes(self, repo: str, desc: mf.Descriptor, limit: int) -> bytes:
         """A small blob (a config) in memory, checked."""
         if desc.size > limit:
