@@ -6,90 +6,22 @@ from __future__ import annotations
 
 import sys
 
-from sangja.cli.main import UsageError, parse
-
-_V, _B, _M = "v", "b", "m"
-
-
-def _flags(*specs):
-    table = {}
-    for *names, key, kind in specs:
-        for n in names:
-            table[n] = (key, kind)
-    return table
-
-
-NETWORK = {
-    "ls": (_flags(("-q", "--quiet", "quiet", _B), ("--no-trunc", "no_trunc", _B),
-                  ("-f", "--filter", "filter", _M), ("--format", "format", _V)),
-           "[OPTIONS]", "list networks"),
-    "inspect": (_flags(("-f", "--format", "format", _V), ("-v", "--verbose", "verbose", _B)),
-                "[OPTIONS] NETWORK...", "networks' details as JSON"),
-    "create": (_flags(("-d", "--driver", "driver", _V), ("--subnet", "subnet", _M),
-                      ("--gateway", "gateway", _M), ("--ip-range", "ip_range", _M),
-                      ("--aux-address", "aux_address", _M), ("--internal", "internal", _B),
-                      ("--ipv6", "ipv6", _B), ("--label", "label", _M),
-                      ("-o", "--opt", "opt", _M), ("--attachable", "attachable", _B),
-                      ("--ingress", "ingress", _B), ("--scope", "scope", _V),
-                      ("--ipam-driver", "ipam_driver", _V), ("--ipam-opt", "ipam_opt", _M),
-                      ("--config-only", "config_only", _B),
-                      ("--config-from", "config_from", _V)),
-               "[OPTIONS] NETWORK", "create a network (bridge)"),
-    "connect": (_flags(("--alias", "alias", _M), ("--ip", "ip", _V), ("--ip6", "ip6", _V),
-                       ("--link", "link", _M), ("--link-local-ip", "link_local_ip", _M),
-                       ("--driver-opt", "driver_opt", _M)),
-                "[OPTIONS] NETWORK CONTAINER", "connect a container to a network"),
-    "disconnect": (_flags(("-f", "--force", "force", _B)), "[OPTIONS] NETWORK CONTAINER",
-                   "disconnect a container from a network"),
-    "rm": (_flags(("-f", "--force", "force", _B)), "NETWORK...", "remove networks"),
-    "prune": (_flags(("-f", "--force", "force", _B), ("--filter", "filter", _M)), "[OPTIONS]",
-              "remove the user networks no container is on"),
-}  # fmt: skip
-ALIASES = {"list": "ls", "remove": "rm"}
+from sangja.cli.groups import Sub, dispatch, need
+from sangja.cli.parse import B, M, UsageError, V, flags
 
 
 def main(word: str, args: list[str], g: dict) -> int:
-    if not args or args[0] in ("-h", "--help", "help"):
-        lines = [f"usage: sangja {word} COMMAND [options]", ""]
-        for name, (_, usage, doc) in NETWORK.items():
-            lines.append(f"  {name:10} {usage:30} {doc}")
-        sys.stdout.write("\n".join(lines) + "\n")
-        return 0 if args else 1
-    sub = ALIASES.get(args[0], args[0])
-    if sub not in NETWORK:
-        raise UsageError(f"unknown command network {args[0]!r} (see `sangja network --help`)")
-    flags, usage, doc = NETWORK[sub]
-    opts, pos = parse(args[1:], dict(flags, **{"--help": ("help", _B)}))
-    if opts.get("help"):
-        by_key: dict[str, list[str]] = {}
-        for name, (key, _) in flags.items():
-            by_key.setdefault(key, []).append(name)
-        text = "".join(f"  {', '.join(sorted(n, key=len))}\n" for n in by_key.values())
-        sys.stdout.write(f"usage: sangja network {sub} {usage}\n{doc}\n{text}")
-        return 0
-    from sangja.errors import SangjaError
-
-    try:
-        return HANDLERS[sub](opts, pos, g)
-    except SangjaError as e:  # the daemon's errors: docker's CLI exits 1 for them
-        sys.stderr.write(f"sangja: {e}\n")
-        return 1
+    return dispatch("network", NETWORK, ALIASES, args, g)
 
 
-def _need(pos, cmd, lo, hi=None):
-    if len(pos) < lo:
-        raise UsageError(f'"sangja network {cmd}" requires at least {lo} argument'
-                         f"{'s' if lo > 1 else ''}")  # fmt: skip
-    if hi is not None and len(pos) > hi:
-        raise UsageError(f'"sangja network {cmd}" requires at most {hi} argument'
-                         f"{'s' if hi > 1 else ''}")  # fmt: skip
-
-
-def _networks():
-    from sangja.engine.networks import Networks
+def _networks(g=None, sweep: bool = False):
+    from sangja.engine.endpoints import Endpoints
     from sangja.image.store import Store
 
-    return Networks(Store())
+    e = Endpoints(Store(), (g or {}).get("root") or "/run/sangja")
+    if sweep:
+        e.sweep()  # what a killed `container rm` left must not keep a network in use
+    return e.nets
 
 
 def _kv(items, what) -> dict:
@@ -102,32 +34,26 @@ def _kv(items, what) -> dict:
     return out
 
 
-def _table(rows) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = [str(c).ljust(w + 3) for c, w in zip(r[:-1], widths, strict=False)]
-        out.append(("".join(cells) + str(r[-1])).rstrip())
-    sys.stdout.write("".join(line + "\n" for line in out))
+_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+            "IPv4": "IPV4", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+            "CreatedAt": "CREATED AT"}  # fmt: skip
 
 
-def _template(fmt: str, items: list) -> None:
-    """--format: `json` (one object per line), else a Go template (the CLI's own)."""
-    if fmt == "json":
-        import json
+def _format(fmt: str, items: list[dict]) -> None:
+    """--format: `json`, a Go template per item, or `table TEMPLATE` (with a header)."""
+    from sangja.cli.gotemplate import Template, TemplateError, tabulate
+    from sangja.cli.output import print_template
 
-        sys.stdout.write("".join(json.dumps(i, separators=(",", ":")) + "\n" for i in items))
+    if not fmt.startswith("table"):
+        print_template(fmt, items)
         return
+    body = fmt[5:].strip().replace("\\t", "\t") or "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
     try:
-        from sangja.cli.gotemplate import Template, TemplateError
-    except ImportError:
-        raise UsageError(f"--format {fmt!r}: only json is understood by this build")
-    try:
-        t = Template(fmt)
-        out = [t.render(i) for i in items]
+        t = Template(body)
+        lines = [t.render(_HEADERS)] + [t.render(i) for i in items]
     except TemplateError as e:
         raise UsageError(str(e))
-    sys.stdout.write("".join(o + "\n" for o in out))
+    sys.stdout.write(tabulate([ln.split("\t") for ln in lines]))
 
 
 def _ls_item(n, trunc: bool) -> dict:
@@ -147,19 +73,14 @@ def _ls_item(n, trunc: bool) -> dict:
 def network_ls(opts, pos, g):
     from sangja.engine.networks import LS_FILTERS, parse_filters
 
-    _need(pos, "ls", 0, 0)
+    need(pos, "network ls", 0, 0)
     nets = _networks()
     found = nets.list(parse_filters(opts.get("filter"), LS_FILTERS))
     trunc = not opts.get("no_trunc")
     if opts.get("quiet"):
         sys.stdout.write("".join((n.id[:12] if trunc else n.id) + "\n" for n in found))
         return 0
-    if opts.get("format") and opts["format"] != "table":
-        _template(opts["format"], [_ls_item(n, trunc) for n in found])
-        return 0
-    rows = [["NETWORK ID", "NAME", "DRIVER", "SCOPE"]]
-    rows += [[n.id[:12] if trunc else n.id, n.name, n.driver, "local"] for n in found]
-    _table(rows)
+    _format(opts.get("format") or "table", [_ls_item(n, trunc) for n in found])
     return 0
 
 
@@ -167,7 +88,7 @@ def network_inspect(opts, pos, g):
     from sangja.engine.neterrors import NetworkNotFound
     from sangja.jsonio import dumps_indent
 
-    _need(pos, "inspect", 1)
+    need(pos, "network inspect", 1)
     nets = _networks()
     out, missing = [], []
     for ref in pos:
@@ -176,7 +97,9 @@ def network_inspect(opts, pos, g):
         except NetworkNotFound as e:
             missing.append(str(e))
     if opts.get("format"):
-        _template(opts["format"], out)
+        from sangja.cli.output import print_template
+
+        print_template(opts["format"], out)
     else:
         sys.stdout.write(dumps_indent(out, indent="    ") + "\n")  # docker: 4 spaces
     for m in missing:
@@ -187,7 +110,7 @@ def network_inspect(opts, pos, g):
 def network_create(opts, pos, g):
     from sangja.engine import ipam
 
-    _need(pos, "create", 1, 1)
+    need(pos, "network create", 1, 1)
     subnets = ipam.subnet_config(opts.get("subnet") or [], opts.get("gateway") or [],
                                  opts.get("ip_range") or [],
                                  _kv(opts.get("aux_address"), "--aux-address"))  # fmt: skip
@@ -211,8 +134,8 @@ def network_create(opts, pos, g):
 def network_rm(opts, pos, g):
     from sangja.engine.neterrors import NetworkError, NetworkNotFound
 
-    _need(pos, "rm", 1)
-    nets = _networks()
+    need(pos, "network rm", 1)
+    nets = _networks(g, sweep=True)
     failed = False
     for ref in pos:
         try:
@@ -231,7 +154,7 @@ def network_rm(opts, pos, g):
 def network_prune(opts, pos, g):
     from sangja.engine.networks import PRUNE_FILTERS, parse_filters
 
-    _need(pos, "prune", 0, 0)
+    need(pos, "network prune", 0, 0)
     filters = parse_filters(opts.get("filter"), PRUNE_FILTERS)
     if not opts.get("force"):
         sys.stdout.write("WARNING! This will remove all custom networks not used by at least one"
@@ -240,26 +163,73 @@ def network_prune(opts, pos, g):
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    gone = _networks().prune(filters)
+    gone = _networks(g, sweep=True).prune(filters)
     if gone:
         sys.stdout.write("Deleted Networks:\n" + "".join(n + "\n" for n in gone))
     return 0
 
 
+def _cs(g):
+    from sangja.engine.containers import Containers
+
+    return Containers(runtime_root=g.get("root") or "/run/sangja")
+
+
 def network_connect(opts, pos, g):
-    raise UsageError("network connect: needs the container engine (not in this build yet)")
+    need(pos, "network connect", 2, 2)
+    if opts.get("link"):
+        raise UsageError("--link: links are not supported (containers on a user network find"
+                         " each other by name)")  # fmt: skip
+    if opts.get("link_local_ip"):
+        raise UsageError("--link-local-ip is not supported")
+    ep = {}
+    if opts.get("alias"):
+        ep["Aliases"] = list(opts["alias"])
+    ipam = {}
+    if opts.get("ip"):
+        ipam["IPv4Address"] = opts["ip"]
+    if opts.get("ip6"):
+        ipam["IPv6Address"] = opts["ip6"]
+    if ipam:
+        ep["IPAMConfig"] = ipam
+    if opts.get("driver_opt"):
+        ep["DriverOpts"] = _kv(opts["driver_opt"], "--driver-opt")
+    _cs(g).network_connect(pos[0], pos[1], ep)
+    return 0
 
 
 def network_disconnect(opts, pos, g):
-    raise UsageError("network disconnect: needs the container engine (not in this build yet)")
+    need(pos, "network disconnect", 2, 2)
+    _cs(g).network_disconnect(pos[0], pos[1])
+    return 0
 
 
-HANDLERS = {
-    "ls": network_ls,
-    "inspect": network_inspect,
-    "create": network_create,
-    "connect": network_connect,
-    "disconnect": network_disconnect,
-    "rm": network_rm,
-    "prune": network_prune,
-}
+NETWORK = {
+    "ls": Sub(flags(("-q", "--quiet", "quiet", B), ("--no-trunc", "no_trunc", B),
+                    ("-f", "--filter", "filter", M), ("--format", "format", V)),
+              "[OPTIONS]", "list networks", network_ls),
+    "inspect": Sub(flags(("-f", "--format", "format", V), ("-v", "--verbose", "verbose", B)),
+                   "[OPTIONS] NETWORK...", "networks' details as JSON", network_inspect),
+    "create": Sub(flags(("-d", "--driver", "driver", V), ("--subnet", "subnet", M),
+                        ("--gateway", "gateway", M), ("--ip-range", "ip_range", M),
+                        ("--aux-address", "aux_address", M), ("--internal", "internal", B),
+                        ("--ipv6", "ipv6", B), ("--label", "label", M),
+                        ("-o", "--opt", "opt", M), ("--attachable", "attachable", B),
+                        ("--ingress", "ingress", B), ("--scope", "scope", V),
+                        ("--ipam-driver", "ipam_driver", V), ("--ipam-opt", "ipam_opt", M),
+                        ("--config-only", "config_only", B),
+                        ("--config-from", "config_from", V)),
+                  "[OPTIONS] NETWORK", "create a network (bridge)", network_create),
+    "connect": Sub(flags(("--alias", "alias", M), ("--ip", "ip", V), ("--ip6", "ip6", V),
+                         ("--link", "link", M), ("--link-local-ip", "link_local_ip", M),
+                         ("--driver-opt", "driver_opt", M)),
+                   "[OPTIONS] NETWORK CONTAINER", "connect a container to a network",
+                   network_connect),
+    "disconnect": Sub(flags(("-f", "--force", "force", B)), "[OPTIONS] NETWORK CONTAINER",
+                      "disconnect a container from a network", network_disconnect),
+    "rm": Sub(flags(("-f", "--force", "force", B)), "NETWORK...", "remove networks",
+              network_rm),
+    "prune": Sub(flags(("-f", "--force", "force", B), ("--filter", "filter", M)), "[OPTIONS]",
+                 "remove the user networks no container is on", network_prune),
+}  # fmt: skip
+ALIASES = {"list": "ls", "remove": "rm"}

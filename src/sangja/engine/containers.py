@@ -257,6 +257,9 @@ class Containers:
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
+        from sangja.engine import containernet
+
+        body = containernet.prepare(self, body)
         image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
                                              signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
@@ -282,6 +285,9 @@ class Containers:
                      body=jsonio.dumps(body), state="creating", owner=proc_id())  # fmt: skip
         try:
             self._insert(rec, given)
+            from sangja.engine import containernet
+
+            containernet.attach(self, rec)
             _failpoint("create:row")
             ocispec.make_init_layer(paths.init, self._image_lowers(image_id))
             for d in (paths.upper, paths.work, paths.rootfs, paths.monitor):
@@ -334,6 +340,9 @@ class Containers:
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
+        from sangja.engine import containernet
+
+        body = containernet.prepare(self, body)
         image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
                                              signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
@@ -374,8 +383,14 @@ class Containers:
 
         paths = self.paths(rec.id)
         self._teardown_run(rec)
-        mount_overlay([paths.init] + self._image_lowers(rec.image), paths.upper, paths.work,
-                      paths.rootfs)  # fmt: skip
+        self._network_begin(rec)  # netavark works while the rest is made
+        try:
+            mount_overlay([paths.init] + self._image_lowers(rec.image), paths.upper,
+                          paths.work, paths.rootfs)  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(SangjaError, OSError):
+                self._network_teardown(rec)
+            raise
         _failpoint("start:mounted")
         started = None
         try:
@@ -383,10 +398,7 @@ class Containers:
             cfg, hc = body["Config"], body["HostConfig"]
             spec = ocispec.build(body, self.store.config_of(rec.image), cid=rec.id,
                                  name=rec.name, paths=paths, rootfs=paths.rootfs)  # fmt: skip
-            ocispec.write_etc_files(paths, spec.get("hostname") or os.uname().nodename,
-                                    cfg.get("Domainname") or "",
-                                    hc.get("NetworkMode") or "default")  # fmt: skip
-            self._network_setup(rec, spec)
+            self._network_setup(rec, spec)  # the etc files too
             self._volume_mounts(rec, spec)
             tmp = paths.config + ".tmp"
             with open(tmp, "w") as f:
@@ -417,6 +429,7 @@ class Containers:
             _failpoint("start:created")
             if on_created is not None:
                 on_created(paths)
+            self._network_finish(rec)
             self.rt.start(rec.id)
             _failpoint("start:started")
         except BaseException as e:
@@ -424,6 +437,8 @@ class Containers:
                 monitor.kill(started.monitor)
             with contextlib.suppress(SangjaError):
                 self.rt.delete(rec.id, force=True)
+            with contextlib.suppress(SangjaError, OSError):
+                self._network_teardown(rec)
             with contextlib.suppress(SangjaError):
                 unmount(paths.rootfs)
             if isinstance(e, SangjaError):
@@ -442,11 +457,26 @@ class Containers:
         self._health_start(self._fresh(rec.id))
         return self._fresh(rec.id)
 
+    def _network_begin(self, rec: Record) -> None:
+        """The container's network namespace made, addresses and ports leased, netavark
+        started on it (engine/containernet.py)."""
+        from sangja.engine import containernet
+
+        self.__dict__.setdefault("_net_pending", {})[rec.id] = containernet.begin(self, rec)
+
     def _network_setup(self, rec: Record, spec: dict) -> None:
-        """Networks plug in here (issue 15): make the netns under the run dir, connect it
-        with netavark, put its path in spec["linux"]["namespaces"], and write the network's
-        /etc/hosts and /etc/resolv.conf.  Today: `none`/`default` get a network namespace
-        of their own with only `lo`; `host` shares the host's (ocispec)."""
+        """The namespace's path into the spec; /etc/hostname, /etc/hosts, /etc/resolv.conf
+        written."""
+        from sangja.engine import containernet
+
+        sb = self.__dict__.get("_net_pending", {}).get(rec.id)
+        containernet.setup(self, rec, spec, self.paths(rec.id), sb)
+
+    def _network_finish(self, rec: Record) -> None:
+        """netavark done, names answered: before the runtime lets the process run."""
+        from sangja.engine import containernet
+
+        containernet.finish(self, rec, self.__dict__.get("_net_pending", {}).pop(rec.id, None))
 
     def _volume_mounts(self, rec: Record, spec: dict) -> None:
         """Volumes plug in here (issue 16): bind mounts, named and anonymous volumes, the
@@ -490,7 +520,14 @@ class Containers:
         unmount(paths.rootfs)
 
     def _network_teardown(self, rec: Record) -> None:
-        """Networks (issue 15): release the addresses, netavark teardown, remove the netns."""
+        """The run's network: netavark teardown, the namespace, the addresses and ports."""
+        from sangja.engine import containernet
+
+        self.__dict__.get("_net_pending", {}).pop(rec.id, None)
+        for w in containernet.teardown(self, rec):
+            if self.log is not None:
+                with contextlib.suppress(OSError):
+                    self.log.warn(f"container {rec.id[:12]}: {w}")
 
     # ---- wait / stop / kill -------------------------------------------------------------
     def wait(self, ref: str, condition: str = "not-running", teardown: bool = False) -> int:
@@ -684,6 +721,9 @@ class Containers:
             health.stop_checker(paths)
         _failpoint("rm:killed")
         self._network_teardown(rec)
+        from sangja.engine import containernet
+
+        containernet.forget(self, rec)
         try:
             unmount(paths.rootfs)
         except (OSError, SangjaError) as e:
@@ -774,6 +814,33 @@ class Containers:
                 out.append((rec.name, str(e)))
         return out
 
+    # ---- networks (engine/endpoints.py does the work) ------------------------------------
+    def network_connect(self, net: str, ref: str, endpoint: dict | None = None) -> None:
+        """NetworkConnect: set up at once on a running container, at its next start on a
+        stopped one."""
+        from sangja.engine import containernet
+
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id)) or rec
+            if rec.state == "paused":
+                raise Conflict(f"Container {rec.id} is paused: unpause it first")
+            mode = rec.host_config.get("NetworkMode")
+            containernet.endpoints(self).connect(rec.id, rec.name, net, endpoint, mode=mode)
+
+    def network_disconnect(self, net: str, ref: str) -> None:
+        from sangja.engine import containernet
+
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            containernet.endpoints(self).disconnect(rec.id, rec.name, net)
+
+    def ports(self, ref: str) -> dict:
+        """The container's NetworkSettings.Ports (`container port`)."""
+        from sangja.engine import containernet
+
+        return containernet.settings(self, self.get(ref))["Ports"]
+
     # ---- rename / update / prune ----------------------------------------------------------
     def rename(self, ref: str, new: str) -> None:
         new = names.check(new)
@@ -846,13 +913,18 @@ class Containers:
         rec = self.get(ref)
         paths = self.paths(rec.id)
         sz = view.sizes(paths, self._image_size(rec.image)) if size else None
-        return view.inspect(rec, self._image_conf(rec.image), paths,
-                            self._image_lowers(rec.image), sz)  # fmt: skip
+        out = view.inspect(rec, self._image_conf(rec.image), paths,
+                           self._image_lowers(rec.image), sz)  # fmt: skip
+        from sangja.engine import containernet
+
+        out["NetworkSettings"] = containernet.settings(self, rec)
+        return out
 
     def summaries(self, all: bool = False, filters=None, limit: int = -1,
                   size: bool = False) -> list[dict]:  # fmt: skip
         """ContainerList (/containers/json): newest first; `all` includes stopped ones,
         `limit` > 0 the newest N of any state (as `ps -n`)."""
+        from sangja.engine import containernet
         from sangja.engine import filters as flt
         from sangja.engine import inspect as view
 
@@ -868,7 +940,11 @@ class Containers:
             if f and not match(rec, view.status_word(rec), cfg_labels, view._health(rec)):
                 continue
             sz = view.sizes(self.paths(rec.id), self._image_size(rec.image)) if size else None
-            out.append(view.summary(rec, conf, sz))
+            item = view.summary(rec, conf, sz)
+            ns = containernet.settings(self, rec)
+            item["Ports"] = containernet.summary_ports(ns)
+            item["NetworkSettings"] = {"Networks": ns["Networks"]}
+            out.append(item)
             if 0 < limit <= len(out):
                 break
         return out

@@ -97,7 +97,8 @@ class Sandbox:
     the host's), the etc files' contents (None for `container:X`, which shares X's:
     `share`), and what was published."""
 
-    __slots__ = ("mode", "netns", "hostname", "hosts", "resolv", "share", "ports", "pending")
+    __slots__ = ("mode", "netns", "hostname", "hosts", "resolv", "share", "ports", "pending",
+                 "eps", "extra")  # fmt: skip
 
     def __init__(self, mode, netns, hostname=None, hosts=None, resolv=None, share=None,
                  ports=()):  # fmt: skip
@@ -105,6 +106,7 @@ class Sandbox:
         self.hostname, self.hosts, self.resolv = hostname, hosts, resolv
         self.share, self.ports = share, list(ports)
         self.pending = None  # (netavark call, endpoints, name): see Endpoints.finish
+        self.eps, self.extra = [], []  # for the etc files (Endpoints.files)
 
 
 class Endpoints:
@@ -197,6 +199,11 @@ class Endpoints:
                 if (ep or {}).get("Aliases"):
                     raise NetworkInvalid("network-scoped alias is supported only for containers"
                                          " in user defined networks")  # fmt: skip
+                if (ep or {}).get("MacAddress"):
+                    raise NetworkInvalid("conflicting options: mac-address and the network mode")
+                if (ep or {}).get("IPAMConfig"):
+                    raise NetworkInvalid("user specified IP address is supported on user"
+                                         " defined networks only")  # fmt: skip
             return
         seen = set()
         for i, (ref, ep) in enumerate(self._requested(hc, eps)):
@@ -288,14 +295,15 @@ class Endpoints:
         return warnings
 
     # ---- a run --------------------------------------------------------------------------
-    def setup(self, cid: str, name: str, body: dict, *, hostname: str, image_exposed=(),
-              resolve_container=None, defer: bool = False) -> Sandbox:  # fmt: skip
+    def setup(self, cid: str, name: str, body: dict, *, hostname: str | None,
+              image_exposed=(), resolve_container=None,
+              defer: bool = False) -> Sandbox:  # fmt: skip
         """Set the container's network up for a run (see the module's doc).  Whatever a
         previous run left is torn down first.  `resolve_container(ref)` -> the id of a
         `container:` mode's container (the engine's resolution).  `defer`: netavark still
         runs when this returns (the namespace exists, the etc files are known): the caller
-        creates the container meanwhile and calls `finish` before starting it."""
-        cfg = body.get("Config") or {}
+        creates the container meanwhile and calls `finish` before starting it.  Without a
+        `hostname` the etc files are left to `files` (the caller knows it later)."""
         hc = body.get("HostConfig") or {}
         mode = network_mode(hc)
         if self.sandbox(cid) is not None or cid in self._pending:
@@ -315,15 +323,9 @@ class Endpoints:
             with self.nets.transaction() as tx:
                 tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                            (cid, "host", "", time.time()))  # fmt: skip
-            from sangja.engine import dns
-
-            return Sandbox(
-                mode, None, hostname=dns.hostname_file(hostname),
-                hosts=dns.hosts_file(hostname, cfg.get("Domainname") or "", [], extra,
-                                     host_mode=True),
-                resolv=dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
-                                       options=hc.get("DnsOptions"), host_mode=True),
-            )  # fmt: skip
+            sb = Sandbox(mode, None)
+            sb.extra = extra
+            return self.files(sb, body, hostname) if hostname is not None else sb
         path = self.dirs.netns(cid)
         try:
             if mode == "none":
@@ -331,12 +333,17 @@ class Endpoints:
                     tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                                (cid, "none", path, time.time()))  # fmt: skip
                 nsmod.create(path)
-                return self._files(Sandbox(mode, path), cid, body, hostname, [], extra)
+                sb = Sandbox(mode, path)
+                sb.extra = extra
+                return self.files(sb, body, hostname) if hostname is not None else sb
             eps, mappings = self._lease(cid, body, path, image_exposed)
             _failpoint("net:leased")
             nsmod.create(path)
             _failpoint("net:netns")
-            sb = self._files(Sandbox(mode, path, ports=mappings), cid, body, hostname, eps, extra)
+            sb = Sandbox(mode, path, ports=mappings)
+            sb.eps, sb.extra = eps, extra
+            if hostname is not None:
+                self.files(sb, body, hostname)
             if eps:
                 from sangja.engine import netavark
 
@@ -478,12 +485,21 @@ class Endpoints:
                 return gw
         return self.nets.get("bridge").gateway(4)
 
-    def _files(self, sb: Sandbox, cid: str, body: dict, hostname: str, eps, extra) -> Sandbox:
+    def files(self, sb: Sandbox, body: dict, hostname: str) -> Sandbox:
+        """The etc files' contents for the container whose hostname is `hostname`."""
         from sangja.engine import dns
 
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
-        active = [ep for ep in eps if ep.active]
+        extra = sb.extra
+        if sb.mode == "host":
+            sb.hostname = dns.hostname_file(hostname)
+            sb.hosts = dns.hosts_file(hostname, cfg.get("Domainname") or "", [], extra,
+                                      host_mode=True)  # fmt: skip
+            sb.resolv = dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
+                                        options=hc.get("DnsOptions"), host_mode=True)  # fmt: skip
+            return sb
+        active = [ep for ep in sb.eps if ep.active]
         addrs = active[0].addresses if active else []
         servers = []
         for ep in active:
@@ -542,6 +558,20 @@ class Endpoints:
             ).fetchone()
             if others is None:
                 remove_device(ep.net.interface)
+
+    def sweep(self) -> list[str]:
+        """Endpoints and set-ups of containers the store no longer has (a removal killed
+        between its steps): torn down and forgotten.  -> their ids."""
+        db = self.db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='containers'"
+                      ).fetchone() is None:  # fmt: skip
+            return []
+        gone = [r[0] for r in db.execute(
+            "SELECT container FROM net_endpoints UNION SELECT container FROM net_sandboxes"
+            " EXCEPT SELECT id FROM containers")]  # fmt: skip
+        for cid in gone:
+            self.forget(cid)
+        return gone
 
     # ---- connect / disconnect ------------------------------------------------------------
     def connect(self, cid: str, name: str, ref: str, ep: dict | None = None,
