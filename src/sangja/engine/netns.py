@@ -1,5 +1,5 @@
 """Network namespaces the engine makes for its containers, each bind-mounted on a file under
-the engine's run dir (`<runtime root>/net/netns/<container id>`), so it outlives the process
+the engine's run dir (`<runtime root>/@net/netns/<container id>`), so it outlives the process
 that made it and the runtime joins it by path (a `path` namespace in config.json).
 
 A namespace is made in a thread of its own (unshare(CLONE_NEWNET) changes only the calling
@@ -40,13 +40,16 @@ def _c():
 
 class RunDirs:
     """What the engine keeps for networks under the runtime's root (a tmpfs: gone at boot,
-    as the namespaces and the firewall rules are):
-        net/                 netavark's --config: aardvark-dns/ (its config and pid file)
-        net/netns/<id>       the containers' network namespaces (bind mounts)
-        net/netavark.lock    serializes netavark's calls (its firewall chains)"""
+    as the namespaces and the firewall rules are), in a directory whose name no runtime
+    container id can have ('@' is not allowed in one):
+        @net/                netavark's --config: aardvark-dns/ (its config and pid file)
+        @net/netns/<id>      the containers' network namespaces (bind mounts)
+        @net/netavark.lock   serializes netavark's calls (its firewall chains)"""
+
+    NAME = "@net"
 
     def __init__(self, runtime_root: str):
-        self.base = os.path.join(os.path.abspath(runtime_root), "net")
+        self.base = os.path.join(os.path.abspath(runtime_root), self.NAME)
         self.netns_dir = os.path.join(self.base, "netns")
         self.lock = os.path.join(self.base, "netavark.lock")
         self.aardvark = os.path.join(self.base, "aardvark-dns")
