@@ -164,8 +164,10 @@ def test_bad_values_leave_nothing(sj):
         (["--network", "nope"], "network nope not found"),
         (["-p", "x:80"], "invalid hostPort: x"),
         (["--ip", "172.17.0.9"], "supported on user defined networks only"),
-        (["--network", "host", "--mac-address", "02:42:ac:11:00:09"],
-         "conflicting options: mac-address and the network mode"),
+        (
+            ["--network", "host", "--mac-address", "02:42:ac:11:00:09"],
+            "conflicting options: mac-address and the network mode",
+        ),
         (["-v", "/tmp:/x"], "volumes (-v): not supported yet"),
         (["--stop-signal", "NOPE"], "invalid signal"),
         (["--restart", "on-failure:x"], "maximum retry count must be an integer"),
