@@ -83,6 +83,7 @@ def leftovers(s, cgroup_parent):
         problems += [ln.split()[4] for ln in f if s.tmp in ln.split()[4]]
     if os.path.isdir(s.run_root):
         problems += [f"runtime state {n}" for n in runtime_entries(s.run_root)]
+    problems += [f"bridge {n}" for n in bridges()]
     cdir = os.path.join(s.root, "containers")
     if os.path.isdir(cdir):
         problems += [f"container dir {n}" for n in os.listdir(cdir)]
@@ -100,6 +101,15 @@ def runtime_entries(run_root):
         return []
     return [n for n in os.listdir(run_root) if n != "@net"] + net_leftovers(
         os.path.join(run_root, "@net"))  # fmt: skip
+
+
+def bridges():
+    """The engine's bridges in this network namespace (the default one, user networks'):
+    netavark removes each with its last container."""
+    r = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True,
+                       text=True)  # fmt: skip
+    names = [ln.split(":")[1].strip().split("@")[0] for ln in r.stdout.splitlines() if ":" in ln]
+    return [n for n in names if n == "sangja0" or n.startswith("br-")]
 
 
 def net_leftovers(base):

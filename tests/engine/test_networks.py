@@ -1,0 +1,333 @@
+"""Container networks end to end: real containers from the fixtures' registry images, real
+traffic, in the registries' network namespace (the `sj` fixture: never the host's own
+interfaces or firewall; it also checks that no bridge, namespace or aardvark-dns stays).
+
+Shown: names and aliases on a user network (aardvark-dns), none on the default bridge;
+container -> host, host -> published ports (TCP and UDP, through 127.0.0.1 and the bridge's
+address), -P, the outside seen through masquerade, --internal with no way out, networks
+isolated, a container on two networks, IPv6, connect/disconnect of a running container,
+container:NAME, host, none, the etc files (--add-host with host-gateway, --dns*, -h,
+--domainname), --ip/--ip6/--mac-address, `container port`, `ps`'s PORTS, stop and rm
+releasing what the container held, a restart getting its address back, `network rm` of a
+network in use, and a kill -9 of `run` while its network is set up."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import urllib.request
+
+import pytest
+from enginekit import BUSYBOX, DEBIAN, inspect, wait_for
+from registrykit import sangja_binary
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "net"))  # fmt: skip
+
+import netkit  # noqa: E402
+
+pytestmark = pytest.mark.skipif(bool(netkit.missing_tools()), reason=netkit.missing_tools())
+
+
+def run(sj, *args):
+    return sj.ok("container", "run", *args).out.strip()
+
+
+def pull(sj, *refs):
+    for ref in refs:
+        sj.ok("image", "pull", "-q", ref)
+
+
+def nets(sj, name):
+    return inspect(sj, name)["NetworkSettings"]["Networks"]
+
+
+def ip(sj, name, net="bridge"):
+    return nets(sj, name)[net]["IPAddress"]
+
+
+def http_get(url, guard=30):
+    """GET url from the test's namespace (the host here), retried until the server listens
+    (a hang guard, not a measure)."""
+
+    def get():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            return None
+
+    return wait_for(get, f"GET {url}", guard=guard)
+
+
+def serve(sj, name, *args, image=BUSYBOX):
+    """A busybox httpd serving the container's hostname as /hostname (its /etc)."""
+    return run(sj, "-d", "--name", name, *args, image, "httpd", "-f", "-p", "80", "-h", "/etc")
+
+
+def sh(sj, *args, script):
+    """`run --rm ... busybox sh -c SCRIPT` -> its output (it must succeed)."""
+    return run(sj, "--rm", *args, BUSYBOX, "sh", "-c", script)
+
+
+def wget(url):
+    """A busybox shell loop: wget until the server answers (bounded)."""
+    # (busybox 1.35's wget crashes with -T: `timeout` bounds each try instead)
+    return (f"for i in $(seq 100); do timeout 3 wget -q -O - {url} && break; sleep 0.1;"
+            " done")  # fmt: skip
+
+
+def test_names_on_a_user_network_not_on_the_default_bridge(sj):
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "app")
+    serve(sj, "web", "--network", "app", "--network-alias", "www")
+    web = ip(sj, "web", "app")
+    out = sh(sj, "--network", "app", script="cat /etc/resolv.conf; " + wget("http://www/hostname")
+             + "; nslookup web | tail -n +3")  # fmt: skip
+    gw = json.loads(sj.ok("network", "inspect", "app").out)[0]["IPAM"]["Config"][0]["Gateway"]
+    assert out.startswith(f"nameserver {gw}\n")  # aardvark-dns, on the network's gateway
+    assert inspect(sj, "web")["Id"][:12] in out  # /hostname: the container's id
+    assert f"Address: {web}" in out
+    by_id = sh(sj, "--network", "app", script=f"nslookup {inspect(sj, 'web')['Id'][:12]}")
+    assert f"Address: {web}" in by_id
+    # on the default bridge there are no names (as Docker's), but addresses work
+    serve(sj, "plain")
+    r = sj("container", "run", "--rm", BUSYBOX, "sh", "-c", "nslookup plain 2>&1")
+    assert "plain" not in "".join(ln for ln in r.out.splitlines() if ln.startswith("Address"))
+    assert "172.17.0.1" not in r.out.split("Address")[0]
+    out = sh(sj, script=wget(f"http://{ip(sj, 'plain')}/hostname"))
+    assert inspect(sj, "plain")["Id"][:12] in out
+    sj.ok("container", "rm", "-f", "web", "plain")
+    sj.ok("network", "rm", "app")
+
+
+def test_published_ports_tcp_udp_and_the_host(sj):
+    pull(sj, BUSYBOX, DEBIAN)
+    serve(sj, "web", "-p", "8080:80", "-p", "127.0.0.1::80", "--expose", "81", "-P")
+    cid = inspect(sj, "web")["Id"]
+    ports = inspect(sj, "web")["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][0] == {"HostIp": "0.0.0.0", "HostPort": "8080"}
+    local = int(ports["80/tcp"][1]["HostPort"])
+    assert ports["80/tcp"][1]["HostIp"] == "127.0.0.1" and local > 1024
+    rnd = int(ports["81/tcp"][0]["HostPort"])  # -P: the --expose'd port, a random host port
+    assert rnd > 1024
+    out = sj.ok("container", "port", "web").out.splitlines()
+    assert out == ["80/tcp -> 0.0.0.0:8080", f"80/tcp -> 127.0.0.1:{local}",
+                   f"81/tcp -> 0.0.0.0:{rnd}"]  # fmt: skip
+    assert sj.ok("container", "port", "web", "80/tcp").out.splitlines()[0] == "0.0.0.0:8080"
+    r = sj("container", "port", "web", "99")
+    assert r.rc == 1 and "No public port '99/tcp' published for web" in r.err
+    row = sj.ok("container", "ps").out.splitlines()[1]
+    assert f"0.0.0.0:8080->80/tcp, 127.0.0.1:{local}->80/tcp, 0.0.0.0:{rnd}->81/tcp" in row
+    # the host reaches it through 127.0.0.1 and the bridge's address
+    assert http_get("http://127.0.0.1:8080/hostname").strip() == cid[:12]
+    assert http_get("http://172.17.0.1:8080/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{local}/hostname").strip() == cid[:12]
+    # UDP (perl in the debian image: busybox's nc has no UDP)
+    udp = ('perl -MIO::Socket::INET -e \'$s=IO::Socket::INET->new(LocalPort=>53,Proto=>"udp")'
+           ' or die; $p=$s->recv($m,100); $s->send("got $m", 0, $p)\'')  # fmt: skip
+    for host in ("127.0.0.1", "172.17.0.1"):  # one answer per server: one each
+        sj("container", "rm", "-f", "udp")
+        run(sj, "-d", "--name", "udp", "-p", "5353:53/udp", DEBIAN, "sh", "-c", udp)
+
+        def answer(h=host):
+            a = netkit.talk(None, h, 5353, "udp", "hi", wait=0.5)
+            return a if a.startswith("got") else None
+
+        assert wait_for(answer, f"udp via {host}").startswith("got hi")
+    # a held host port is refused, nothing of the new container stays
+    r = sj("container", "run", "-d", "--name", "dup", "-p", "8080:80", BUSYBOX, "sleep", "9")
+    assert r.rc == 125 and "0.0.0.0:8080 failed: port is already allocated" in r.err
+    assert inspect(sj, "dup")["State"]["Status"] == "created"
+    assert inspect(sj, "dup")["NetworkSettings"]["Ports"] == {"80/tcp": None}  # exposed only
+    # container -> host: a server on the host's address on the bridge
+    with netkit.Server(None, "172.17.0.1", 7070) as srv:
+        out = sh(sj, "--add-host", "host.local:host-gateway",
+                 script="grep host.local /etc/hosts; echo ping | nc host.local 7070")  # fmt: skip
+        srv.p.wait(timeout=30)
+    assert out.splitlines()[0] == "172.17.0.1\thost.local"
+    assert out.splitlines()[1] == "ping"
+    # stop releases the ports and the address; start takes them again
+    sj.ok("container", "stop", "-t", "0", "web")
+    st = inspect(sj, "web")["NetworkSettings"]
+    assert st["Ports"]["80/tcp"] is None and st["Networks"]["bridge"]["IPAddress"] == ""
+    assert "8080" not in netkit.nat_rules()
+    sj.ok("container", "start", "web")
+    assert http_get("http://127.0.0.1:8080/hostname").strip() == cid[:12]
+    sj.ok("container", "rm", "-f", "web", "udp", "dup")
+    assert "8080" not in netkit.nat_rules() and "5353" not in netkit.nat_rules()
+
+
+def test_outside_internal_and_isolation(sj, fixtures):
+    pull(sj, BUSYBOX)
+    out_ns, cleanup = netkit.outside(fixtures.netns)
+    try:
+        with netkit.Server(out_ns, "0.0.0.0", 9000) as srv:
+            out = sh(sj, script="echo out | nc 192.0.2.2 9000")
+            srv.p.wait(timeout=30)
+        assert out.split() == ["out", "from", "192.0.2.1"]  # masqueraded: the host's address
+        sj.ok("network", "create", "--internal", "inner")
+        r = sj("container", "run", "--rm", "--network", "inner", BUSYBOX, "sh", "-c",
+               "ip route; echo x | nc -w 2 192.0.2.2 9001")  # fmt: skip
+        assert r.rc != 0 and "default" not in r.out
+        assert "unreachable" in r.err.lower()
+        sj.ok("network", "create", "red")
+        sj.ok("network", "create", "blue")
+        serve(sj, "r", "--network", "red")
+        serve(sj, "b", "--network", "blue")
+        rip, bip = ip(sj, "r", "red"), ip(sj, "b", "blue")
+        # (under sh: busybox's timeout execs its command, which as PID 1 ignores SIGTERM)
+        r = sj("container", "run", "--rm", "--network", "red", BUSYBOX, "sh", "-c",
+               f"timeout 3 wget -q -O - http://{bip}/hostname")  # fmt: skip
+        assert r.rc != 0  # networks do not reach each other
+        both = sh(sj, "--network", "red", "--network", "blue",
+                  script=wget(f"http://{rip}/hostname") + "; " + wget(f"http://{bip}/hostname")
+                  + "; ip -o -4 addr show | awk '{print $2}'")  # fmt: skip
+        words = both.split()
+        assert words[:2] == [inspect(sj, "r")["Id"][:12], inspect(sj, "b")["Id"][:12]]
+        assert sorted(words[2:]) == ["eth0", "eth1", "lo"]
+        sj.ok("container", "rm", "-f", "r", "b")
+        for n in ("inner", "red", "blue"):
+            sj.ok("network", "rm", n)
+    finally:
+        cleanup()
+
+
+def test_ipv6_and_static_addresses(sj):
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "--ipv6", "--subnet", "10.77.0.0/24", "--subnet", "fd00:77::/64",
+          "six")  # fmt: skip
+    serve(sj, "web", "--network", "six", "--ip", "10.77.0.10", "--ip6", "fd00:77::10",
+          "--mac-address", "02:42:0a:4d:00:99")  # fmt: skip
+    n = nets(sj, "web")["six"]
+    assert (n["IPAddress"], n["GlobalIPv6Address"], n["MacAddress"]) == (
+        "10.77.0.10", "fd00:77::10", "02:42:0a:4d:00:99")  # fmt: skip
+    out = sh(sj, "--network", "six", script="ip -o addr show eth0; "
+             + wget("http://[fd00:77::10]/hostname"))  # fmt: skip
+    assert inspect(sj, "web")["Id"][:12] in out and "fd00:77::" in out
+    r = sj("container", "run", "--rm", "--network", "six", "--ip", "10.77.0.10", BUSYBOX, "true")
+    assert r.rc == 125 and "Address already in use" in r.err
+    r = sj("container", "run", "--rm", "--network", "six", "--ip", "10.78.0.1", BUSYBOX, "true")
+    assert r.rc == 125 and "no configured subnet or ip-range contain" in r.err
+    sj.ok("container", "rm", "-f", "web")
+    sj.ok("network", "rm", "six")
+
+
+def test_connect_disconnect_a_running_container(sj):
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "one")
+    sj.ok("network", "create", "two")
+    serve(sj, "a", "--network", "one")
+    serve(sj, "b", "--network", "two")
+    probe = ["container", "exec", "a", "timeout", "3", "wget", "-q", "-O", "-", "http://b/hostname"]
+    assert sj(*probe).rc != 0
+    sj.ok("network", "connect", "--alias", "late", "two", "a")
+    assert set(nets(sj, "a")) == {"one", "two"}
+    assert sj.ok(*probe).out.strip() == inspect(sj, "b")["Id"][:12]
+    out = sh(sj, "--network", "two", script="nslookup late | tail -n +3")
+    assert ip(sj, "a", "two") in out
+    r = sj("network", "connect", "two", "a")
+    assert r.rc == 1 and "already exists in network two" in r.err
+    r = sj("network", "rm", "two")
+    assert r.rc == 1 and "has active endpoints" in r.err
+    sj.ok("network", "disconnect", "two", "a")
+    assert set(nets(sj, "a")) == {"one"} and sj(*probe).rc != 0
+    r = sj("network", "disconnect", "two", "a")
+    assert r.rc == 1 and "is not connected to network two" in r.err
+    # a stopped container: recorded now, set up at its start
+    sj.ok("container", "stop", "-t", "0", "a")
+    sj.ok("network", "connect", "two", "a")
+    sj.ok("container", "start", "a")
+    assert sj.ok(*probe).out.strip() == inspect(sj, "b")["Id"][:12]
+    sj.ok("container", "rm", "-f", "a", "b")
+    sj.ok("network", "rm", "one", "two")
+
+
+def test_container_host_none_modes_and_etc_files(sj):
+    pull(sj, BUSYBOX)
+    serve(sj, "web", "-h", "webhost", "--domainname", "example.test")
+    out = sh(sj, "--network", "container:web", script="hostname; " + wget(
+        "http://127.0.0.1/hostname"))  # fmt: skip
+    assert out.splitlines() == ["webhost", "webhost"]
+    assert inspect(sj, "web")["Config"]["Hostname"] == "webhost"
+    r = sj("container", "run", "--rm", "--network", "container:web", "-p", "80:80", BUSYBOX, "true")
+    assert r.rc == 125 and "conflicting options: port publishing" in r.err
+    r = sj("container", "run", "--rm", "--network", "container:ghost", BUSYBOX, "true")
+    assert r.rc == 125 and "No such container: ghost" in r.err
+    out = sh(sj, "--network", "none", script="ip -o link | awk -F': ' '{print $2}'")
+    assert out.split() == ["lo"]
+    out = sh(sj, "--network", "host", script="ip -o link | awk -F': ' '{print $2}'")
+    assert "sangja0" in out  # the host's interfaces, the bridge among them
+    web = ip(sj, "web")
+    out = sh(sj, "-h", "box", "--domainname", "corp.test", "--add-host", "db:10.1.2.3",
+             "--add-host", "gw=host-gateway", "--dns", "10.9.9.9", "--dns-search", "a.test",
+             "--dns-option", "ndots:2",
+             script="hostname; cat /etc/hosts /etc/resolv.conf")  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == "box"
+    assert "10.1.2.3\tdb" in lines and "172.17.0.1\tgw" in lines
+    mine = [ln for ln in lines if ln.endswith("box.corp.test box")]
+    assert len(mine) == 1 and mine[0].startswith("172.17.0.") and not mine[0].startswith(web)
+    assert lines[-3:] == ["nameserver 10.9.9.9", "search a.test", "options ndots:2"]
+    sj.ok("container", "rm", "-f", "web")
+
+
+def test_restart_gets_its_address_back_and_a_newcomer_does_not_take_it(sj):
+    pull(sj, BUSYBOX)
+    run(sj, "-d", "--name", "a", BUSYBOX, "sleep", "1000")
+    a = ip(sj, "a")
+    sj.ok("container", "stop", "-t", "0", "a")
+    run(sj, "-d", "--name", "b", BUSYBOX, "sleep", "1000")
+    assert ip(sj, "b") != a
+    sj.ok("container", "start", "a")
+    assert ip(sj, "a") == a
+    sj.ok("container", "restart", "-t", "0", "a")
+    assert ip(sj, "a") == a
+    sj.ok("container", "rm", "-f", "a", "b")
+
+
+def test_kill_9_of_run_while_the_network_is_set_up(sj):
+    """`run` killed just after netavark set the network up (failpoint): `rm -f` removes
+    the container and all of its network (the fixture checks no namespace, bridge or
+    aardvark-dns stays); the host port is free again."""
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "app")
+    env = dict(sj.env, SANGJA_FAILPOINT="net:setup")
+    argv = [sangja_binary(), "--root", sj.run_root, "container", "run", "-d", "--name", "k",
+            "--network", "app", "-p", "8085:80", BUSYBOX, "sleep", "1000"]  # fmt: skip
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        os.waitid(os.P_PID, p.pid, os.WSTOPPED)
+        assert "8085" in netkit.nat_rules()
+        p.kill()
+    finally:
+        p.wait()
+    r = sj("network", "rm", "app")
+    assert r.rc == 1 and "has active endpoints" in r.err
+    sj.ok("container", "rm", "-f", "k")
+    assert "8085" not in netkit.nat_rules()
+    sj.ok("network", "rm", "app")
+    serve(sj, "again", "-p", "8085:80")
+    sj.ok("container", "rm", "-f", "again")
+
+
+def test_image_exposed_ports_with_publish_all(sj, tmp_path):
+    """-P publishes the image's EXPOSE ports (an image imported with EXPOSE here)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import bundles
+
+    rootfs = str(tmp_path / "rootfs")
+    bundles.make_rootfs(rootfs)
+    os.symlink("busybox", os.path.join(rootfs, "bin", "httpd"))
+    tar = str(tmp_path / "img.tar")
+    with tarfile.open(tar, "w") as t:
+        t.add(rootfs, arcname=".")
+    sj.ok("image", "import", "-c", "EXPOSE 80 8443/tcp", tar, "exposed:latest")
+    run(sj, "-d", "--name", "e", "-P", "exposed:latest", "httpd", "-f", "-p", "80", "-h", "/etc")
+    ports = inspect(sj, "e")["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "8443/tcp"} and all(v and v[0]["HostPort"] for v in
+                                                         ports.values())  # fmt: skip
+    port = ports["80/tcp"][0]["HostPort"]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == inspect(sj, "e")["Id"][:12]
+    sj.ok("container", "rm", "-f", "e")
