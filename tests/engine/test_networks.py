@@ -177,9 +177,10 @@ def test_outside_internal_and_isolation(sj, fixtures):
         serve(sj, "r", "--network", "red")
         serve(sj, "b", "--network", "blue")
         rip, bip = ip(sj, "r", "red"), ip(sj, "b", "blue")
-        # (under sh: busybox's timeout execs its command, which as PID 1 ignores SIGTERM)
+        # (busybox's timeout execs its command: it must not be PID 1, which ignores SIGTERM;
+        # the `exit` keeps sh from exec'ing the last command itself)
         r = sj("container", "run", "--rm", "--network", "red", BUSYBOX, "sh", "-c",
-               f"timeout 3 wget -q -O - http://{bip}/hostname")  # fmt: skip
+               f"timeout 3 wget -q -O - http://{bip}/hostname; exit $?")  # fmt: skip
         assert r.rc != 0  # networks do not reach each other
         both = sh(sj, "--network", "red", "--network", "blue",
                   script=wget(f"http://{rip}/hostname") + "; " + wget(f"http://{bip}/hostname")
