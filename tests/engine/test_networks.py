@@ -167,6 +167,14 @@ def test_outside_internal_and_isolation(sj, fixtures):
             out = sh(sj, script="echo out | nc 192.0.2.2 9000")
             srv.p.wait(timeout=30)
         assert out.split() == ["out", "from", "192.0.2.1"]  # masqueraded: the host's address
+        # another host reaches a published port through the host's address
+        serve(sj, "pub", "-p", "8086:80")
+        got = wait_for(lambda: (lambda a: a if a.startswith("HTTP") else None)(
+            netkit.talk(out_ns, "192.0.2.1", 8086, msg="GET /hostname HTTP/1.0\r\n\r\n")),
+            "the published port from outside")  # fmt: skip
+        assert got.splitlines()[0].endswith("200 OK")
+        assert got.split()[-1] == inspect(sj, "pub")["Id"][:12]
+        sj.ok("container", "rm", "-f", "pub")
         sj.ok("network", "create", "--internal", "inner")
         r = sj("container", "run", "--rm", "--network", "inner", BUSYBOX, "sh", "-c",
                "ip route; echo x | nc -w 2 192.0.2.2 9001")  # fmt: skip

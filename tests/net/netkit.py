@@ -79,7 +79,13 @@ try:
     else:
         s = socket.create_connection((host, port), timeout=wait)
         s.sendall(msg)
-        print(s.recv(200).decode())
+        got = b""
+        while len(got) < 4096:  # until the peer closes
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        print(got.decode())
 except OSError as e:
     print("ERROR", e.errno, e.strerror or e)
 """
