@@ -8,8 +8,8 @@ image from the fixtures' registry), in the same run:
   exec          `exec C true` into a running container      target <= 0.5x podman
 
 Both engines have private roots; podman runs with cgroupfs, no events, both with
-`--network none` (networks are bench/test_network.py's), and the rlimits this host lets a container raise to
-(see ../shared/engines).  Run as root: `make bench`, or `pytest bench/test_engine.py`.
+`--network none` (networks are bench/test_network.py's), and the rlimits this host lets a
+container raise to (see ../shared/engines).  Run as root: `make bench`, or `pytest bench/test_engine.py`.
 """
 
 import concurrent.futures
