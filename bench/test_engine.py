@@ -9,7 +9,8 @@ image from the fixtures' registry), in the same run:
 
 Both engines have private roots; podman runs with cgroupfs, no events, both with
 `--network none` (networks are bench/test_network.py's), and the rlimits this host lets a
-container raise to (see ../shared/engines).  Run as root: `make bench`, or `pytest bench/test_engine.py`.
+container raise to (see ../shared/engines).  Run as root: `make bench`, or
+`pytest bench/test_engine.py`.
 """
 
 import concurrent.futures
