@@ -340,3 +340,23 @@ def test_image_exposed_ports_with_publish_all(sj, tmp_path):
     port = ports["80/tcp"][0]["HostPort"]
     assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == inspect(sj, "e")["Id"][:12]
     sj.ok("container", "rm", "-f", "e")
+
+
+def test_restart_policy_sets_the_network_up_again(sj):
+    """A container its monitor restarts (its process killed from the host) is on its network
+    again, with its address and its name."""
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "app")
+    serve(sj, "web", "--network", "app", "--restart", "always", "-p", "8087:80")
+    before = ip(sj, "web", "app")
+    pid = inspect(sj, "web")["State"]["Pid"]
+    os.kill(pid, 9)
+    wait_for(lambda: inspect(sj, "web")["State"]["Pid"] not in (0, pid)
+             and inspect(sj, "web")["State"]["Running"], "the restart")  # fmt: skip
+    assert inspect(sj, "web")["RestartCount"] >= 1
+    assert ip(sj, "web", "app") == before
+    cid = inspect(sj, "web")["Id"][:12]
+    assert http_get("http://127.0.0.1:8087/hostname").strip() == cid
+    assert cid in sh(sj, "--network", "app", script=wget("http://web/hostname"))
+    sj.ok("container", "rm", "-f", "web")
+    sj.ok("network", "rm", "app")
