@@ -118,6 +118,10 @@ def test_published_ports_tcp_udp_and_the_host(sj):
     assert sj.ok("container", "port", "web", "80/tcp").out.splitlines()[0] == "0.0.0.0:8080"
     r = sj("container", "port", "web", "99")
     assert r.rc == 1 and "No public port '99/tcp' published for web" in r.err
+    for f in ("publish=80", "publish=80/tcp", "expose=81", "expose=75-85", "network=bridge"):
+        assert sj.ok("container", "ps", "-q", "--filter", f).out.split() == [cid[:12]], f
+    for f in ("publish=81/udp", "publish=90", "network=none"):
+        assert sj.ok("container", "ps", "-q", "--filter", f).out.split() == [], f
     row = sj.ok("container", "ps").out.splitlines()[1]
     assert f"0.0.0.0:8080->80/tcp, 127.0.0.1:{local}->80/tcp, 0.0.0.0:{rnd}->81/tcp" in row
     # the host reaches it through 127.0.0.1 and the bridge's address

@@ -930,6 +930,7 @@ class Containers:
 
         f = flt.parse(filters or {})
         match = flt.Matcher(f, self.images.resolve, self.resolve)
+        match.net_view = lambda rec: containernet.settings(self, rec)
         out = []
         for rec in self.list():
             if not all and limit <= 0 and rec.state not in ("running", "paused", "restarting"):
