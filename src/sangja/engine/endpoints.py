@@ -28,7 +28,6 @@ import os
 import time
 
 from sangja import jsonio
-from sangja.engine import ipam
 from sangja.engine import netns as nsmod
 from sangja.engine.neterrors import (
     NetworkConflict,
@@ -148,7 +147,7 @@ class Endpoints:
     def validate(self, body: dict, resolve_container=None) -> None:
         """Everything about networks in a ContainerCreate body, checked before anything is
         made (InvalidArgument-like errors naming the problem, Docker's texts)."""
-        from sangja.engine import dns, ports
+        from sangja.engine import dns, ipam, ports
 
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
@@ -217,6 +216,8 @@ class Endpoints:
 
     def _check_endpoint(self, net: Network, ep: dict, mac: str = "") -> None:
         import ipaddress
+
+        from sangja.engine import ipam
 
         ipc = ep.get("IPAMConfig") or {}
         v4, v6 = ipc.get("IPv4Address") or "", ipc.get("IPv6Address") or ""
@@ -411,6 +412,8 @@ class Endpoints:
 
     def _lease_one(self, tx, ep: Endpoint) -> None:
         """Addresses (and the MAC) for one endpoint, inside the caller's transaction."""
+        from sangja.engine import ipam
+
         net = ep.net
         got = {}
         for ver, col, last in ((4, "ipv4", ep.last_ipv4), (6, "ipv6", ep.last_ipv6)):

@@ -20,7 +20,6 @@ A static address (`--ip`, `--ip6`) is given or refused ("Address already in use"
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 
 from sangja.engine.neterrors import NetworkConflict, NetworkInvalid
@@ -87,6 +86,8 @@ def pick_subnet(taken: list, routes: list | None = None):
 def ula_subnet(seed: str, taken: list):
     """A unique local /64 for an IPv6 network given no --subnet: fd + 40 bits of the
     network id's hash (+1 while it overlaps another network)."""
+    import hashlib
+
     h = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:5], "big")
     for i in range(256):
         gid = (h + i) % (1 << 40)

@@ -11,12 +11,8 @@ command killed between the two steps) is just removed.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import socket
-import struct
-import threading
 
 from sangja.engine.neterrors import NetworkError
 
@@ -32,6 +28,8 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
+        import ctypes
+
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
         _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -84,6 +82,8 @@ def create(path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except OSError as e:
         raise NetworkError(f"cannot create {path}: {e.strerror}", errno=e.errno, path=path)
+    import threading
+
     err: list[BaseException] = []
     t = threading.Thread(target=_make, args=(path, err), name="netns")
     t.start()
@@ -100,6 +100,9 @@ def create(path: str) -> None:
 def _make(path: str, err: list) -> None:
     """In a thread of its own: unshare, lo up, bind-mount.  The thread then ends, taking
     the namespace change with it."""
+    import ctypes
+    import threading
+
     try:
         libc = _c()
         if libc.unshare(CLONE_NEWNET) != 0:
@@ -115,6 +118,9 @@ def _make(path: str, err: list) -> None:
 
 
 def _lo_up() -> None:
+    import socket
+    import struct
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         import fcntl
 
@@ -126,6 +132,8 @@ def _lo_up() -> None:
 def remove(path: str) -> None:
     """Unmount (lazily: a process still in the namespace keeps it alive, not the mount) and
     remove the file.  Nothing there is fine."""
+    import ctypes
+
     libc = _c()
     while libc.umount2(path.encode(), MNT_DETACH) == 0:
         pass  # mounted twice (a repeated bind): each layer goes
@@ -143,6 +151,9 @@ def remove(path: str) -> None:
 def run_in(path: str, fn):
     """fn() in a thread that joins the namespace at `path` (sockets it makes live there);
     -> its result.  This thread never leaves its own namespace."""
+    import ctypes
+    import threading
+
     out: list = []
     err: list = []
 
@@ -171,6 +182,8 @@ def run_in(path: str, fn):
 
 def links(path: str) -> list[str]:
     """The interfaces in the namespace at `path`."""
+    import socket
+
     return run_in(path, lambda: [name for _, name in socket.if_nameindex()])
 
 

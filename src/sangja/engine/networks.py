@@ -17,7 +17,6 @@ Docker's); user networks do (aardvark-dns) and are isolated from each other.
 
 from __future__ import annotations
 
-import re
 import time
 
 from sangja.engine.neterrors import (
@@ -72,7 +71,7 @@ SCHEMA = (
 
 PREDEFINED = ("bridge", "host", "none")
 DEFAULT_BRIDGE_IFACE = "sangja0"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 DEFAULT_MTU = 1500
 
 # --opt keys of the bridge driver: applied (name, mtu, the default host address of -p) or
@@ -373,12 +372,13 @@ class Networks:
         """NetworkCreate.  `subnets`: Docker's IPAM.Config entries (ipam.subnet_config
         makes them from the CLI's flags)."""
         import ipaddress
+        import re
 
         from sangja.engine import ipam
 
         if not name:
             raise NetworkInvalid("network name is required")
-        if not _NAME.match(name):
+        if not re.match(_NAME, name):
             raise NetworkInvalid(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-]"
                                  " are allowed")  # fmt: skip
         driver = driver or "bridge"
@@ -568,6 +568,8 @@ def match(net: Network, f: dict, users=None, prune: bool = False) -> bool:
 
 def _until(v: str) -> float:
     """Docker's `until`: a Unix time, a duration ago (10m, 1h30m), or an RFC 3339 time."""
+    import re
+
     try:
         return float(v)
     except ValueError:

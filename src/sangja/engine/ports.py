@@ -16,8 +16,6 @@ host process listens on, is refused with Docker's "port is already allocated".
 from __future__ import annotations
 
 import errno
-import ipaddress
-import socket
 
 from sangja.engine.neterrors import NetworkConflict, NetworkInvalid
 
@@ -64,6 +62,8 @@ def _split_proto(spec: str) -> tuple[str, str]:
 
 def parse_publish(spec: str) -> list[tuple[str, dict]]:
     """One `-p` value -> [("80/tcp", {"HostIp": ..., "HostPort": ...}), ...]."""
+    import ipaddress
+
     rest, proto = _split_proto(spec)
     ip = ""
     if rest.startswith("["):  # [v6]:host:container
@@ -146,6 +146,8 @@ def _port_key(port: str) -> tuple[int, str]:
 
 def check_bindings(bindings: dict | None) -> None:
     """HostConfig.PortBindings as the API gives it: well formed, or NetworkInvalid."""
+    import ipaddress
+
     for port, lst in (bindings or {}).items():
         _port_key(port)
         for b in lst or ():
@@ -167,6 +169,8 @@ def _overlap(ip1: str, ip2: str) -> bool:
 
 def _bindable(proto: str, ip: str, port: int) -> int:
     """Can a host process have this port?  -> 0 or the errno of a bind."""
+    import socket
+
     if proto == "sctp":
         return 0
     fam = socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
@@ -181,6 +185,8 @@ def _bindable(proto: str, ip: str, port: int) -> int:
 
 
 def _random_port(proto: str, ip: str, taken) -> int:
+    import socket
+
     fam = socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     for _ in range(200):
