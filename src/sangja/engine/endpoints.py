@@ -541,6 +541,12 @@ class Endpoints:
                     warnings.append(str(e))
                     self._drop_unused_bridges(cid, eps)
         nsmod.remove(own)  # never another container's (container:X shares X's)
+        if sb is None and self.db.execute(
+            "SELECT 1 FROM net_endpoints WHERE container=? AND (ipv4 IS NOT NULL OR ipv6 IS"
+            " NOT NULL OR mac IS NOT NULL) UNION ALL SELECT 1 FROM net_ports WHERE container=?",
+            (cid, cid),
+        ).fetchone() is None:  # fmt: skip
+            return warnings  # nothing held: no write (every start tears down first)
         with self.nets.transaction() as tx:
             tx.execute(
                 "UPDATE net_endpoints SET last_ipv4=COALESCE(ipv4, last_ipv4),"
