@@ -2,17 +2,21 @@
 traffic, in the registries' network namespace (the `sj` fixture: never the host's own
 interfaces or firewall; it also checks that no bridge, namespace or aardvark-dns stays).
 
-Shown: names and aliases on a user network (aardvark-dns), none on the default bridge;
+Shown: the default bridge's address, MAC and default route inside the container; names
+and aliases on a user network (aardvark-dns: wget, nslookup, ping), none on the default bridge;
 container -> host, host -> published ports (TCP and UDP, through 127.0.0.1 and the bridge's
 address), -P, the outside seen through masquerade, --internal with no way out, networks
 isolated, a container on two networks, IPv6, connect/disconnect of a running container,
 container:NAME, host, none, the etc files (--add-host with host-gateway, --dns*, -h,
 --domainname), --ip/--ip6/--mac-address, `container port`, `ps`'s PORTS, stop and rm
-releasing what the container held, a restart getting its address back, `network rm` of a
-network in use, and a kill -9 of `run` while its network is set up."""
+releasing what the container held (no veth, no firewall rule, no lease in the store),
+`network rm` leaving no rule or cursor, a restart getting its address back, `network rm` of a
+network in use, and a kill -9 of `run` at three points of its network's set-up."""
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -76,6 +80,95 @@ def wget(url):
     # (busybox 1.35's wget crashes with -T: `timeout` bounds each try instead)
     return (f"for i in $(seq 100); do timeout 3 wget -q -O - {url} && break; sleep 0.1;"
             " done")  # fmt: skip
+
+
+def veths():
+    r = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+                       text=True, check=True)  # fmt: skip
+    return [ln.split(":")[1].strip().split("@")[0] for ln in r.stdout.splitlines()]
+
+
+# a rule naming an address, an interface, a port or a network's own chain (netavark keeps
+# only its empty base chains, and the jumps to them, once no network is set up)
+_NET_RULE = re.compile(r"\d+\.\d+\.\d+\.\d+/|[0-9a-f]*:[0-9a-f:]+/\d+|--dport|--to-destination"
+                       r"| -[io] |NETAVARK-(DN-)?[0-9A-F]{8,}")  # fmt: skip
+
+
+def network_rules():
+    """The test namespace's firewall rules (every table, IPv4 and IPv6) that belong to a
+    network, a container or a published port."""
+    out = []
+    for cmd in ("iptables-save", "ip6tables-save"):
+        r = subprocess.run([cmd], capture_output=True, text=True, check=True)
+        out += [ln for ln in r.stdout.splitlines() if ln[:1] in "-:" and _NET_RULE.search(ln)]
+    return out
+
+
+def held(sj):
+    """What the engine's store holds for containers' networks: endpoints, published ports,
+    set-ups, and the user networks' rows and address cursors."""
+    db = sqlite3.connect(os.path.join(sj.root, "sangja.db"))
+    try:
+        q = {"endpoints": "SELECT container, network, ipv4 FROM net_endpoints",
+             "ports": "SELECT container, host_port FROM net_ports",
+             "sandboxes": "SELECT container, mode FROM net_sandboxes",
+             "networks": "SELECT name FROM networks WHERE name NOT IN ('bridge', 'host', 'none')",
+             "cursors": "SELECT network, last FROM ipam_cursors WHERE network IN"
+                        " (SELECT id FROM networks WHERE name != 'bridge')"}  # fmt: skip
+        return {k: db.execute(v).fetchall() for k, v in q.items()}
+    finally:
+        db.close()
+
+
+def test_default_bridge_gives_an_address_and_a_default_route(sj):
+    pull(sj, BUSYBOX)
+    run(sj, "-d", "--name", "a", BUSYBOX, "sleep", "1000")
+    n = nets(sj, "a")["bridge"]
+    assert n["IPAddress"].startswith("172.17.0.") and n["IPPrefixLen"] == 16
+    assert n["Gateway"] == "172.17.0.1" and n["MacAddress"]
+    out = sj.ok("container", "exec", "a", "sh", "-c",
+                "ip -o -4 addr show eth0; ip -o link show eth0; ip route;"
+                " ping -c1 -W5 172.17.0.1").out  # fmt: skip
+    assert f"inet {n['IPAddress']}/16 " in out
+    assert f"link/ether {n['MacAddress']} " in out
+    assert re.search(r"^default via 172\.17\.0\.1 dev eth0", out, re.M), out
+    assert "1 packets received" in out  # the host's end of the bridge answers
+    sj.ok("container", "rm", "-f", "a")
+
+
+def test_rm_and_network_rm_leave_no_veth_rule_or_reservation(sj):
+    """Two containers with published ports, one on two networks: while they run there is a
+    veth per endpoint and rules for each port; `rm -f` takes all of it and the store's
+    leases; `network rm` takes the network's bridge, rules and address cursor (the fixture
+    also checks namespaces, bridges and aardvark-dns)."""
+    pull(sj, BUSYBOX)
+    assert veths() == [] and network_rules() == []
+    sj.ok("network", "create", "app")
+    serve(sj, "a", "--network", "app", "-p", "8090:80")
+    serve(sj, "b", "-p", "8091:80")
+    sj.ok("network", "connect", "app", "b")
+    out = sh(sj, "--network", "app", script="ping -c1 -W5 a; ping -c1 -W5 b")  # by name
+    assert out.count("1 packets received") == 2
+    assert len(veths()) == 3
+    rules = "\n".join(network_rules())
+    for s in ("--dport 8090", "--dport 8091", ip(sj, "a", "app"), ip(sj, "b")):
+        assert s in rules, s
+    h = held(sj)
+    assert len(h["endpoints"]) == 3 and len(h["ports"]) == 2 and len(h["sandboxes"]) == 2
+    sj.ok("container", "rm", "-f", "a", "b")
+    assert veths() == [] and network_rules() == []
+    h = held(sj)
+    assert h["endpoints"] == h["ports"] == h["sandboxes"] == [] and h["networks"] == [("app",)]
+    sj.ok("network", "rm", "app")
+    assert held(sj)["networks"] == held(sj)["cursors"] == []
+    assert network_rules() == []
+    # the ports are free again, and a network of the same name starts afresh
+    sj.ok("network", "create", "app")
+    serve(sj, "c", "--network", "app", "-p", "8090:80", "-p", "8091:80")
+    assert http_get("http://127.0.0.1:8091/hostname").strip() == inspect(sj, "c")["Id"][:12]
+    sj.ok("container", "rm", "-f", "c")
+    sj.ok("network", "rm", "app")
+    assert veths() == [] and network_rules() == []
 
 
 def test_names_on_a_user_network_not_on_the_default_bridge(sj):
@@ -300,26 +393,30 @@ def test_restart_gets_its_address_back_and_a_newcomer_does_not_take_it(sj):
     sj.ok("container", "rm", "-f", "a", "b")
 
 
-def test_kill_9_of_run_while_the_network_is_set_up(sj):
-    """`run` killed just after netavark set the network up (failpoint): `rm -f` removes
-    the container and all of its network (the fixture checks no namespace, bridge or
-    aardvark-dns stays); the host port is free again."""
+@pytest.mark.parametrize("point", ["net:leased", "net:netns", "net:setup"])
+def test_kill_9_of_run_while_the_network_is_set_up(sj, point):
+    """`run` killed after its addresses and ports were leased, after its namespace was
+    made, and after netavark set the network up (failpoints): `rm -f` removes the container
+    and all of its network (the fixture checks no namespace, bridge or aardvark-dns stays);
+    no veth or rule stays, the host port is free again."""
     pull(sj, BUSYBOX)
     sj.ok("network", "create", "app")
-    env = dict(sj.env, SANGJA_FAILPOINT="net:setup")
+    env = dict(sj.env, SANGJA_FAILPOINT=point)
     argv = [sangja_binary(), "--root", sj.run_root, "container", "run", "-d", "--name", "k",
             "--network", "app", "-p", "8085:80", BUSYBOX, "sleep", "1000"]  # fmt: skip
     p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         os.waitid(os.P_PID, p.pid, os.WSTOPPED)
-        assert "8085" in netkit.nat_rules()
+        assert ("8085" in netkit.nat_rules()) == (point == "net:setup")
         p.kill()
     finally:
         p.wait()
     r = sj("network", "rm", "app")
     assert r.rc == 1 and "has active endpoints" in r.err
     sj.ok("container", "rm", "-f", "k")
-    assert "8085" not in netkit.nat_rules()
+    assert veths() == [] and network_rules() == []
+    h = held(sj)
+    assert h["endpoints"] == h["ports"] == h["sandboxes"] == []
     sj.ok("network", "rm", "app")
     serve(sj, "again", "-p", "8085:80")
     sj.ok("container", "rm", "-f", "again")
