@@ -328,8 +328,10 @@ def test_connect_disconnect_a_running_container(sj):
     serve(sj, "b", "--network", "two")
     probe = ["container", "exec", "a", "timeout", "3", "wget", "-q", "-O", "-", "http://b/hostname"]
     assert sj(*probe).rc != 0
+    assert len(veths()) == 2
     sj.ok("network", "connect", "--alias", "late", "two", "a")
-    assert set(nets(sj, "a")) == {"one", "two"}
+    assert set(nets(sj, "a")) == {"one", "two"} and len(veths()) == 3
+    assert sj.ok("container", "exec", "a", "ip", "-o", "-4", "addr", "show", "eth1").out
     assert sj.ok(*probe).out.strip() == inspect(sj, "b")["Id"][:12]
     out = sh(sj, "--network", "two", script="nslookup late | tail -n +3")
     assert ip(sj, "a", "two") in out
@@ -339,6 +341,11 @@ def test_connect_disconnect_a_running_container(sj):
     assert r.rc == 1 and "has active endpoints" in r.err
     sj.ok("network", "disconnect", "two", "a")
     assert set(nets(sj, "a")) == {"one"} and sj(*probe).rc != 0
+    assert len(veths()) == 2  # its veth on two is gone, and eth1 in the container with it
+    assert sj("container", "exec", "a", "ip", "link", "show", "eth1").rc != 0
+    assert [e for e in held(sj)["endpoints"] if e[0] == inspect(sj, "a")["Id"]] == [
+        (inspect(sj, "a")["Id"], json.loads(sj.ok("network", "inspect", "one").out)[0]["Id"],
+         ip(sj, "a", "one"))]  # fmt: skip
     r = sj("network", "disconnect", "two", "a")
     assert r.rc == 1 and "is not connected to network two" in r.err
     # a stopped container: recorded now, set up at its start
