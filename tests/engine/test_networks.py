@@ -6,7 +6,8 @@ Shown: the default bridge's address, MAC and default route inside the container;
 and aliases on a user network (aardvark-dns: wget, nslookup, ping), none on the default bridge;
 container -> host, host -> published ports (TCP and UDP, through 127.0.0.1 and the bridge's
 address), -P, the outside seen through masquerade, --internal with no way out, networks
-isolated, a container on two networks, IPv6, connect/disconnect of a running container,
+isolated, a container on two networks, IPv6, connect/disconnect of a running container
+(its etc files rewritten),
 container:NAME, host, none, the etc files (--add-host with host-gateway, --dns*, -h,
 --domainname), --ip/--ip6/--mac-address, `container port`, `ps`'s PORTS, stop and rm
 releasing what the container held (no veth, no firewall rule, no lease in the store),
@@ -355,6 +356,42 @@ def test_connect_disconnect_a_running_container(sj):
     assert sj.ok(*probe).out.strip() == inspect(sj, "b")["Id"][:12]
     sj.ok("container", "rm", "-f", "a", "b")
     sj.ok("network", "rm", "one", "two")
+
+
+def test_connect_and_disconnect_rewrite_the_etc_files_of_a_running_container(sj):
+    """A container started on the default bridge (no names, the host's nameservers) resolves
+    names once connected to a user network: its /etc/resolv.conf names that network's
+    aardvark-dns, and is the host's again after the disconnect (the files are bind-mounted:
+    rewritten in place)."""
+    pull(sj, BUSYBOX)
+    sj.ok("network", "create", "app")
+    serve(sj, "web", "--network", "app")
+    run(sj, "-d", "--name", "c", "-h", "cbox", "--add-host", "gw:host-gateway", BUSYBOX,
+        "sleep", "1000")  # fmt: skip
+
+    def etc():
+        return sj.ok("container", "exec", "c", "cat", "/etc/resolv.conf", "/etc/hosts").out
+
+    before = etc()
+    gw = json.loads(sj.ok("network", "inspect", "app").out)[0]["IPAM"]["Config"][0]["Gateway"]
+    assert f"nameserver {gw}" not in before and f"{ip(sj, 'c')}\tcbox" in before
+    probe = ["container", "exec", "c", "sh", "-c",
+             "timeout 3 wget -q -O - http://web/hostname; exit $?"]  # fmt: skip
+    assert sj(*probe).rc != 0
+    sj.ok("network", "connect", "app", "c")
+    after = etc()
+    assert after.startswith(f"nameserver {gw}\n"), after
+    assert f"{ip(sj, 'c')}\tcbox" in after and "172.17.0.1\tgw" in after
+    assert sj.ok(*probe).out.strip() == inspect(sj, "web")["Id"][:12]
+    sj.ok("network", "disconnect", "app", "c")
+    assert etc() == before and sj(*probe).rc != 0
+    # disconnected from its first network: the hosts line follows the one it is left on
+    sj.ok("network", "connect", "app", "c")
+    sj.ok("network", "disconnect", "bridge", "c")
+    last = etc()
+    assert last.startswith(f"nameserver {gw}\n") and f"{ip(sj, 'c', 'app')}\tcbox" in last
+    sj.ok("container", "rm", "-f", "web", "c")
+    sj.ok("network", "rm", "app")
 
 
 def test_container_host_none_modes_and_etc_files(sj):

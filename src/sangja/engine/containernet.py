@@ -9,6 +9,7 @@ start     the container's network namespace made and netavark started on it befo
           netavark works while conmon has the runtime create the container, and is waited
           for (`finish`) before the runtime's `start` lets the process run;
 stop      (the run torn down) addresses, ports, rules and the namespace released;
+connect/disconnect of a running container: its /etc/hosts and /etc/resolv.conf rewritten;
 rm        the endpoints forgotten.
 """
 
@@ -84,6 +85,26 @@ def setup(cs, rec, spec: dict, paths, sb) -> None:
     except BaseException:
         e.teardown(rec.id)
         raise
+
+
+def refresh_files(cs, rec) -> None:
+    """After `network connect`/`disconnect` of a running container: its /etc/hosts and
+    /etc/resolv.conf rewritten for the networks it is on now (a network with names brings
+    its aardvark-dns as nameserver, as Docker's embedded DNS comes with a user network).
+    Its /etc/hostname says the hostname it was started with."""
+    from sangja.engine import dns
+
+    paths = cs.paths(rec.id)
+    try:
+        with open(paths.hostname) as f:
+            hostname = f.read().strip()
+    except OSError:  # not started by this engine's start (no files to update)
+        return
+    sb = endpoints(cs).current_files(rec.id, rec.spec, hostname)
+    if sb is None:
+        return
+    dns.rewrite(paths.hosts, sb.hosts)
+    dns.rewrite(paths.resolv, sb.resolv)
 
 
 def finish(cs, rec, sb) -> None:

@@ -827,6 +827,7 @@ class Containers:
                 raise Conflict(f"Container {rec.id} is paused: unpause it first")
             mode = rec.host_config.get("NetworkMode")
             containernet.endpoints(self).connect(rec.id, rec.name, net, endpoint, mode=mode)
+            containernet.refresh_files(self, rec)
 
     def network_disconnect(self, net: str, ref: str) -> None:
         from sangja.engine import containernet
@@ -834,6 +835,7 @@ class Containers:
         rec = self.resolve(ref)
         with self._locked(rec.id):
             containernet.endpoints(self).disconnect(rec.id, rec.name, net)
+            containernet.refresh_files(self, rec)
 
     def ports(self, ref: str) -> dict:
         """The container's NetworkSettings.Ports (`container port`)."""

@@ -169,6 +169,14 @@ def write(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
+def rewrite(path: str, text: str) -> None:
+    """Rewrite a file in place: a running container has it bind-mounted, and a rename would
+    leave it the old inode.  (A reader may see it half-written, as with Docker's updates.)"""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
+    with open(fd, "w", closefd=True) as f:
+        f.write(text)
+
+
 def _query(name: str, qid: int) -> bytes:
     import struct
 

@@ -518,6 +518,18 @@ class Endpoints:
                                     ipv6=any(ep.ipv6 for ep in active))  # fmt: skip
         return sb
 
+    def current_files(self, cid: str, body: dict, hostname: str) -> Sandbox | None:
+        """The etc files for the networks a running container is on now (after a connect
+        or a disconnect); None unless its own bridge-mode network is set up."""
+        sb = self.sandbox(cid)
+        if sb is None or sb[0] != "bridge":
+            return None
+        box = Sandbox("bridge", sb[1])
+        box.eps = self.endpoints(cid)
+        hc = body.get("HostConfig") or {}
+        box.extra = [self._extra_host(h, cid) for h in hc.get("ExtraHosts") or ()]
+        return self.files(box, body, hostname)
+
     def teardown(self, cid: str) -> list[str]:
         """Undo the run's network set-up, whatever of it there is (idempotent).  ->
         warnings (netavark's errors: what it could not undo is removed with the namespace
