@@ -22,9 +22,12 @@ ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containerne
 STORAGE_TEST_PACKAGES := libcap2-bin
 # the engine itself: conmon is each container's monitor, catatonit its --init
 ENGINE_PACKAGES := conmon catatonit
+# container networks: netavark (bridges, veths, NAT, port forwarding; its firewall driver
+# runs iptables) and aardvark-dns (names on user networks); iperf3 for the network bench
+NETWORK_PACKAGES := netavark aardvark-dns iptables iperf3
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time systemd dbus $(ENGINE_PACKAGES) \
+	procps time systemd dbus $(ENGINE_PACKAGES) $(NETWORK_PACKAGES) \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES) $(STORAGE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 

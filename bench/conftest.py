@@ -90,17 +90,18 @@ def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     tr = terminalreporter
-    tr.section("sangja vs runc (same run): medians and ratios")
+    tr.section("sangja vs runc / podman (same run): medians and ratios")
     groups = sorted({g for g, _ in RESULTS})
     for g in groups:
-        base = RESULTS.get((g, "runc"))
-        unit = "MiB" if g.endswith("rss") else "ms"
+        ref = "runc" if (g, "runc") in RESULTS else "podman"
+        base = RESULTS.get((g, ref))
+        unit = "MiB" if g.endswith("rss") else "Gbit/s" if "Gbit/s" in g else "ms"
         parts = []
-        for rt in ("sangja", "runc", "crun"):
+        for rt in ("sangja", "runc", "crun", "podman"):
             v = RESULTS.get((g, rt))
             if v is None:
                 continue
-            shown = v / 1024 if unit == "MiB" else v * 1000
-            ratio = f" ({v / base:.2f}x runc)" if base and rt != "runc" else ""
-            parts.append(f"{rt} {shown:.1f} {unit}{ratio}")
+            shown = v / 1024 if unit == "MiB" else v if unit == "Gbit/s" else v * 1000
+            ratio = f" ({v / base:.2f}x {ref})" if base and rt != ref else ""
+            parts.append(f"{rt} {shown:.{2 if unit == 'Gbit/s' else 1}f} {unit}{ratio}")
         tr.write_line(f"{g:28} " + " | ".join(parts))

@@ -7,9 +7,10 @@ image from the fixtures' registry), in the same run:
   logs_100mb    `logs` of a container that wrote 100 MB
   exec          `exec C true` into a running container      target <= 0.5x podman
 
-Both engines have private roots; podman runs with cgroupfs, no events, no network (as
-sangja's containers have none yet), and the rlimits this host lets a container raise to
-(see ../shared/engines).  Run as root: `make bench`, or `pytest bench/test_engine.py`.
+Both engines have private roots; podman runs with cgroupfs, no events, both with
+`--network none` (networks are bench/test_network.py's), and the rlimits this host lets a
+container raise to (see ../shared/engines).  Run as root: `make bench`, or
+`pytest bench/test_engine.py`.
 """
 
 import concurrent.futures
@@ -89,7 +90,7 @@ class Engine:
             self("pull", "-q", "--tls-verify=false", IMAGE)
 
     def run_args(self):
-        return ["--network", "none"] if self.name == "podman" else []
+        return ["--network", "none"]  # networks: bench/test_network.py
 
     def close(self):
         if self.name == "podman":

@@ -81,7 +81,8 @@ def leftovers(s, cgroup_parent):
     problems += monitor_processes(s.tmp)
     with open("/proc/self/mountinfo") as f:
         problems += [ln.split()[4] for ln in f if s.tmp in ln.split()[4]]
-    problems += [f"runtime state {n}" for n in rtkit.runtime_ids(s.run_root)]
+    problems += [f"runtime state {n}" for n in runtime_entries(s.run_root)]
+    problems += [f"bridge {n}" for n in bridges()]
     cdir = os.path.join(s.root, "containers")
     if os.path.isdir(cdir):
         problems += [f"container dir {n}" for n in os.listdir(cdir)]
@@ -90,6 +91,43 @@ def leftovers(s, cgroup_parent):
         if os.path.isdir(d):
             problems += [f"cgroup {d}/{n}" for n in os.listdir(d) if os.path.isdir(f"{d}/{n}")]
     return problems
+
+
+def runtime_entries(run_root):
+    """What the runtime's --root holds: its containers' state, and whatever the engine's
+    network run dir (@net) still holds that it should not once no container runs."""
+    return [n for n in rtkit.runtime_ids(run_root) if n != "@net"] + net_leftovers(
+        os.path.join(run_root, "@net"))  # fmt: skip
+
+
+def bridges():
+    """The engine's bridges in this network namespace (the default one, user networks'):
+    netavark removes each with its last container."""
+    r = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True,
+                       text=True)  # fmt: skip
+    names = [ln.split(":")[1].strip().split("@")[0] for ln in r.stdout.splitlines() if ":" in ln]
+    return [n for n in names if n == "sangja0" or n.startswith("br-")]
+
+
+def net_leftovers(base):
+    """The engine's network run dir (engine/netns.py RunDirs): no namespace file, no
+    aardvark-dns config or process may stay once every container is gone."""
+    out = []
+    d = os.path.join(base, "netns")
+    if os.path.isdir(d):
+        out += [f"netns {n}" for n in os.listdir(d)]
+    d = os.path.join(base, "aardvark-dns")
+    if os.path.isdir(d):
+        out += [f"aardvark-dns config {n}" for n in os.listdir(d) if n != "aardvark.pid"]
+        try:
+            with open(os.path.join(d, "aardvark.pid")) as f:
+                pid = int(f.read().strip() or 0)
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(f"aardvark-dns {pid} runs")
+        except (OSError, ValueError):
+            pass
+    return out
 
 
 def run_bytes(s, *args, input=None) -> bytes:

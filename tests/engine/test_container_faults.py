@@ -14,12 +14,12 @@ from enginekit import (
     kill9,
     monitor_processes,
     ps,
+    runtime_entries,
     start_stopped,
     state,
     wait_for,
 )
 from registrykit import sangja_binary
-from rtkit import runtime_ids
 
 
 def _mounts(sj):
@@ -36,7 +36,7 @@ def test_run_killed_half_way_leaves_nothing(sj, point):
     kill9(start_stopped(sj, "container", "run", "-d", "--name", "x", BUSYBOX, "sleep", "1000",
                         failpoint=point))  # fmt: skip
     assert ps(sj) == {}  # collected by this very listing
-    assert _mounts(sj) == [] and runtime_ids(sj.run_root) == []
+    assert _mounts(sj) == [] and runtime_entries(sj.run_root) == []
     wait_for(lambda: not monitor_processes(sj.tmp), "the monitor to go")
     sj.ok("container", "run", "-d", "--name", "x", BUSYBOX, "sleep", "1000")  # the name is free
     assert ps(sj)["x"]["State"] == "running"
@@ -94,7 +94,7 @@ def test_killed_foreground_run_rm_is_removed_by_its_monitor(sj):
     assert ps(sj)["fg"]["State"] == "running"  # no CLI now; the container goes on
     # it ends by itself: its monitor records the exit and, no one waiting, removes it
     wait_for(lambda: ps(sj) == {} and not _mounts(sj), "the monitor's clean-up")
-    assert runtime_ids(sj.run_root) == []
+    assert runtime_entries(sj.run_root) == []
 
 
 def test_killed_pull_leaves_no_half_layers(sj):

@@ -5,7 +5,7 @@ monitor recording an exit no CLI waits for, restart policies with back-off, the 
 import os
 import time
 
-from enginekit import BUSYBOX, inspect, ps, state, wait_for
+from enginekit import BUSYBOX, inspect, ps, runtime_entries, state, wait_for
 from rtkit import runtime_ids
 
 
@@ -22,7 +22,7 @@ def test_detached_container_outlives_the_cli_and_its_exit_is_recorded(sj):
     assert st["FinishedAt"] > st["StartedAt"]
     assert sj.ok("container", "logs", "bg").out == "started\n"
     # the runtime's state went with the run
-    assert runtime_ids(sj.run_root) == []
+    assert runtime_entries(sj.run_root) == []
 
 
 def _mounted(sj, cid):

@@ -4,8 +4,8 @@ import json
 import os
 import pty
 
+from enginekit import runtime_entries
 from registrykit import PLAIN, sangja_binary
-from rtkit import runtime_ids
 
 BUSYBOX = f"{PLAIN}/test/busybox"
 DEBIAN = f"{PLAIN}/test/debian:bookworm"
@@ -19,7 +19,7 @@ def test_run_busybox_prints_and_exits_with_its_code(sj, fixtures):
     assert r.out == "hello from busybox\n"
     assert os.listdir(os.path.join(sj.root, "containers")) == []
     assert sj.ok("container", "ls", "-a").out.strip().splitlines()[1:] == []
-    assert not runtime_ids(sj.run_root)  # the runtime's state is gone too
+    assert not runtime_entries(sj.run_root)  # the runtime's state is gone too
 
 
 def test_run_pulls_a_missing_image_and_uses_the_image_config(sj, fixtures):

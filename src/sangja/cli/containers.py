@@ -429,7 +429,9 @@ class _PsRow:
         from sangja.cli.output import age
 
         self.RunningFor = age(s["Created"])
-        self.Ports = ""
+        from sangja.engine.containernet import ports_column
+
+        self.Ports = ports_column(s.get("Ports") or [])
         self.State = s["State"]
         self.Status = s["Status"]
         self.Names = ",".join(n.lstrip("/") for n in s["Names"])
@@ -578,10 +580,15 @@ def container_top(opts, pos, g):
 
 
 def container_port(opts, pos, g):
+    from sangja.engine import ports as pmod
+
     need(pos, "container port", 1, 2)
-    _cs(g).get(pos[0])  # exists; no container publishes ports yet (networks: issue 15)
-    if len(pos) > 1:
-        raise UsageError(f"no public port '{pos[1]}' published for {pos[0]}")
+    published = _cs(g).ports(pos[0])
+    lines = pmod.port_lines(published, pos[1] if len(pos) > 1 else None)
+    if len(pos) > 1 and not lines:
+        want = pos[1] if "/" in pos[1] else pos[1] + "/tcp"
+        raise UsageError(f"No public port '{want}' published for {pos[0]}")
+    sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 

@@ -126,6 +126,7 @@ ENGINE_WORDS = {
     "system": "sangja.cli.system",
     "info": "sangja.cli.system",
     "version": "sangja.cli.system",
+    "network": "sangja.cli.networks",
 }
 
 

@@ -27,6 +27,8 @@ RUN_FLAGS = flags(
     ("--health-start-period", "health_start_period", V),
     ("--health-timeout", "health_timeout", V), ("--no-healthcheck", "no_healthcheck", B),
     ("-h", "--hostname", "hostname", V), ("--init", "init", B),
+    ("--ip", "ip", V), ("--ip6", "ip6", V), ("--link-local-ip", "link_local_ip", M),
+    ("--mac-address", "mac_address", V), ("--link", "link", M),
     ("-i", "--interactive", "interactive", B), ("--ipc", "ipc", V),
     ("--kernel-memory", "kernel_memory", V), ("-l", "--label", "label", M),
     ("--label-file", "label_file", M), ("--log-driver", "log_driver", V),
@@ -242,8 +244,9 @@ def body_from(opts: dict, pos: list[str]) -> dict:
         "Entrypoint": None if ep is None else ([ep] if ep else [""]),
         "Labels": labels or None,
     }
-    if opts.get("expose"):
-        cfg["ExposedPorts"] = {(p if "/" in p else p + "/tcp"): {} for p in opts["expose"]}
+    bindings, exposed = _ports(opts)
+    if exposed:
+        cfg["ExposedPorts"] = exposed
     if opts.get("stop_signal"):
         cfg["StopSignal"] = opts["stop_signal"]
     if opts.get("stop_timeout") is not None:
@@ -260,17 +263,15 @@ def body_from(opts: dict, pos: list[str]) -> dict:
             cpus = int(round(float(opts["cpus"]) * 1e9))
         except ValueError:
             raise _bad("cpus", opts["cpus"], "failed to parse as a number")
-    nets = opts.get("network") or []
-    if len(nets) > 1:
-        raise UsageError("only one --network is supported")
+    mode, endpoints = _networks(opts)
     log = {"Type": opts.get("log_driver") or "",  # "": the engine's default (config file)
            "Config": _kv_list(opts.get("log_opt"), "log_opt")}  # fmt: skip
     hc = {
         "Binds": [v for v in opts.get("volume", []) if ":" in v] or None,
         "ContainerIDFile": opts.get("cidfile") or "",
         "LogConfig": log,
-        "NetworkMode": nets[0] if nets else "default",
-        "PortBindings": {p: [] for p in opts.get("publish", [])} or None,
+        "NetworkMode": mode,
+        "PortBindings": bindings or None,
         "RestartPolicy": _restart(opts.get("restart")),
         "AutoRemove": bool(opts.get("rm")),
         "VolumesFrom": opts.get("volumes_from") or None,
@@ -317,7 +318,97 @@ def body_from(opts: dict, pos: list[str]) -> dict:
         "PidsLimit": _int(opts, "pids_limit", None),
         "Ulimits": _ulimits(opts.get("ulimit")) or None,
     }
-    return {**cfg, "HostConfig": hc, "NetworkingConfig": {}}
+    nc = {"EndpointsConfig": endpoints} if endpoints else {}
+    return {**cfg, "HostConfig": hc, "NetworkingConfig": nc}
+
+
+def _ports(opts: dict) -> tuple[dict, dict]:
+    """-p (every form of Docker's) and --expose -> (PortBindings, ExposedPorts)."""
+    from sangja.engine import ports
+    from sangja.engine.neterrors import NetworkInvalid
+
+    try:
+        bindings, exposed = ports.bindings_from_flags(opts.get("publish") or [])
+    except NetworkInvalid as e:
+        raise UsageError(f"invalid argument for -p, --publish: {e}")
+    for spec in opts.get("expose") or ():
+        try:
+            for p in ports.parse_expose(spec):
+                exposed[p] = {}
+        except NetworkInvalid as e:
+            raise _bad("expose", spec, str(e))
+    return bindings, exposed
+
+
+_NET_KEYS = {"name": "name", "alias": "alias", "ip": "ip", "ip6": "ip6",
+             "mac-address": "mac", "driver-opt": "driver_opt", "link-local-ip": "lli"}  # fmt: skip
+
+
+def _networks(opts: dict) -> tuple[str, dict]:
+    """--network (repeated; NAME or docker's NAME=,alias=,ip=,ip6=,mac-address=,driver-opt=
+    form), --network-alias, --ip, --ip6, --mac-address -> (NetworkMode, EndpointsConfig):
+    the flags without a network name apply to the first network, as the docker CLI does."""
+    if opts.get("link"):
+        raise UsageError("--link: links are not supported (use a user network: containers on"
+                         " it find each other by name)")  # fmt: skip
+    if opts.get("link_local_ip"):
+        raise UsageError("--link-local-ip is not supported")
+    nets = []
+    for item in opts.get("network") or []:
+        if "=" not in item:
+            nets.append({"name": item})
+            continue
+        d: dict = {}
+        for part in item.split(","):
+            k, eq, v = part.partition("=")
+            key = _NET_KEYS.get(k.strip())
+            if not eq or key is None:
+                raise _bad("network", item, f"invalid field {k!r} (want name, alias, ip,"
+                           " ip6, mac-address, driver-opt)")  # fmt: skip
+            if key in ("alias", "driver_opt"):
+                d.setdefault(key, []).append(v)
+            else:
+                d[key] = v
+        if not d.get("name"):
+            raise _bad("network", item, "a network name is required (name=...)")
+        if d.get("lli"):
+            raise UsageError("link-local-ip is not supported")
+        nets.append(d)
+    if not nets:
+        nets = [{"name": "default"}]
+    first = nets[0]
+    legacy = {"alias": opts.get("network_alias"), "ip": opts.get("ip"),
+              "ip6": opts.get("ip6"), "mac": opts.get("mac_address")}  # fmt: skip
+    for k, v in legacy.items():
+        if v:
+            if first.get(k):
+                raise UsageError(f"conflicting options: cannot specify both --{k} and"
+                                 f" per-network {k}")  # fmt: skip
+            first[k] = v
+    mode = first["name"]
+    special = mode in ("host", "none", "default") or mode.startswith("container:")
+    if special and len(nets) > 1:
+        raise UsageError(f"conflicting options: network {mode} cannot be combined with other"
+                         " networks")  # fmt: skip
+    endpoints = {}
+    for n in nets:
+        ep = {}
+        if n.get("alias"):
+            ep["Aliases"] = list(n["alias"])
+        ipam = {}
+        if n.get("ip"):
+            ipam["IPv4Address"] = n["ip"]
+        if n.get("ip6"):
+            ipam["IPv6Address"] = n["ip6"]
+        if ipam:
+            ep["IPAMConfig"] = ipam
+        if n.get("mac"):
+            ep["MacAddress"] = n["mac"]
+        if n.get("driver_opt"):
+            ep["DriverOpts"] = dict(o.partition("=")[::2] for o in n["driver_opt"])
+        if ep or len(nets) > 1:
+            endpoints[n["name"]] = ep
+    return mode, endpoints
 
 
 def _healthcheck(opts: dict) -> dict | None:

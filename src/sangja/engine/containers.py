@@ -309,6 +309,9 @@ class Containers:
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
+        from sangja.engine import containernet
+
+        body = containernet.prepare(self, body)
         image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
                                              signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
@@ -334,6 +337,9 @@ class Containers:
                      body=jsonio.dumps(body), state="creating", owner=proc_id())  # fmt: skip
         try:
             self._insert(rec, given)
+            from sangja.engine import containernet
+
+            containernet.attach(self, rec)
             _failpoint("create:row")
             lowers = self._image_lowers(image_id)
             ocispec.make_init_layer(paths.init, lowers)
@@ -413,6 +419,9 @@ class Containers:
         from sangja.engine.createconfig import normalize
 
         body = normalize(body)
+        from sangja.engine import containernet
+
+        body = containernet.prepare(self, body)
         image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
                                              signature_policy)  # fmt: skip
         fd, rec = self._create(body, image_id, name)
@@ -453,7 +462,13 @@ class Containers:
         paths = self.paths(rec.id)
         self._teardown_run(rec)
         drv = self.storage(rec.id)
-        drv.mount([paths.init] + self._image_lowers(rec.image), paths.dir)
+        self._network_begin(rec)  # netavark works while the rest is made
+        try:
+            drv.mount([paths.init] + self._image_lowers(rec.image), paths.dir)
+        except BaseException:
+            with contextlib.suppress(SangjaError, OSError):
+                self._network_teardown(rec)
+            raise
         _failpoint("start:mounted")
         started = None
         try:
@@ -461,10 +476,7 @@ class Containers:
             cfg, hc = body["Config"], body["HostConfig"]
             spec = ocispec.build(body, self.store.config_of(rec.image), cid=rec.id,
                                  name=rec.name, paths=paths, rootfs=paths.rootfs)  # fmt: skip
-            ocispec.write_etc_files(paths, spec.get("hostname") or os.uname().nodename,
-                                    cfg.get("Domainname") or "",
-                                    hc.get("NetworkMode") or "default")  # fmt: skip
-            self._network_setup(rec, spec)
+            self._network_setup(rec, spec)  # the etc files too
             self._volume_mounts(rec, spec)
             tmp = paths.config + ".tmp"
             with open(tmp, "w") as f:
@@ -495,6 +507,7 @@ class Containers:
             _failpoint("start:created")
             if on_created is not None:
                 on_created(paths)
+            self._network_finish(rec)
             self.rt.start(rec.id)
             _failpoint("start:started")
         except BaseException as e:
@@ -504,6 +517,8 @@ class Containers:
                 self.rt.delete(rec.id, force=True)
             with contextlib.suppress(SangjaError, OSError):
                 self.mounts.stop(rec.id, self._live)
+            with contextlib.suppress(SangjaError, OSError):
+                self._network_teardown(rec)
             with contextlib.suppress(SangjaError):
                 drv.unmount(paths.dir)
             if isinstance(e, SangjaError):
@@ -523,11 +538,26 @@ class Containers:
         self._health_start(self._fresh(rec.id))
         return self._fresh(rec.id)
 
+    def _network_begin(self, rec: Record) -> None:
+        """The container's network namespace made, addresses and ports leased, netavark
+        started on it (engine/containernet.py)."""
+        from sangja.engine import containernet
+
+        self.__dict__.setdefault("_net_pending", {})[rec.id] = containernet.begin(self, rec)
+
     def _network_setup(self, rec: Record, spec: dict) -> None:
-        """Networks plug in here (issue 15): make the netns under the run dir, connect it
-        with netavark, put its path in spec["linux"]["namespaces"], and write the network's
-        /etc/hosts and /etc/resolv.conf.  Today: `none`/`default` get a network namespace
-        of their own with only `lo`; `host` shares the host's (ocispec)."""
+        """The namespace's path into the spec; /etc/hostname, /etc/hosts, /etc/resolv.conf
+        written."""
+        from sangja.engine import containernet
+
+        sb = self.__dict__.get("_net_pending", {}).get(rec.id)
+        containernet.setup(self, rec, spec, self.paths(rec.id), sb)
+
+    def _network_finish(self, rec: Record) -> None:
+        """netavark done, names answered: before the runtime lets the process run."""
+        from sangja.engine import containernet
+
+        containernet.finish(self, rec, self.__dict__.get("_net_pending", {}).pop(rec.id, None))
 
     def _volume_mounts(self, rec: Record, spec: dict) -> None:
         """Bind mounts, named and anonymous volumes, --mount tmpfs, in the spec's mounts
@@ -573,7 +603,14 @@ class Containers:
         self.storage(rec.id).unmount(paths.dir)
 
     def _network_teardown(self, rec: Record) -> None:
-        """Networks (issue 15): release the addresses, netavark teardown, remove the netns."""
+        """The run's network: netavark teardown, the namespace, the addresses and ports."""
+        from sangja.engine import containernet
+
+        self.__dict__.get("_net_pending", {}).pop(rec.id, None)
+        for w in containernet.teardown(self, rec):
+            if self.log is not None:
+                with contextlib.suppress(OSError):
+                    self.log.warn(f"container {rec.id[:12]}: {w}")
 
     # ---- wait / stop / kill -------------------------------------------------------------
     def wait(self, ref: str, condition: str = "not-running", teardown: bool = False) -> int:
@@ -778,6 +815,9 @@ class Containers:
             health.stop_checker(paths)
         _failpoint("rm:killed")
         self._network_teardown(rec)
+        from sangja.engine import containernet
+
+        containernet.forget(self, rec)
         try:
             self.mounts.stop(rec.id, self._live)
             self.storage(rec.id).unmount(paths.dir)
@@ -874,6 +914,35 @@ class Containers:
                 out.append((rec.name, str(e)))
         return out
 
+    # ---- networks (engine/endpoints.py does the work) ------------------------------------
+    def network_connect(self, net: str, ref: str, endpoint: dict | None = None) -> None:
+        """NetworkConnect: set up at once on a running container, at its next start on a
+        stopped one."""
+        from sangja.engine import containernet
+
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id)) or rec
+            if rec.state == "paused":
+                raise Conflict(f"Container {rec.id} is paused: unpause it first")
+            mode = rec.host_config.get("NetworkMode")
+            containernet.endpoints(self).connect(rec.id, rec.name, net, endpoint, mode=mode)
+            containernet.refresh_files(self, rec)
+
+    def network_disconnect(self, net: str, ref: str) -> None:
+        from sangja.engine import containernet
+
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            containernet.endpoints(self).disconnect(rec.id, rec.name, net)
+            containernet.refresh_files(self, rec)
+
+    def ports(self, ref: str) -> dict:
+        """The container's NetworkSettings.Ports (`container port`)."""
+        from sangja.engine import containernet
+
+        return containernet.settings(self, self.get(ref))["Ports"]
+
     # ---- rename / update / prune ----------------------------------------------------------
     def rename(self, ref: str, new: str) -> None:
         new = names.check(new)
@@ -952,9 +1021,13 @@ class Containers:
         rec = self.get(ref)
         paths = self.paths(rec.id)
         sz = view.sizes(paths, self._image_size(rec.image), self._rw_size(rec)) if size else None
-        return view.inspect(rec, self._image_conf(rec.image), paths,
-                            self._image_lowers(rec.image), sz, self.storage(rec.id).name,
-                            self._mounts_api(rec.id))  # fmt: skip
+        out = view.inspect(rec, self._image_conf(rec.image), paths,
+                           self._image_lowers(rec.image), sz, self.storage(rec.id).name,
+                           self._mounts_api(rec.id))  # fmt: skip
+        from sangja.engine import containernet
+
+        out["NetworkSettings"] = containernet.settings(self, rec)
+        return out
 
     def _mounts_api(self, cid: str, points=None) -> list[dict]:
         """Docker's Mounts entries of a container (inspect, ps)."""
@@ -985,6 +1058,7 @@ class Containers:
                   size: bool = False) -> list[dict]:  # fmt: skip
         """ContainerList (/containers/json): newest first; `all` includes stopped ones,
         `limit` > 0 the newest N of any state (as `ps -n`)."""
+        from sangja.engine import containernet
         from sangja.engine import filters as flt
         from sangja.engine import inspect as view
 
@@ -992,6 +1066,7 @@ class Containers:
         match = flt.Matcher(f, self.images.resolve, self.resolve)
         all_points = self.mounts.all_points()
         match.mounts_of = lambda rec: all_points.get(rec.id, [])
+        match.net_view = lambda rec: containernet.settings(self, rec)
         out = []
         for rec in self.list():
             if not all and limit <= 0 and rec.state not in ("running", "paused", "restarting"):
@@ -1005,9 +1080,11 @@ class Containers:
             if size:
                 sz = view.sizes(self.paths(rec.id), self._image_size(rec.image),
                                 self._rw_size(rec))  # fmt: skip
-            out.append(
-                view.summary(rec, conf, sz, self._mounts_api(rec.id, all_points.get(rec.id, [])))
-            )
+            item = view.summary(rec, conf, sz, self._mounts_api(rec.id, all_points.get(rec.id, [])))
+            ns = containernet.settings(self, rec)
+            item["Ports"] = containernet.summary_ports(ns)
+            item["NetworkSettings"] = {"Networks": ns["Networks"]}
+            out.append(item)
             if 0 < limit <= len(out):
                 break
         return out

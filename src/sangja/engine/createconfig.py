@@ -5,8 +5,9 @@ value checked before anything is made.
 Both faces hand the engine this body: the CLI builds it from `run`/`create` flags the way
 the docker CLI does (cli/runflags.py), the HTTP API (issue 18) passes the client's JSON.
 What belongs to other parts of the engine is refused here with a clear error until they
-exist: networks other than none/host (issue 15: NetworkMode, PortBindings, Dns, ...), and
-volumes (issue 16: Binds, Mounts, VolumesFrom).
+exist: volumes (issue 16: Binds, Mounts, VolumesFrom) and links.  The network part
+(NetworkMode, NetworkingConfig, PortBindings, Dns, ExtraHosts, ...) is checked by
+engine/endpoints.py at create, where the networks are known.
 """
 
 from __future__ import annotations
@@ -283,17 +284,8 @@ def _check_health(h) -> None:
 def _check_unsupported(cfg: dict, hc: dict, nc: dict) -> None:
     """What the engine cannot do yet: a clear error rather than a container that is not
     what was asked."""
-    mode = hc.get("NetworkMode") or "default"
-    if mode not in ("default", "none", "host"):
-        raise InvalidArgument(
-            f"network {mode!r}: networks are not supported yet (only none and host)"
-        )
-    for key, what in (("PortBindings", "publishing ports (-p)"), ("Links", "links"),
-                      ("Dns", "--dns"), ("DnsSearch", "--dns-search"),
-                      ("DnsOptions", "--dns-option"), ("ExtraHosts", "--add-host")):  # fmt: skip
-        if hc.get(key):
-            raise InvalidArgument(f"{what}: not supported yet")
-    if hc.get("PublishAllPorts"):
-        raise InvalidArgument("publishing ports (-P): not supported yet")
-    if (nc or {}).get("EndpointsConfig"):
-        raise InvalidArgument("network endpoints: networks are not supported yet")
+    if hc.get("Links"):
+        raise InvalidArgument("links: not supported yet")
+    eps = (nc or {}).get("EndpointsConfig")
+    if eps is not None and not isinstance(eps, dict):
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")

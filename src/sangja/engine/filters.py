@@ -1,7 +1,8 @@
 """`ps --filter` (and /containers/json?filters=) as Docker reads them: values of one key are
 alternatives, different keys must all match.  Keys: id (prefix), name (a regular
 expression, searched), label (KEY or KEY=VALUE), status, ancestor (an image by name or
-id), exited (an exit code), before and since (another container), health."""
+id), exited (an exit code), before and since (another container), health, network,
+publish and expose."""
 
 from __future__ import annotations
 
@@ -92,5 +93,38 @@ class Matcher:
             points = self.mounts_of(rec)
             if not any(p.name in f["volume"] or p.destination in f["volume"] for p in points):
                 return False
-        # no container has networks or ports yet
-        return all(not f.get(k) for k in ("network", "publish", "expose"))
+        return not any(f.get(k) for k in ("network", "publish", "expose")) or self._net(rec)
+
+    net_view = None  # rec -> Docker's NetworkSettings (set by the listing)
+
+    def _net(self, rec) -> bool:
+        """network=NAME|ID, publish=PORT[/PROTO] (a bound container port), expose=PORT[/PROTO]
+        (an exposed one; ranges `8000-8010` too), as Docker's."""
+        ns = self.net_view(rec) if self.net_view else {"Networks": {}, "Ports": {}}
+        f = self.f
+        if "network" in f:
+            have = set(ns["Networks"]) | {n.get("NetworkID", "") for n in ns["Networks"].values()}
+            if not any(v in have or any(h.startswith(v) for h in have if h) for v in f["network"]):
+                return False
+        for key, bound in (("publish", True), ("expose", False)):
+            if key not in f:
+                continue
+            ports = {p for p, b in ns["Ports"].items() if b or not bound}
+            if not any(_port_in(v, ports) for v in f[key]):
+                return False
+        return True
+
+
+def _port_in(want: str, ports: set[str]) -> bool:
+    num, _, proto = want.partition("/")
+    proto = proto or "tcp"
+    lo, _, hi = num.partition("-")
+    try:
+        lo_n, hi_n = int(lo), int(hi or lo)
+    except ValueError:
+        raise InvalidArgument(f"invalid filter port {want!r}")
+    for p in ports:
+        n, _, pr = p.partition("/")
+        if pr == proto and lo_n <= int(n) <= hi_n:
+            return True
+    return False
