@@ -16,8 +16,8 @@ from rtkit import (
     v1_files,
 )
 
+from sangja.cli import runcflags
 from sangja.errors import SangjaError
-from sangja.runtime import control
 
 MiB = 1 << 20
 
@@ -161,17 +161,17 @@ def test_update_paused_container(rt):
     ],
 )
 def test_parse_size(text, n):
-    assert control.parse_size(text) == n
+    assert runcflags.parse_size(text) == n
 
 
 @pytest.mark.parametrize("text", ["abc", "", "m", "-5", "1x", "5ib"])
 def test_parse_size_refuses(text):
     with pytest.raises(SangjaError, match="invalid size"):
-        control.parse_size(text)
+        runcflags.parse_size(text)
 
 
 def test_resources_from_flags():
-    res = control.resources_from_flags(
+    res = runcflags.resources_from_flags(
         {
             "memory": "64m",
             "memory_swap": "-1",
@@ -189,4 +189,4 @@ def test_resources_from_flags():
         "blockIO": {"weight": 300},
     }
     with pytest.raises(SangjaError, match="invalid value for cpu-period"):
-        control.resources_from_flags({"cpu_period": "-5"})
+        runcflags.resources_from_flags({"cpu_period": "-5"})
