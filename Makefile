@@ -20,7 +20,7 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time systemd dbus \
+	procps time systemd dbus clang-format \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
@@ -58,6 +58,7 @@ demo: install
 lint: deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	clang-format --dry-run --Werror csrc/*/*.c csrc/*/*.h
 
 test: install lint
 	SANGJA=$(SANGJA) $(PYTHON) -m pytest -q tests

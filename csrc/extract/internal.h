@@ -29,7 +29,7 @@
 
 #include "extract.h"
 
-#define SJX_BLOCK 512
+#define SJX_BLOCK        512
 #define SJX_OPAQUE_XATTR "trusted.overlay.opaque"
 
 /* An overlayfs whiteout: a character device 0:0 (what ".wh.x" becomes). */
@@ -40,7 +40,7 @@
 /* Fill *e (unless already set) with `layer entry "<entry>": <fmt>` (or
  * `layer data: <fmt>` without an entry) and return -1. */
 int sjx_fail(struct sj_extract_error *e, int err, const char *entry, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* The same, ending in ": <strerror(err)>". */
 int sjx_fail_sys(struct sj_extract_error *e, int err, const char *entry, const char *what);
 
@@ -49,14 +49,14 @@ int sjx_fail_sys(struct sj_extract_error *e, int err, const char *entry, const c
 struct sjx_stream;
 
 struct sjx_chunk {
-	const uint8_t *data;
-	size_t len; /* a multiple of SJX_BLOCK, except maybe the last chunk */
-	unsigned slot;
+  const uint8_t *data;
+  size_t len; /* a multiple of SJX_BLOCK, except maybe the last chunk */
+  unsigned slot;
 };
 
 /* hash_thread: hash on a thread of its own; else sjx_stream_next does it. */
 int sjx_stream_start(struct sjx_stream **out, const struct sj_extract_opts *o, int hash_thread,
-		     struct sj_extract_error *err);
+                     struct sj_extract_error *err);
 /* 1: *c is the next chunk; 0: end of data; -1: the stream failed (*err).
  * The caller reads to the end (0) before sjx_stream_finish(s, 0, ...). */
 int sjx_stream_next(struct sjx_stream *s, struct sjx_chunk *c, struct sj_extract_error *err);
@@ -64,29 +64,29 @@ void sjx_stream_release(struct sjx_stream *s, struct sjx_chunk *c);
 /* Stops (abort) or waits for the end of the stream, joins the threads,
  * fills the digests and byte counts, frees s.  -1 if the stream failed. */
 int sjx_stream_finish(struct sjx_stream *s, int abort, struct sj_extract_stats *st,
-		      struct sj_extract_error *err);
+                      struct sj_extract_error *err);
 
 /* ---- the tar reader (tar.c) ---- */
 
 struct sjx_xattr {
-	const char *name;
-	const uint8_t *value;
-	size_t len;
+  const char *name;
+  const uint8_t *value;
+  size_t len;
 };
 
 struct sjx_entry {
-	char type;      /* '0' file, '1' hardlink, '2' symlink, '3' chr, '4' blk, '5' dir, '6' fifo */
-	const char *name; /* as archived (for messages) */
-	const char *path; /* normalized: no "./", no trailing "/", "" = the root */
-	const char *link; /* symlink target as archived; hardlink target normalized */
-	uint32_t mode;  /* permission bits incl. setuid/setgid/sticky */
-	uint32_t uid, gid;
-	uint64_t size;  /* content bytes following the header (regular files) */
-	int64_t mtime;
-	long mtime_nsec;
-	uint32_t devmajor, devminor;
-	struct sjx_xattr *xattrs;
-	size_t n_xattrs;
+  char type;        /* '0' file, '1' hardlink, '2' symlink, '3' chr, '4' blk, '5' dir, '6' fifo */
+  const char *name; /* as archived (for messages) */
+  const char *path; /* normalized: no "./", no trailing "/", "" = the root */
+  const char *link; /* symlink target as archived; hardlink target normalized */
+  uint32_t mode;    /* permission bits incl. setuid/setgid/sticky */
+  uint32_t uid, gid;
+  uint64_t size; /* content bytes following the header (regular files) */
+  int64_t mtime;
+  long mtime_nsec;
+  uint32_t devmajor, devminor;
+  struct sjx_xattr *xattrs;
+  size_t n_xattrs;
 };
 
 struct sjx_tar;
@@ -107,9 +107,9 @@ int sjx_tar_drain(struct sjx_tar *t, struct sj_extract_error *err);
 /* An open directory of the layer, shared (refcounted) by the driver's
  * cache and by queued writer jobs. */
 struct sjx_dir {
-	int fd;
-	int refs; /* atomic */
-	uint64_t id; /* dev/inode hash: keys the names created under it */
+  int fd;
+  int refs;    /* atomic */
+  uint64_t id; /* dev/inode hash: keys the names created under it */
 };
 
 struct stat;
@@ -117,7 +117,7 @@ uint64_t sjx_dir_id(const struct stat *st);
 /* Both take over fd (closed on failure); _open also returns its stat. */
 struct sjx_dir *sjx_dir_new(int fd, struct sj_extract_error *err, const char *entry);
 struct sjx_dir *sjx_dir_open(int fd, struct stat *st, struct sj_extract_error *err,
-			     const char *entry);
+                             const char *entry);
 struct sjx_dir *sjx_dir_ref(struct sjx_dir *d);
 void sjx_dir_unref(struct sjx_dir *d);
 int sjx_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
@@ -128,14 +128,14 @@ struct sjx_ctx;
 
 /* The directory that holds `path`'s last component, created (like mkdir -p)
  * if needed; *base points into path.  Never leaves the layer root. */
-int sjx_resolve_parent(struct sjx_ctx *c, const char *entry, const char *path,
-		       struct sjx_dir **dir, const char **base);
+int sjx_resolve_parent(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir,
+                       const char **base);
 /* The path (in this layer, without symlinks through lower layers) of the
  * directory the last resolve returned; valid until the next resolve. */
 const char *sjx_resolved_path(const struct sjx_ctx *c);
 /* The same without creating anything: for hardlink targets. */
-int sjx_lookup_parent(struct sjx_ctx *c, const char *entry, const char *path,
-		      struct sjx_dir **dir, const char **base);
+int sjx_lookup_parent(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir,
+                      const char **base);
 /* Opens the directory `path` itself (for opaque markers), creating it. */
 int sjx_resolve_dir(struct sjx_ctx *c, const char *entry, const char *path, struct sjx_dir **dir);
 void sjx_resolve_forget(struct sjx_ctx *c); /* drop the cache after removals */
@@ -149,19 +149,19 @@ struct sjx_pool;
 
 /* A regular file or symlink to create in dir (O_EXCL: the name is new). */
 struct sjx_job {
-	struct sjx_job *next;
-	struct sjx_dir *dir;
-	char type; /* '0' or '2' */
-	uint32_t mode, uid, gid;
-	int64_t mtime;
-	long mtime_nsec;
-	size_t size;     /* content bytes in data */
-	uint8_t *data;   /* file content (or the symlink target, NUL-terminated) */
-	char *name;      /* last component */
-	char *entry;     /* for messages */
-	struct sjx_xattr *xattrs;
-	size_t n_xattrs;
-	/* one allocation holds all of the above */
+  struct sjx_job *next;
+  struct sjx_dir *dir;
+  char type; /* '0' or '2' */
+  uint32_t mode, uid, gid;
+  int64_t mtime;
+  long mtime_nsec;
+  size_t size;   /* content bytes in data */
+  uint8_t *data; /* file content (or the symlink target, NUL-terminated) */
+  char *name;    /* last component */
+  char *entry;   /* for messages */
+  struct sjx_xattr *xattrs;
+  size_t n_xattrs;
+  /* one allocation holds all of the above */
 };
 
 struct sjx_pool *sjx_pool_new(struct sjx_ctx *c, int nthreads);
@@ -180,26 +180,26 @@ int sjx_writer_failed(struct sjx_ctx *c);
 /* ---- one inode and its metadata; the writer jobs (inode.c) ---- */
 
 struct sjx_meta {
-	uint32_t mode, uid, gid;
-	int64_t mtime;
-	long nsec;
-	const struct sjx_xattr *x;
-	size_t nx;
+  uint32_t mode, uid, gid;
+  int64_t mtime;
+  long nsec;
+  const struct sjx_xattr *x;
+  size_t nx;
 };
 
 /* owner, xattrs (fd >= 0: on the open file; else dirfd/name, not following a
  * symlink) */
-int sjx_set_xattrs(struct sjx_ctx *c, int fd, int dirfd, const char *name,
-		   const struct sjx_meta *m, const char *entry, struct sj_extract_error *err);
+int sjx_set_xattrs(struct sjx_ctx *c, int fd, int dirfd, const char *name, const struct sjx_meta *m,
+                   const char *entry, struct sj_extract_error *err);
 int sjx_need_chown(const struct sjx_ctx *c, const struct sjx_meta *m);
 struct timespec;
 void sjx_times_of(const struct sjx_meta *m, struct timespec ts[2]);
 /* owner, xattrs, mode, times of an open regular file */
 int sjx_finish_fd(struct sjx_ctx *c, int fd, const struct sjx_meta *m, const char *entry,
-		  struct sj_extract_error *err);
+                  struct sj_extract_error *err);
 /* the same by name, for symlinks (no mode) and devices */
 int sjx_finish_at(struct sjx_ctx *c, int dirfd, const char *name, const struct sjx_meta *m,
-		  int is_link, const char *entry, struct sj_extract_error *err);
+                  int is_link, const char *entry, struct sj_extract_error *err);
 int sjx_write_all(int fd, const uint8_t *p, size_t n);
 /* A new regular file (O_EXCL, never through a symlink). */
 int sjx_create_file(int dirfd, const char *name, uint32_t mode);
@@ -207,7 +207,7 @@ struct sjx_entry;
 /* One allocation: the job, its name, entry, xattrs and room for datalen
  * content bytes. */
 struct sjx_job *sjx_job_new(struct sjx_dir *dir, const char *base, const struct sjx_entry *e,
-			    size_t datalen);
+                            size_t datalen);
 /* Used by the writer threads as well (errors go to *err). */
 int sjx_write_job(struct sjx_ctx *c, const struct sjx_job *j, struct sj_extract_error *err);
 
@@ -223,43 +223,43 @@ int sjx_names_has(const struct sjx_ctx *c, uint64_t key);
 struct sjx_dirmeta; /* directory metadata applied at the end */
 
 struct sjx_ctx {
-	int root_fd;
-	const int *lower_fds;
-	int n_lowers;
-	mode_t umask;
-	uid_t euid;
-	gid_t egid;
+  int root_fd;
+  const int *lower_fds;
+  int n_lowers;
+  mode_t umask;
+  uid_t euid;
+  gid_t egid;
 
-	struct sjx_pool *pool; /* NULL: write everything on the driver thread */
+  struct sjx_pool *pool; /* NULL: write everything on the driver thread */
 
-	/* resolve cache: the last parent directory */
-	char *cache_path;
-	size_t cache_cap;
-	struct sjx_dir *cache_dir;
-	char *cache_canon; /* where the walk put it, if not at cache_path */
+  /* resolve cache: the last parent directory */
+  char *cache_path;
+  size_t cache_cap;
+  struct sjx_dir *cache_dir;
+  char *cache_canon; /* where the walk put it, if not at cache_path */
 
-	/* hashes of (directory, name) created in this layer: a hit means "may
-	 * exist" and forces the careful path (drain the writers, look) */
-	uint64_t *names;
-	size_t names_cap, names_len;
+  /* hashes of (directory, name) created in this layer: a hit means "may
+   * exist" and forces the careful path (drain the writers, look) */
+  uint64_t *names;
+  size_t names_cap, names_len;
 
-	struct sjx_dirmeta *dirs;
-	size_t dirs_len, dirs_cap;
-	size_t held_dirs, max_held_dirs; /* directory fds kept for the final pass */
+  struct sjx_dirmeta *dirs;
+  size_t dirs_len, dirs_cap;
+  size_t held_dirs, max_held_dirs; /* directory fds kept for the final pass */
 
-	struct sj_extract_stats *stats;
+  struct sj_extract_stats *stats;
 
-	gid_t new_gid;          /* the group new inodes get */
+  gid_t new_gid; /* the group new inodes get */
 
-	struct sj_extract_error *err; /* the driver thread's errors */
-	pthread_mutex_t err_lock;
-	struct sj_extract_error werr; /* the first writer thread error */
-	int failed;                   /* atomic: werr is set */
-	uint64_t seq;                 /* directory records, in order */
+  struct sj_extract_error *err; /* the driver thread's errors */
+  pthread_mutex_t err_lock;
+  struct sj_extract_error werr; /* the first writer thread error */
+  int failed;                   /* atomic: werr is set */
+  uint64_t seq;                 /* directory records, in order */
 };
 
 int sjx_ctx_init(struct sjx_ctx *c, const struct sj_extract_opts *o, struct sj_extract_stats *st,
-		 struct sj_extract_error *err);
+                 struct sj_extract_error *err);
 void sjx_ctx_destroy(struct sjx_ctx *c);
 
 /* One tar entry: creates, replaces, whites out.  For regular files reads
@@ -272,8 +272,8 @@ int sjx_apply(struct sjx_ctx *c, struct sjx_tar *t, const struct sjx_entry *e);
  * leave it).  dir: its open handle, kept (within max_held_dirs) so that it
  * needs no lookup then; else st identifies it: its inode is checked. */
 int sjx_record_dir(struct sjx_ctx *c, const char *path, size_t len, const struct stat *st,
-		   struct sjx_dir *dir, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
-		   long nsec, const struct sjx_xattr *x, size_t nx, const char *entry);
+                   struct sjx_dir *dir, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
+                   long nsec, const struct sjx_xattr *x, size_t nx, const char *entry);
 /* After the last entry: directory owners, modes, xattrs, mtimes. */
 int sjx_finish_dirs(struct sjx_ctx *c);
 void sjx_dirmeta_free(struct sjx_ctx *c);

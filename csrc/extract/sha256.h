@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 struct sjx_sha256 {
-	uint32_t h[8];
-	uint64_t len; /* bytes hashed so far */
-	uint8_t buf[64];
-	size_t nbuf;
+  uint32_t h[8];
+  uint64_t len; /* bytes hashed so far */
+  uint8_t buf[64];
+  size_t nbuf;
 };
 
 void sjx_sha256_init(struct sjx_sha256 *c);
@@ -20,7 +20,7 @@ void sjx_sha256_update(struct sjx_sha256 *c, const void *data, size_t n);
  * interleaved (~1.5x the speed of one after the other with the SHA
  * extensions). */
 void sjx_sha256_update2(struct sjx_sha256 *a, const void *da, size_t na, struct sjx_sha256 *b,
-			const void *db, size_t nb);
+                        const void *db, size_t nb);
 void sjx_sha256_final(struct sjx_sha256 *c, uint8_t out[32]);
 /* "sha256:" + 64 hex digits + NUL into out (72 bytes) */
 void sjx_sha256_final_hex(struct sjx_sha256 *c, char out[72]);

@@ -119,8 +119,8 @@ static int explain_capset(const struct sj_plan *plan, int errnum, struct sj_erro
   if (!set)
     return sj_fail(err, errnum, "capset");
   char buf[32];
-  return sj_fail(err, errnum, "capset: %s not available for the %s set", cap_name(c, buf, sizeof buf),
-                 set);
+  return sj_fail(err, errnum, "capset: %s not available for the %s set",
+                 cap_name(c, buf, sizeof buf), set);
 }
 
 /* effective/permitted/inheritable, with `extra` in effective and permitted too. */

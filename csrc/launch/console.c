@@ -29,8 +29,8 @@ static int send_fd(int sock, int fd, const char *name) {
   char cbuf[CMSG_SPACE(sizeof(int))];
   memset(cbuf, 0, sizeof cbuf);
   struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof cbuf};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
   struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
@@ -44,8 +44,7 @@ static int send_fd(int sock, int fd, const char *name) {
 }
 
 /* Open the master; fill path with its slave's name. */
-static int open_master(const struct sj_plan *plan, char *path, size_t size,
-                       struct sj_error *err) {
+static int open_master(const struct sj_plan *plan, char *path, size_t size, struct sj_error *err) {
   int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0)
     return sj_fail(err, errno, "console: open /dev/ptmx");
@@ -117,8 +116,8 @@ static int console_target(struct sj_ctx *ctx, struct sj_error *err) {
     sj_fail(err, errno, "console: remove what the rootfs has at /dev/console");
     goto out;
   }
-  int made = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
-                    0644);
+  int made =
+      openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
   if (made < 0) {
     sj_fail(err, errno, "console: create /dev/console");
     goto out;

@@ -27,8 +27,7 @@ const char *sj_errno_text(int errnum, char *buf, size_t size) {
   return buf;
 }
 
-static int vfail(struct sj_error *err, int errnum, int with_errno, const char *fmt,
-                 va_list ap) {
+static int vfail(struct sj_error *err, int errnum, int with_errno, const char *fmt, va_list ap) {
   int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
   if (n < 0)
     n = 0;

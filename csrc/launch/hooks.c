@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "hooks.h"
 #include "error.h"
+#include "hooks.h"
 #include "syscalls.h"
 #include "trampoline.h"
 #include "util.h"
@@ -51,8 +51,8 @@ static void tail_add(struct tail *t, const char *data, size_t n) {
 /* The last non-empty line of the output, NUL-terminated in place. */
 static const char *tail_last_line(struct tail *t) {
   size_t end = t->len;
-  while (end > 0 && (t->buf[end - 1] == '\n' || t->buf[end - 1] == '\r' ||
-                     t->buf[end - 1] == ' ' || t->buf[end - 1] == '\t'))
+  while (end > 0 && (t->buf[end - 1] == '\n' || t->buf[end - 1] == '\r' || t->buf[end - 1] == ' ' ||
+                     t->buf[end - 1] == '\t'))
     end--;
   size_t start = end;
   while (start > 0 && t->buf[start - 1] != '\n')
@@ -69,8 +69,8 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((noreturn)) static void hook_child(const struct sj_hook *hook, int in_fd,
-                                                 int out_fd, int err_pipe, int tramp_fd) {
+__attribute__((noreturn)) static void hook_child(const struct sj_hook *hook, int in_fd, int out_fd,
+                                                 int err_pipe, int tramp_fd) {
   static const char *const empty[] = {NULL};
   sj_reset_signals();
   /* Its own process group: a timeout kills what it started too. */
@@ -334,8 +334,8 @@ int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nst
   return run_hook(hook, state, nstate, -1, err);
 }
 
-int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n,
-                      const char *stage, const char *status, struct sj_error *err) {
+int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n, const char *stage,
+                      const char *status, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
   if (n == 0)
     return 0;

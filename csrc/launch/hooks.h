@@ -9,8 +9,8 @@
 
 /* Run hooks[0..n) of `stage` with the state as the container sees it
  * ({"pid":getpid(),"status":status,...}); err names the stage. */
-int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n,
-                      const char *stage, const char *status, struct sj_error *err);
+int sj_run_init_hooks(struct sj_ctx *ctx, const struct sj_hook *hooks, size_t n, const char *stage,
+                      const char *status, struct sj_error *err);
 
 #pragma GCC visibility pop
 

@@ -13,11 +13,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "init.h"
 #include "caps.h"
 #include "console.h"
 #include "error.h"
 #include "hooks.h"
+#include "init.h"
 #include "mounts.h"
 #include "process.h"
 #include "seccomp.h"
@@ -122,8 +122,9 @@ static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
              plan->root_readonly) {
     /* The runtime's own / as the rootfs, in its own mount namespace: every
      * mount would land on the host's paths. */
-    return sj_failx(err, EINVAL, "a rootfs of / without a mount namespace of its own takes "
-                                 "no mounts, devices, masked or read-only paths");
+    return sj_failx(err, EINVAL,
+                    "a rootfs of / without a mount namespace of its own takes "
+                    "no mounts, devices, masked or read-only paths");
   }
   if (sj_set_hostname(ctx, err) < 0)
     return -1;
@@ -138,7 +139,7 @@ static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
   if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0 || sj_make_cwd(ctx, err) < 0)
     return -1;
   if (ctx->own_root && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
-                     sj_root_readonly(ctx, err) < 0))
+                        sj_root_readonly(ctx, err) < 0))
     return -1;
   return 0;
 }
@@ -174,8 +175,7 @@ static int become_user(struct sj_ctx *ctx, uint64_t extra, struct sj_error *err)
   int cwd_done = 0;
   if (sj_chdir_cwd(ctx, 0, &cwd_done, err) < 0 || sj_fix_stdio_owner(ctx, err) < 0)
     return -1;
-  if (sj_drop_bounding(ctx, err) < 0 || sj_set_keepcaps(1, err) < 0 ||
-      sj_switch_ids(ctx, err) < 0)
+  if (sj_drop_bounding(ctx, err) < 0 || sj_set_keepcaps(1, err) < 0 || sj_switch_ids(ctx, err) < 0)
     return -1;
   if (sj_chdir_cwd(ctx, 1, &cwd_done, err) < 0 || sj_set_keepcaps(0, err) < 0)
     return -1;
@@ -239,8 +239,9 @@ static int setup_process(struct sj_ctx *ctx, struct sj_error *err) {
   if (extra && sj_drop_extra_caps(ctx, err) < 0) {
     char why[SJ_ERRMSG_MAX];
     memcpy(why, err->msg, sizeof why);
-    return sj_failx(err, err->err, "seccomp: drop CAP_SYS_ADMIN after loading the filter "
-                                   "(without noNewPrivileges the profile must allow capset): %.380s",
+    return sj_failx(err, err->err,
+                    "seccomp: drop CAP_SYS_ADMIN after loading the filter "
+                    "(without noNewPrivileges the profile must allow capset): %.380s",
                     why);
   }
   return 0;

@@ -50,24 +50,24 @@ enum sj_mount_kind {
 
 struct sj_mount {
   int kind;
-  const char *source; /* host path (BIND), fs source (FS), link text (SYMLINK) */
-  const char *target; /* absolute path inside the container rootfs */
-  const char *fstype; /* FS only */
-  unsigned long flags; /* MS_RDONLY|MS_NOSUID|... for FS; ignored for BIND */
-  const char *data;    /* fs data options for FS ("mode=755,size=65536k"), or NULL */
-  uint64_t attr_set;   /* MOUNT_ATTR_* to set (BIND, and FS after mounting) */
-  uint64_t attr_clr;   /* MOUNT_ATTR_* to clear */
-  int attr_recursive;  /* apply attrs with AT_RECURSIVE (the r* options) */
-  int recursive;       /* rbind */
+  const char *source;        /* host path (BIND), fs source (FS), link text (SYMLINK) */
+  const char *target;        /* absolute path inside the container rootfs */
+  const char *fstype;        /* FS only */
+  unsigned long flags;       /* MS_RDONLY|MS_NOSUID|... for FS; ignored for BIND */
+  const char *data;          /* fs data options for FS ("mode=755,size=65536k"), or NULL */
+  uint64_t attr_set;         /* MOUNT_ATTR_* to set (BIND, and FS after mounting) */
+  uint64_t attr_clr;         /* MOUNT_ATTR_* to clear */
+  int attr_recursive;        /* apply attrs with AT_RECURSIVE (the r* options) */
+  int recursive;             /* rbind */
   unsigned long propagation; /* MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE [|MS_REC], or 0 */
-  int target_is_dir;   /* create a missing target as a directory (else a file) */
-  unsigned int data_mode; /* MKDIR: permission bits of the created dirs (0: 0755) */
-  int copy_up;         /* FS tmpfs: copy what the covered directory held (tmpcopyup) */
-  int inherit_mode;    /* FS tmpfs without mode=: the covered directory's mode goes
-                          first in data, as runc gives it (a data mode= still wins) */
-  int tree_fd;         /* BIND: a detached mount (open_tree) the runtime made of the
-                          source in its own namespaces (a user namespace cannot reach
-                          every source; idmapped mounts), moved into place; -1: none */
+  int target_is_dir;         /* create a missing target as a directory (else a file) */
+  unsigned int data_mode;    /* MKDIR: permission bits of the created dirs (0: 0755) */
+  int copy_up;               /* FS tmpfs: copy what the covered directory held (tmpcopyup) */
+  int inherit_mode;          /* FS tmpfs without mode=: the covered directory's mode goes
+                                first in data, as runc gives it (a data mode= still wins) */
+  int tree_fd;               /* BIND: a detached mount (open_tree) the runtime made of the
+                                source in its own namespaces (a user namespace cannot reach
+                                every source; idmapped mounts), moved into place; -1: none */
 };
 
 struct sj_device {
@@ -110,10 +110,10 @@ struct sj_plan {
   /* rootfs.  Without a mount namespace (none created or joined) the mounts are
    * made in the runtime's own, below a bind of the rootfs onto itself (which
    * the caller detaches at delete), and the init chroots into it. */
-  const char *rootfs;        /* absolute host path */
-  int no_pivot;              /* MS_MOVE + chroot instead of pivot_root */
+  const char *rootfs; /* absolute host path */
+  int no_pivot;       /* MS_MOVE + chroot instead of pivot_root */
   int root_readonly;
-  unsigned long root_propagation; /* applied to / first (default MS_SLAVE|MS_REC) */
+  unsigned long root_propagation;   /* applied to / first (default MS_SLAVE|MS_REC) */
   unsigned long rootfs_propagation; /* config rootfsPropagation after setup, or 0 */
   const struct sj_mount *mounts;
   size_t nmounts;
@@ -149,15 +149,15 @@ struct sj_plan {
   const char *path_env;    /* PATH used to look argv[0] up, or NULL */
 
   /* fds: all of them must stay open in the parent until sj_spawn returns */
-  int preserve_fds;  /* keep 3 .. 3+preserve_fds-1 across execve */
-  int exec_fifo_fd;  /* O_PATH fd of the exec fifo; -1: exec at once after READY */
-  int console_fd;    /* connected console socket, -1: no terminal */
+  int preserve_fds; /* keep 3 .. 3+preserve_fds-1 across execve */
+  int exec_fifo_fd; /* O_PATH fd of the exec fifo; -1: exec at once after READY */
+  int console_fd;   /* connected console socket, -1: no terminal */
   unsigned int console_rows, console_cols;
-  int setsid;        /* new session (the init: yes) */
-  int hook_sync;     /* stop before pivot_root with SJ_MSG_HOOKS */
-  int log_fd;        /* where the child writes a late error (after READY), -1: stderr;
-                        a failed execve of the program itself is the trampoline's to
-                        report, on stderr (exec: over the sync socket) */
+  int setsid;    /* new session (the init: yes) */
+  int hook_sync; /* stop before pivot_root with SJ_MSG_HOOKS */
+  int log_fd;    /* where the child writes a late error (after READY), -1: stderr;
+                    a failed execve of the program itself is the trampoline's to
+                    report, on stderr (exec: over the sync socket) */
 
   /* cgroups.  v1: the init joins each hierarchy itself, first thing after GO,
    * by writing "0" to every file in cgroup_join (its `tasks` files): a thread

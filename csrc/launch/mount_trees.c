@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "launch.h"
 #include "error.h"
+#include "launch.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -44,8 +44,8 @@ int sj_source_tree(const char *source, int recursive, int userns_fd, int idmap_r
     memset(&attr, 0, sizeof attr);
     attr.attr_set = MOUNT_ATTR_IDMAP;
     attr.userns_fd = (uint64_t)userns_fd;
-    if (sj_mount_setattr(tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
-                         &attr) < 0) {
+    if (sj_mount_setattr(tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr) <
+        0) {
       if (errno == EINVAL)
         sj_fail(err, errno, "mount %s: idmap (does its filesystem support idmapped mounts?)",
                 source);
@@ -102,7 +102,8 @@ int sj_userns_fd(const char *uid_map, const char *gid_map, struct sj_error *err)
   }
   int fd = -1;
   char path[64];
-  if (write_map(pid, "uid_map", uid_map, err) == 0 && write_map(pid, "gid_map", gid_map, err) == 0) {
+  if (write_map(pid, "uid_map", uid_map, err) == 0 &&
+      write_map(pid, "gid_map", gid_map, err) == 0) {
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

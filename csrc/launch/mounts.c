@@ -16,9 +16,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "mounts.h"
 #include "copyup.h"
 #include "error.h"
+#include "mounts.h"
 #include "paths.h"
 #include "syscalls.h"
 #include "util.h"
@@ -295,8 +295,8 @@ static int device_type(int type, mode_t *out) {
 }
 
 /* An empty file at the path with the host's node of the same path on it. */
-static int bind_device(struct sj_ctx *ctx, int parent, const char *name,
-                       const struct sj_device *d, struct sj_error *err) {
+static int bind_device(struct sj_ctx *ctx, int parent, const char *name, const struct sj_device *d,
+                       struct sj_error *err) {
   if (mknodat(parent, name, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
     return sj_fail(err, errno, "create %s", d->path);
   int tree = sj_open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -311,7 +311,8 @@ static int bind_device(struct sj_ctx *ctx, int parent, const char *name,
     rc = sj_fail(err, errno, "bind mount the device %s from the host: nosuid,noexec", d->path);
   else if ((target = sj_open_in_root(ctx->rootfd, d->path, O_PATH)) < 0)
     rc = sj_fail(err, errno, "open %s", d->path);
-  else if (sj_move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+  else if (sj_move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+           0)
     rc = sj_fail(err, errno, "bind mount the device %s from the host", d->path);
   if (target >= 0)
     close(target);
@@ -391,8 +392,8 @@ int sj_grab_dev_null(struct sj_ctx *ctx, struct sj_error *err) {
     rc = sj_fail(err, errno, "stat /dev/null");
   else if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
     rc = sj_failx(err, EINVAL, "/dev/null is not the null device");
-  else if ((ctx->null_tree = sj_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-                                                      AT_EMPTY_PATH)) < 0)
+  else if ((ctx->null_tree =
+                sj_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)) < 0)
     rc = sj_fail(err, errno, "clone the /dev/null mount");
   close(fd);
   return rc;
@@ -456,8 +457,9 @@ static int chroot_root(struct sj_ctx *ctx, struct sj_error *err) {
 
 int sj_enter_rootfs(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
-  int rc = !ctx->mntns ? chroot_root(ctx, err) : plan->no_pivot ? move_root(ctx, err)
-                                                                : pivot(ctx, err);
+  int rc = !ctx->mntns      ? chroot_root(ctx, err)
+           : plan->no_pivot ? move_root(ctx, err)
+                            : pivot(ctx, err);
   if (rc < 0)
     return -1;
   if (chdir("/") < 0)
@@ -479,8 +481,8 @@ static int readonly_path(struct sj_ctx *ctx, const char *path, struct sj_error *
   if (fd < 0)
     return errno == ENOENT ? 0 : sj_fail(err, errno, "readonly path %s", path);
   int rc = 0;
-  int tree = sj_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                                      AT_RECURSIVE);
+  int tree =
+      sj_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
   struct sj_mount_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.attr_set = MOUNT_ATTR_RDONLY;

@@ -6,8 +6,8 @@
 #define _GNU_SOURCE
 #endif
 #include <limits.h>
-#include <sched.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +19,9 @@
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
-#include "process.h"
 #include "error.h"
 #include "paths.h"
+#include "process.h"
 #include "sync.h"
 #include "syscalls.h"
 #include "trampoline.h"
@@ -67,8 +67,7 @@ static int mount_procfs(int pids_only) {
     return -1;
   }
   if (sj_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-    mnt = sj_fsmount(fs, FSMOUNT_CLOEXEC,
-                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    mnt = sj_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   int saved = errno;
   close(fs);
   errno = saved;
@@ -156,10 +155,10 @@ int sj_set_sysctls(struct sj_ctx *ctx, struct sj_error *err) {
 
 static const char *rlimit_name(int resource, char *buf, size_t size) {
   static const char *const names[] = {
-      "RLIMIT_CPU",     "RLIMIT_FSIZE",   "RLIMIT_DATA",     "RLIMIT_STACK",
-      "RLIMIT_CORE",    "RLIMIT_RSS",     "RLIMIT_NPROC",    "RLIMIT_NOFILE",
-      "RLIMIT_MEMLOCK", "RLIMIT_AS",      "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
-      "RLIMIT_MSGQUEUE", "RLIMIT_NICE",   "RLIMIT_RTPRIO",   "RLIMIT_RTTIME",
+      "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+      "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+      "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+      "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
   };
   if (resource >= 0 && (size_t)resource < sizeof names / sizeof names[0])
     return names[resource];
@@ -429,7 +428,8 @@ int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err) {
   if (!S_ISFIFO(st.st_mode))
     return sj_failx(err, EINVAL, "exec fifo: fd %d is not a fifo", fd);
   if (faccessat(proc, path, W_OK, AT_EACCESS) < 0)
-    return sj_fail(err, errno, "exec fifo: open for writing as uid %u", (unsigned int)ctx->plan->uid);
+    return sj_fail(err, errno, "exec fifo: open for writing as uid %u",
+                   (unsigned int)ctx->plan->uid);
   return 0;
 }
 
@@ -478,10 +478,10 @@ int sj_release_exec_fifo(struct sj_ctx *ctx, int fd, const struct sj_error *fail
 
 /* Write value to procfs file rel ("self/attr/exec") through our procfs. */
 static int write_proc_attr(struct sj_ctx *ctx, const char *rel, const char *value) {
-  return sj_write_close(sj_openat2(ctx->procfd, rel, O_WRONLY | O_CLOEXEC | O_NOCTTY,
-                                   SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_XDEV |
-                                       SJ_RESOLVE_NO_MAGICLINKS),
-                        value);
+  return sj_write_close(
+      sj_openat2(ctx->procfd, rel, O_WRONLY | O_CLOEXEC | O_NOCTTY,
+                 SJ_RESOLVE_BENEATH | SJ_RESOLVE_NO_XDEV | SJ_RESOLVE_NO_MAGICLINKS),
+      value);
 }
 
 /* AppArmor profile and SELinux label for the coming execve (as runc: the

@@ -8,8 +8,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
-#include "seccomp.h"
 #include "error.h"
+#include "seccomp.h"
 #include "syscalls.h"
 
 int sj_seccomp_load(const struct sj_plan *plan, int *listener, struct sj_error *err) {
@@ -30,8 +30,9 @@ int sj_seccomp_load(const struct sj_plan *plan, int *listener, struct sj_error *
       return sj_fail(err, errno, "seccomp: load the filter (flags %#x: does the kernel have them?)",
                      plan->seccomp_flags);
     if (errno == EACCES)
-      return sj_fail(err, errno, "seccomp: load the filter (without noNewPrivileges it needs "
-                                 "CAP_SYS_ADMIN)");
+      return sj_fail(err, errno,
+                     "seccomp: load the filter (without noNewPrivileges it needs "
+                     "CAP_SYS_ADMIN)");
     return sj_fail(err, errno, "seccomp: load the filter");
   }
   if (plan->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)

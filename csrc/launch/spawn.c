@@ -13,8 +13,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "init.h"
 #include "error.h"
+#include "init.h"
 #include "sync.h"
 #include "syscalls.h"
 #include "trampoline.h"
@@ -74,8 +74,8 @@ static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tra
   sj_close_fds_except(from, keep, nfixed + plan->nmounts);
 }
 
-__attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd,
-                                               pid_t ppid, int tramp_fd) {
+__attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd, pid_t ppid,
+                                               int tramp_fd) {
   struct sj_ctx ctx;
   memset(&ctx, 0, sizeof ctx);
   ctx.plan = plan;

@@ -36,10 +36,10 @@ enum sj_msg_type {
   SJ_MSG_HOOKS = 2,
   SJ_MSG_READY = 3,
   SJ_MSG_ERROR = 4,
-  SJ_MSG_PID = 5, /* intermediate -> parent: the init's pid in value */
-  SJ_MSG_CLOSED = 6, /* received only: the peer closed the socket without a
-                        message (err ECHILD, text "init exited before it was
-                        ready"); never sent */
+  SJ_MSG_PID = 5,     /* intermediate -> parent: the init's pid in value */
+  SJ_MSG_CLOSED = 6,  /* received only: the peer closed the socket without a
+                         message (err ECHILD, text "init exited before it was
+                         ready"); never sent */
   SJ_MSG_SECCOMP = 7, /* child -> parent: the seccomp listener fd (SCM_RIGHTS),
                          received in value; the parent answers SJ_MSG_GO */
 };

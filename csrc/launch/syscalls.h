@@ -47,7 +47,7 @@
 #ifndef FSMOUNT_CLOEXEC
 #define FSMOUNT_CLOEXEC 0x00000001
 #endif
-#define SJ_FSCONFIG_SET_FLAG 0
+#define SJ_FSCONFIG_SET_FLAG   0
 #define SJ_FSCONFIG_SET_STRING 1
 #ifndef FSCONFIG_CMD_CREATE
 #define FSCONFIG_CMD_CREATE 6
@@ -76,11 +76,11 @@ struct sj_open_how {
   uint64_t mode;
   uint64_t resolve;
 };
-#define SJ_RESOLVE_NO_XDEV 0x01
+#define SJ_RESOLVE_NO_XDEV       0x01
 #define SJ_RESOLVE_NO_MAGICLINKS 0x02
-#define SJ_RESOLVE_NO_SYMLINKS 0x04
-#define SJ_RESOLVE_BENEATH 0x08
-#define SJ_RESOLVE_IN_ROOT 0x10
+#define SJ_RESOLVE_NO_SYMLINKS   0x04
+#define SJ_RESOLVE_BENEATH       0x08
+#define SJ_RESOLVE_IN_ROOT       0x10
 
 struct sj_clone_args {
   uint64_t flags;

@@ -10,10 +10,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "trampoline.h"
 #include "error.h"
 #include "sj_trampoline_blob.h"
 #include "syscalls.h"
+#include "trampoline.h"
 #include "util.h"
 
 #ifndef MFD_EXEC
@@ -34,8 +34,7 @@ int sj_trampoline_create(struct sj_error *err) {
   /* Execute-only: a process that may not read what it runs is not dumpable
    * (nothing in the container can reach the trampoline's /proc entries), unless
    * it has CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH over the memfd. */
-  if (sj_write_all(fd, sj_trampoline_blob, sizeof sj_trampoline_blob) < 0 ||
-      fchmod(fd, 0111) < 0) {
+  if (sj_write_all(fd, sj_trampoline_blob, sizeof sj_trampoline_blob) < 0 || fchmod(fd, 0111) < 0) {
     sj_fail(err, errno, "create the exec trampoline: write");
     close(fd);
     return -1;
@@ -50,8 +49,8 @@ int sj_trampoline_create(struct sj_error *err) {
   return fd;
 }
 
-int sj_trampoline_exec(int tfd, const char *path, const char *report,
-                       const char *const *argv, const char *const *envp) {
+int sj_trampoline_exec(int tfd, const char *path, const char *report, const char *const *argv,
+                       const char *const *envp) {
   static const char *const empty[] = {NULL};
   size_t n = 0;
   while (argv && argv[n])

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
 #include "syscalls.h"
+#include "util.h"
 
 int sj_write_all(int fd, const void *buf, size_t len) {
   const char *p = buf;

@@ -27,7 +27,7 @@
 /* Fill *e (unless already set) with `<path>: <fmt>` (or `<fmt>` without a
  * path) and return -1. */
 int sjp_fail(struct sj_pack_error *e, int err, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* The same, ending in ": <strerror(err)>". */
 int sjp_fail_sys(struct sj_pack_error *e, int err, const char *path, const char *what);
 
@@ -36,7 +36,7 @@ int sjp_fail_sys(struct sj_pack_error *e, int err, const char *path, const char 
 struct sjp_stream;
 
 int sjp_stream_start(struct sjp_stream **out, const struct sj_pack_opts *o,
-		     struct sj_pack_error *err);
+                     struct sj_pack_error *err);
 /* Room for the next bytes of the stream: *p, *avail (> 0, a multiple of
  * SJP_BLOCK while everything written so far is).  -1 if the compressor
  * has failed (its error goes to *err). */
@@ -51,27 +51,27 @@ uint64_t sjp_offset(const struct sjp_stream *s);
 /* Ends the stream (abort: drop it), joins the compressor, fills the
  * digests and byte counts (unless abort), frees s.  -1 on failure. */
 int sjp_stream_finish(struct sjp_stream *s, int abort, struct sj_pack_stats *st,
-		      struct sj_pack_error *err);
+                      struct sj_pack_error *err);
 
 /* ---- tar headers (tar.c) ---- */
 
 struct sjp_xattr {
-	const char *name;
-	const uint8_t *value;
-	size_t len;
+  const char *name;
+  const uint8_t *value;
+  size_t len;
 };
 
 struct sjp_hdr {
-	const char *name; /* as written: relative, a directory's ends in "/" */
-	char type;        /* '0' file, '1' hardlink, '2' symlink, '3' chr, '4' blk, '5' dir, '6' fifo */
-	uint32_t mode;    /* permission bits incl. setuid/setgid/sticky */
-	uint32_t uid, gid;
-	uint64_t size;    /* content bytes that follow (regular files) */
-	int64_t mtime;
-	const char *link; /* link target (types '1', '2'), else NULL */
-	uint32_t devmajor, devminor;
-	const struct sjp_xattr *xattrs;
-	size_t n_xattrs;
+  const char *name; /* as written: relative, a directory's ends in "/" */
+  char type;        /* '0' file, '1' hardlink, '2' symlink, '3' chr, '4' blk, '5' dir, '6' fifo */
+  uint32_t mode;    /* permission bits incl. setuid/setgid/sticky */
+  uint32_t uid, gid;
+  uint64_t size; /* content bytes that follow (regular files) */
+  int64_t mtime;
+  const char *link; /* link target (types '1', '2'), else NULL */
+  uint32_t devmajor, devminor;
+  const struct sjp_xattr *xattrs;
+  size_t n_xattrs;
 };
 
 struct sjp_tar; /* the PAX record buffer, reused between headers */
@@ -81,13 +81,13 @@ void sjp_tar_free(struct sjp_tar *t);
 /* Writes the header (a PAX 'x' header first where needed); the caller then
  * writes h->size content bytes and sjp_pad(). */
 int sjp_tar_header(struct sjp_tar *t, struct sjp_stream *s, const struct sjp_hdr *h,
-		   struct sj_pack_error *err);
+                   struct sj_pack_error *err);
 /* The two zero blocks that end an archive. */
 int sjp_tar_end(struct sjp_stream *s, struct sj_pack_error *err);
 
 /* ---- the walk (walk.c) ---- */
 
 int sjp_walk(const struct sj_pack_opts *o, struct sjp_stream *s, struct sj_pack_stats *st,
-	     struct sj_pack_error *err);
+             struct sj_pack_error *err);
 
 #endif

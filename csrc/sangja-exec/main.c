@@ -31,7 +31,7 @@
 #include "../launch/sync.h"
 
 #define T_FD_CLOEXEC 1
-#define T_F_SETFD 2
+#define T_F_SETFD    2
 
 #if defined(__x86_64__)
 __asm__(".text\n"
@@ -97,24 +97,42 @@ __attribute__((noreturn)) static void die(int code) {
 /* Go's texts for execve's errors (what runc prints, and engines match). */
 static const char *errtext(long e) {
   switch (e) {
-  case 1: return "operation not permitted";
-  case 2: return "no such file or directory";
-  case 5: return "input/output error";
-  case 7: return "argument list too long";
-  case 8: return "exec format error";
-  case 11: return "resource temporarily unavailable";
-  case 12: return "cannot allocate memory";
-  case 13: return "permission denied";
-  case 14: return "bad address";
-  case 20: return "not a directory";
-  case 21: return "is a directory";
-  case 22: return "invalid argument";
-  case 23: return "too many open files in system";
-  case 24: return "too many open files";
-  case 26: return "text file busy";
-  case 36: return "file name too long";
-  case 40: return "too many levels of symbolic links";
-  case 80: return "accessing a corrupted shared library";
+  case 1:
+    return "operation not permitted";
+  case 2:
+    return "no such file or directory";
+  case 5:
+    return "input/output error";
+  case 7:
+    return "argument list too long";
+  case 8:
+    return "exec format error";
+  case 11:
+    return "resource temporarily unavailable";
+  case 12:
+    return "cannot allocate memory";
+  case 13:
+    return "permission denied";
+  case 14:
+    return "bad address";
+  case 20:
+    return "not a directory";
+  case 21:
+    return "is a directory";
+  case 22:
+    return "invalid argument";
+  case 23:
+    return "too many open files in system";
+  case 24:
+    return "too many open files";
+  case 26:
+    return "text file busy";
+  case 36:
+    return "file name too long";
+  case 40:
+    return "too many levels of symbolic links";
+  case 80:
+    return "accessing a corrupted shared library";
   }
   return NULL;
 }

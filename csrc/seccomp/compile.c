@@ -59,15 +59,15 @@ static int fail(struct sj_error *err, int rc, const char *fmt, const char *what)
  *   filter:    (libseccomp's program)
  */
 
-#define SJ_STUB_MAX 512
-#define SJ_X32_BIT 0x40000000U
+#define SJ_STUB_MAX   512
+#define SJ_X32_BIT    0x40000000U
 #define SJ_MAX_ARCHES 32
 
 struct stub_arch {
-  uint32_t audit;    /* the kernel's AUDIT_ARCH_* */
-  int64_t max;       /* the highest number the profile names, -1: none */
-  int64_t max_x32;   /* x86_64 only: the same for x32 (bit 30 set), -1: none */
-  int is_s390;       /* syscall 0 is the multiplexer of numbers the kernel does not know */
+  uint32_t audit;  /* the kernel's AUDIT_ARCH_* */
+  int64_t max;     /* the highest number the profile names, -1: none */
+  int64_t max_x32; /* x86_64 only: the same for x32 (bit 30 set), -1: none */
+  int is_s390;     /* syscall 0 is the multiplexer of numbers the kernel does not know */
 };
 
 static int64_t highest_nr(uint32_t token, const struct sj_scmp_filter *f) {
