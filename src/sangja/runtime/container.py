@@ -159,7 +159,7 @@ class Runtime:
     def open(self, cid, shared=False):
         """The container `cid`, locked (shared: others may read it meanwhile): its record
         and status (state.Container; a context manager)."""
-        return st.Container.open(self.root, cid, shared=shared)
+        return st.Container.load(self.root, cid, shared=shared)
 
     # -- create ------------------------------------------------------------------------
     def create(self, cid, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
@@ -414,11 +414,11 @@ class Runtime:
                 raise StateError("cannot start a container that has stopped")
             if c.status != "created":
                 raise StateError(f"cannot start an already {c.status} container")
-            failed = self._release(c.dir, c.record)
+            failed = self._release(c, c.record)
             if failed:
                 # A startContainer hook failed: the spec has the container destroyed and
                 # the poststop hooks run, as a delete would.
-                self._destroy(c.dir, c.record, "stopped")
+                self._destroy(c, c.record, "stopped")
                 raise SangjaError(failed)
         self._hooks(c.record, "poststart", "running")
 
@@ -652,7 +652,10 @@ class Runtime:
             else:
                 from sangja import jsonio
 
-                base = jsonio.loads(c.dir.read_file(st.PROCESS_FILE))
+                try:
+                    base = jsonio.loads(c.read_file(st.PROCESS_FILE))
+                except FileNotFoundError:  # made by a sangja that did not record it
+                    raise StateError(f"container {cid} has no recorded process: use --process")
                 proc = exec_process(base, args, tty, cwd, env, user, additional_gids, caps,
                                     no_new_privs, process_label, apparmor)  # fmt: skip
             terminal = bool(proc.get("terminal"))
@@ -664,7 +667,7 @@ class Runtime:
             plan = compile_exec(
                 state, proc, cgroup=cgroup, preserve_fds=preserve_fds,
                 log_fd=self.log.fileno() if self.log else -1,
-                seccomp_bpf=c.dir.read_file(st.SECCOMP_FILE) if state.get("seccomp") else None,
+                seccomp_bpf=c.read_file(st.SECCOMP_FILE) if state.get("seccomp") else None,
                 join_userns=not _same_userns(state["pid"], state.get("namespaces") or {}),
                 warn=self.warn,
             )  # fmt: skip

@@ -143,33 +143,20 @@ class ContainerDir:
         return os.path.join(self.path, FIFO)
 
 
-class Container:
-    """An existing container, its directory locked (shared or exclusive): its record and
+class Container(ContainerDir):
+    """An existing container's directory, locked (shared or exclusive), with its record and
     its status as they were when it was opened. A context manager; `close` unlocks."""
 
-    def __init__(self, cdir, record):
-        self.dir = cdir
-        self.id = cdir.id
-        self.record = record
-        self.status = status_of(record, cdir.fifo)
-
     @classmethod
-    def open(cls, root, cid, shared=False):
-        cdir = ContainerDir.open(root, cid, shared=shared)
+    def load(cls, root, cid, shared=False):
+        self = cls.open(root, cid, shared=shared)
         try:
-            return cls(cdir, cdir.read())
+            self.record = self.read()
         except BaseException:
-            cdir.close()
+            self.close()
             raise
-
-    def close(self):
-        self.dir.close()
-
-    def __enter__(self):
+        self.status = status_of(self.record, self.fifo)
         return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def oci_state(state, status):

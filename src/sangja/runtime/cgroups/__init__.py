@@ -8,9 +8,12 @@ What the host has: host.py. Device rules: devices.py; statistics and OOM notific
 (`events`): stats.py; the shapes of linux.resources both versions read: resources.py.
 """
 
-from sangja.runtime.cgroups.host import driver
 
-__all__ = ["driver", "for_spec", "load"]
+def driver():
+    """-> ('v1' | 'v2', cgroup2 mountpoint or None, v1 hierarchies): this host's (host.py)."""
+    from sangja.runtime.cgroups import host
+
+    return host.driver()
 
 
 def for_spec(spec, container_id, systemd=False):
@@ -21,11 +24,11 @@ def for_spec(spec, container_id, systemd=False):
         from sangja.runtime.cgroups import systemd as sd
 
         return sd.for_spec(spec_path, container_id)
-    from sangja.runtime.cgroups.host import read_proc_cgroup
+    from sangja.runtime.cgroups import host
     from sangja.runtime.cgroups.manager import cgroupfs, inner_path
 
-    mode, v2, v1 = driver()
-    own = read_proc_cgroup()
+    mode, v2, v1 = host.driver()
+    own = host.read_proc_cgroup()
     paths = {}
     if mode == "v1":
         for name, mnt, ctrls in v1:
