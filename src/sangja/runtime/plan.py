@@ -20,7 +20,6 @@ import stat
 from sangja import OCI_VERSION
 from sangja.errors import ConfigError, SangjaError
 from sangja.runtime import constants as K
-from sangja.runtime.hooks import entries as hook_entries
 
 
 class Mount:
@@ -532,10 +531,14 @@ def _compile_hooks(plan, spec, cid, bundle):
     """prestart and createRuntime run in the runtime, when the init stops before pivot_root
     (hook_sync); createContainer and startContainer are the init's own, with the state's
     members but pid and status (which the init knows) as hook_state."""
-    hooks = spec.get("hooks") or {}
+    hooks = spec.get("hooks")
+    if not hooks:
+        return
+    from sangja.runtime.hooks import entries
+
     plan.hook_sync = bool(hooks.get("prestart") or hooks.get("createRuntime"))
-    plan.create_container_hooks = hook_entries(hooks.get("createContainer"))
-    plan.start_container_hooks = hook_entries(hooks.get("startContainer"))
+    plan.create_container_hooks = entries(hooks.get("createContainer"))
+    plan.start_container_hooks = entries(hooks.get("startContainer"))
     if plan.create_container_hooks or plan.start_container_hooks:
         from sangja import jsonio
 

@@ -4,8 +4,9 @@ once, when the container is made, and found again from its record.
 - v1 (cgroupfs, one hierarchy per controller, as here; manager.V1, limits in v1.py).
 - v2 (cgroupfs, the unified hierarchy; manager.V2, limits in v2.py, devices as a BPF program).
 - systemd (`--systemd-cgroup`: a transient scope made over D-Bus; systemd.py, sdbus.py).
-What the host has: host.py. Device rules: devices.py; statistics and OOM notifications
-(`events`): stats.py; the shapes of linux.resources both versions read: resources.py.
+What the host has, and its files: host.py. Device rules: devices.py; statistics and OOM
+notifications (`events`): stats.py; the shapes of linux.resources both versions read:
+resources.py.
 """
 
 

@@ -1,7 +1,9 @@
-"""What this host has: its cgroup mounts (the v1 hierarchies, the cgroup2 mount), the cgroups
-of a process, and the driver the host calls for (v1, or v2 on a unified host;
-`SANGJA_CGROUP_DRIVER=v2` picks v2 on a hybrid one, rooted at its cgroup2 mount)."""
+"""This host's cgroup filesystem: its mounts (the v1 hierarchies, the cgroup2 mount), the
+cgroups of a process, the driver the host calls for (v1, or v2 on a unified host;
+`SANGJA_CGROUP_DRIVER=v2` picks v2 on a hybrid one, rooted at its cgroup2 mount), and reading,
+writing and removing its files and directories."""
 
+import errno
 import os
 
 from sangja.errors import SangjaError
@@ -89,3 +91,61 @@ def driver():
     if not v1:
         raise SangjaError("cgroup: neither a cgroup v1 hierarchy nor cgroup2 is mounted")
     return "v1", v2, v1
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def read_value(path):
+    """A cgroup file's content without the trailing newline, or None if it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def write_value(path, value):
+    """One write(2) of `value`: the kernel takes a cgroup file's value per write."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def rmdir_tree(path):
+    """rmdir `path`; when it has child cgroups (a container may make its own), those first."""
+    try:
+        os.rmdir(path)
+        return
+    except OSError as e:
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise
+        with os.scandir(path) as it:
+            subs = [x.path for x in it if x.is_dir(follow_symlinks=False)]
+        if not subs:
+            raise
+    for s in subs:
+        rmdir_tree(s)
+    os.rmdir(path)
+
+
+def fill_cpuset(path):
+    """A new v1 cpuset cgroup starts empty, which refuses tasks: inherit cpus and mems."""
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        chain = []
+        p = path
+        while True:
+            try:
+                with open(f"{p}/{f}") as fh:
+                    val = fh.read().strip()
+            except FileNotFoundError:
+                break
+            if val:
+                break
+            chain.append(p)
+            p = os.path.dirname(p)
+        for q in reversed(chain):  # fill from the top down
+            with open(f"{q}/{f}", "w") as fh:
+                fh.write(val)

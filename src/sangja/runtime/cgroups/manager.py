@@ -21,7 +21,7 @@ import os
 import time
 
 from sangja.errors import ConfigError, SangjaError
-from sangja.runtime.cgroups.files import fill_cpuset, read_value, rmdir_tree, write_value
+from sangja.runtime.cgroups.host import fill_cpuset, read_value, rmdir_tree, write_value
 
 
 class Manager:
