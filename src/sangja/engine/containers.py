@@ -96,7 +96,7 @@ class Containers:
         if self._images is None:
             from sangja.engine.images import Images
 
-            self._images = Images(self.store)
+            self._images = Images(self.store, lambda store: collect_dead(store, self))
         return self._images
 
     def paths(self, cid: str) -> ContainerPaths:

@@ -15,12 +15,21 @@ from sangja.errors import SangjaError
 
 
 class Images:
-    def __init__(self, store=None):
+    """`collect_dead(store)` sweeps what killed container commands left (a killed create's
+    row still holds its image) before an image is freed: engine/containers.py's, passed in
+    by the caller, since containers stand above images (a container is made from one)."""
+
+    def __init__(self, store=None, collect_dead=None):
         if store is None:
             from sangja.image.store import Store
 
             store = Store()
         self.store = store
+        self.collect_dead = collect_dead
+
+    def _sweep(self):
+        if self.collect_dead is not None:
+            self.collect_dead(self.store)
 
     # ---- finding -----------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
@@ -82,9 +91,7 @@ class Images:
         deletes the image and whatever only it used; refused while a container holds it
         (with `force`: its names go, the image stays for the container, dangling).
         -> [{"Untagged": name} | {"Deleted": id}, ...]"""
-        from sangja.engine.containers import collect_dead
-
-        collect_dead(self.store)  # containers whose create was killed hold no image
+        self._sweep()  # containers whose create was killed hold no image
         store = self.store
         out: list[dict] = []
         with store.lock():
@@ -121,9 +128,7 @@ class Images:
     def prune(self, all: bool = False) -> dict:
         """Dangling images (`all`: every image no container uses), then files no row names
         (left by a crash), partial downloads.  -> ImagePruneResponse."""
-        from sangja.engine.containers import collect_dead
-
-        collect_dead(self.store)
+        self._sweep()
         store = self.store
         deleted, freed = [], 0
         with store.lock():
