@@ -18,6 +18,7 @@ from rtkit import (
 
 from sangja.cli import runcflags
 from sangja.errors import SangjaError
+from sangja.gounits import parse_size
 
 MiB = 1 << 20
 
@@ -158,16 +159,17 @@ def test_update_paused_container(rt):
         ("512KiB", 512 << 10),
         ("2 MB", 2 * MiB),
         ("1t", 1 << 40),
+        ("100kb", 100 << 10),
     ],
 )
 def test_parse_size(text, n):
-    assert runcflags.parse_size(text) == n
+    assert parse_size(text) == n
 
 
 @pytest.mark.parametrize("text", ["abc", "", "m", "-5", "1x", "5ib"])
 def test_parse_size_refuses(text):
-    with pytest.raises(SangjaError, match="invalid size"):
-        runcflags.parse_size(text)
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size(text)
 
 
 def test_resources_from_flags():

@@ -264,7 +264,7 @@ def _update(rt, opts, pos):
 
 
 def _events(rt, opts, pos):
-    from sangja.cli.runcflags import parse_duration
+    from sangja.gounits import parse_duration
     from sangja.jsonio import dumps
 
     cid = _need_id(pos, "events")

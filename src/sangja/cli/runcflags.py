@@ -1,68 +1,11 @@
 """runc's command-line forms of the control verbs: update's flags (sizes as `96m`, Go's
-integers) into LinuxResources, events' --interval (a Go duration), and ps's table (the `ps`
-program's output filtered to the container's pids). The runtime takes and gives plain data
-(runtime/control.py); the shapes of flags and of output are the CLI's.
+integers) into LinuxResources, and ps's table (the `ps` program's output filtered to the
+container's pids). The runtime takes and gives plain data (runtime/control.py); the shapes
+of flags and of output are the CLI's (Go's sizes and durations: sangja.gounits).
 """
 
 from sangja.errors import SangjaError
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_size(text):
-    """docker/go-units RAMInBytes: '96m', '1.5G', '512KiB', '100' -> bytes (binary units)."""
-    s = text.strip()
-    num = s.rstrip("bBiI kKmMgGtTpP")
-    rest = s[len(num) :].strip().lower()
-    unit = rest[:1] if rest[:1] in "kmgtp" and rest else ""
-    tail = rest[len(unit) :]
-    try:
-        if tail not in ("", "b", "i", "ib") or (tail.startswith("i") and not unit):
-            raise ValueError
-        value = float(num)
-        if value < 0 or not num or not num[0].isdigit():
-            raise ValueError
-    except ValueError:
-        raise SangjaError(f"invalid size: {text!r}")
-    return int(value * _UNITS[unit])
-
-
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text):
-    """Go's time.ParseDuration: '5s', '100ms', '1m30s', '1.5h' -> seconds."""
-    s = text.strip()
-    sign = -1 if s.startswith("-") else 1
-    s = s.lstrip("+-")
-    if s == "0":
-        return 0.0
-    total, i = 0.0, 0
-    if not s:
-        raise ValueError(text)
-    while i < len(s):
-        j = i
-        while j < len(s) and (s[j].isdigit() or s[j] == "."):
-            j += 1
-        k = j
-        while k < len(s) and not (s[k].isdigit() or s[k] == "."):
-            k += 1
-        num, unit = s[i:j], s[j:k]
-        if not num or unit not in _DURATION_UNITS or num == ".":
-            raise ValueError(text)
-        total += float(num) * _DURATION_UNITS[unit]
-        i = k
-    return sign * total
-
+from sangja.gounits import parse_size
 
 # flag -> (section, field, kind): what `runc update --flag V` sets
 UPDATE_FLAGS = {
@@ -102,8 +45,8 @@ def resources_from_flags(opts):
                 v = int(val)
                 if kind == "uint" and v < 0:
                     raise ValueError
-        except (ValueError, SangjaError) as e:
-            why = str(e) if isinstance(e, SangjaError) else f"invalid syntax: {val!r}"
+        except ValueError as e:
+            why = str(e) if kind == "size" else f"invalid syntax: {val!r}"
             raise SangjaError(f"invalid value for {flag}: {why}")
         res.setdefault(section, {})[field] = v
     return res

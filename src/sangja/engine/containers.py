@@ -398,7 +398,7 @@ class Containers:
             lc = hc.get("LogConfig") or {}
             max_size = 0
             if (lc.get("Config") or {}).get("max-size"):
-                from sangja.engine.units import parse_size
+                from sangja.gounits import parse_size
 
                 max_size = parse_size(lc["Config"]["max-size"])
             exit_command = [sangja_binary(), "--root", self.runtime_root, "container",
