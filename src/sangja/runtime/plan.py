@@ -453,7 +453,7 @@ def compile_create(spec, bundle, cid, cgroups=None, no_pivot=False, no_new_keyri
     plan.root_readonly = bool(root.get("readonly"))
     plan.no_pivot = no_pivot
     # Without a mount namespace the container's mounts are made in the runtime's (below a
-    # bind of the rootfs, which delete detaches) and the init chroots: see csrc/launch.h.
+    # bind of the rootfs, which delete detaches) and the init chroots: see csrc/launch/launch.h.
     plan.own_mntns = "mount" in namespaces
     prop = linux.get("rootfsPropagation")
     if prop:
