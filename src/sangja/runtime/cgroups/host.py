@@ -46,8 +46,10 @@ def unified_only(v1, v2):
 
 def cgroup_mounts():
     """-> ([(name, mountpoint, controller-list)] of the v1 hierarchies, cgroup2 mountpoint
-    or None)."""
-    v1, v2 = [], None
+    or None). A hierarchy seen at several mountpoints (a container's /sys/fs/cgroup that
+    another runtime left visible here) counts once: at /sys/fs/cgroup, else where it was
+    mounted first."""
+    v1, v2 = {}, None
     with open("/proc/self/mountinfo") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
@@ -61,9 +63,9 @@ def cgroup_mounts():
                 continue
             opts = [o for o in fields[2].split(",") if o not in ("rw", "ro")]
             ctrls = ",".join(o for o in opts if o in KNOWN_V1 or o.startswith("name="))
-            if ctrls:
-                v1.append((os.path.basename(mnt), mnt, ctrls))
-    return v1, v2
+            if ctrls and (ctrls not in v1 or os.path.dirname(mnt) == CGROUP_ROOT):
+                v1[ctrls] = (os.path.basename(mnt), mnt, ctrls)
+    return list(v1.values()), v2
 
 
 def mount_of(path):
