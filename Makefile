@@ -27,7 +27,7 @@ ENGINE_PACKAGES := conmon catatonit
 NETWORK_PACKAGES := netavark aardvark-dns iptables iperf3
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time systemd dbus $(ENGINE_PACKAGES) $(NETWORK_PACKAGES) \
+	procps time systemd dbus clang-format $(ENGINE_PACKAGES) $(NETWORK_PACKAGES) \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES) $(STORAGE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 
@@ -65,6 +65,7 @@ demo: install
 lint: deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	clang-format --dry-run --Werror csrc/*/*.c csrc/*/*.h
 
 test: install lint
 	SANGJA=$(SANGJA) $(PYTHON) -m pytest -q tests

@@ -63,10 +63,10 @@ def proc_stat(pid):
 
 
 def runtime_ids(root):
-    """The containers a runtime root holds state for: its dot-names are the runtime's own
-    (sangja's .seccomp-cache), never a container's."""
+    """The containers a runtime root holds state for: a name with an @ is no container id
+    (sangja's @seccomp cache, the engine's @net)."""
     try:
-        return sorted(n for n in os.listdir(root) if not n.startswith("."))
+        return sorted(n for n in os.listdir(root) if "@" not in n)
     except FileNotFoundError:
         return []
 

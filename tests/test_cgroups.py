@@ -115,6 +115,25 @@ def test_exec_joins_the_container_cgroups(rt):
     assert cgroup_lines(r.out) == cgroup_lines(read(f"/proc/{pid}/cgroup"))
 
 
+def test_a_hierarchy_mounted_again_elsewhere_counts_once(rt, tmp_path):
+    """A v1 hierarchy also visible at a second mountpoint (a container's /sys/fs/cgroup that
+    another runtime left in our mount namespace; here a read-only bind, in a private mount
+    namespace): the container's cgroup is made once, at /sys/fs/cgroup."""
+    hier = os.path.join(CGROUP_ROOT, "pids")
+    if not os.path.ismount(hier):
+        pytest.skip("no v1 pids hierarchy at /sys/fs/cgroup/pids on this host")
+    again = tmp_path / "again"
+    again.mkdir()
+    b = rt.bundle(config(["cat", "/proc/self/cgroup"]))
+    cid = rt.new_id()
+    script = f'mount --bind {hier} {again} && mount -o remount,bind,ro {again} && exec "$@"'
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                        *rt.argv("run", "--bundle", b.path, cid)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert cgroup_lines(p.stdout)["pids"].endswith("/" + cid)
+
+
 # -- every resource ---------------------------------------------------------------------------
 
 

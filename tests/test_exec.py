@@ -176,6 +176,34 @@ def test_exec_process_setup_from_config(rt):
     assert status["NoNewPrivs"] == "1"
 
 
+@pytest.mark.sangja_only("runc 1.1 reads the bundle's config.json again at exec")
+def test_exec_takes_the_process_create_recorded(rt):
+    """The bundle's config.json edited, then removed, after create: exec's process is still
+    the one the container was created with (the state dir's process.json)."""
+    c = sleeper()
+    c["process"]["env"] = ["PATH=/bin", "AT_CREATE=1"]
+    cid, _, b = running(rt, c)
+    edited = json.loads(read(os.path.join(b.path, "config.json")))
+    edited["process"]["env"] = ["PATH=/bin", "EDITED=1"]
+    with open(os.path.join(b.path, "config.json"), "w") as f:
+        json.dump(edited, f)
+    assert rt("exec", cid, "sh", "-c", "echo $AT_CREATE$EDITED").ok().out == "1\n"
+    os.unlink(os.path.join(b.path, "config.json"))
+    assert rt("exec", cid, "sh", "-c", "echo $AT_CREATE$EDITED").ok().out == "1\n"
+
+
+@pytest.mark.sangja_only("the state dir's process.json is sangja's")
+def test_exec_without_a_recorded_process(rt):
+    """A container made by a sangja that did not record its process: exec says so (and
+    takes --process), the container is left as it was."""
+    cid, _, _ = running(rt)
+    os.unlink(os.path.join(rt.root, cid, "process.json"))
+    r = rt("exec", cid, "true")
+    assert r.rc == 255
+    assert f"exec failed: container {cid} has no recorded process: use --process" in r.err
+    assert rt.status(cid) == "running"
+
+
 def test_exec_overrides(rt):
     """--env (appended, later wins), --cwd, --user, --additional-gids, --cap, --no-new-privs."""
     cid, _, _ = running(rt)

@@ -589,7 +589,7 @@ IDMAP = [{"containerID": 0, "hostID": 4000, "size": 10}]
 
 def need_idmapped_mounts(path, fs="its filesystem"):
     """Skip unless the kernel (5.12+) and the filesystem of `path` take idmapped mounts:
-    asked the way the runtime does it (csrc/mount_trees.c)."""
+    asked the way the runtime does it (csrc/launch/mount_trees.c)."""
     from sangja._native import launch
     from sangja.errors import LaunchError
 

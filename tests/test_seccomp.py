@@ -562,7 +562,7 @@ def test_no_enosys_stub_when_the_default_allows(rt):
 
 
 def _cache_entries(rt):
-    d = os.path.join(rt.root, ".seccomp-cache")
+    d = os.path.join(rt.root, "@seccomp")
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
@@ -587,7 +587,7 @@ def test_damaged_cache_entry_is_compiled_again(rt):
     c = seccomp_config([], [rule(["mkdirat"], "SCMP_ACT_ERRNO")])
     probe_run(rt, c, "true").ok()
     (entry,) = _cache_entries(rt)
-    path = os.path.join(rt.root, ".seccomp-cache", entry)
+    path = os.path.join(rt.root, "@seccomp", entry)
     with open(path, "r+b") as f:  # a program cut short: no longer an entry
         f.truncate(os.path.getsize(path) - 3)
     assert "mkdirat = -1 errno 1" in probe_run(rt, c, "probe sys mkdirat -100 s:/x 0").ok().out

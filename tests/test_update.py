@@ -16,8 +16,9 @@ from rtkit import (
     v1_files,
 )
 
+from sangja.cli import runcflags
 from sangja.errors import SangjaError
-from sangja.runtime import control
+from sangja.gounits import parse_size
 
 MiB = 1 << 20
 
@@ -158,20 +159,21 @@ def test_update_paused_container(rt):
         ("512KiB", 512 << 10),
         ("2 MB", 2 * MiB),
         ("1t", 1 << 40),
+        ("100kb", 100 << 10),
     ],
 )
 def test_parse_size(text, n):
-    assert control.parse_size(text) == n
+    assert parse_size(text) == n
 
 
 @pytest.mark.parametrize("text", ["abc", "", "m", "-5", "1x", "5ib"])
 def test_parse_size_refuses(text):
-    with pytest.raises(SangjaError, match="invalid size"):
-        control.parse_size(text)
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size(text)
 
 
 def test_resources_from_flags():
-    res = control.resources_from_flags(
+    res = runcflags.resources_from_flags(
         {
             "memory": "64m",
             "memory_swap": "-1",
@@ -189,4 +191,4 @@ def test_resources_from_flags():
         "blockIO": {"weight": 300},
     }
     with pytest.raises(SangjaError, match="invalid value for cpu-period"):
-        control.resources_from_flags({"cpu_period": "-5"})
+        runcflags.resources_from_flags({"cpu_period": "-5"})

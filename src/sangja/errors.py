@@ -51,3 +51,13 @@ def os_error(e: OSError, what: str) -> SangjaError:
     """Turn an OSError into a one-line SangjaError naming the operation and the path."""
     where = f" {e.filename}" if e.filename else ""
     return SangjaError(f"{what}{where}: {e.strerror}", errno=e.errno or 0, path=e.filename)
+
+
+def errno_text(e: OSError) -> str:
+    """An OSError's text as Go (runc) prints it, which engines match: 'no such file or
+    directory'. One helper for C and Python: the launch library's (csrc/launch/error.c)."""
+    if not e.errno:
+        return str(e.strerror or e)
+    from sangja._native import launch
+
+    return launch.strerror(e.errno)

@@ -96,7 +96,7 @@ def leftovers(s, cgroup_parent):
 def runtime_entries(run_root):
     """What the runtime's --root holds: its containers' state, and whatever the engine's
     network run dir (@net) still holds that it should not once no container runs."""
-    return [n for n in rtkit.runtime_ids(run_root) if n != "@net"] + net_leftovers(
+    return rtkit.runtime_ids(run_root) + net_leftovers(
         os.path.join(run_root, "@net"))  # fmt: skip
 
 

@@ -76,6 +76,16 @@ def test_stop_and_rm_killed_half_way(sj):
             if d.startswith(".") or len(d) == 64] == [inspect_id(sj, "s")]  # fmt: skip
 
 
+def test_image_rm_after_killed_create(sj):
+    """A `create` killed after its row: `image rm` (no listing before it) sweeps the dead
+    row itself, so the image is free and goes without -f."""
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    kill9(start_stopped(sj, "container", "create", "--name", "k", BUSYBOX, "true",
+                        failpoint="create:row"))  # fmt: skip
+    assert "Deleted: sha256:" in sj.ok("image", "rm", BUSYBOX).out
+    assert ps(sj) == {}
+
+
 def inspect_id(sj, name):
     import json
 

@@ -1,17 +1,17 @@
 # cython: language_level=3
-"""The binding to csrc/cgroup_bpf.h: cgroup v2 device control.
+"""The binding to csrc/cgroup/bpf.h: cgroup v2 device control.
 
 The program's instructions are built in Python (sangja.runtime.cgroups.devices); this only
 hands them to the kernel.
 """
 
-cdef extern from "launch.h" nogil:
+cdef extern from "launch/launch.h" nogil:
     struct sj_error:
         int err
         char msg[512]
 
 
-cdef extern from "cgroup_bpf.h" nogil:
+cdef extern from "cgroup/bpf.h" nogil:
     int sj_cgroup_attach_device_program(int cgroup_fd, const void *insns, size_t ninsns,
                                         sj_error *err)
 

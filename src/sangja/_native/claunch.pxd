@@ -1,29 +1,15 @@
-# Declarations of csrc/launch.h for the launch binding.
+# Declarations of csrc/launch/ for the launch binding: the plan and its entry points
+# (launch.h), the sync protocol (sync.h), errno texts (error.h).
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from posix.types cimport gid_t, pid_t, uid_t
 
 
-cdef extern from "launch.h" nogil:
+cdef extern from "launch/launch.h" nogil:
     enum: SJ_ERRMSG_MAX
 
     struct sj_error:
         int err
         char msg[SJ_ERRMSG_MAX]
-
-    enum:
-        SJ_MSG_GO
-        SJ_MSG_HOOKS
-        SJ_MSG_READY
-        SJ_MSG_ERROR
-        SJ_MSG_PID
-        SJ_MSG_CLOSED
-        SJ_MSG_SECCOMP
-
-    struct sj_msg:
-        uint32_t type
-        int32_t err
-        int64_t value
-        char text[SJ_ERRMSG_MAX]
 
     struct sj_nsjoin:
         int nstype
@@ -139,9 +125,31 @@ cdef extern from "launch.h" nogil:
         int sync_fd
 
     int sj_spawn(const sj_plan *plan, sj_spawned *out, sj_error *err)
-    int sj_sync_send(int fd, uint32_t type, sj_error *err)
-    int sj_sync_recv(int fd, sj_msg *msg, sj_error *err)
     int sj_run_hook(const sj_hook *hook, const char *const *state, size_t nstate, sj_error *err)
     int sj_source_tree(const char *source, int recursive, int userns_fd, int idmap_recursive,
                        sj_error *err)
     int sj_userns_fd(const char *uid_map, const char *gid_map, sj_error *err)
+
+
+cdef extern from "launch/sync.h" nogil:
+    enum:
+        SJ_MSG_GO
+        SJ_MSG_HOOKS
+        SJ_MSG_READY
+        SJ_MSG_ERROR
+        SJ_MSG_PID
+        SJ_MSG_CLOSED
+        SJ_MSG_SECCOMP
+
+    struct sj_msg:
+        uint32_t type
+        int32_t err
+        int64_t value
+        char text[SJ_ERRMSG_MAX]
+
+    int sj_sync_send(int fd, uint32_t type, sj_error *err)
+    int sj_sync_recv(int fd, sj_msg *msg, sj_error *err)
+
+
+cdef extern from "launch/error.h" nogil:
+    const char *sj_errno_text(int errnum, char *buf, size_t size)

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The binding to csrc/extract.h: a layer blob fd and a directory fd in, stats out.
+"""The binding to csrc/extract/extract.h: a layer blob fd and a directory fd in, stats out.
 
 Conversion only; the GIL is released for the whole extraction.
 """
@@ -12,7 +12,7 @@ from libc.string cimport strerror as c_strerror
 from sangja.errors import UnpackError
 
 
-cdef extern from "extract.h" nogil:
+cdef extern from "extract/extract.h" nogil:
     enum:
         SJ_COMP_AUTO
         SJ_COMP_NONE
@@ -56,7 +56,7 @@ cdef extern from "extract.h" nogil:
                    sj_extract_error *err)
 
 
-cdef extern from "extract_sha256.h" nogil:
+cdef extern from "extract/sha256.h" nogil:
     int sjx_sha256_accelerated()
 
 

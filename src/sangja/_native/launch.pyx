@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The binding to csrc/launch.h: a LaunchPlan (sangja.runtime.plan) in, a waiting init out.
+"""The binding to csrc/launch/: a LaunchPlan (sangja.runtime.plan) in, a waiting init out.
 
 Conversion only: every decision was taken in Python when the plan was compiled.
 """
@@ -256,6 +256,12 @@ def recv(int fd):
     return msg.type, msg.err, msg.text.decode(errors="replace"), msg.value
 
 
+def strerror(int errnum):
+    """errnum's text as Go (runc) prints it, as the init's messages have it (error.h)."""
+    cdef char buf[128]
+    return sj_errno_text(errnum, buf, sizeof(buf)).decode()
+
+
 def run_hook(path, args, env, timeout, state):
     """Run one OCI hook with `state` (bytes) on its stdin; raise LaunchError if it fails.
     `env` None: the hook gets our environment."""
@@ -279,7 +285,7 @@ def run_hook(path, args, env, timeout, state):
 
 def source_tree(source, bint recursive, int userns_fd, bint idmap_recursive):
     """A detached copy of the mount at `source` for the init to move into place (see
-    csrc/mount_trees.c), idmapped through `userns_fd` if >= 0. -> the fd (CLOEXEC)."""
+    csrc/launch/mount_trees.c), idmapped through `userns_fd` if >= 0. -> the fd (CLOEXEC)."""
     cdef _Arena a = _Arena()
     cdef sj_error err
     cdef const char *src = a.s(source)

@@ -9,7 +9,7 @@ from libc.stdint cimport int64_t, uint64_t
 from sangja.errors import PackError
 
 
-cdef extern from "pack.h" nogil:
+cdef extern from "pack/pack.h" nogil:
     enum:
         SJP_COMP_NONE
         SJP_COMP_GZIP

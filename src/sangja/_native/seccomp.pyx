@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The binding to csrc/seccomp_compile.h: rules in, a BPF program (bytes) out.
+"""The binding to csrc/seccomp/compile.h: rules in, a BPF program (bytes) out.
 
 Loaded only when a container has a seccomp filter: libseccomp stays out of every other
 runtime call.
@@ -14,13 +14,13 @@ from libc.string cimport memset
 from sangja.errors import SangjaError
 
 
-cdef extern from "launch.h" nogil:
+cdef extern from "launch/launch.h" nogil:
     struct sj_error:
         int err
         char msg[512]
 
 
-cdef extern from "seccomp_compile.h" nogil:
+cdef extern from "seccomp/compile.h" nogil:
     struct sj_scmp_arg:
         unsigned int index
         uint64_t value

@@ -27,10 +27,16 @@ def _store():
     return Store()
 
 
-def _images():
+def _images(frees=False):
+    """The engine's image policy; `frees` (rm, prune): with the sweep of dead containers
+    (engine/containers.py, imported only then), so a killed create holds no image."""
     from sangja.engine.images import Images
 
-    return Images(_store())
+    if not frees:
+        return Images(_store())
+    from sangja.engine.containers import collect_dead
+
+    return Images(_store(), collect_dead)
 
 
 def image_pull(opts, pos, g):
@@ -112,7 +118,7 @@ def image_rm(opts, pos, g):
     from sangja.image import reference
 
     need(pos, "image rm", 1)
-    images = _images()
+    images = _images(frees=True)
     failed = 0
     for s in pos:
         try:
@@ -206,7 +212,7 @@ def image_prune(opts, pos, g):
     from sangja.engine.units import human_size
 
     need(pos, "image prune", 0, 0)
-    res = _images().prune(all=opts.get("all", False))
+    res = _images(frees=True).prune(all=opts.get("all", False))
     deleted = res["ImagesDeleted"] or []
     if deleted:
         lines = [f"untagged: {d['Untagged']}" if "Untagged" in d else f"deleted: {d['Deleted']}"

@@ -61,7 +61,7 @@ _EXEC = {
     "--apparmor": ("apparmor", "v"),
 }
 
-# runc update's flags (runtime/control.py turns them into LinuxResources)
+# runc update's flags (cli/runcflags.py turns them into LinuxResources)
 _UPDATE = {
     "--resources": ("resources", "v"),
     "-r": ("resources", "v"),
@@ -244,12 +244,12 @@ def _resume(rt, opts, pos):
 
 
 def _update(rt, opts, pos):
-    from sangja.runtime import control
+    from sangja.cli import runcflags
 
     cid = _need_id(pos, "update")
     src = opts.get("resources")
     if src is None:
-        resources = control.resources_from_flags(opts)
+        resources = runcflags.resources_from_flags(opts)
     else:  # a file, or '-' for stdin (docker); the flags are then ignored, as by runc
         from sangja import jsonio
 
@@ -270,8 +270,8 @@ def _update(rt, opts, pos):
 
 
 def _events(rt, opts, pos):
+    from sangja.gounits import parse_duration
     from sangja.jsonio import dumps
-    from sangja.runtime.control import parse_duration
 
     cid = _need_id(pos, "events")
     text = opts.get("interval", "5s")
@@ -305,7 +305,7 @@ def _ps(rt, opts, pos):
 
         sys.stdout.write((dumps(pids) if pids else "null") + "\n")  # Go's nil slice, as runc
         return 0
-    from sangja.runtime.control import ps_table
+    from sangja.cli.runcflags import ps_table
 
     sys.stdout.write(ps_table(pids, ps_args))
     return 0

@@ -68,7 +68,7 @@ def _size(opts: dict, key: str, allow_unlimited: bool = False) -> int:
         return 0
     if allow_unlimited and v == "-1":
         return -1
-    from sangja.engine.units import parse_size
+    from sangja.gounits import parse_size
 
     try:
         return parse_size(v)
@@ -87,7 +87,7 @@ def _int(opts: dict, key: str, default=0):
 
 
 def _duration_ns(opts: dict, key: str) -> int:
-    from sangja.engine.units import parse_duration
+    from sangja.gounits import parse_duration
 
     v = opts.get(key)
     if not v:

@@ -105,7 +105,7 @@ class Containers:
         if self._images is None:
             from sangja.engine.images import Images
 
-            self._images = Images(self.store)
+            self._images = Images(self.store, lambda store: collect_dead(store, self))
         return self._images
 
     def paths(self, cid: str) -> ContainerPaths:
@@ -488,7 +488,7 @@ class Containers:
             lc = hc.get("LogConfig") or {}
             max_size = 0
             if (lc.get("Config") or {}).get("max-size"):
-                from sangja.engine.units import parse_size
+                from sangja.gounits import parse_size
 
                 max_size = parse_size(lc["Config"]["max-size"])
             exit_command = [sangja_binary(), "--root", self.runtime_root, "container",

@@ -194,7 +194,7 @@ def _check_host(hc: dict) -> None:
         if k not in ("max-size", "max-file"):
             raise InvalidArgument(f"unknown log opt '{k}' for {driver} log driver")
     if conf.get("max-size"):
-        from sangja.engine.units import parse_size
+        from sangja.gounits import parse_size
 
         try:
             parse_size(conf["max-size"])

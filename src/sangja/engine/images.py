@@ -15,12 +15,21 @@ from sangja.errors import SangjaError
 
 
 class Images:
-    def __init__(self, store=None):
+    """`collect_dead(store)` sweeps what killed container commands left (a killed create's
+    row still holds its image) before an image is freed: engine/containers.py's, passed in
+    by the caller, since containers stand above images (a container is made from one)."""
+
+    def __init__(self, store=None, collect_dead=None):
         if store is None:
             from sangja.image.store import Store
 
             store = Store()
         self.store = store
+        self.collect_dead = collect_dead
+
+    def _sweep(self):
+        if self.collect_dead is not None:
+            self.collect_dead(self.store)
 
     def event(self, action: str, actor: str, **attrs) -> None:
         """Docker's image event (engine/events.py): pull, push, tag, untag, delete, load,
@@ -143,9 +152,7 @@ class Images:
         deletes the image and whatever only it used; refused while a container holds it
         (with `force`: its names go, the image stays for the container, dangling).
         -> [{"Untagged": name} | {"Deleted": id}, ...]"""
-        from sangja.engine.containers import collect_dead
-
-        collect_dead(self.store)  # containers whose create was killed hold no image
+        self._sweep()  # containers whose create was killed hold no image
         store = self.store
         out: list[dict] = []
         with store.lock():
@@ -191,11 +198,10 @@ class Images:
         `labels`: only images whose config has them (KEY or KEY=VALUE), `not_labels`: none
         whose config has any.
         -> ImagePruneResponse."""
-        from sangja.engine.containers import collect_dead
         from sangja.engine.filters import label_match
         from sangja.engine.units import parse_timestamp
 
-        collect_dead(self.store)
+        self._sweep()
         store = self.store
         deleted, freed = [], 0
         with store.lock():

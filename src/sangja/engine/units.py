@@ -1,20 +1,10 @@
-"""Docker's units (go-units): sizes, durations and times as its CLI reads and prints them."""
+"""Docker's units (go-units) as its CLI prints them, and the times it reads; sizes and
+durations are read by sangja.gounits."""
 
 from __future__ import annotations
 
 import re
 import time
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?) *([kKmMgGtTpP]?)[bB]?$")
-_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_size(text: str) -> int:
-    """'512m', '1g', '1.5G', '100kb', '4096' -> bytes (1024-based, as `-m`).  ValueError."""
-    m = _SIZE.match(str(text).strip())
-    if not m:
-        raise ValueError(f"invalid size: '{text}'")
-    return int(float(m.group(1)) * _MULT[m.group(2).lower()])
 
 
 def human_size(n: float) -> str:
@@ -63,28 +53,6 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365} years"
 
 
-_DUR = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration: '10s', '1m30s', '500ms' -> seconds.  ValueError."""
-    t = str(text).strip()
-    if t in ("0", ""):
-        return 0.0
-    sign = -1 if t.startswith("-") else 1
-    t = t.lstrip("+-")
-    pos, total = 0, 0.0
-    for m in _DUR.finditer(t):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DUR_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(t) or not t:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
-
-
 def parse_timestamp(text: str, now: float | None = None) -> float:
     """`--since`/`--until`: a Unix time ('1700000000.5'), an RFC 3339 date or time
     ('2024-01-02', '2024-01-02T15:04:05Z', with an offset), or a duration before now ('10m',
@@ -97,8 +65,10 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
         return float(t)
     except ValueError:
         pass
+    from sangja.gounits import parse_duration
+
     try:
-        return now - parse_duration(t)
+        return now - (parse_duration(t) if t else 0.0)
     except ValueError:
         pass
     s = t.replace("Z", "+00:00")

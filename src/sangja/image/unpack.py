@@ -51,7 +51,7 @@ def unpack_layer(
     """Unpack `blob_path` into `layers_dir/<chain_id>` unless it is already there.
 
     parents: the unpacked parent layers, nearest first; only read, to resolve directories
-    this layer writes under without containing them (see csrc/extract.h).
+    this layer writes under without containing them (see csrc/extract/extract.h).
     sync: flush the new layer to disk before it is renamed into place, so that a crash
     never leaves a layer that looks whole but is not.
     Raises UnpackError; on any failure nothing is left behind in layers_dir.

@@ -169,5 +169,5 @@ ATIME_ATTRS = (
 
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
-# csrc/launch.h enum sj_mount_kind
+# csrc/launch/launch.h enum sj_mount_kind
 MOUNT_FS, MOUNT_BIND, MOUNT_SYMLINK, MOUNT_MKDIR, MOUNT_REMOUNT = 1, 2, 3, 4, 5

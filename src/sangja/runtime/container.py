@@ -1,7 +1,10 @@
 """The container lifecycle over the C launch path: create, start, state, kill, delete, run,
 exec.
 
-This is the runtime's Python API (the engine calls it directly, the CLI wraps it).
+This is the runtime's Python API (the engine calls it directly, the CLI wraps it). The
+Runtime owns the resources of a launch (the state dir, the exec fifo, the cgroup
+directories, the fds the plan names) and the one sync loop create and exec share; what is
+launched is the plan compiled by plan.py.
 """
 
 import _signal as signal  # the C module: `signal` pulls in enum (~1 ms)
@@ -10,13 +13,9 @@ import select
 import time
 
 from sangja import OCI_VERSION
-from sangja.errors import ExecError, LaunchError, NotFound, SangjaError, StateError
+from sangja.errors import ExecError, LaunchError, NotFound, SangjaError, StateError, errno_text
 from sangja.log import now_rfc3339
 from sangja.runtime import state as st
-from sangja.runtime.constants import CLONE_NEWUSER, NAMESPACES, NS_PROC_NAMES
-
-SECCOMP_FILE = "seccomp.bpf"  # in the state dir: the program exec loads too
-SECCOMP_CACHE = ".seccomp-cache"  # in the root: programs compiled before (seccomp.py)
 
 
 def _write_atomic(path, text):
@@ -26,10 +25,8 @@ def _write_atomic(path, text):
     os.rename(tmp, path)
 
 
-def _write_maps(pid, linux):
-    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        maps = linux.get(key) or ()
-        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+def _write_maps(pid, id_maps):
+    for name, text in zip(("uid_map", "gid_map"), id_maps, strict=True):
         path = f"/proc/{pid}/{name}"
         try:
             with open(path, "w") as f:
@@ -45,12 +42,6 @@ def _check_console(terminal, have_socket, detach):
         )
     if have_socket and not terminal:
         raise SangjaError("cannot use console socket if sangja will not allocate tty")
-
-
-def _go_strerror(e):
-    """'No such file or directory' -> 'no such file or directory', as Go prints errors."""
-    text = e.strerror or str(e)
-    return text[:1].lower() + text[1:]
 
 
 def reserve_preserved_fds(n):
@@ -81,6 +72,13 @@ def _pidfd_for(state):
         os.close(fd)
         return None
     return fd
+
+
+def _same_userns(pid, namespaces):
+    """Is the container's user namespace the runtime's own? (setns refuses to join that.)"""
+    if "user" not in namespaces:
+        return False
+    return os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino
 
 
 def _wait_pidfd(fd, timeout):
@@ -153,9 +151,15 @@ class Runtime:
         self.log = log
         self.systemd_cgroup = systemd_cgroup
 
-    def _warn(self, msg):
+    def warn(self, msg):
+        """A warning, to --log when there is one (as runc)."""
         if self.log:
             self.log.warn(msg)
+
+    def open(self, cid, shared=False):
+        """The container `cid`, locked (shared: others may read it meanwhile): its record
+        and status (state.Container; a context manager)."""
+        return st.Container.load(self.root, cid, shared=shared)
 
     # -- create ------------------------------------------------------------------------
     def create(self, cid, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
@@ -166,7 +170,7 @@ class Runtime:
         `console_fd`: instead of `console_socket`, a connected socket the pty master is sent
         to (the caller keeps and closes it; see tty.ConsoleRelay)."""
         from sangja.runtime import cgroups, spec
-        from sangja.runtime.plan import compile_plan
+        from sangja.runtime.plan import compile_create, namespace_paths
 
         st.check_id(cid)
         bundle = os.path.abspath(bundle)
@@ -176,31 +180,13 @@ class Runtime:
         terminal = bool(process.get("terminal"))
         _check_console(terminal, console_socket or console_fd is not None, detach)
         cg = cgroups.for_spec(config, cid, systemd=self.systemd_cgroup)
-        plan = compile_plan(config, bundle, cgroup_paths=cg, no_pivot=no_pivot, warn=self._warn)
-        filt = None
-        if (config.get("linux") or {}).get("seccomp") is not None:
-            # libseccomp is loaded here only: the BPF it builds goes into the plan, and into
-            # the state dir for exec, which never compiles it again.
-            from sangja.runtime import seccomp
-
-            filt = seccomp.compile_filter(config["linux"]["seccomp"], self._warn,
-                                          os.path.join(self.root, SECCOMP_CACHE))  # fmt: skip
-            plan.seccomp_bpf, plan.seccomp_flags = filt.bpf, filt.flags
-        plan.preserve_fds = preserve_fds
-        plan.log_fd = self.log.fileno() if self.log else -1
+        plan = compile_create(
+            config, bundle, cid, cgroups=cg.layout(), no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+            log_fd=self.log.fileno() if self.log else -1, warn=self.warn,
+            seccomp_cache=os.path.join(self.root, st.SECCOMP_CACHE),
+        )  # fmt: skip
         hooks = config.get("hooks") or {}
-        # prestart and createRuntime run here, in the runtime namespace, when the init stops
-        # before pivot_root; createContainer and startContainer are the init's own (C).
-        plan.hook_sync = bool(hooks.get("prestart") or hooks.get("createRuntime"))
-        if plan.create_container_hooks or plan.start_container_hooks:
-            from sangja import jsonio
-
-            members = self.spec_state({"ociVersion": OCI_VERSION, "id": cid, "bundle": bundle,
-                                       "annotations": config.get("annotations")}, None)  # fmt: skip
-            del members["pid"], members["status"]
-            plan.hook_state = jsonio.dumps(members)[1:-1]
-        if not no_new_keyring:
-            plan.session_keyring = cid
 
         cdir = st.ContainerDir.make(self.root, cid)
         fds = []
@@ -226,8 +212,8 @@ class Runtime:
                 # (an engine killed it), `delete --force` still finds and removes everything.
                 "creator": [os.getpid(), st.proc_start_time(os.getpid())],
             }
-            if filt:
-                state["seccomp"] = filt.state()
+            if plan.seccomp:
+                state["seccomp"] = plan.seccomp
             if not plan.own_mntns and plan.rootfs != "/":
                 # Our mounts will be in our own mount namespace, below a bind of the rootfs
                 # onto itself: what was there before is not ours to detach (mounttrees).
@@ -236,9 +222,12 @@ class Runtime:
                 before = mounttrees.mount_ids_at(plan.rootfs)
                 host_mounts = state["host_mounts"] = {"path": plan.rootfs, "before": before}
             cdir.write(state)
-            if filt:
-                with open(os.path.join(cdir.path, SECCOMP_FILE), "wb") as f:
-                    f.write(filt.bpf)
+            # What exec needs of the container, as compiled now (never the bundle again).
+            from sangja import jsonio
+
+            cdir.write_file(st.PROCESS_FILE, jsonio.dumps(process).encode())
+            if plan.seccomp_bpf:
+                cdir.write_file(st.SECCOMP_FILE, plan.seccomp_bpf)
             if exec_fifo:
                 os.mkfifo(cdir.fifo, 0o622)
                 os.chmod(cdir.fifo, 0o622)  # whatever our umask says
@@ -252,50 +241,33 @@ class Runtime:
             cg.create()
             cg_made = True
             linux = config.get("linux") or {}
-            cg.apply(linux, warn=self._warn)  # limits first: the init is limited when it joins
-            userns = plan.clone_flags & CLONE_NEWUSER or any(
-                f == CLONE_NEWUSER for f, _ in plan.joins
-            )
-            parent_joins = cg.prepare_spawn(plan, userns, fds)
-            if any(m.host_tree for m in plan.mounts):
-                from sangja.runtime import mounttrees
-
-                fds += mounttrees.open_trees(plan)
+            cg.apply(linux, warn=self.warn)  # limits first: the init is limited when it joins
+            self._open_plan_fds(plan, fds)
             from sangja._native import launch
 
             pid, pidfd, sync_fd = launch.spawn(plan)
             fds.append(sync_fd)
             state["pid"] = pid
-            if plan.clone_flags & CLONE_NEWUSER:  # maps first: the child waits for them
-                _write_maps(pid, linux)
+            if plan.id_maps:  # maps first: the child waits for them
+                _write_maps(pid, plan.id_maps)
             cg.started(pid)
             state["cgroups"] = cg.to_json()  # the systemd driver may have learnt more
-            if parent_joins:
-                cg.add(pid, parent_joins)
-            launch.send(sync_fd, launch.MSG_GO)
-            while True:
-                kind, err, text, value = launch.recv(sync_fd)
-                if kind == launch.MSG_READY:
-                    break
-                if kind == launch.MSG_SECCOMP:  # the notify listener: to listenerPath
-                    self._send_listener(state["seccomp"], value, pid, state, "creating")
-                    launch.send(sync_fd, launch.MSG_GO)
-                    continue
-                if kind == launch.MSG_HOOKS:
-                    from sangja.runtime import hooks as hk
+            if plan.parent_cgroup_joins:
+                cg.add(pid, plan.parent_cgroup_joins)
 
-                    hs = self.spec_state(state, "creating")
-                    for stage in ("prestart", "createRuntime"):
-                        hk.run_stage(hooks, stage, hs, fatal=True)
-                    launch.send(sync_fd, launch.MSG_GO)
-                    continue
-                if kind == launch.MSG_CLOSED:  # killed: by the OOM killer, say so
-                    self._why_init_died(cg, linux)
-                raise LaunchError(err, text)
+            def run_hooks():  # prestart and createRuntime, in the runtime namespace
+                from sangja.runtime import hooks as hk
+
+                hs = st.spec_state(state, "creating")
+                for stage in ("prestart", "createRuntime"):
+                    hk.run_stage(hooks, stage, hs, fatal=True)
+
+            self._sync(sync_fd, pid, state, "creating", on_hooks=run_hooks,
+                       on_died=lambda: self._why_init_died(cg, linux))  # fmt: skip
             state["pid_start"] = st.proc_start_time(pid)
             if state["pid_start"] is None:
                 raise SangjaError("container init exited during setup")
-            state["namespaces"] = self._ns_paths(pid, config)
+            state["namespaces"] = namespace_paths(plan.namespaces, pid)
             del state["creator"]
             cdir.write(state)
             if pid_file:
@@ -315,7 +287,7 @@ class Runtime:
                 try:
                     cg.destroy()
                 except SangjaError as e:
-                    self._warn(f"cleanup: {e}")
+                    self.warn(f"cleanup: {e}")
             if host_mounts:
                 self._release_host_mounts(host_mounts)
             cdir.remove()
@@ -328,12 +300,58 @@ class Runtime:
         cdir.close()
         return pid, pidfd
 
+    @staticmethod
+    def _open_plan_fds(plan, fds):
+        """The fds the plan names by path: the cgroup it is cloned into, the init's root
+        (exec), the detached trees of its mounts. Each is appended to `fds` (the caller
+        closes them once the process is spawned: it inherits them)."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        if plan.cgroup_dir is not None:
+            plan.cgroup_fd = os.open(plan.cgroup_dir, flags)
+            fds.append(plan.cgroup_fd)
+        if plan.exec_root is not None:
+            plan.exec_root_fd = os.open(plan.exec_root, os.O_PATH | flags)
+            fds.append(plan.exec_root_fd)
+        if any(m.host_tree for m in plan.mounts):
+            from sangja.runtime import mounttrees
+
+            fds += mounttrees.open_trees(plan)
+
+    def _sync(self, sync_fd, pid, state, status, on_hooks=None, on_died=None, exec_=False):
+        """Lead a spawned process through the sync protocol (csrc/launch/sync.h): GO, then
+        its messages until it is READY (create: it waits on the exec fifo now) or, for
+        exec, until it has called execve (the socket closes). HOOKS: `on_hooks()` runs the
+        runtime's hooks; SECCOMP: the notify fd goes to the listener. Anything else is the
+        error the process sent, raised (`on_died()` first, when it died without a word)."""
+        from sangja._native import launch
+
+        launch.send(sync_fd, launch.MSG_GO)
+        ready = False
+        while True:
+            kind, err, text, value = launch.recv(sync_fd)
+            if kind == launch.MSG_SECCOMP:  # the notify listener: to listenerPath
+                self._send_listener(state["seccomp"], value, pid, state, status)
+            elif kind == launch.MSG_HOOKS and on_hooks and not ready:
+                on_hooks()
+            elif kind == launch.MSG_READY and not ready:
+                if not exec_:
+                    return
+                ready = True  # the process keeps the socket until execve
+                continue
+            elif kind == launch.MSG_CLOSED and ready:
+                return  # closed after READY: execve ran
+            else:
+                if kind == launch.MSG_CLOSED and on_died:  # killed: by the OOM killer, say so
+                    on_died()
+                raise LaunchError(err, text)
+            launch.send(sync_fd, launch.MSG_GO)
+
     def _release_host_mounts(self, hm):
         from sangja.runtime import mounttrees
 
         why = mounttrees.release(hm["path"], set(hm.get("before") or ()))
         if why:
-            self._warn(f"cleanup: {why}")
+            self.warn(f"cleanup: {why}")
 
     @staticmethod
     def _why_init_died(cg, linux):
@@ -360,7 +378,7 @@ class Runtime:
 
         try:
             send_listener(sc.get("listenerPath"), sc.get("listenerMetadata"), fd, pid,
-                          self.spec_state(state, status))  # fmt: skip
+                          st.spec_state(state, status))  # fmt: skip
         finally:
             os.close(fd)
 
@@ -376,56 +394,10 @@ class Runtime:
                               path=path)  # fmt: skip
         return s.detach()
 
-    @staticmethod
-    def _ns_paths(pid, config):
-        return {
-            ns["type"]: ns.get("path") or f"/proc/{pid}/ns/{NS_PROC_NAMES[ns['type']]}"
-            for ns in (config.get("linux") or {}).get("namespaces") or ()
-        }
-
     # -- queries -----------------------------------------------------------------------
-    def _load(self, cid, shared=False):
-        cdir = st.ContainerDir.open(self.root, cid, shared=shared)
-        try:
-            return cdir, cdir.read()
-        except BaseException:
-            cdir.close()
-            raise
-
-    @staticmethod
-    def oci_state(state, status):
-        out = {
-            "ociVersion": state["ociVersion"],
-            "id": state["id"],
-            "pid": state["pid"] if status != "stopped" else 0,
-            "status": status,
-            "bundle": state["bundle"],
-            "rootfs": state["rootfs"],
-            "created": state["created"],
-            "owner": state.get("owner", ""),
-        }
-        if state.get("annotations"):
-            out["annotations"] = state["annotations"]
-        return out
-
-    @staticmethod
-    def spec_state(state, status):
-        """The state hooks get on stdin: the spec's State (runc's specs.State)."""
-        out = {
-            "ociVersion": state["ociVersion"],
-            "id": state["id"],
-            "status": status,
-            "pid": state.get("pid", 0) if status != "stopped" else 0,
-            "bundle": state["bundle"],
-        }
-        if state.get("annotations"):
-            out["annotations"] = state["annotations"]
-        return out
-
     def state(self, cid):
-        cdir, state = self._load(cid, shared=True)
-        with cdir:
-            return self.oci_state(state, st.status_of(state, cdir.fifo))
+        with self.open(cid, shared=True) as c:
+            return st.oci_state(c.record, c.status)
 
     def list(self):
         out = []
@@ -438,20 +410,18 @@ class Runtime:
 
     # -- start -------------------------------------------------------------------------
     def start(self, cid):
-        cdir, state = self._load(cid)
-        with cdir:
-            status = st.status_of(state, cdir.fifo)
-            if status == "stopped":
+        with self.open(cid) as c:
+            if c.status == "stopped":
                 raise StateError("cannot start a container that has stopped")
-            if status != "created":
-                raise StateError(f"cannot start an already {status} container")
-            failed = self._release(cdir, state)
+            if c.status != "created":
+                raise StateError(f"cannot start an already {c.status} container")
+            failed = self._release(c, c.record)
             if failed:
                 # A startContainer hook failed: the spec has the container destroyed and
                 # the poststop hooks run, as a delete would.
-                self._destroy(cdir, state, "stopped")
+                self._destroy(c, c.record, "stopped")
                 raise SangjaError(failed)
-        self._hooks(state, "poststart", "running")
+        self._hooks(c.record, "poststart", "running")
 
     def _release(self, cdir, state):
         """Open the exec fifo: the init, blocked on its write end, runs the startContainer
@@ -491,18 +461,16 @@ class Runtime:
 
     # -- kill / delete ------------------------------------------------------------------
     def kill(self, cid, sig=signal.SIGTERM, all=False):
-        cdir, state = self._load(cid)
-        with cdir:
-            status = st.status_of(state, cdir.fifo)
-            if status == "stopped" and not all:  # --all: whatever is left in the cgroup (runc)
+        with self.open(cid) as c:
+            if c.status == "stopped" and not all:  # --all: whatever is left in the cgroup (runc)
                 raise StateError("container not running")
             sig = parse_signal(sig)
             if all:
-                from sangja.runtime.cgroups import Cgroups
+                from sangja.runtime import cgroups
 
-                Cgroups.from_json(state["cgroups"]).signal_all(sig)
+                cgroups.load(c.record["cgroups"]).signal_all(sig)
                 return
-            pidfd = _pidfd_for(state)
+            pidfd = _pidfd_for(c.record)
             if pidfd is None:
                 raise StateError("container not running")
             try:
@@ -527,7 +495,7 @@ class Runtime:
                 if not force:
                     raise
                 # unreadable (damaged by hand, a full disk): nothing in it can be found
-                self._warn(f"{e}: removing the state dir of {cid} as it is")
+                self.warn(f"{e}: removing the state dir of {cid} as it is")
                 cdir.remove()
                 return
             try:
@@ -539,16 +507,16 @@ class Runtime:
                 if not force:
                     raise
                 # a state.json damaged where _destroy reads it: what it names is lost
-                self._warn(f"state of {cid} is damaged ({type(e).__name__}: {e}): removing "
+                self.warn(f"state of {cid} is damaged ({type(e).__name__}: {e}): removing "
                            "its state dir as it is")  # fmt: skip
                 cdir.remove()
 
     def _destroy(self, cdir, state, status):
         """Kill, remove the cgroups and our mounts, run poststop, remove the state dir last:
         nothing a hook does (fail, hang past its timeout) keeps the state dir."""
-        from sangja.runtime.cgroups import Cgroups
+        from sangja.runtime import cgroups
 
-        cg = Cgroups.from_json(state["cgroups"])
+        cg = cgroups.load(state["cgroups"])
         pidfd = _pidfd_for(state)
         if pidfd is not None:
             try:
@@ -556,7 +524,7 @@ class Runtime:
                 if status == "paused":
                     self._thaw(cg)  # a frozen process dies only once thawed
                 if not _wait_pidfd(pidfd, 10):
-                    self._warn(f"container {state['id']}: init did not exit after SIGKILL")
+                    self.warn(f"container {state['id']}: init did not exit after SIGKILL")
             except ProcessLookupError:
                 pass
             finally:
@@ -576,9 +544,9 @@ class Runtime:
         from sangja.runtime import hooks as hk
 
         try:
-            hk.run_stage(hooks, stage, self.spec_state(state, status), fatal=False, log=self.log)
+            hk.run_stage(hooks, stage, st.spec_state(state, status), fatal=False, log=self.log)
         except Exception as e:  # a state.json from an older sangja: never stop a delete
-            self._warn(f"{stage} hooks: {e}")
+            self.warn(f"{stage} hooks: {e}")
 
     @staticmethod
     def _thaw(cg):
@@ -646,7 +614,7 @@ class Runtime:
                 raise ExecError(f"exec failed: {e}", errno=e.errno, path=e.path) from None
             except OSError as e:
                 where = f" {e.filename}" if e.filename else ""
-                raise ExecError(f"exec failed: {_go_strerror(e)}{where}", errno=e.errno or 0,
+                raise ExecError(f"exec failed: {errno_text(e)}{where}", errno=e.errno or 0,
                                 path=e.filename) from None  # fmt: skip
             if detach:
                 return 0
@@ -663,15 +631,15 @@ class Runtime:
                     process_label, apparmor):  # fmt: skip
         """Launch the exec'd process, holding the container's lock shared (a delete waits).
         -> (pid, ConsoleRelay or None) once it has called execve."""
-        from sangja.runtime.plan import LaunchPlan, compile_process
+        from sangja.runtime.plan import compile_exec, exec_process
+        from sangja.runtime.spec import load_process
 
-        cdir, state = self._load(cid, shared=True)
+        c = self.open(cid, shared=True)
+        state, status = c.record, c.status
         fds = []
         pid = None
-        started = False
         relay = None
         try:
-            status = st.status_of(state, cdir.fifo)
             if status == "stopped":
                 raise StateError("cannot exec in a stopped container")
             if status == "creating":
@@ -681,38 +649,31 @@ class Runtime:
                     "cannot exec in a paused container (use --ignore-paused to override)"
                 )
             if process:
-                proc = self._read_process(process)
+                proc = load_process(process)
             else:
-                proc = self._cli_process(state, args, tty, cwd, env, user, additional_gids,
-                                         caps, no_new_privs, process_label, apparmor)  # fmt: skip
+                from sangja import jsonio
+
+                try:
+                    base = jsonio.loads(c.read_file(st.PROCESS_FILE))
+                except FileNotFoundError:  # made by a sangja that did not record it
+                    raise StateError(f"container {cid} has no recorded process: use --process")
+                proc = exec_process(base, args, tty, cwd, env, user, additional_gids, caps,
+                                    no_new_privs, process_label, apparmor)  # fmt: skip
             terminal = bool(proc.get("terminal"))
             _check_console(terminal, bool(console_socket), detach)
-            namespaces = state.get("namespaces") or {}
-            plan = LaunchPlan()
-            compile_process(plan, proc, namespaces, self._warn)
-            plan.preserve_fds = preserve_fds
-            plan.log_fd = self.log.fileno() if self.log else -1
-            if not state.get("no_new_keyring"):
-                plan.session_keyring = cid
-            unified, plan.cgroup_join = self._exec_cgroups(state.get("cgroups") or {}, cgroup)
-            if unified:
-                plan.cgroup_fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                fds.append(plan.cgroup_fd)
             pidfd = _pidfd_for(state)
             if pidfd is None:
                 raise StateError("cannot exec in a stopped container")
             fds.append(pidfd)
+            plan = compile_exec(
+                state, proc, cgroup=cgroup, preserve_fds=preserve_fds,
+                log_fd=self.log.fileno() if self.log else -1,
+                seccomp_bpf=c.read_file(st.SECCOMP_FILE) if state.get("seccomp") else None,
+                join_userns=not _same_userns(state["pid"], state.get("namespaces") or {}),
+                warn=self.warn,
+            )  # fmt: skip
             plan.exec_pidfd = pidfd
-            plan.exec_nstypes = self._exec_nstypes(state["pid"], namespaces)
-            if "mount" not in namespaces:  # the init is chrooted in our own: so are we
-                plan.exec_root_fd = os.open(f"/proc/{state['pid']}/root",
-                                            os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # fmt: skip
-                fds.append(plan.exec_root_fd)
-            sc = state.get("seccomp")
-            if sc:  # the container's filter, as create built it
-                with open(os.path.join(cdir.path, SECCOMP_FILE), "rb") as f:
-                    plan.seccomp_bpf = f.read()
-                plan.seccomp_flags = sc["flags"]
+            self._open_plan_fds(plan, fds)
             if terminal and console_socket:
                 plan.console_fd = self._console_fd(console_socket)
                 fds.append(plan.console_fd)
@@ -725,19 +686,7 @@ class Runtime:
 
             pid, child_pidfd, sync_fd = launch.spawn(plan)
             fds += [child_pidfd, sync_fd]
-            launch.send(sync_fd, launch.MSG_GO)
-            kind, err, text, value = launch.recv(sync_fd)
-            if kind == launch.MSG_SECCOMP:
-                self._send_listener(sc, value, pid, state, status)
-                launch.send(sync_fd, launch.MSG_GO)
-                kind, err, text, value = launch.recv(sync_fd)
-            if kind == launch.MSG_READY:
-                # The process keeps the socket until execve: closed means it ran.
-                kind, err, text, value = launch.recv(sync_fd)
-                if kind == launch.MSG_CLOSED:
-                    started = True
-            if not started:
-                raise LaunchError(err, text)
+            self._sync(sync_fd, pid, state, status, exec_=True)
             if relay:
                 relay.accept()
             return pid, relay
@@ -757,118 +706,7 @@ class Runtime:
         finally:
             for fd in fds:
                 os.close(fd)
-            cdir.close()
-
-    @staticmethod
-    def _read_process(path):
-        """--process FILE: a process.json, validated as config.json's process is."""
-        from sangja import jsonio
-        from sangja.errors import ConfigError
-        from sangja.runtime.spec import check_strings, validate_process
-
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise SangjaError(f"open {path}: {_go_strerror(e)}", errno=e.errno, path=path)
-        try:
-            proc = jsonio.loads(data)
-        except ValueError as e:
-            raise ConfigError(f"{path}: invalid JSON: {e}", path=path)
-        try:
-            check_strings(proc, "process")
-            return validate_process(proc)
-        except ConfigError as e:
-            msg = str(e).replace("config.json: process.", f"{path}: ", 1)
-            raise ConfigError(msg.replace("config.json: process", f"{path}: process", 1),
-                              path=path)  # fmt: skip
-
-    def _cli_process(self, state, args, tty, cwd, env, user, additional_gids, caps,
-                     no_new_privs, process_label, apparmor):  # fmt: skip
-        """The container's config.json process with exec's command line applied (as runc)."""
-        from sangja.runtime import spec as spec_mod
-
-        if not args:
-            raise SangjaError("process args cannot be empty")
-        config = spec_mod.load(state["bundle"])
-        proc = dict(config.get("process") or {"cwd": "/"})
-        proc["args"] = list(args)
-        proc["terminal"] = bool(tty)
-        if cwd:
-            proc["cwd"] = cwd
-        if apparmor:
-            proc["apparmorProfile"] = apparmor
-        if process_label:
-            proc["selinuxLabel"] = process_label
-        if caps:
-            have = dict(proc.get("capabilities") or {})
-            for kind in ("bounding", "effective", "permitted"):
-                have[kind] = list(have.get(kind) or ()) + list(caps)
-            # Ambient ones need inheritable ones: only when the config has those (as runc).
-            if have.get("inheritable") is not None:
-                have["ambient"] = list(have.get("ambient") or ()) + list(caps)
-            proc["capabilities"] = have
-        proc["env"] = list(proc.get("env") or ()) + list(env)
-        if no_new_privs is not None:
-            proc["noNewPrivileges"] = bool(no_new_privs)
-        u = dict(proc.get("user") or {})
-        if user:
-            uid, _, gid = str(user).partition(":")
-            try:
-                u["uid"] = int(uid)
-                if gid:
-                    u["gid"] = int(gid)
-            except ValueError:
-                raise SangjaError(f"invalid user {user!r}: want UID[:GID], numeric")
-        if additional_gids:
-            try:
-                extra = [int(g) for g in additional_gids]
-            except ValueError:
-                raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
-            u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
-        proc["user"] = u
-        # (config.json's strings were checked by load; what comes from our command line is
-        # the caller's bytes, passed on as they are)
-        return spec_mod.validate_process(proc)
-
-    @staticmethod
-    def _exec_nstypes(pid, namespaces):
-        """CLONE_NEW* of the container's namespaces to join (setns refuses our own user ns)."""
-        flags = 0
-        for typ in namespaces:
-            if typ == "user":
-                own = os.stat("/proc/self/ns/user").st_ino
-                if os.stat(f"/proc/{pid}/ns/user").st_ino == own:
-                    continue
-            flags |= NAMESPACES[typ]
-        return flags
-
-    @staticmethod
-    def _exec_cgroups(cg, sub):
-        """Where the exec'd process goes: (the unified cgroup it is cloned into, or None;
-        the v1 `tasks` files its intermediate writes "0" to). The container's own cgroups,
-        or sub-cgroups of them with --cgroup [CONTROLLER[,CONTROLLER]:]PATH (as runc)."""
-        wanted = {}
-        for item in sub or ():
-            ctrls, _, rel = item.rpartition(":")
-            for c in ctrls.split(","):
-                wanted[c] = rel
-        unified, tasks = None, []
-        for name, path in (cg.get("paths") or {}).items():
-            rel = next((wanted[c] for c in name.split(",") if c in wanted), wanted.get(""))
-            if rel:
-                sub_path = os.path.normpath(f"{path}/{rel}")
-                if not sub_path.startswith(path.rstrip("/") + "/"):
-                    raise SangjaError(f"--cgroup {rel}: not inside the container's cgroup")
-                if not os.path.isdir(sub_path):
-                    raise SangjaError(f"--cgroup: {sub_path} does not exist", errno=2,
-                                      path=sub_path)  # fmt: skip
-                path = sub_path
-            if name == "":  # the unified hierarchy (v2, or next to v1 on a hybrid host)
-                unified = path
-            else:
-                tasks.append(f"{path}/tasks")
-        return unified, tasks
+            c.close()
 
     # -- run ---------------------------------------------------------------------------
     def run(self, cid, bundle=".", pid_file=None, console_socket=None, detach=False,

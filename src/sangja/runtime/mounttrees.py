@@ -2,13 +2,13 @@
 own mount namespace (a container without one).
 
 - Detached trees (plan.Mount.host_tree): a copy of a bind source made here, in the runtime's
-  namespaces and with its credentials (open_tree, csrc/mount_trees.c), which the init only
+  namespaces and with its credentials (open_tree, csrc/launch/mount_trees.c), which the init only
   moves into place. For a container in a user namespace, whose root may not even reach a
   source under a directory only the host's root can enter; and for idmapped mounts, whose
   MOUNT_ATTR_IDMAP needs privileges over the source's filesystem and a user namespace
   holding the mapping (made here too, one per distinct mapping).
 - Without a mount namespace of its own, the init binds the rootfs onto itself in the
-  runtime's and mounts everything below it (csrc/launch.h): `release` detaches that bind,
+  runtime's and mounts everything below it (csrc/launch/launch.h): `release` detaches that bind,
   and everything below it, at delete or when create fails.
 """
 

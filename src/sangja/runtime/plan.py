@@ -1,12 +1,23 @@
-"""Compile a validated config.json into a launch plan for the C init (csrc/launch.h).
+"""The launch plan of `create` and of `exec`, compiled here and nowhere else: the C init
+(csrc/launch/launch.h) only acts on it.
 
 Everything that can be decided in Python is decided here: namespace flags, the flat mount
-list with flags parsed, devices, capability masks, rlimits, argv/env. The C side only acts.
+list with flags parsed, devices, capability masks, rlimits, argv/env, the seccomp program,
+the hooks the init runs, the session keyring, the log fd and preserved fds, which cgroups the
+init joins and which the runtime moves it into, the uid/gid maps the runtime writes. A plan is
+data: compiling opens no fd and changes nothing on the host (it reads what it must: a bind
+mount's source, the rootfs, the runtime's bounding set, whether an LSM is on). The Runtime
+(container.py) then opens the fds the plan names (exec fifo, console, cgroup directory,
+mount trees, the init's pidfd and root) and spawns.
+
+`compile_create(config.json, ...)` for create; `compile_exec(state record, process, ...)` for
+exec, from what create recorded, never from the bundle (its config.json may have changed).
 """
 
 import os
 import stat
 
+from sangja import OCI_VERSION
 from sangja.errors import ConfigError, SangjaError
 from sangja.runtime import constants as K
 
@@ -65,7 +76,8 @@ class Device:
 
 
 class LaunchPlan:
-    """Mirrors struct sj_plan; the defaults are 'leave as is'."""
+    """Mirrors struct sj_plan; the defaults are 'leave as is'. The fd fields stay -1 here:
+    the Runtime fills them from the paths below the "for the Runtime" line."""
 
     def __init__(self):
         self.clone_flags = 0
@@ -119,6 +131,13 @@ class LaunchPlan:
         self.exec_root_fd = -1  # exec without a mount namespace: the init's root
         self.seccomp_bpf = None  # bytes: a BPF program (runtime/seccomp.py)
         self.seccomp_flags = 0  # SECCOMP_FILTER_FLAG_*
+        # -- for the Runtime: what it opens, writes and records around the spawn ----------
+        self.namespaces = {}  # type -> path joined, or None: made
+        self.id_maps = None  # (uid_map, gid_map) texts the runtime writes for a new userns
+        self.cgroup_dir = None  # the unified cgroup the init is cloned into (-> cgroup_fd)
+        self.parent_cgroup_joins = []  # cgroups the runtime moves the init into after spawn
+        self.exec_root = None  # exec without a mount namespace: the init's root (-> fd)
+        self.seccomp = None  # what state.json keeps of the filter (seccomp.Filter.state)
 
 
 # The devices every container gets (runc's AllowedDevices that are created), and the links.
@@ -204,7 +223,7 @@ def _idmap(m, w, options, is_bind, linux, namespaces):
     return ("maps", _maps_text(linux.get("uidMappings")), _maps_text(linux.get("gidMappings")))
 
 
-def compile_mount(m, bundle, cgroup_paths, namespaces, linux=None, where="mounts[?]"):
+def compile_mount(m, bundle, cgroups, namespaces, linux=None, where="mounts[?]"):
     """One config.json mount -> one or more plan mounts."""
     dest = os.path.normpath(os.path.join("/", m["destination"]))
     options = m.get("options") or ()
@@ -234,7 +253,7 @@ def compile_mount(m, bundle, cgroup_paths, namespaces, linux=None, where="mounts
             )
         ]  # fmt: skip
     if typ == "cgroup":
-        return _cgroup_mounts(dest, flags, cgroup_paths, "cgroup" in namespaces)
+        return _cgroup_mounts(dest, flags, cgroups, "cgroup" in namespaces)
     if not typ:
         raise ConfigError(f"config.json: mount to {dest} has no type")
     if flags & K.MS_REMOUNT:
@@ -259,22 +278,23 @@ def compile_mount(m, bundle, cgroup_paths, namespaces, linux=None, where="mounts
     ]  # fmt: skip
 
 
-def _cgroup_mounts(dest, flags, cgroup_paths, own_cgroupns):
-    """A `cgroup` mount: the container's own cgroups, read-only by default, as runc lays them."""
+def _cgroup_mounts(dest, flags, cgroups, own_cgroupns):
+    """A `cgroup` mount: the container's own cgroups, read-only by default, as runc lays them.
+    `cgroups`: the manager's layout ({"paths": {hierarchy: dir}, "unified": bool}) or None."""
     ro = flags & K.MS_RDONLY
     base = K.MOUNT_ATTR_NOSUID | K.MOUNT_ATTR_NODEV | K.MOUNT_ATTR_NOEXEC
-    if cgroup_paths is None:  # no cgroup driver: an empty tmpfs keeps the layout
+    if cgroups is None:  # no cgroup driver: an empty tmpfs keeps the layout
         return [Mount(K.MOUNT_FS, dest, source="tmpfs", fstype="tmpfs", flags=flags,
                       data="mode=755")]  # fmt: skip
-    if cgroup_paths.unified:
+    if cgroups["unified"]:
         if own_cgroupns:
             return [Mount(K.MOUNT_FS, dest, source="cgroup", fstype="cgroup2", flags=flags)]
-        return [Mount(K.MOUNT_BIND, dest, source=cgroup_paths.unified_path,
+        return [Mount(K.MOUNT_BIND, dest, source=cgroups["paths"][""],
                       attr_set=base | (K.MOUNT_ATTR_RDONLY if ro else 0))]  # fmt: skip
     out = [Mount(K.MOUNT_FS, dest, source="tmpfs", fstype="tmpfs",
                  flags=(flags & ~K.MS_RDONLY) | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC,
                  data="mode=755")]  # fmt: skip
-    for name, host_path in cgroup_paths.v1_mounts():
+    for name, host_path in sorted((n, p) for n, p in cgroups["paths"].items() if n):
         out.append(Mount(K.MOUNT_BIND, f"{dest}/{name}", source=host_path,
                          attr_set=base | (K.MOUNT_ATTR_RDONLY if ro else 0)))  # fmt: skip
         if "," in name:  # comounted controllers: cpu -> cpu,cpuacct
@@ -333,20 +353,6 @@ def apparmor_enabled():
             return f.read(1) == b"Y"
     except OSError:
         return False
-
-
-def hook_entries(items):
-    """config.json hooks of one stage -> [(path, args, env, timeout)] for the C runner; env
-    None when the hook has none (it gets the runtime's environment, as with runc)."""
-    out = []
-    for h in items or ():
-        env = h.get("env")
-        timeout = h.get("timeout") or 0
-        if not isinstance(timeout, int) or not 0 <= timeout < 1 << 31:
-            timeout = 0  # a state.json from before timeouts were checked
-        out.append((h["path"], list(h.get("args") or ()), None if env is None else list(env),
-                    timeout))  # fmt: skip
-    return out
 
 
 def compile_process(plan, process, namespaces, warn):
@@ -410,11 +416,15 @@ def compile_process(plan, process, namespaces, warn):
     plan.console_cols = cs.get("width") or 0
 
 
-def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
-    """A validated spec -> LaunchPlan (without fds: the caller adds those)."""
+def compile_create(spec, bundle, cid, cgroups=None, no_pivot=False, no_new_keyring=False,
+                   preserve_fds=0, log_fd=-1, warn=print, seccomp_cache=None):  # fmt: skip
+    """A validated config.json -> the whole LaunchPlan of `create ID`. `cgroups`: the cgroup
+    manager's layout (cgroups.Manager.layout: paths, unified, clone_into, join), or None
+    for no cgroups; `log_fd`: where the init writes an error it can no longer send;
+    `seccomp_cache`: a directory of programs compiled before (seccomp.compile_filter)."""
     plan = LaunchPlan()
     linux = spec.get("linux") or {}
-    namespaces = {}
+    namespaces = plan.namespaces
     for ns in linux.get("namespaces") or ():
         namespaces[ns["type"]] = ns.get("path")
         flag = K.NAMESPACES[ns["type"]]
@@ -444,7 +454,7 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
     plan.root_readonly = bool(root.get("readonly"))
     plan.no_pivot = no_pivot
     # Without a mount namespace the container's mounts are made in the runtime's (below a
-    # bind of the rootfs, which delete detaches) and the init chroots: see csrc/launch.h.
+    # bind of the rootfs, which delete detaches) and the init chroots: see csrc/launch/launch.h.
     plan.own_mntns = "mount" in namespaces
     prop = linux.get("rootfsPropagation")
     if prop:
@@ -454,7 +464,7 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
 
     dev_bound = False
     for i, m in enumerate(spec.get("mounts") or ()):
-        compiled = compile_mount(m, bundle, cgroup_paths, namespaces, linux, f"mounts[{i}]")
+        compiled = compile_mount(m, bundle, cgroups, namespaces, linux, f"mounts[{i}]")
         if os.path.normpath(m["destination"]) == "/dev" and compiled[0].kind == K.MOUNT_BIND:
             dev_bound = True
         plan.mounts.extend(compiled)
@@ -496,7 +506,165 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
     if process is None:
         raise ConfigError("config.json: process is required to create a container")
     compile_process(plan, process, namespaces, warn)
-    hooks = spec.get("hooks") or {}
-    plan.create_container_hooks = hook_entries(hooks.get("createContainer"))
-    plan.start_container_hooks = hook_entries(hooks.get("startContainer"))
+    if linux.get("seccomp") is not None:
+        # libseccomp is loaded here only: the program goes into the plan, and into the state
+        # dir for exec, which never compiles it again.
+        from sangja.runtime import seccomp
+
+        filt = seccomp.compile_filter(linux["seccomp"], warn, seccomp_cache)
+        plan.seccomp_bpf, plan.seccomp_flags = filt.bpf, filt.flags
+        plan.seccomp = filt.state()
+    plan.preserve_fds = preserve_fds
+    plan.log_fd = log_fd
+    if not no_new_keyring:
+        plan.session_keyring = cid
+    _compile_hooks(plan, spec, cid, bundle)
+    if plan.clone_flags & K.CLONE_NEWUSER:  # the runtime writes them: the init waits
+        plan.id_maps = (_maps_text(linux.get("uidMappings") or ()),
+                        _maps_text(linux.get("gidMappings") or ()))  # fmt: skip
+    if cgroups is not None:
+        plan.cgroup_dir = cgroups.get("clone_into")
+        _cgroup_joins(plan, cgroups.get("join") or (), userns)
     return plan
+
+
+def _compile_hooks(plan, spec, cid, bundle):
+    """prestart and createRuntime run in the runtime, when the init stops before pivot_root
+    (hook_sync); createContainer and startContainer are the init's own, with the state's
+    members but pid and status (which the init knows) as hook_state."""
+    hooks = spec.get("hooks")
+    if not hooks:
+        return
+    from sangja.runtime.hooks import entries
+
+    plan.hook_sync = bool(hooks.get("prestart") or hooks.get("createRuntime"))
+    plan.create_container_hooks = entries(hooks.get("createContainer"))
+    plan.start_container_hooks = entries(hooks.get("startContainer"))
+    if plan.create_container_hooks or plan.start_container_hooks:
+        from sangja import jsonio
+
+        members = {"ociVersion": OCI_VERSION, "id": cid, "bundle": bundle}
+        if spec.get("annotations"):
+            members["annotations"] = spec["annotations"]
+        plan.hook_state = jsonio.dumps(members)[1:-1]
+
+
+def _cgroup_joins(plan, dirs, userns):
+    """The v1 cgroups `dirs` are joined by the init itself (a `tasks` file each, see
+    csrc/launch/launch.h); in a user namespace it may not write them: then the runtime
+    moves it (parent_cgroup_joins) before it lets the init go on."""
+    if userns:
+        plan.cgroup_join, plan.parent_cgroup_joins = [], list(dirs)
+    else:
+        plan.cgroup_join, plan.parent_cgroup_joins = [f"{p}/tasks" for p in dirs], []
+
+
+def namespace_paths(namespaces, pid):
+    """What state.json records of the namespaces: the path joined, or the init's own."""
+    return {t: p or f"/proc/{pid}/ns/{K.NS_PROC_NAMES[t]}" for t, p in namespaces.items()}
+
+
+# -- exec ------------------------------------------------------------------------------------
+
+
+def compile_exec(state, process, cgroup=(), preserve_fds=0, log_fd=-1, seccomp_bpf=None,
+                 join_userns=True, warn=print):  # fmt: skip
+    """The LaunchPlan of `exec`: `process` (validated) into the container as create recorded
+    it in `state` (state.json: its init's pid, namespaces, cgroups, seccomp flags, keyring).
+    `cgroup`: exec's --cgroup [CONTROLLER[,CONTROLLER]:]PATH items; `seccomp_bpf`: the
+    container's program (the state dir's seccomp.bpf); `join_userns`: False when the
+    container's user namespace is the runtime's own (setns refuses that one)."""
+    plan = LaunchPlan()
+    namespaces = state.get("namespaces") or {}
+    compile_process(plan, process, namespaces, warn)
+    plan.preserve_fds = preserve_fds
+    plan.log_fd = log_fd
+    if not state.get("no_new_keyring"):
+        plan.session_keyring = state["id"]
+    plan.cgroup_dir, plan.cgroup_join = exec_cgroups(state.get("cgroups") or {}, cgroup)
+    for typ in namespaces:
+        if typ != "user" or join_userns:
+            plan.exec_nstypes |= K.NAMESPACES[typ]
+    if "mount" not in namespaces:  # the init is chrooted in our own: so are we
+        plan.exec_root = f"/proc/{state['pid']}/root"
+    sc = state.get("seccomp")
+    if sc:  # the container's filter, as create built it
+        plan.seccomp_bpf, plan.seccomp_flags = seccomp_bpf, sc["flags"]
+    return plan
+
+
+def exec_cgroups(cg, sub):
+    """Where the exec'd process goes: (the unified cgroup it is cloned into, or None; the
+    v1 `tasks` files its intermediate writes "0" to). The container's own cgroups (`cg`:
+    their record), or sub-cgroups of them with --cgroup [CONTROLLER[,CONTROLLER]:]PATH (as
+    runc)."""
+    wanted = {}
+    for item in sub or ():
+        ctrls, _, rel = item.rpartition(":")
+        for c in ctrls.split(","):
+            wanted[c] = rel
+    unified, tasks = None, []
+    for name, path in (cg.get("paths") or {}).items():
+        rel = next((wanted[c] for c in name.split(",") if c in wanted), wanted.get(""))
+        if rel:
+            sub_path = os.path.normpath(f"{path}/{rel}")
+            if not sub_path.startswith(path.rstrip("/") + "/"):
+                raise SangjaError(f"--cgroup {rel}: not inside the container's cgroup")
+            if not os.path.isdir(sub_path):
+                raise SangjaError(f"--cgroup: {sub_path} does not exist", errno=2,
+                                  path=sub_path)  # fmt: skip
+            path = sub_path
+        if name == "":  # the unified hierarchy (v2, or next to v1 on a hybrid host)
+            unified = path
+        else:
+            tasks.append(f"{path}/tasks")
+    return unified, tasks
+
+
+def exec_process(base, args, tty=False, cwd=None, env=(), user=None, additional_gids=(),
+                 caps=(), no_new_privs=None, process_label=None, apparmor=None):  # fmt: skip
+    """The container's process (`base`, as create recorded it) with exec's command line
+    applied, as runc applies it; validated."""
+    from sangja.runtime.spec import validate_process
+
+    if not args:
+        raise SangjaError("process args cannot be empty")
+    proc = dict(base)
+    proc["args"] = list(args)
+    proc["terminal"] = bool(tty)
+    if cwd:
+        proc["cwd"] = cwd
+    if apparmor:
+        proc["apparmorProfile"] = apparmor
+    if process_label:
+        proc["selinuxLabel"] = process_label
+    if caps:
+        have = dict(proc.get("capabilities") or {})
+        for kind in ("bounding", "effective", "permitted"):
+            have[kind] = list(have.get(kind) or ()) + list(caps)
+        # Ambient ones need inheritable ones: only when the config has those (as runc).
+        if have.get("inheritable") is not None:
+            have["ambient"] = list(have.get("ambient") or ()) + list(caps)
+        proc["capabilities"] = have
+    proc["env"] = list(proc.get("env") or ()) + list(env)
+    if no_new_privs is not None:
+        proc["noNewPrivileges"] = bool(no_new_privs)
+    u = dict(proc.get("user") or {})
+    if user:
+        uid, _, gid = str(user).partition(":")
+        try:
+            u["uid"] = int(uid)
+            if gid:
+                u["gid"] = int(gid)
+        except ValueError:
+            raise SangjaError(f"invalid user {user!r}: want UID[:GID], numeric")
+    if additional_gids:
+        try:
+            extra = [int(g) for g in additional_gids]
+        except ValueError:
+            raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
+        u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
+    proc["user"] = u
+    # (the recorded process was checked at create; what comes from our command line is the
+    # caller's bytes, passed on as they are)
+    return validate_process(proc)

@@ -3,7 +3,7 @@ default profile (Docker's).
 
 The rules are read and checked here (a clear error naming the bad field), libseccomp builds
 the program in this process (sangja._native.seccomp, imported by compile_filter only), and
-the init only loads the bytes (csrc/seccomp_load.c). Nothing else here loads libseccomp:
+the init only loads the bytes (csrc/launch/seccomp.c). Nothing else here loads libseccomp:
 exec and the engine may import this module freely.
 """
 

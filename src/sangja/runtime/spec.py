@@ -154,6 +154,28 @@ def load(bundle):
     return spec
 
 
+def load_process(path):
+    """exec --process FILE: a process.json, validated as config.json's process is."""
+    from sangja.errors import errno_text
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"open {path}: {errno_text(e)}", errno=e.errno, path=path)
+    try:
+        proc = jsonio.loads(data)
+    except ValueError as e:
+        raise ConfigError(f"{path}: invalid JSON: {e}", path=path)
+    try:
+        check_strings(proc, "process")
+        return validate_process(proc)
+    except ConfigError as e:
+        msg = str(e).replace("config.json: process.", f"{path}: ", 1)
+        raise ConfigError(msg.replace("config.json: process", f"{path}: process", 1),
+                          path=path)  # fmt: skip
+
+
 def validate_process(p, where="process"):
     _want(p, dict, where)
     args = _strlist(p, "args", where)

@@ -1,5 +1,11 @@
 """The state directory: one per container under --root, state.json written atomically,
-operations on one container serialized with flock, status read from the process itself."""
+operations on one container serialized with flock, status read from the process itself; and
+the JSON shapes made from the record (`state`, the State hooks get).
+
+The directory holds state.json (the record: every verb reads it), the exec fifo (until
+`start`), and what `exec` needs of the container as create compiled it: process.json (its
+process) and seccomp.bpf (its filter, never compiled again).
+"""
 
 import fcntl
 import os
@@ -10,6 +16,9 @@ from sangja.errors import ConfigError, NotFound, SangjaError
 DEFAULT_ROOT = "/run/sangja"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+PROCESS_FILE = "process.json"
+SECCOMP_FILE = "seccomp.bpf"
+SECCOMP_CACHE = "@seccomp"  # in the root (no id has an @): programs compiled before
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
@@ -108,6 +117,15 @@ class ContainerDir:
             f.write(jsonio.dumps(state))
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
+    def write_file(self, name, data):
+        """Another file of the container (bytes), written before state.json names it."""
+        with open(os.path.join(self.path, name), "wb") as f:
+            f.write(data)
+
+    def read_file(self, name):
+        with open(os.path.join(self.path, name), "rb") as f:
+            return f.read()
+
     def remove(self):
         """Delete everything in the directory, then the directory (we hold its lock)."""
         for name in os.listdir(self.path):
@@ -124,6 +142,53 @@ class ContainerDir:
     @property
     def fifo(self):
         return os.path.join(self.path, FIFO)
+
+
+class Container(ContainerDir):
+    """An existing container's directory, locked (shared or exclusive), with its record and
+    its status as they were when it was opened. A context manager; `close` unlocks."""
+
+    @classmethod
+    def load(cls, root, cid, shared=False):
+        self = cls.open(root, cid, shared=shared)
+        try:
+            self.record = self.read()
+        except BaseException:
+            self.close()
+            raise
+        self.status = status_of(self.record, self.fifo)
+        return self
+
+
+def oci_state(state, status):
+    """The `state` verb's JSON (runc's)."""
+    out = {
+        "ociVersion": state["ociVersion"],
+        "id": state["id"],
+        "pid": state["pid"] if status != "stopped" else 0,
+        "status": status,
+        "bundle": state["bundle"],
+        "rootfs": state["rootfs"],
+        "created": state["created"],
+        "owner": state.get("owner", ""),
+    }
+    if state.get("annotations"):
+        out["annotations"] = state["annotations"]
+    return out
+
+
+def spec_state(state, status):
+    """The state hooks (and a seccomp listener) get: the spec's State (runc's specs.State)."""
+    out = {
+        "ociVersion": state["ociVersion"],
+        "id": state["id"],
+        "status": status,
+        "pid": state.get("pid", 0) if status != "stopped" else 0,
+        "bundle": state["bundle"],
+    }
+    if state.get("annotations"):
+        out["annotations"] = state["annotations"]
+    return out
 
 
 def status_of(state, fifo_path):

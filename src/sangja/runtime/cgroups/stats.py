@@ -8,7 +8,7 @@ numbers and lists left out when zero, map keys sorted.
 import os
 import select
 
-from sangja.runtime.cgroups import read_value
+from sangja.runtime.cgroups.host import read_value
 
 MAX_UINT64 = (1 << 64) - 1
 NS_PER_TICK = 1_000_000_000 // 100  # runc takes USER_HZ as 100

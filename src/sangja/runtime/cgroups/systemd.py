@@ -17,13 +17,8 @@ The manager is reached over D-Bus (sdbus.py).
 import os
 
 from sangja.errors import ConfigError, SangjaError
-from sangja.runtime.cgroups import (
-    Cgroups,
-    cgroup_mounts,
-    join_v1,
-    read_proc_cgroup,
-    unified_only,
-)
+from sangja.runtime.cgroups.host import cgroup_mounts, read_proc_cgroup, unified_only
+from sangja.runtime.cgroups.manager import V1, Manager, cgroupfs
 
 RUNNING_MARK = "/run/systemd/system"
 INFINITY = 2**64 - 1  # systemd's "no limit" for uint64 properties
@@ -108,14 +103,17 @@ def for_spec(cgroups_path, container_id):
                 own.append(hname)
     if v2 is not None:
         paths[""] = f"{v2}{base}{inner}/{unit}"
-    return SystemdCgroups(paths, unified, slice_name, unit, own)
+    return Systemd(paths, unified, slice_name, unit, own)
 
 
-class SystemdCgroups(Cgroups):
-    """Cgroups whose directories systemd makes (all but the `own` hierarchies)."""
+class Systemd(Manager):
+    """A manager whose directories systemd makes (all but the `own` hierarchies); the
+    limits go into the files as the cgroupfs driver of the same version writes them."""
 
     def __init__(self, paths, unified, slice_name, unit, own):
-        super().__init__(paths, unified)
+        super().__init__(paths)
+        self.unified = unified
+        self.fs = cgroupfs(unified, paths)
         self.slice = slice_name
         self.unit = unit
         self.own = own
@@ -134,12 +132,14 @@ class SystemdCgroups(Cgroups):
         sd = d["systemd"]
         return cls(d["paths"], d["unified"], sd["slice"], sd["unit"], sd["own"])
 
-    def _own_only(self):
-        return Cgroups({n: self.paths[n] for n in self.own}, False)
+    def layout(self):
+        """The init joins only our own v1 directories itself; systemd moves it into the
+        rest (see started)."""
+        return {**super().layout(), "clone_into": None, "join": [self.paths[n] for n in self.own]}
 
     # -- create: our directories first, the scope once the init exists ------------------
     def create(self):
-        self._own_only().create()
+        V1({n: self.paths[n] for n in self.own}).create()
 
     def apply(self, linux, warn=lambda msg: None):
         # Checked now (a bad config fails before anything runs), written in started().
@@ -149,11 +149,6 @@ class SystemdCgroups(Cgroups):
         self._rules = devices.rules(linux)
         self._properties = properties(self._resources, self._rules, self.unified, warn)
         self._warn = warn
-
-    def prepare_spawn(self, plan, userns, fds):
-        """The init joins only our own v1 directories itself; systemd moves it into the
-        rest (see started)."""
-        return join_v1(plan, userns, [self.paths[n] for n in self.own])
 
     def started(self, pid):
         """The init exists and waits: ask systemd for the scope with it, then write the
@@ -191,10 +186,13 @@ class SystemdCgroups(Cgroups):
         # A hierarchy systemd left alone (a controller it does not enable) is ours too.
         for name, path in self.paths.items():
             if name not in self.own and not os.path.isdir(path):
-                Cgroups({name: path}, self.unified and name == "").create()
+                cgroupfs(self.unified and name == "", {name: path}).create()
                 self.own.append(name)
                 self.add(pid, [path])
-        Cgroups._set(self, self._resources, self._rules, False, self._warn)
+        self.fs.write_limits(self._resources, self._rules, False, self._warn)
+
+    def write_limits(self, resources, rules, update, warn):
+        self.fs.write_limits(resources, rules, update, warn)
 
     def update(self, resources, warn=lambda msg: None):
         from sangja.runtime.cgroups import sdbus
@@ -230,7 +228,7 @@ class SystemdCgroups(Cgroups):
             if is_running():
                 raise
             # systemd went away: nobody owns the directories any more
-        Cgroups.destroy(self, timeout)
+        Manager.destroy(self, timeout)
 
 
 # -- linux.resources -> unit properties --------------------------------------------------

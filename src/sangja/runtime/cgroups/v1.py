@@ -8,7 +8,8 @@ import errno
 import os
 
 from sangja.errors import ConfigError, SangjaError
-from sangja.runtime.cgroups import devices, read_value, write_value
+from sangja.runtime.cgroups import devices
+from sangja.runtime.cgroups.host import read_value, write_value
 from sangja.runtime.cgroups.resources import (
     Fields,
     Write,
