@@ -172,7 +172,7 @@ def usage():
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
-    lines += ["", "engine commands: image, container, login, logout, trust (`sangja image --help`)"]
+    lines += ["", "engine commands: image, container, login, logout, trust, build, builder (`sangja image --help`)"]
     return "\n".join(lines) + "\n"
 
 
@@ -410,6 +410,10 @@ def main(argv=None):
             from sangja.cli import engine_cli
 
             return engine_cli.main(cmd, args, g)
+        if cmd in ("build", "builder"):  # cli/build.py: Dockerfiles, the build cache
+            from sangja.cli import build
+
+            return build.main(cmd, args, g)
         if cmd == "trust":  # content trust: cli/trust_cli.py
             from sangja.cli import trust_cli
 
