@@ -77,6 +77,10 @@ def main(word: str, args: list[str], g: dict) -> int:
         from sangja.errors import SangjaError
 
         if isinstance(e, SangjaError):
+            if os.environ.get("SANGJA_TRACEBACK"):
+                import traceback
+
+                traceback.print_exc()
             sys.stderr.write(f"sangja: {e}\n")
             return e.exit_code
         if isinstance(e, OSError):
