@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from buildkit import BUSYBOX, sangja_root, write_context
+from buildkit import sangja_root, write_context
 
 
 def build(sj, ctx, *args, ok=True, **kw):
@@ -82,7 +82,7 @@ ENTRYPOINT ["/bin/echo"]
     with sangja_root(sj, "cfg:1") as root:
         assert os.path.isdir(root + "/srv/rel")
     hist = sj.ok("image", "history", "--no-trunc", "cfg:1").out
-    assert "/bin/sh -c #(nop)  ENV A=1 B=\"two words\"" in hist
+    assert '/bin/sh -c #(nop)  ENV A=1 B="two words"' in hist
     assert "#(nop)  EXPOSE 80 90/udp 8000-8001" in hist
 
 
@@ -227,7 +227,9 @@ RUN echo never
 
 def test_errors_of_the_context(sj, busybox, tmp_path):
     write_context(tmp_path / "outside.txt", {})
-    ctx = write_context(tmp_path / "ctx", {"a": "a", "Dockerfile": f"FROM {busybox}\nCOPY ../outside.txt /x\n"})
+    ctx = write_context(
+        tmp_path / "ctx", {"a": "a", "Dockerfile": f"FROM {busybox}\nCOPY ../outside.txt /x\n"}
+    )
     r = sj("build", str(ctx))
     assert r.rc == 1 and "forbidden path outside the build context: ../outside.txt" in r.err
     with open(ctx + "/Dockerfile", "w") as f:
@@ -472,8 +474,10 @@ def test_add_of_a_hostile_tar_is_confined(sj, busybox, tmp_path):
     evil = _tar([("../../../../../../" + str(victim).lstrip("/"), b"escaped", {}),
                  ("link", None, {"type": tarfile.SYMTYPE, "linkname": str(tmp_path)}),
                  ("link/victim2", b"escaped", {})])  # fmt: skip
-    ctx = write_context(tmp_path / "ctx", {"evil.tar.gz": evil,
-                                           "Dockerfile": f"FROM {busybox}\nADD evil.tar.gz /x/\n"})
+    ctx = write_context(
+        tmp_path / "ctx",
+        {"evil.tar.gz": evil, "Dockerfile": f"FROM {busybox}\nADD evil.tar.gz /x/\n"},
+    )
     r = sj("build", ctx)
     assert not victim.exists() and not (tmp_path / "victim2").exists()
     if r.rc == 0:  # confined: whatever landed, landed inside the image
@@ -531,8 +535,8 @@ def test_stdin_contexts_quiet_iidfile_labels(sj, busybox, tmp_path):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             t.addfile(ti, io.BytesIO(data))
-    p = subprocess.run([sj_binary(), "--root", sj.run_root, "build", "-t", "s:2", "-"],
-                       input=buf.getvalue(), capture_output=True, env=sj.env, timeout=120)  # fmt: skip
+    argv = [sj_binary(), "--root", sj.run_root, "build", "-t", "s:2", "-"]
+    p = subprocess.run(argv, input=buf.getvalue(), capture_output=True, env=sj.env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert run_in(sj, "s:2", "cat", "/f") == "from the tar\n"
 
@@ -588,7 +592,7 @@ def test_a_killed_build_is_cleaned_up_by_the_next(sj, busybox, tmp_path):
     sj.assert_consistent()
 
 
-@pytest.mark.parametrize("dockerfile", ["FROM scratch\nCOPY f /f\nCMD [\"/f\"]\n"])
+@pytest.mark.parametrize("dockerfile", ['FROM scratch\nCOPY f /f\nCMD ["/f"]\n'])
 def test_from_scratch(sj, tmp_path, dockerfile):
     ctx = write_context(tmp_path / "ctx", {"f": "x", "Dockerfile": dockerfile})
     build(sj, ctx, "-t", "scr:1")

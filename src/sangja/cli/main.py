@@ -172,7 +172,8 @@ def usage():
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
-    lines += ["", "engine commands: image, container, login, logout, trust, build, builder (`sangja image --help`)"]
+    lines += ["", "engine commands: image, container, login, logout, trust, build, builder"
+                  " (`sangja image --help`)"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -200,7 +200,9 @@ class Builder:
             raise BuildError(f"network mode {o.network!r} is not supported by build (want"
                              " default, host or none)")  # fmt: skip
         host = mf.host_platform()
-        self.native = f"{host.os}/{host.architecture}" + (f"/{host.variant}" if host.variant else "")
+        self.native = f"{host.os}/{host.architecture}" + (
+            f"/{host.variant}" if host.variant else ""
+        )
         if o.platform:
             self._check_platform(o.platform, "--platform")
         sde = o.build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
@@ -422,8 +424,8 @@ class Builder:
                 raise BuildError(f"{where}: {e}", errno=e.errno, path=e.path)
             except OSError as e:
                 where = f"step {sr.step}/{self.total} ({_short(ins.original)})"
-                raise BuildError(f"{where}: {e.strerror or e}"
-                                 f"{' ' + e.filename if e.filename else ''}", errno=e.errno)  # fmt: skip
+                name = f" {e.filename}" if e.filename else ""
+                raise BuildError(f"{where}: {e.strerror or e}{name}", errno=e.errno)
             sr.step += 1
         sr.state = state
         return state
@@ -440,10 +442,10 @@ class Builder:
                 image_id = st.resolve(ref)
             except ImageNotFound:
                 image_id = None
-            if image_id is not None:
-                if trust.check_local(st, ref, image_id, self.o.signature_policy):
-                    self._hold(st, image_id)
-                    return image_id
+            if image_id is not None and trust.check_local(st, ref, image_id,
+                                                          self.o.signature_policy):  # fmt: skip
+                self._hold(st, image_id)
+                return image_id
         from sangja.image import reference
 
         if reference.looks_like_id(ref):
@@ -910,7 +912,9 @@ class Builder:
                     into = copier.dest_is_dir(dest_clean, nsrc, rfd, cmd)
                     for kind_, val in parts:
                         if kind_ == "tree":
-                            self._copy_tree(cmd, tree, val, rfd, dest_clean, opts, into, bool(from_))
+                            self._copy_tree(
+                                cmd, tree, val, rfd, dest_clean, opts, into, bool(from_)
+                            )
                         elif kind_ == "heredoc":
                             name, body = val
                             target = dest_clean.rstrip("/") + "/" + name if into else dest_clean
@@ -989,9 +993,9 @@ class Builder:
             copier.copy(tree, rels, rfd, dest, opts, cmd, as_dir=into)
 
     def _write_bytes(self, rfd, target, data: bytes, opts, mode):
-        from sangja.engine.build import copier
-
         import tempfile
+
+        from sangja.engine.build import copier
 
         with tempfile.TemporaryFile(dir=self.ws.dir) as f:
             f.write(data)

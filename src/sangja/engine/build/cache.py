@@ -73,11 +73,15 @@ def key(parent: str, *parts: str) -> str:
 
 def lookup(store, k: str) -> Entry | None:
     """The entry for key k if everything it names is still in the store."""
-    row = _db(store).execute(
-        "SELECT key, parent, config, layers, layer, created_by, size, created, last_used"
-        " FROM build_cache WHERE key=?",
-        (k,),
-    ).fetchone()
+    row = (
+        _db(store)
+        .execute(
+            "SELECT key, parent, config, layers, layer, created_by, size, created, last_used"
+            " FROM build_cache WHERE key=?",
+            (k,),
+        )
+        .fetchone()
+    )
     if row is None:
         return None
     e = Entry(*row)
@@ -86,9 +90,8 @@ def lookup(store, k: str) -> Entry | None:
             with store.lock():
                 _drop(store, [k])
             return None
-    with contextlib.suppress(Exception):
-        with store.transaction() as db:
-            db.execute("UPDATE build_cache SET last_used=? WHERE key=?", (time.time(), k))
+    with contextlib.suppress(Exception), store.transaction() as db:
+        db.execute("UPDATE build_cache SET last_used=? WHERE key=?", (time.time(), k))
     return e
 
 
@@ -164,10 +167,14 @@ def _drop(store, keys: list[str]) -> int:
 
 
 def entries(store) -> list[Entry]:
-    rows = _db(store).execute(
-        "SELECT key, parent, config, layers, layer, created_by, size, created, last_used"
-        " FROM build_cache ORDER BY last_used DESC"
-    ).fetchall()
+    rows = (
+        _db(store)
+        .execute(
+            "SELECT key, parent, config, layers, layer, created_by, size, created, last_used"
+            " FROM build_cache ORDER BY last_used DESC"
+        )
+        .fetchall()
+    )
     return [Entry(*r) for r in rows]
 
 

@@ -84,9 +84,8 @@ class Tree:
         if has_wildcards(rel):
             return self._glob(rel, src, cmd)
         if self.excluded(rel) or rootfs.stat_in(self.fd, rel) is None:
-            ctx = self.label == "build context"
-            raise ContextError(f"{cmd} failed: file not found in {self.label}"
-                               f"{' or excluded by .dockerignore' if ctx else ''}:"
+            why = " or excluded by .dockerignore" if self.label == "build context" else ""
+            raise ContextError(f"{cmd} failed: file not found in {self.label}{why}:"
                                f" stat {src}: file does not exist", errno=_errno.ENOENT)  # fmt: skip
         return [rel]
 

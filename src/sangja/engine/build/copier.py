@@ -148,9 +148,10 @@ class _Copy:
                 st = os.stat(name, dir_fd=src_dfd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if self.tree.excluded(full):
-                if not (_stat.S_ISDIR(st.st_mode) and self.tree.ignore.may_include_under(full)):
-                    continue
+            if self.tree.excluded(full) and not (
+                _stat.S_ISDIR(st.st_mode) and self.tree.ignore.may_include_under(full)
+            ):
+                continue
             self.entry(src_dfd, name, st, dst_dfd, name, full)
 
     def entry(self, src_dfd, sname, st, dst_dfd, dname, full) -> None:

@@ -251,7 +251,7 @@ def _flags(rest: str, esc: str) -> tuple[str, list]:
         if eq and len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
             val = val[1:-1]
         flags.append((key.lower(), val if eq else None))
-        rest = rest[len(w):].lstrip()
+        rest = rest[len(w) :].lstrip()
     return rest, flags
 
 
@@ -271,15 +271,21 @@ def _json_list(rest: str):
 def _name_vals(instr: Instruction, esc: str, name: str, legacy_ok: bool = True):
     words = _raw_words(instr.rest, esc)
     if not words:
-        raise DockerfileError(f"{name}:{instr.line}: {instr.cmd.upper()} requires at least one argument")
+        raise DockerfileError(
+            f"{name}:{instr.line}: {instr.cmd.upper()} requires at least one argument"
+        )
     if "=" not in words[0]:
         if not legacy_ok:
-            raise DockerfileError(f"{name}:{instr.line}: {instr.cmd.upper()} names can not be blank")
+            raise DockerfileError(
+                f"{name}:{instr.line}: {instr.cmd.upper()} names can not be blank"
+            )
         # legacy form: NAME VALUE (the rest of the line is the value)
         key = words[0]
-        value = instr.rest[len(key):].strip()
+        value = instr.rest[len(key) :].strip()
         if not value and instr.cmd != "arg":
-            raise DockerfileError(f"{name}:{instr.line}: {instr.cmd.upper()} must have two arguments")
+            raise DockerfileError(
+                f"{name}:{instr.line}: {instr.cmd.upper()} must have two arguments"
+            )
         return [(key, value)]
     out = []
     for w in words:
@@ -288,7 +294,9 @@ def _name_vals(instr: Instruction, esc: str, name: str, legacy_ok: bool = True):
             raise DockerfileError(f"{name}:{instr.line}: Syntax error - can't find = in {w!r}."
                                   " Must be of the form: name=value")  # fmt: skip
         if not k:
-            raise DockerfileError(f"{name}:{instr.line}: {instr.cmd.upper()} names can not be blank")
+            raise DockerfileError(
+                f"{name}:{instr.line}: {instr.cmd.upper()} names can not be blank"
+            )
         out.append((k, v))
     return out
 
@@ -315,8 +323,8 @@ def parse_args(instr: Instruction, esc: str = "\\", name: str = "Dockerfile") ->
         if cmd == "volume" and not instr.args:
             raise DockerfileError(f"{where}: VOLUME requires at least one argument")
         if cmd in ("copy", "add") and len(instr.args) < 2:
-            raise DockerfileError(f"{where}: {cmd.upper()} requires at least two arguments,"
-                                  " but only one was provided. Destination could not be determined")  # fmt: skip
+            raise DockerfileError(f"{where}: {cmd.upper()} requires at least two arguments, but"
+                                  " only one was provided. Destination could not be determined")  # fmt: skip
     elif cmd in ("from", "expose"):
         instr.args = rest.split()
         if not instr.args:

@@ -149,8 +149,11 @@ def _signals() -> set:
 
 def stopsignal(instr, env_: dict, esc: str) -> tuple[dict, str]:
     s = W.word(instr.args[0], env_, esc)
-    ok = s.isdigit() and 0 < int(s) < 65 or s.upper() in _signals() or re.fullmatch(
-        r"(SIG)?RTM(IN|AX)([+-]\d+)?", s.upper()
+    ok = (
+        s.isdigit()
+        and 0 < int(s) < 65
+        or s.upper() in _signals()
+        or re.fullmatch(r"(SIG)?RTM(IN|AX)([+-]\d+)?", s.upper())
     )
     if not ok:
         raise InstructionError(f"STOPSIGNAL: invalid signal {s!r}")

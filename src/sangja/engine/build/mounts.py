@@ -85,7 +85,9 @@ def parse(spec: str) -> Mount:
             m.id = v
         elif k == "sharing":
             if v not in ("shared", "private", "locked"):
-                raise MountError(f"invalid sharing {v!r} in --mount (want shared, private or locked)")
+                raise MountError(
+                    f"invalid sharing {v!r} in --mount (want shared, private or locked)"
+                )
             m.sharing = v
         elif k == "mode":
             try:

@@ -66,7 +66,6 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
         hostname: str | None = None) -> int:  # fmt: skip
     """Run `args` in the snapshot; `output(bytes)` gets its output as it comes.
     -> the exit code (128+N for a signal).  Raises SangjaError if it could not start."""
-    from sangja.engine.build import rootfs
     from sangja.image import runspec
     from sangja.runtime.container import Runtime
 
@@ -99,9 +98,9 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
         if host_net and os.path.exists("/etc/resolv.conf"):
             binds.append(("/etc/resolv.conf", os.path.realpath("/etc/resolv.conf")))
         for dst, src in binds:
+            ro = "ro" if dst == "/etc/resolv.conf" else "rw"
             spec["mounts"].append({"destination": dst, "type": "bind", "source": src,
-                                   "options": ["rbind", "rprivate", "ro"
-                                               if dst == "/etc/resolv.conf" else "rw"]})  # fmt: skip
+                                   "options": ["rbind", "rprivate", ro]})  # fmt: skip
         spec["mounts"].extend(extra_mounts)
         # what existed before: mount points made for this run only are not the step's
         targets = {m["destination"] for m in spec["mounts"]}

@@ -123,7 +123,9 @@ def _single(sc: _Scan) -> str:
     start = sc.i
     end = sc.s.find("'", start)
     if end < 0:
-        raise SubstitutionError("unexpected end of statement while looking for matching single-quote")
+        raise SubstitutionError(
+            "unexpected end of statement while looking for matching single-quote"
+        )
     sc.i = end + 1
     return sc.s[start:end]
 
@@ -159,7 +161,7 @@ def _name(sc: _Scan) -> str:
         start = sc.i
         while sc.peek().isdigit():
             sc.next()
-        return sc.s[start:sc.i]
+        return sc.s[start : sc.i]
     if c in _SPECIAL and c:
         return sc.next()
     start = sc.i
@@ -168,7 +170,7 @@ def _name(sc: _Scan) -> str:
         if not c or not (c.isalnum() or c == "_"):
             break
         sc.next()
-    return sc.s[start:sc.i]
+    return sc.s[start : sc.i]
 
 
 def _dollar(sc: _Scan) -> str:
