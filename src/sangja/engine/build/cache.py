@@ -103,9 +103,12 @@ def put(db, k: str, parent: str, config: dict, layers: list, layer: str | None,
     layer: the chain id of the one this step made (the last), size its files' bytes;
     blob: (digest, size, media type) of its blob.  Their rows are made, or their refs
     counted up.  The table exists (ready(store) ran before the transaction)."""
-    if db.execute("SELECT 1 FROM build_cache WHERE key=?", (k,)).fetchone():
-        return  # built meanwhile by another build: theirs stays, ours is the same content
     now = time.time()
+    if db.execute("SELECT 1 FROM build_cache WHERE key=?", (k,)).fetchone():
+        # built again (--no-cache, or two builds at once): ours answers the key from now
+        # on; the old entry keeps its layer (a build may still use it) under a key no
+        # lookup makes, until `builder prune`
+        db.execute("UPDATE build_cache SET key=? WHERE key=?", (f"{k}~{now!r}", k))
     db.execute(
         "INSERT INTO build_cache (key, parent, config, layers, layer, created_by, size,"
         " created, last_used) VALUES (?,?,?,?,?,?,?,?,?)",
