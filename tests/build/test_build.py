@@ -590,6 +590,7 @@ def test_a_killed_build_is_cleaned_up_by_the_next(sj, busybox, tmp_path):
         time.sleep(0.1)  # a hang guard: delete --force kills and waits
     assert not os.listdir(work)
     sj.assert_consistent()
+    sj.ok("image", "rm", busybox)  # the killed build's hold on its base image is gone too
 
 
 @pytest.mark.parametrize("dockerfile", ['FROM scratch\nCOPY f /f\nCMD ["/f"]\n'])

@@ -156,6 +156,12 @@ def _clean(d: str) -> None:
     remove_tree(d)
 
 
+def _release_holds(store, build_id: str) -> None:
+    """The base images a killed build held (holds `build-<id>-N`)."""
+    with contextlib.suppress(Exception), store.transaction() as db:
+        db.execute("DELETE FROM holds WHERE holder LIKE ?", (f"build-{build_id}-%",))
+
+
 def sweep(store, skip=None) -> int:
     """Remove what killed builds left.  -> the number of build dirs removed."""
     work = os.path.join(store.root, "build", "work")
@@ -189,6 +195,7 @@ def sweep(store, skip=None) -> int:
                 except BlockingIOError:
                     continue  # a build that runs
                 _clean(d)
+                _release_holds(store, name)
                 n += 1
             finally:
                 os.close(fd)
