@@ -430,9 +430,9 @@ class _Server:
         self.httpd.server_close()
 
 
-def _tar(entries) -> bytes:
+def _tar(entries, mode="w:gz") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+    with tarfile.open(fileobj=buf, mode=mode) as t:
         for name, data, kw in entries:
             ti = tarfile.TarInfo(name)
             for k, v in kw.items():
@@ -448,11 +448,15 @@ def _tar(entries) -> bytes:
 def test_add_local_tar_and_url(sj, busybox, tmp_path):
     tar = _tar([("pkg/", None, {"type": tarfile.DIRTYPE, "mode": 0o750, "uid": 5, "gid": 6}),
                 ("pkg/file", b"in the tar\n", {"mode": 0o640, "uid": 7, "gid": 8})])  # fmt: skip
+    import lzma
+
+    xz = lzma.compress(_tar([("x.txt", b"from xz\n", {})], "w"), format=lzma.FORMAT_XZ)
     srv = _Server({"/dl/thing.txt": b"downloaded\n"})
     try:
-        ctx = write_context(tmp_path / "ctx", {"a.tar.gz": tar, "Dockerfile": f"""
+        ctx = write_context(tmp_path / "ctx", {"a.tar.gz": tar, "b.tar.xz": xz, "Dockerfile": f"""
 FROM {busybox}
 ADD a.tar.gz /unpacked/
+ADD b.tar.xz /xz
 COPY a.tar.gz /copied/
 ADD http://127.0.0.1:{srv.port}/dl/thing.txt /web/
 ADD http://127.0.0.1:{srv.port}/dl/thing.txt /web-named
@@ -462,11 +466,11 @@ ADD http://127.0.0.1:{srv.port}/dl/thing.txt /web-named
         srv.close()
     out = run_in(sj, "add:1", "sh", "-c",
                  "cd /; stat -c '%n %a %u:%g' unpacked/pkg unpacked/pkg/file web/thing.txt"
-                 " web-named; cat unpacked/pkg/file web/thing.txt; ls copied;"
+                 " web-named; cat unpacked/pkg/file web/thing.txt; ls copied; cat xz/x.txt;"
                  " date -u -r web/thing.txt +%Y")  # fmt: skip
     assert out.splitlines() == ["unpacked/pkg 750 5:6", "unpacked/pkg/file 640 7:8",
                                 "web/thing.txt 600 0:0", "web-named 600 0:0", "in the tar",
-                                "downloaded", "a.tar.gz", "2015"]  # fmt: skip
+                                "downloaded", "a.tar.gz", "from xz", "2015"]  # fmt: skip
 
 
 def test_add_of_a_hostile_tar_is_confined(sj, busybox, tmp_path):
