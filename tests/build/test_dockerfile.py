@@ -163,3 +163,25 @@ def test_dockerignore_exceptions_reach_into_excluded_dirs():
     assert m.excluded("docs/x") and not m.excluded("docs/keep/y")
     assert m.may_include_under("docs")
     assert not Matcher(["docs"]).may_include_under("docs")
+
+
+def test_commit_changes():
+    from sangja.engine.build import changes
+
+    base = {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/srv"}
+    got = changes.apply(base, ['CMD ["app", "--flag"]', "ENV B=${A}2", "EXPOSE 8080 53/udp",
+                               "LABEL a=b", "WORKDIR sub", "USER app:app",
+                               'VOLUME ["/data"]', "STOPSIGNAL SIGTERM",
+                               "HEALTHCHECK --interval=1s CMD true", "ONBUILD RUN x"])  # fmt: skip
+    assert got == {
+        "Env": ["PATH=/bin", "A=1", "B=12"], "Cmd": ["app", "--flag"], "WorkingDir": "/srv/sub",
+        "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}, "Labels": {"a": "b"}, "User": "app:app",
+        "Volumes": {"/data": {}}, "StopSignal": "SIGTERM", "OnBuild": ["RUN x"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1_000_000_000},
+    }  # fmt: skip
+    assert base["Cmd"] == ["sh"]  # not changed in place
+    assert "Cmd" not in changes.apply(base, ["ENTRYPOINT /x"])  # drops an inherited Cmd
+    with pytest.raises(changes.ChangeError, match="RUN is not a valid change command"):
+        changes.apply(base, ["RUN true"])
+    with pytest.raises(changes.ChangeError, match="invalid signal"):
+        changes.apply(base, ["STOPSIGNAL NOPE"])
