@@ -36,7 +36,7 @@ $(DEPS_STAMP): pyproject.toml | apt-deps
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check "setuptools>=61" wheel "Cython>=3.0" \
 		"pytest>=7" "pytest-benchmark>=4" "ruff>=0.5" "jeepney>=0.8" "cryptography>=38" \
-		"pynacl>=1.5" "grpcio>=1.50" "grpcio-tools>=1.50" "websocket-client>=1.5"
+		"pynacl>=1.5" "grpcio>=1.50" "grpcio-tools>=1.50" "websocket-client>=1.5" "hypothesis>=6"
 	@touch $@
 
 deps: apt-deps $(DEPS_STAMP)

@@ -119,18 +119,25 @@ static int explain_capset(const struct sj_plan *plan, int errnum, struct sj_erro
                  set);
 }
 
-int sj_apply_caps(struct sj_ctx *ctx, struct sj_error *err) {
-  const struct sj_plan *plan = ctx->plan;
+/* effective/permitted/inheritable, with `extra` in effective and permitted too. */
+static int set_capsets(const struct sj_plan *plan, uint64_t extra, struct sj_error *err) {
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
   for (int i = 0; i < 2; i++) {
-    data[i].effective = (uint32_t)(plan->cap_effective >> (32 * i));
-    data[i].permitted = (uint32_t)(plan->cap_permitted >> (32 * i));
+    data[i].effective = (uint32_t)((plan->cap_effective | extra) >> (32 * i));
+    data[i].permitted = (uint32_t)((plan->cap_permitted | extra) >> (32 * i));
     data[i].inheritable = (uint32_t)(plan->cap_inheritable >> (32 * i));
   }
   if (syscall(SYS_capset, &hdr, data) < 0)
     return errno == EPERM ? explain_capset(plan, errno, err) : sj_fail(err, errno, "capset");
+  return 0;
+}
+
+int sj_apply_caps(struct sj_ctx *ctx, uint64_t extra, struct sj_error *err) {
+  const struct sj_plan *plan = ctx->plan;
+  if (set_capsets(plan, extra, err) < 0)
+    return -1;
 
   /* The kernel raises an ambient capability only if it is both permitted
    * and inheritable; runc warns about the others and goes on (its default
@@ -148,4 +155,8 @@ int sj_apply_caps(struct sj_ctx *ctx, struct sj_error *err) {
     }
   }
   return 0;
+}
+
+int sj_drop_extra_caps(struct sj_ctx *ctx, struct sj_error *err) {
+  return set_capsets(ctx->plan, 0, err);
 }

@@ -174,7 +174,7 @@ int sj_setup_console(struct sj_ctx *ctx, struct sj_error *err) {
     rc = sj_fail(err, errno, "console: send the pty master to the console socket");
   close(master);
   close(plan->console_fd);
-  if (rc == 0 && ctx->mntns)
+  if (rc == 0 && ctx->own_root)
     rc = mount_dev_console(ctx, slave, err);
   if (rc == 0)
     rc = make_controlling(slave, err);

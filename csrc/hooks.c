@@ -91,7 +91,11 @@ __attribute__((noreturn)) static void hook_child(const struct sj_hook *hook, int
   sj_close_fds_except(3, keep, 2);
   const char *argv0[] = {hook->path, NULL};
   const char *const *argv = hook->argv && hook->argv[0] ? hook->argv : argv0;
-  const char *const *envp = hook->envp ? hook->envp : empty;
+  /* A hook without env gets the runtime's environment (as runc's and
+   * crun's); an empty env is empty. */
+  const char *const *envp = hook->envp ? hook->envp : (const char *const *)environ;
+  if (!envp)
+    envp = empty;
   if (tramp_fd >= 0) {
     /* Run by the init: through the exec trampoline (see launch.h), which
      * reports a failed execve on err_pipe itself and closes it on success. */

@@ -86,6 +86,14 @@ static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
     close(plan->exec_pidfd);
     if (rc < 0)
       return sj_fail(err, saved, "join the container's cgroup namespace");
+    /* No mount namespace to join: the init's root is a chroot; so is ours. */
+    if (plan->exec_root_fd >= 0) {
+      rc = fchdir(plan->exec_root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0 ? -1 : 0;
+      saved = errno;
+      close(plan->exec_root_fd);
+      if (rc < 0)
+        return sj_fail(err, saved, "enter the container's root");
+    }
   } else if (sj_join_cgroups(plan, err) < 0) {
     return -1;
   }
@@ -107,17 +115,20 @@ static int enter_namespaces(struct sj_ctx *ctx, struct sj_error *err) {
 /* Everything that happens with the host's filesystem still visible. */
 static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
-  if (ctx->mntns) {
+  if (ctx->own_root) {
     if (sj_rootfs_prepare(ctx, err) < 0 || sj_rootfs_mounts(ctx, err) < 0 ||
         sj_rootfs_devices(ctx, err) < 0)
       return -1;
-  } else if (strcmp(plan->rootfs, "/") != 0 || plan->nmounts || plan->ndevices ||
-             plan->nmasked || plan->nreadonly || plan->root_readonly) {
-    return sj_failx(err, EINVAL, "a mount namespace is required");
+  } else if (plan->nmounts || plan->ndevices || plan->nmasked || plan->nreadonly ||
+             plan->root_readonly) {
+    /* The runtime's own / as the rootfs, in its own mount namespace: every
+     * mount would land on the host's paths. */
+    return sj_failx(err, EINVAL, "a rootfs of / without a mount namespace of its own takes "
+                                 "no mounts, devices, masked or read-only paths");
   }
   if (sj_set_hostname(ctx, err) < 0)
     return -1;
-  if (ctx->mntns && plan->nmasked > 0 && sj_grab_dev_null(ctx, err) < 0)
+  if (ctx->own_root && plan->nmasked > 0 && sj_grab_dev_null(ctx, err) < 0)
     return -1;
   return 0;
 }
@@ -127,7 +138,7 @@ static int setup_before_pivot(struct sj_ctx *ctx, struct sj_error *err) {
 static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
   if (sj_setup_console(ctx, err) < 0 || sj_set_sysctls(ctx, err) < 0 || sj_make_cwd(ctx, err) < 0)
     return -1;
-  if (ctx->mntns && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
+  if (ctx->own_root && (sj_readonly_paths(ctx, err) < 0 || sj_masked_paths(ctx, err) < 0 ||
                      sj_root_readonly(ctx, err) < 0))
     return -1;
   return 0;
@@ -138,7 +149,7 @@ static int setup_after_pivot(struct sj_ctx *ctx, struct sj_error *err) {
 static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
   sj_procfs_early(ctx);
-  if (setup_before_pivot(ctx, err) < 0)
+  if (sj_loopback_up(ctx, err) < 0 || setup_before_pivot(ctx, err) < 0)
     return -1;
   /* prestart and createRuntime: run by the parent, in the runtime namespace. */
   if (plan->hook_sync && (send_type(ctx, SJ_MSG_HOOKS, err) < 0 || wait_go(ctx, err) < 0))
@@ -147,7 +158,7 @@ static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
   if (sj_run_init_hooks(ctx, plan->create_container_hooks, plan->ncreate_container_hooks,
                         "createContainer", "creating", err) < 0)
     return -1;
-  if (ctx->mntns && sj_enter_rootfs(ctx, err) < 0)
+  if (ctx->own_root && sj_enter_rootfs(ctx, err) < 0)
     return -1;
   return setup_after_pivot(ctx, err);
 }
@@ -155,11 +166,12 @@ static int setup_container(struct sj_ctx *ctx, struct sj_error *err) {
 /* Become the configured user with the configured capabilities, in the
  * order that is safe (the fds not kept were closed when we started):
  * chdir -> bounding set -> keep-caps -> setgroups/setgid/setuid -> verify
- * the cwd -> clear keep-caps -> effective/permitted/inheritable/ambient.
+ * the cwd -> clear keep-caps -> effective/permitted/inheritable/ambient
+ * (with `extra` kept in effective and permitted, see setup_process).
  * cwd is tried first as root (it may be reachable only by the user, e.g.
  * over root-squashing NFS: then again once we are the user); either way it
  * is verified, as the user, to lie inside the container (CVE-2024-21626). */
-static int become_user(struct sj_ctx *ctx, struct sj_error *err) {
+static int become_user(struct sj_ctx *ctx, uint64_t extra, struct sj_error *err) {
   int cwd_done = 0;
   if (sj_chdir_cwd(ctx, 0, &cwd_done, err) < 0 || sj_fix_stdio_owner(ctx, err) < 0)
     return -1;
@@ -168,7 +180,7 @@ static int become_user(struct sj_ctx *ctx, struct sj_error *err) {
     return -1;
   if (sj_chdir_cwd(ctx, 1, &cwd_done, err) < 0 || sj_set_keepcaps(0, err) < 0)
     return -1;
-  return sj_apply_caps(ctx, err);
+  return sj_apply_caps(ctx, extra, err);
 }
 
 /* Load the seccomp filter; its notify listener, if any, goes to the parent
@@ -185,6 +197,8 @@ static int load_seccomp(struct sj_ctx *ctx, struct sj_error *err) {
   close(listener);
   return rc < 0 ? -1 : wait_go(ctx, err);
 }
+
+#define SJ_CAP_SYS_ADMIN 21
 
 /* The process: what the init and an exec'd process both go through, in
  * the container's root. */
@@ -207,20 +221,29 @@ static int setup_process(struct sj_ctx *ctx, struct sj_error *err) {
    * died already, we were reparented and nobody wants us. */
   if (prctl(PR_SET_PDEATHSIG, 0) < 0 || !parent_alive(ctx))
     _exit(1);
-  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the
-   * privileges go (as runc), so the drop itself runs under the filter. */
-  if (!plan->no_new_privs && load_seccomp(ctx, err) < 0)
-    return -1;
-  if (become_user(ctx, err) < 0)
+  /* The filter comes last, after every check of ours: the cwd, the
+   * executable (faccessat2), the exec fifo.  A profile written before those
+   * calls existed (an allow-list without faccessat2) must not break us.
+   * Without no_new_privs loading it needs CAP_SYS_ADMIN: kept until then. */
+  int filter = plan->seccomp_bpf && plan->seccomp_len;
+  uint64_t admin = 1ULL << SJ_CAP_SYS_ADMIN;
+  uint64_t extra = filter && !plan->no_new_privs && !(plan->cap_effective & admin) ? admin : 0;
+  if (become_user(ctx, extra, err) < 0)
     return -1;
   if (sj_lookup_exec(ctx, err) < 0 || sj_check_exec_fifo(ctx, err) < 0)
     return -1;
   umask(plan->umask >= 0 ? (mode_t)plan->umask : ctx->umask0);
-  /* With it: the last step before READY, so that as few of our own calls as
-   * possible go through the container's filter (READY and the exec fifo,
-   * the startContainer hooks, the exec trampoline's execveat and execve). */
-  if (plan->no_new_privs && load_seccomp(ctx, err) < 0)
+  sj_prepare_exec_fds(ctx);
+  if (filter && load_seccomp(ctx, err) < 0)
     return -1;
+  /* Under the filter: the one capset that drops CAP_SYS_ADMIN again. */
+  if (extra && sj_drop_extra_caps(ctx, err) < 0) {
+    char why[SJ_ERRMSG_MAX];
+    memcpy(why, err->msg, sizeof why);
+    return sj_failx(err, err->err, "seccomp: drop CAP_SYS_ADMIN after loading the filter "
+                                   "(without noNewPrivileges the profile must allow capset): %.380s",
+                    why);
+  }
   return 0;
 }
 

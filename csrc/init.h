@@ -17,6 +17,8 @@ struct sj_ctx {
   pid_t ppid;       /* the caller of sj_spawn; a change means it died */
   int userns;       /* created or joined a user namespace */
   int mntns;        /* created or joined a mount namespace */
+  int own_root;     /* create: we set up a root of our own (in our mount namespace,
+                       or, without one, a rootfs other than the runtime's /) */
   int exec;         /* joining an existing container (plan->exec_pidfd) */
   int rootfd;       /* O_PATH of the rootfs bind mount (before pivot), or -1 */
   int null_tree;    /* mount fd: clone of the host /dev/null for masking, or -1 */
@@ -27,6 +29,7 @@ struct sj_ctx {
   mode_t umask0;    /* the umask inherited from the parent */
   char exec_path[PATH_MAX]; /* argv[0] resolved against PATH */
   char home_env[PATH_MAX + 8]; /* "HOME=..." when the env has none, else "" */
+  int fds_cloexec;  /* every fd past the preserved ones is close-on-exec already */
 };
 
 /* Internal to the extension: not exported from the shared object. */
@@ -66,7 +69,11 @@ int sj_setup_console(struct sj_ctx *ctx, struct sj_error *err);
 int sj_drop_bounding(struct sj_ctx *ctx, struct sj_error *err);
 int sj_set_keepcaps(int on, struct sj_error *err);
 int sj_switch_ids(struct sj_ctx *ctx, struct sj_error *err); /* groups, gid, uid */
-int sj_apply_caps(struct sj_ctx *ctx, struct sj_error *err);
+/* The final sets, with `extra` kept in effective and permitted (see launch.h,
+ * seccomp: CAP_SYS_ADMIN until the filter is loaded); sj_drop_extra_caps
+ * then sets them without it (one capset). */
+int sj_apply_caps(struct sj_ctx *ctx, uint64_t extra, struct sj_error *err);
+int sj_drop_extra_caps(struct sj_ctx *ctx, struct sj_error *err);
 
 /* seccomp_load.c: load plan->seccomp_bpf; *listener gets the notify fd
  * (SECCOMP_FILTER_FLAG_NEW_LISTENER), else -1.  No filter: 0, nothing done. */
@@ -97,6 +104,11 @@ int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err);
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err);
 int sj_lookup_exec(struct sj_ctx *ctx, struct sj_error *err);
 int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err);
+/* A new network namespace starts with lo down: up it goes, as runc does. */
+int sj_loopback_up(struct sj_ctx *ctx, struct sj_error *err);
+/* Before the filter: the preserved fds lose close-on-exec, every later one
+ * gets it (so nothing after depends on close_range being allowed). */
+void sj_prepare_exec_fds(struct sj_ctx *ctx);
 void sj_default_home(struct sj_ctx *ctx);
 int sj_set_lsm_labels(struct sj_ctx *ctx, struct sj_error *err);
 int sj_check_exec_fifo(struct sj_ctx *ctx, struct sj_error *err);

@@ -79,7 +79,7 @@ struct sj_nsjoin {
 
 enum sj_mount_kind {
   SJ_MOUNT_FS = 1,      /* mount(source, target, fstype, flags, data) */
-  SJ_MOUNT_BIND = 2,    /* open_tree(source) + mount_setattr + move_mount */
+  SJ_MOUNT_BIND = 2,    /* mount(source, MS_BIND), or move_mount of tree_fd */
   SJ_MOUNT_SYMLINK = 3, /* symlink(source, target): source is the link text */
   SJ_MOUNT_MKDIR = 4,   /* mkdir -p target (mode in data_mode) */
   SJ_MOUNT_REMOUNT = 5, /* change the mount already at target: attr_set/attr_clr
@@ -101,6 +101,11 @@ struct sj_mount {
   int target_is_dir;   /* create a missing target as a directory (else a file) */
   unsigned int data_mode; /* MKDIR: permission bits of the created dirs (0: 0755) */
   int copy_up;         /* FS tmpfs: copy what the covered directory held (tmpcopyup) */
+  int inherit_mode;    /* FS tmpfs without mode=: the covered directory's mode goes
+                          first in data, as runc gives it (a data mode= still wins) */
+  int tree_fd;         /* BIND: a detached mount (open_tree) the runtime made of the
+                          source in its own namespaces (a user namespace cannot reach
+                          every source; idmapped mounts), moved into place; -1: none */
 };
 
 struct sj_device {
@@ -110,7 +115,8 @@ struct sj_device {
   unsigned int mode; /* permission bits */
   uid_t uid;
   gid_t gid;
-  int bind_from_host; /* bind-mount the host node of the same path instead of mknod */
+  int bind_from_host; /* bind-mount the host node of the same path instead of mknod
+                         (nosuid,noexec) */
 };
 
 struct sj_rlimit {
@@ -123,7 +129,8 @@ struct sj_sysctl {
   const char *value;
 };
 
-/* An OCI hook.  argv NULL or empty: {path}; envp NULL: an empty environment. */
+/* An OCI hook.  argv NULL or empty: {path}; envp NULL: the runtime's own
+ * environment (the hook has no `env`), as runc and crun run hooks. */
 struct sj_hook {
   const char *path;
   const char *const *argv; /* NULL-terminated */
@@ -138,7 +145,9 @@ struct sj_plan {
   size_t njoins;
   const char *timens_offsets; /* text for /proc/self/timens_offsets, or NULL */
 
-  /* rootfs */
+  /* rootfs.  Without a mount namespace (none created or joined) the mounts are
+   * made in the runtime's own, below a bind of the rootfs onto itself (which
+   * the caller detaches at delete), and the init chroots into it. */
   const char *rootfs;        /* absolute host path */
   int no_pivot;              /* MS_MOVE + chroot instead of pivot_root */
   int root_readonly;
@@ -234,15 +243,19 @@ struct sj_plan {
    * sysctl, hook or exec fifo steps.  clone_flags and joins must be empty. */
   int exec_pidfd;
   int exec_nstypes; /* CLONE_NEW* of the init to join (never our own user ns) */
+  int exec_root_fd; /* exec into a container without a mount namespace: an O_PATH fd
+                       of the init's root (/proc/PID/root) to chroot into; -1: none */
 
   /* seccomp: a finished BPF program (struct sock_filter[], seccomp_len
    * bytes, built by the caller), loaded with seccomp(SECCOMP_SET_MODE_FILTER,
-   * seccomp_flags) by the init and by every exec'd process.  With
-   * no_new_privs: after the capabilities are set, as the last step before
-   * READY (as few of the init's own syscalls as possible go through it);
-   * without: before the privileges are dropped, since loading then needs
-   * CAP_SYS_ADMIN.  SECCOMP_FILTER_FLAG_NEW_LISTENER in the flags: the
-   * listener goes to the parent (SJ_MSG_SECCOMP).  NULL: no filter. */
+   * seccomp_flags) by the init and by every exec'd process, as the last step
+   * before READY: every check the runtime makes (cwd, the executable, the
+   * exec fifo) is done before, so none of them depends on the profile.
+   * Without no_new_privs loading needs CAP_SYS_ADMIN: the process keeps it
+   * (permitted and effective) through the switch to its user until the
+   * filter is loaded, then drops it (one capset, under the filter).
+   * SECCOMP_FILTER_FLAG_NEW_LISTENER in the flags: the listener goes to the
+   * parent (SJ_MSG_SECCOMP).  NULL: no filter. */
   const unsigned char *seccomp_bpf;
   size_t seccomp_len;
   unsigned int seccomp_flags;
@@ -272,5 +285,20 @@ int sj_sync_recv(int fd, struct sj_msg *msg, struct sj_error *err);
  * "hook PATH: <why execve failed>". */
 int sj_run_hook(const struct sj_hook *hook, const char *const *state, size_t nstate,
                 struct sj_error *err);
+
+/* Caller side, before sj_spawn, in the runtime's own namespaces and with its
+ * credentials (csrc/mount_trees.c):
+ *
+ * A detached copy of the mount at `source` (open_tree; with its submounts if
+ * `recursive`), a slave of the source's peer group as a bind made after the
+ * init's rslave of / would be, idmapped through the user namespace
+ * `userns_fd` when it is >= 0 (all the submounts too if `idmap_recursive`).
+ * Returns the fd (CLOEXEC; the init inherits it: sj_mount.tree_fd), or -1. */
+int sj_source_tree(const char *source, int recursive, int userns_fd, int idmap_recursive,
+                   struct sj_error *err);
+
+/* A user namespace whose uid_map and gid_map are the given texts ("ID ID
+ * SIZE" lines): an fd of it (CLOEXEC), for MOUNT_ATTR_IDMAP, or -1. */
+int sj_userns_fd(const char *uid_map, const char *gid_map, struct sj_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -53,14 +54,17 @@ int sj_rootfs_prepare(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
   unsigned long prop = plan->root_propagation ? plan->root_propagation : MS_SLAVE | MS_REC;
 
-  /* Nothing we mount may propagate back to the host. */
-  if (mount(NULL, "/", NULL, prop, NULL) < 0)
+  /* Nothing we mount may propagate back to the host.  Without a mount
+   * namespace of our own, / is the runtime's: left as it is. */
+  if (ctx->mntns && mount(NULL, "/", NULL, prop, NULL) < 0)
     return sj_fail(err, errno, "set the propagation of /");
   /* Only a shared parent must go private (as runc): a slave one stays a
    * slave, so binds from it keep receiving the host's mounts. */
-  if ((prop & MS_SHARED) && make_parent_mount_private(plan->rootfs, err) < 0)
+  if (ctx->mntns && (prop & MS_SHARED) && make_parent_mount_private(plan->rootfs, err) < 0)
     return -1;
-  /* A mount of its own: pivot_root needs the new root to be a mount point. */
+  /* A mount of its own: pivot_root needs the new root to be a mount point.
+   * Without a mount namespace it holds everything we mount, in the
+   * runtime's namespace: the caller detaches it (and all of them) at delete. */
   if (mount(plan->rootfs, plan->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     return sj_fail(err, errno, "bind mount the rootfs %s", plan->rootfs);
   ctx->rootfd = open(plan->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -107,15 +111,20 @@ static int set_propagation(struct sj_ctx *ctx, const char *target, unsigned long
 /* ---- the mount kinds ---- */
 
 /* mount(2) onto the target, created inside the root and named by fd (a
- * symlink swapped in later cannot redirect it); then the attributes and the
- * propagation of the new mount, found again inside the root. */
+ * symlink swapped in later cannot redirect it), or the detached tree
+ * tree_fd moved there; then the attributes and the propagation of the new
+ * mount, found again inside the root.  `src` is what errors name. */
 static int mount_at(struct sj_ctx *ctx, const struct sj_mount *m, const char *src, int is_dir,
-                    unsigned long flags, struct sj_error *err) {
+                    unsigned long flags, const char *data, int tree_fd, struct sj_error *err) {
   char fdpath[32];
   int fd = sj_create_in_root(ctx->rootfd, m->target, is_dir);
   if (fd < 0)
     return sj_fail(err, errno, "mount %s to %s: create the mount point", src, m->target);
-  int rc = mount(src, sj_fdpath(fdpath, sizeof fdpath, fd), m->fstype, flags, m->data);
+  int rc;
+  if (tree_fd >= 0)
+    rc = sj_move_mount(tree_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  else
+    rc = mount(src, sj_fdpath(fdpath, sizeof fdpath, fd), m->fstype, flags, data);
   int saved = errno;
   close(fd);
   if (rc < 0)
@@ -132,13 +141,37 @@ static int mount_at(struct sj_ctx *ctx, const struct sj_mount *m, const char *sr
   return set_propagation(ctx, m->target, m->propagation, err);
 }
 
+/* tmpfs without mode=: the mode of the directory it covers goes first in
+ * its data (a mode= there still wins), as runc gives it; a missing one is
+ * created 0755 and the tmpfs keeps its own default (1777).  -> the data to
+ * mount with: m->data itself, or buf. */
+static const char *tmpfs_data(struct sj_ctx *ctx, const struct sj_mount *m, char *buf,
+                              size_t size) {
+  if (!m->inherit_mode)
+    return m->data;
+  int fd = sj_open_in_root(ctx->rootfd, m->target, O_PATH | O_DIRECTORY);
+  if (fd < 0)
+    return m->data;
+  struct stat st;
+  int rc = fstat(fd, &st);
+  close(fd);
+  if (rc < 0)
+    return m->data;
+  int n = snprintf(buf, size, "mode=%04o%s%s", (unsigned int)(st.st_mode & 07777),
+                   m->data ? "," : "", m->data ? m->data : "");
+  /* Longer than a page the kernel refuses it anyway: leave the data as given. */
+  return n > 0 && (size_t)n < size ? buf : m->data;
+}
+
 static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
+  char buf[4200]; /* mount(2) takes a page of data at most */
+  const char *data = tmpfs_data(ctx, m, buf, sizeof buf);
   if (!m->copy_up)
-    return mount_at(ctx, m, mount_source_name(m), m->target_is_dir, m->flags, err);
+    return mount_at(ctx, m, mount_source_name(m), m->target_is_dir, m->flags, data, -1, err);
   int src = sj_copyup_prepare(ctx, m);
   if (src == -1)
     return sj_fail(err, errno, "tmpcopyup %s: open", m->target);
-  int rc = mount_at(ctx, m, mount_source_name(m), 1, m->flags, err);
+  int rc = mount_at(ctx, m, mount_source_name(m), 1, m->flags, data, -1, err);
   if (rc == 0 && src >= 0)
     rc = sj_copyup(ctx, m, src, err);
   if (src >= 0)
@@ -149,13 +182,21 @@ static int mount_fs(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_erro
 /* A bind mount with mount(2), not open_tree: the copy then stays in the
  * source's propagation group (a slave of the host's mount, after the rslave
  * of "/"), so that what the host mounts below it later still reaches the
- * container, as rslave volumes promise.  An open_tree clone is private. */
+ * container, as rslave volumes promise.  A tree the runtime made for us
+ * (tree_fd: see mount_trees.c) is already such a slave: it is moved in. */
 static int mount_bind(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
   struct stat st;
+  if (m->tree_fd >= 0) {
+    if (fstat(m->tree_fd, &st) < 0)
+      return sj_fail(err, errno, "mount %s to %s: stat", m->source, m->target);
+    int rc = mount_at(ctx, m, m->source, S_ISDIR(st.st_mode), 0, NULL, m->tree_fd, err);
+    close(m->tree_fd); /* ours (inherited): the mount holds what it needs */
+    return rc;
+  }
   if (stat(m->source, &st) < 0)
     return sj_fail(err, errno, "mount %s to %s: stat", m->source, m->target);
   unsigned long flags = MS_BIND | (m->recursive ? MS_REC : 0);
-  return mount_at(ctx, m, m->source, S_ISDIR(st.st_mode), flags, err);
+  return mount_at(ctx, m, m->source, S_ISDIR(st.st_mode), flags, m->data, -1, err);
 }
 
 static int make_symlink(struct sj_ctx *ctx, const struct sj_mount *m, struct sj_error *err) {
@@ -257,9 +298,14 @@ static int bind_device(struct sj_ctx *ctx, int parent, const char *name,
   int tree = sj_open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (tree < 0)
     return sj_fail(err, errno, "bind mount the device %s from the host", d->path);
-  int target = sj_open_in_root(ctx->rootfd, d->path, O_PATH);
-  int rc = 0;
-  if (target < 0)
+  /* A device node needs dev, nothing else: nosuid and noexec, as crun. */
+  struct sj_mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+  int target = -1, rc = 0;
+  if (sj_mount_setattr(tree, "", AT_EMPTY_PATH, &attr) < 0)
+    rc = sj_fail(err, errno, "bind mount the device %s from the host: nosuid,noexec", d->path);
+  else if ((target = sj_open_in_root(ctx->rootfd, d->path, O_PATH)) < 0)
     rc = sj_fail(err, errno, "open %s", d->path);
   else if (sj_move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     rc = sj_fail(err, errno, "bind mount the device %s from the host", d->path);
@@ -394,9 +440,21 @@ out:
   return rc;
 }
 
+/* Without a mount namespace of our own there is nothing to pivot: the old
+ * root is the runtime's.  chroot, as runc and crun do. */
+static int chroot_root(struct sj_ctx *ctx, struct sj_error *err) {
+  if (fchdir(ctx->rootfd) < 0)
+    return sj_fail(err, errno, "chdir to the rootfs");
+  if (chroot(".") < 0)
+    return sj_fail(err, errno, "chroot to the rootfs");
+  return 0;
+}
+
 int sj_enter_rootfs(struct sj_ctx *ctx, struct sj_error *err) {
   const struct sj_plan *plan = ctx->plan;
-  if ((plan->no_pivot ? move_root(ctx, err) : pivot(ctx, err)) < 0)
+  int rc = !ctx->mntns ? chroot_root(ctx, err) : plan->no_pivot ? move_root(ctx, err)
+                                                                : pivot(ctx, err);
+  if (rc < 0)
     return -1;
   if (chdir("/") < 0)
     return sj_fail(err, errno, "chdir /");

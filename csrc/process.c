@@ -6,11 +6,15 @@
 #define _GNU_SOURCE
 #endif
 #include <limits.h>
+#include <sched.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -195,17 +199,67 @@ int sj_fix_stdio_owner(struct sj_ctx *ctx, struct sj_error *err) {
   return 0;
 }
 
+int sj_loopback_up(struct sj_ctx *ctx, struct sj_error *err) {
+  if (!(ctx->plan->clone_flags & CLONE_NEWNET))
+    return 0;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return sj_fail(err, errno, "bring lo up: socket");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (rc == 0 && !(ifr.ifr_flags & IFF_UP)) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int saved = errno;
+  close(s);
+  if (rc < 0)
+    return sj_fail(err, saved, "bring lo up");
+  return 0;
+}
+
+/* The cwd, resolved in the root we are in (never through a magic link: a
+ * cwd of /proc/self/fd/N would be one of our own fds). -> O_PATH fd or -1. */
+static int open_cwd(const char *cwd, int flags) {
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    return -1;
+  int fd = sj_open_in_root(root, cwd, flags);
+  if (fd < 0 && errno == ELOOP) {
+    /* A magic link (or a symlink loop) as the last component: that is no
+     * directory of the container's. */
+    int link = sj_open_in_root(root, cwd, O_PATH | O_NOFOLLOW);
+    if (link >= 0) {
+      close(link);
+      errno = ENOTDIR;
+    } else {
+      errno = ELOOP;
+    }
+  }
+  int saved = errno;
+  close(root);
+  errno = saved;
+  return fd;
+}
+
 /* A missing cwd is created (0755, as root, before the root may go
  * read-only), as runc does. */
 int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err) {
   const char *cwd = ctx->plan->cwd;
-  struct stat st;
-  if (!cwd || !*cwd || stat(cwd, &st) == 0 || errno != ENOENT)
+  if (!cwd || !*cwd)
     return 0;
+  int fd = open_cwd(cwd, O_PATH);
+  if (fd >= 0 || errno != ENOENT) {
+    if (fd >= 0)
+      close(fd);
+    return 0; /* there, or chdir will say what is wrong with it */
+  }
   int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     return sj_fail(err, errno, "open /");
-  int fd = sj_mkdir_in_root(root, cwd, 0755);
+  fd = sj_mkdir_in_root(root, cwd, 0755);
   int saved = errno;
   close(root);
   if (fd < 0)
@@ -214,8 +268,30 @@ int sj_make_cwd(struct sj_ctx *ctx, struct sj_error *err) {
   return 0;
 }
 
+/* One /etc/passwd line (name:passwd:uid:gid:gecos:home:shell, changed in
+ * place): 1 and HOME set when it is uid's entry, else 0. */
+static int passwd_home(struct sj_ctx *ctx, char *line) {
+  char *f[7] = {line};
+  int nf = 1;
+  for (char *p = line; *p && nf < 7; p++)
+    if (*p == ':') {
+      *p = '\0';
+      f[nf++] = p + 1;
+    }
+  char *end;
+  if (nf < 6 || !*f[2])
+    return 0;
+  unsigned long uid = strtoul(f[2], &end, 10);
+  if (*end != '\0' || uid != (unsigned long)ctx->plan->uid)
+    return 0;
+  if (*f[5])
+    snprintf(ctx->home_env, sizeof ctx->home_env, "HOME=%s", f[5]);
+  return 1;
+}
+
 /* HOME from the container's /etc/passwd entry of our uid ("/" without
- * one), when the process env does not set it: what runc and shells expect. */
+ * one), when the process env does not set it: what runc and shells expect.
+ * The last line counts too when the file does not end with a newline. */
 void sj_default_home(struct sj_ctx *ctx) {
   const struct sj_plan *plan = ctx->plan;
   ctx->home_env[0] = '\0';
@@ -239,24 +315,12 @@ void sj_default_home(struct sj_ctx *ctx) {
       }
       line[len] = '\0';
       len = 0;
-      /* name:passwd:uid:gid:gecos:home:shell */
-      char *f[7] = {line};
-      int nf = 1;
-      for (char *p = line; *p && nf < 7; p++)
-        if (*p == ':') {
-          *p = '\0';
-          f[nf++] = p + 1;
-        }
-      char *end;
-      if (nf < 6 || !*f[2])
-        continue;
-      unsigned long uid = strtoul(f[2], &end, 10);
-      if (*end == '\0' && uid == (unsigned long)plan->uid) {
-        if (*f[5])
-          snprintf(ctx->home_env, sizeof ctx->home_env, "HOME=%s", f[5]);
-        done = 1;
-      }
+      done = passwd_home(ctx, line);
     }
+  }
+  if (!done && len > 0) {
+    line[len] = '\0';
+    passwd_home(ctx, line);
   }
   close(fd);
 }
@@ -264,10 +328,15 @@ void sj_default_home(struct sj_ctx *ctx) {
 int sj_chdir_cwd(struct sj_ctx *ctx, int as_user, int *done, struct sj_error *err) {
   const char *cwd = ctx->plan->cwd && *ctx->plan->cwd ? ctx->plan->cwd : "/";
   if (!*done) {
-    if (chdir(cwd) < 0) {
-      if (!as_user && errno == EACCES)
+    int fd = open_cwd(cwd, O_PATH | O_DIRECTORY);
+    int rc = fd < 0 ? -1 : fchdir(fd);
+    int saved = errno;
+    if (fd >= 0)
+      close(fd);
+    if (rc < 0) {
+      if (!as_user && saved == EACCES)
         return 0; /* try again once we are the user */
-      return sj_fail(err, errno, "chdir %s", cwd);
+      return sj_fail(err, saved, "chdir %s", cwd);
     }
     *done = 1;
   }
@@ -450,7 +519,7 @@ void sj_late_error(struct sj_ctx *ctx, const struct sj_error *err) {
     sj_write_all(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-void sj_exec(struct sj_ctx *ctx) {
+void sj_prepare_exec_fds(struct sj_ctx *ctx) {
   const struct sj_plan *plan = ctx->plan;
   int npreserve = plan->preserve_fds > 0 ? plan->preserve_fds : 0;
   /* The preserved fds are passed on, whatever their flag in the parent. */
@@ -459,9 +528,17 @@ void sj_exec(struct sj_ctx *ctx) {
     if (flags >= 0 && (flags & FD_CLOEXEC))
       fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
   }
-  /* Everything else closes at execve; until then log_fd stays usable for
-   * reporting an execve failure. */
-  if (close_range(3 + (unsigned int)npreserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+  /* Everything else closes at execve; until then ours stay usable (the sync
+   * socket, log_fd for reporting an execve failure).  Every fd opened from
+   * here on is close-on-exec by itself. */
+  ctx->fds_cloexec = close_range(3 + (unsigned int)npreserve, ~0U, CLOSE_RANGE_CLOEXEC) == 0;
+}
+
+void sj_exec(struct sj_ctx *ctx) {
+  const struct sj_plan *plan = ctx->plan;
+  int npreserve = plan->preserve_fds > 0 ? plan->preserve_fds : 0;
+  /* Before 5.11 (no CLOSE_RANGE_CLOEXEC): close what is not ours now. */
+  if (!ctx->fds_cloexec) {
     int keep[3] = {plan->log_fd, ctx->tramp_fd, ctx->sync_fd};
     sj_close_fds_except(3 + npreserve, keep, 3);
     for (int i = 0; i < 3; i++)

@@ -23,10 +23,18 @@ struct sj_scmp_rule {
 
 struct sj_scmp_filter {
   uint32_t default_action;
-  const uint32_t *arches; /* AUDIT_ARCH_* tokens; the native one is always there */
+  const uint32_t *arches; /* libseccomp arch tokens; the native one is always there */
   size_t narches;
   const struct sj_scmp_rule *rules;
   size_t nrules;
+  /* The ENOSYS stub (as runc's): when names is not NULL, a syscall numbered
+   * above every one the profile names (names: all of them, whatever their
+   * action) answers ENOSYS instead of the default action, on every
+   * architecture of the filter, so that programs (and libc) fall back from a
+   * call newer than the profile (clone3, faccessat2, openat2, close_range)
+   * to the older one it allows. */
+  const char *const *names;
+  size_t nnames;
 };
 
 /* Native syscall number for a name, or -1 when this libseccomp does not know it. */

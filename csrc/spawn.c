@@ -147,10 +147,15 @@ static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *ar
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
 static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tramp_fd) {
-  int keep[] = {sync_fd,      plan->exec_fifo_fd, plan->console_fd, plan->log_fd,
-                plan->cgroup_fd, plan->exec_pidfd, tramp_fd};
+  int fixed[] = {sync_fd,         plan->exec_fifo_fd, plan->console_fd,   plan->log_fd,
+                 plan->cgroup_fd, plan->exec_pidfd,   plan->exec_root_fd, tramp_fd};
+  size_t nfixed = sizeof fixed / sizeof fixed[0];
+  int keep[nfixed + plan->nmounts];
+  memcpy(keep, fixed, sizeof fixed);
+  for (size_t i = 0; i < plan->nmounts; i++) /* the detached trees of the mounts */
+    keep[nfixed + i] = plan->mounts[i].tree_fd;
   int from = 3 + (plan->preserve_fds > 0 ? plan->preserve_fds : 0);
-  sj_close_fds_except(from, keep, sizeof keep / sizeof keep[0]);
+  sj_close_fds_except(from, keep, nfixed + plan->nmounts);
 }
 
 __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd,
@@ -167,6 +172,7 @@ __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int s
   ctx.userns = (plan->clone_flags & CLONE_NEWUSER) || has_join(plan, CLONE_NEWUSER) ||
                (ctx.exec && (plan->exec_nstypes & CLONE_NEWUSER));
   ctx.mntns = (plan->clone_flags & CLONE_NEWNS) || has_join(plan, CLONE_NEWNS);
+  ctx.own_root = !ctx.exec && (ctx.mntns || (plan->rootfs && strcmp(plan->rootfs, "/") != 0));
   ctx.rootfd = -1;
   ctx.null_tree = -1;
   close_inherited_fds(plan, sync_fd, tramp_fd);

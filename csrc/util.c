@@ -38,10 +38,11 @@ int sj_write_file(const char *path, const char *value) {
 }
 
 void sj_close_fds_except(int from, const int *keep, size_t nkeep) {
-  int sorted[16];
+  int sorted[nkeep > 0 ? nkeep : 1];
   size_t n = 0;
-  /* Insertion sort of the (few) fds to keep, skipping those below from. */
-  for (size_t i = 0; i < nkeep && n < sizeof sorted / sizeof sorted[0]; i++) {
+  /* Insertion sort of the fds to keep (a few, plus one per mount the
+   * runtime opened for the init), skipping those below from. */
+  for (size_t i = 0; i < nkeep; i++) {
     int fd = keep[i];
     if (fd < from)
       continue;

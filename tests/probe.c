@@ -48,6 +48,9 @@ static const struct {
     {"fsopen", SYS_fsopen},         {"mknodat", SYS_mknodat},
     {"openat", SYS_openat},         {"getpriority", SYS_getpriority},
     {"acct", SYS_acct},             {"swapon", SYS_swapon},
+    {"getcwd", SYS_getcwd},         {"faccessat", SYS_faccessat},
+    {"faccessat2", SYS_faccessat2}, {"openat2", SYS_openat2},
+    {"close_range", SYS_close_range},
 };
 
 static long lookup(const char *name) {

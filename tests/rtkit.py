@@ -152,6 +152,43 @@ def cgroup_dir(pid, controller):
     return None
 
 
+_V1_FILES = {}
+
+
+def v1_files(controller):
+    """The files a new cgroup of the v1 `controller` hierarchy has on this host: what the
+    kernel's configuration (swap accounting, RT group scheduling, ...) and the block
+    devices' schedulers (BFQ: blkio.bfq.weight; CFQ: blkio.weight) provide. Empty when the
+    hierarchy is not mounted. Found out once, with a cgroup made and removed under ours."""
+    if controller not in _V1_FILES:
+        files = set()
+        parent = cgroup_dir(os.getpid(), controller)
+        if parent and os.path.isdir(parent):
+            probe = os.path.join(parent, f"sjt-probe-{secrets.token_hex(4)}")
+            os.mkdir(probe)
+            try:
+                files = set(os.listdir(probe))
+            finally:
+                os.rmdir(probe)
+        _V1_FILES[controller] = files
+    return _V1_FILES[controller]
+
+
+def blkio_weight_file():
+    """blkio.weight (CFQ) or blkio.bfq.weight (BFQ), or None: neither scheduler here."""
+    have = v1_files("blkio")
+    return next((f for f in ("blkio.weight", "blkio.bfq.weight") if f in have), None)
+
+
+# Time namespaces came with Linux 5.6.
+needs_time_namespace = pytest.mark.skipif(
+    not os.path.exists("/proc/self/ns/time"), reason="this kernel has no time namespaces (5.6+)"
+)
+
+NO_BLKIO_WEIGHT = ("this host has no blkio.weight or blkio.bfq.weight: its block devices use "
+                   "neither the BFQ nor the CFQ scheduler")  # fmt: skip
+
+
 # -- results and bundles --------------------------------------------------------------------
 
 

@@ -15,7 +15,17 @@ import secrets
 import subprocess
 
 import pytest
-from rtkit import CGROUP_ROOT, UNSET_RESOURCES, cgroup_dir, config, read, wait_for
+from rtkit import (
+    CGROUP_ROOT,
+    NO_BLKIO_WEIGHT,
+    UNSET_RESOURCES,
+    blkio_weight_file,
+    cgroup_dir,
+    config,
+    read,
+    v1_files,
+    wait_for,
+)
 
 from sangja.errors import ConfigError
 from sangja.runtime.cgroups import systemd
@@ -108,55 +118,108 @@ def test_exec_joins_the_container_cgroups(rt):
 # -- every resource ---------------------------------------------------------------------------
 
 
-RESOURCES = {
-    "memory": {
-        "limit": 96 << 20,
-        "reservation": 32 << 20,
-        "swap": 128 << 20,
-        "kernelTCP": 16 << 20,
-        "swappiness": 30,
-        "disableOOMKiller": False,
-    },
-    "cpu": {
-        "shares": 256,
-        "quota": 20000,
-        "period": 100000,
-        "cpus": "0",
-        "mems": "0",
-        "realtimePeriod": 1000000,
-        "realtimeRuntime": 1000,
-        "idle": 0,
-    },
-    "pids": {"limit": 50},
-    "blockIO": {"weight": 300},
+# Every v1 resource engines send: (resources, [(controller, file, value read back)]), and the
+# file whose presence says the host's kernel (or its block devices) can honour it.
+V1_RESOURCES = {
+    "memory": ({"memory": {"limit": 96 << 20, "reservation": 32 << 20,
+                           "disableOOMKiller": False}},
+               [("memory", "memory.limit_in_bytes", str(96 << 20)),
+                ("memory", "memory.soft_limit_in_bytes", str(32 << 20))], None),
+    "memory.swap": ({"memory": {"limit": 96 << 20, "swap": 128 << 20}},
+                    [("memory", "memory.memsw.limit_in_bytes", str(128 << 20))],
+                    ("memory", "memory.memsw.limit_in_bytes")),
+    "memory.swappiness": ({"memory": {"swappiness": 30}},
+                          [("memory", "memory.swappiness", "30")],
+                          ("memory", "memory.swappiness")),
+    "cpu": ({"cpu": {"shares": 256, "quota": 20000, "period": 100000}},
+            [("cpu", "cpu.shares", "256"), ("cpu", "cpu.cfs_quota_us", "20000"),
+             ("cpu", "cpu.cfs_period_us", "100000")], None),
+    "cpu.realtime": ({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 1000}},
+                     [("cpu", "cpu.rt_runtime_us", "1000"), ("cpu", "cpu.rt_period_us",
+                                                              "1000000")],
+                     ("cpu", "cpu.rt_runtime_us")),
+    "cpu.idle": ({"cpu": {"idle": 0}}, [("cpu", "cpu.idle", "0")], ("cpu", "cpu.idle")),
+    "cpuset": ({"cpu": {"cpus": "0", "mems": "0"}},
+               [("cpuset", "cpuset.cpus", "0"), ("cpuset", "cpuset.mems", "0")], None),
+    "pids": ({"pids": {"limit": 50}}, [("pids", "pids.max", "50")], None),
+    "blockIO.weight": ({"blockIO": {"weight": 300}}, [("blkio", "WEIGHT", "300")],
+                       ("blkio", "WEIGHT")),
+}  # fmt: skip
+WHY_MISSING = {
+    "memory.memsw.limit_in_bytes": "no swap accounting in this kernel (swapaccount)",
+    "memory.swappiness": "no memory.swappiness in this kernel",
+    "cpu.rt_runtime_us": "no RT group scheduling in this kernel (CONFIG_RT_GROUP_SCHED)",
+    "cpu.idle": "no cpu.idle in this kernel (5.15+)",
 }
-EXPECT = [
-    ("memory", "memory.limit_in_bytes", str(96 << 20)),
-    ("memory", "memory.soft_limit_in_bytes", str(32 << 20)),
-    ("memory", "memory.memsw.limit_in_bytes", str(128 << 20)),
-    ("memory", "memory.swappiness", "30"),
-    ("cpu", "cpu.shares", "256"),
-    ("cpu", "cpu.cfs_quota_us", "20000"),
-    ("cpu", "cpu.cfs_period_us", "100000"),
-    ("cpu", "cpu.rt_runtime_us", "1000"),
-    ("cpuset", "cpuset.cpus", "0"),
-    ("pids", "pids.max", "50"),
-    ("blkio", "blkio.bfq.weight", "300"),
-]
+
+
+def _host_has(need):
+    """(True, None), or (False, why) when the host lacks the file `need` asks for."""
+    if need is None:
+        return True, None
+    ctrl, f = need
+    if f == "WEIGHT":
+        return (True, None) if blkio_weight_file() else (False, NO_BLKIO_WEIGHT)
+    if f in v1_files(ctrl):
+        return True, None
+    return False, f"this host has no {f}: {WHY_MISSING.get(f, 'not in this kernel')}"
+
+
+def _expected(entries):
+    return [(c, blkio_weight_file() if f == "WEIGHT" else f, v) for c, f, v in entries]
+
+
+@pytest.mark.parametrize("name", sorted(V1_RESOURCES))
+def test_v1_resource_file(rt, name):
+    """Each resource engines send, in its v1 file, read on the host: where the host has the
+    file (the others are a SKIP saying what is missing)."""
+    res, entries, need = V1_RESOURCES[name]
+    ok, why = _host_has(need)
+    if not ok:
+        pytest.skip(why)
+    c = config(["sleep", "1000"])
+    c["linux"]["resources"].update(copy.deepcopy(res))
+    cid, pid = rt.created(c)
+    for ctrl, f, want in _expected(entries):
+        got = read(f"{cgroup_dir(pid, ctrl)}/{f}").split()
+        assert got and got[-1] == want, (ctrl, f, got)
 
 
 def test_every_v1_resource_file(rt):
-    """The resources engines send, each in its v1 file, read on the host."""
+    """All of them at once, as engines send them (the order between memory and swap, cpu
+    period and quota matters), for what the host has."""
     c = config(["sleep", "1000"])
-    c["linux"]["resources"].update(RESOURCES)
+    expect = []
+    for _, (res, entries, need) in sorted(V1_RESOURCES.items()):
+        if not _host_has(need)[0]:
+            continue
+        for key, fields in res.items():
+            c["linux"]["resources"].setdefault(key, {}).update(fields)
+        expect += _expected(entries)
+    if "memory.kmem.tcp.limit_in_bytes" in v1_files("memory"):
+        c["linux"]["resources"]["memory"]["kernelTCP"] = 16 << 20
     cid, pid = rt.created(c)
-    for ctrl, f, want in EXPECT:
+    for ctrl, f, want in expect:
         got = read(f"{cgroup_dir(pid, ctrl)}/{f}").split()
         assert got and got[-1] == want, (ctrl, f, got)
-    if rt.is_runc:
+    if rt.is_runc or "memory.kmem.tcp.limit_in_bytes" not in v1_files("memory"):
         return  # runc 1.1 ignores kernel memory limits
     tcp = int(read(f"{cgroup_dir(pid, 'memory')}/memory.kmem.tcp.limit_in_bytes"))
     assert (16 << 20) - 4096 <= tcp <= 16 << 20  # the kernel rounds it to pages
+
+
+def test_blkio_weight_without_bfq_is_an_error(rt):
+    """Where the host has no weight file (no BFQ, no CFQ) a blockIO.weight cannot be
+    honoured: create fails naming it (runc fails too), nothing left."""
+    if blkio_weight_file():
+        pytest.skip(f"this host has {blkio_weight_file()}: the weight is honoured")
+    c = config(["true"])
+    c["linux"]["resources"]["blockIO"] = {"weight": 300}
+    cid, r = rt.create(c)
+    assert r.rc == 1, r
+    if not rt.is_runc:
+        assert "linux.resources.blockIO.weight" in r.err and "blkio.weight" in r.err, r
+    rt.assert_nothing_left(cid)
 
 
 def test_zero_values_are_unset(rt):
@@ -196,12 +259,21 @@ def test_fork_bomb_stops_at_pids_limit(rt):
 def test_memory_limit_oom_kills(rt):
     """A process that touches more than its limit is OOM-killed (SIGKILL: exit 137)."""
     c = config(["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
-    c["linux"]["resources"]["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
+    c["linux"]["resources"]["memory"] = {"limit": 32 << 20}
+    if "memory.memsw.limit_in_bytes" in v1_files("memory"):  # no swap to escape to either
+        c["linux"]["resources"]["memory"]["swap"] = 32 << 20
     assert rt.run(c).rc == 137
 
 
+def _kernel_controllers():
+    with open("/proc/cgroups") as f:
+        return {line.split()[0] for line in f if not line.startswith("#")}
+
+
 def test_unmounted_controller_is_an_error_naming_it(rt):
-    """net_cls is not mounted on this host: a classID cannot be honoured."""
+    """net_cls not mounted (as on this host): a classID cannot be honoured."""
+    if v1_files("net_cls"):
+        pytest.skip("this host mounts a net_cls hierarchy")
     c = config(["true"])
     c["linux"]["resources"]["network"] = {"classID": 42}
     r = rt.run(c)
@@ -215,6 +287,8 @@ def test_net_cls_and_net_prio_on_their_own_hierarchy(rt):
     """This host mounts no net_cls/net_prio hierarchy, but the kernel has both: each runtime
     call runs in a private mount namespace where the hierarchy is mounted (the runtime finds
     hierarchies by /proc/self/mountinfo), and the files are read through such a mount too."""
+    if not {"net_cls", "net_prio"} <= _kernel_controllers():
+        pytest.skip("this kernel has no net_cls or net_prio controller")
     mnt = os.path.join(rt.workdir, "net_cls,net_prio")
     os.mkdir(mnt)
     mount = 'mount -t cgroup -o net_cls,net_prio none "$0"'

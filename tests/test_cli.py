@@ -164,3 +164,92 @@ def test_missing_id(rt):
         r = rt(verb)
         assert r.rc != 0, verb
         assert r.out == "" or "Usage" in r.out or "usage" in r.out
+
+
+# -- features, --log, and never a traceback ------------------------------------------------------
+
+
+def test_features(rt, runc):
+    """runc's `features` verb: the spec's features document, as containerd reads it."""
+    f = rt("features").ok().json()
+    assert f["ociVersionMin"] == "1.0.0" and re.match(r"^1\.\d+\.\d+", f["ociVersionMax"])
+    assert f["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
+                          "poststart", "poststop"]  # fmt: skip
+    lx = f["linux"]
+    assert {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"} <= set(lx["namespaces"])
+    assert "CAP_SYS_ADMIN" in lx["capabilities"] and lx["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_ERRNO" in lx["seccomp"]["actions"]
+    assert "SCMP_CMP_MASKED_EQ" in lx["seccomp"]["operators"]
+    assert lx["cgroup"]["v1"] is True and lx["cgroup"]["v2"] is True
+    # everything runc 1.1 lists, sangja recognises too (a superset: the time namespace,
+    # idmap, ridmap, ...)
+    ref = runc("features").ok().json()
+    assert set(ref["mountOptions"]) - {"acl", "noacl"} <= set(f["mountOptions"])
+    assert set(ref["linux"]["namespaces"]) <= set(lx["namespaces"])
+    assert set(ref["linux"]["seccomp"]["actions"]) <= set(lx["seccomp"]["actions"])
+    assert set(ref["linux"]["seccomp"]["archs"]) <= set(lx["seccomp"]["archs"])
+    if not rt.is_runc:
+        assert "idmap" in f["mountOptions"] and "ridmap" in f["mountOptions"]
+        assert lx["mountExtensions"] == {"idmap": {"enabled": True}}
+        assert set(lx["seccomp"]["supportedFlags"]) <= set(lx["seccomp"]["knownFlags"])
+
+
+def test_log_that_cannot_be_opened_fails_at_once(rt, env):
+    """--log FILE that cannot be opened: an error at once (as runc), before any work."""
+    bad = os.path.join(env.workdir, "no-such-dir", "x.log")
+    b = rt.bundle(config(["true"]))
+    cid = rt.new_id()
+    r = rt("--log", bad, "run", "--bundle", b.path, cid)
+    assert r.rc == 1 and r.out == "", r
+    assert f"open {bad}: no such file or directory" in r.err, r
+    rt.assert_nothing_left(cid)
+
+
+@pytest.mark.sangja_only("sangja's state.json")
+def test_no_traceback_for_an_internal_error(rt):
+    """An internal error (caused here by a state.json edited to hold nonsense where exec
+    reads the namespaces to join) is one line, exit 1; the trace only with --debug."""
+    cid, _ = rt.created(config(["sleep", "1000"]))
+    path = os.path.join(rt.root, cid, "state.json")
+    with open(path) as f:
+        state = json.load(f)
+    state["namespaces"] = 5
+    with open(path, "w") as f:
+        json.dump(state, f)
+    r = rt("exec", cid, "true")
+    assert r.rc == 1 and r.err.startswith("sangja: internal error: "), r
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err, r
+    r = rt("--debug", "exec", cid, "true")
+    assert r.rc == 1 and "Traceback" in r.err and r.err.splitlines()[-1].startswith("sangja: ")
+
+
+@pytest.mark.sangja_only("sangja's handling of bytes that are not UTF-8 in argv")
+def test_exec_args_that_are_not_utf8(rt):
+    """Command-line bytes that are not UTF-8 reach the process as they were."""
+    cid, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    argv = rt.argv("exec", cid, "echo", "x") + []
+    argv[-1] = b"\xff\xfe"
+    p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"\xff\xfe\n"
+
+
+@pytest.mark.sangja_only("sangja's state.json")
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"pid": "x", "cgroups": 5}'])
+def test_delete_force_of_a_damaged_state_dir(rt, damage):
+    """A state dir whose state.json is damaged (by hand, a full disk) can still be removed
+    with delete --force (a warning says what could not be found); without --force it is an
+    error, one line."""
+    cid = rt.new_id()
+    d = os.path.join(rt.root, cid)
+    os.makedirs(d)
+    with open(os.path.join(d, "state.json"), "w") as f:
+        f.write(damage)
+    r = rt("delete", cid)
+    assert r.rc == 1 and r.err.startswith("sangja: ") and r.err.count("\n") == 1, r
+    log = os.path.join(rt.workdir, "log")
+    r = rt("--log", log, "delete", "--force", cid)
+    assert r.rc == 0, r
+    assert not os.path.exists(d)
+    assert "removing" in read(log)

@@ -255,3 +255,154 @@ def test_start_failure_after_create_error_is_not_found(rt):
         assert r.rc == 1, (verb, r)
         assert "does not exist" in r.err
     rt("delete", "--force", cid).ok()
+
+
+# -- found by a config fuzzer: ranges, NULs, surrogates, types, nesting ------------------------
+
+
+def _mount(**m):
+    return lambda c: c["mounts"].append({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+                                         **m})  # fmt: skip
+
+
+def _resources(**r):
+    return lambda c: c["linux"].setdefault("resources", {}).update(r)
+
+
+FUZZ_FOUND = {
+    # name: (mutate, words sangja's one line names; runc refuses these too)
+    "uid-minus-one": (_set("process.user.uid", 4294967295), ["process.user.uid", "4294967295"]),
+    "gid-minus-one": (_set("process.user.gid", 4294967295), ["process.user.gid"]),
+    "uid-2-31": (_set("process.user.uid", 2**31), ["process.user.uid"]),
+    "additional-gid-minus-one": (
+        _set("process.user.additionalGids", [4294967295]),
+        ["additionalGids[0]"],
+    ),
+    "nul-in-args": (_set("process.args", ["true\u0000; echo x"]), ["process.args[0]", "NUL"]),
+    "nul-in-env": (_set("process.env", ["A=b\u0000c"]), ["process.env[0]", "NUL"]),
+    "nul-in-cwd": (_set("process.cwd", "/tmp\u0000x"), ["process.cwd", "NUL"]),
+    "nul-in-mount-dest": (_mount(destination="/m\u0000x"), ["mounts[", "destination", "NUL"]),
+    "nul-in-masked-path": (
+        lambda c: c["linux"]["maskedPaths"].append("/proc/x\u0000y"),
+        ["maskedPaths", "NUL"],
+    ),
+    "nul-in-sysctl-key": (
+        lambda c: c["linux"].update(sysctl={"net.ipv4.ip_forward\u0000x": "1"}),
+        ["sysctl", "NUL"],
+    ),
+    "surrogate-in-args": (_set("process.args", ["\ud800"]), ["process.args[0]", "surrogate"]),
+    "surrogate-in-hostname": (_set("hostname", "x\udfff"), ["hostname", "surrogate"]),
+    "list-as-namespace-type": (
+        lambda c: c["linux"]["namespaces"].append({"type": ["pid"]}),
+        ["namespace type"],
+    ),
+    "list-as-seccomp-action": (
+        lambda c: c["linux"].update(
+            seccomp={
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["getpid"], "action": ["SCMP_ACT_ERRNO"]}],
+            }
+        ),
+        ["action"],
+    ),
+    "object-as-seccomp-arches": (
+        lambda c: c["linux"].update(
+            seccomp={"defaultAction": "SCMP_ACT_ALLOW", "architectures": {"x": 1}}
+        ),
+        ["architectures"],
+    ),
+    "rlimit-negative": (
+        _set("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": -1, "hard": 1}]),
+        ["rlimits[0].soft"],
+    ),
+    "rlimit-2-64": (
+        _set("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2**64}]),
+        ["rlimits[0].hard"],
+    ),
+    "oom-score-adj-huge": (_set("process.oomScoreAdj", 2**40), ["oomScoreAdj"]),
+    "console-height-huge": (
+        _set("process.consoleSize", {"height": 2**33, "width": 1}),
+        ["consoleSize.height"],
+    ),
+    "device-major-huge": (
+        lambda c: c["linux"].update(
+            devices=[{"path": "/dev/x", "type": "c", "major": 2**40, "minor": 1}]
+        ),
+        ["major"],
+    ),
+    "device-uid-minus-one": (
+        lambda c: c["linux"].update(
+            devices=[{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "uid": 4294967295}]
+        ),
+        ["uid"],
+    ),
+    "null-major": (
+        lambda c: c["linux"].update(
+            devices=[{"path": "/dev/x", "type": "c", "major": None, "minor": 1}]
+        ),
+        ["major and minor"],
+    ),
+    "hook-timeout-2-64": (
+        lambda c: c.update(hooks={"poststop": [{"path": "/bin/true", "timeout": 2**64}]}),
+        ["hooks.poststop[0].timeout"],
+    ),
+    "annotation-not-a-string": (_set("annotations", {"k": {"deep": 1}}), ["annotations.k"]),
+    "mount-dest-empty": (_mount(destination=""), ["destination"]),
+    "mount-dest-root": (_mount(destination="/"), ["destination"]),
+    "mount-dest-dot": (_mount(destination="."), ["destination"]),
+    "memory-minus-2": (_resources(memory={"limit": -2}), ["memory.limit", "-1"]),
+    "swap-minus-5": (_resources(memory={"limit": 1 << 30, "swap": -5}), ["memory.swap"]),
+    "memory-2-63": (_resources(memory={"limit": 2**63}), ["memory.limit"]),
+    "devices-as-object": (_resources(devices={}), ["linux.resources.devices", "array"]),
+    "mapping-size-zero": (
+        lambda c: c["linux"].update(
+            namespaces=c["linux"]["namespaces"] + [{"type": "user"}],
+            uidMappings=[{"containerID": 0, "hostID": 100000, "size": 0}],
+            gidMappings=[{"containerID": 0, "hostID": 100000, "size": 1}],
+        ),
+        ["size"],
+    ),
+    "nested-deep": (None, ["invalid JSON", "nested"]),
+}
+
+
+# Where runc 1.1 goes on (sangja refuses: the value would be cut or mean something else)
+RUNC_ACCEPTS = {
+    "console-height-huge": "runc cuts the console size to 16 bits",
+    "device-major-huge": "runc passes the number to mknod",
+    "device-uid-minus-one": "runc chowns the node to (uid_t)-1: unchanged",
+    "null-major": "runc reads null as 0",
+    "surrogate-in-hostname": "Go reads a lone surrogate as U+FFFD",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUZZ_FOUND))
+def test_refused_before_anything_runs(rt, case):
+    """What a fuzzer of config.json found: every one is one line (sangja) naming the field,
+    exit 1, and nothing is left; runc refuses them too, but RUNC_ACCEPTS."""
+    if rt.is_runc and case in RUNC_ACCEPTS:
+        pytest.skip(f"runc 1.1 accepts it: {RUNC_ACCEPTS[case]}")
+    mutate, words = FUZZ_FOUND[case]
+    raw = None
+    if case == "nested-deep":
+        raw = '{"ociVersion": "1.0.2", "annotations": ' + "[" * 100000 + "]" * 100000 + "}"
+    b = bad(mutate, raw=raw)(rt)
+    cid = rt.new_id()
+    r = rt("run", "--bundle", b.path, cid)
+    if rt.is_runc and case in ("nul-in-mount-dest",):
+        assert r.rc != 0, r  # runc: a later error, from the kernel
+        return
+    check_error(rt, r, cid, *words)
+    assert "Traceback" not in r.err
+
+
+def test_memory_limit_the_kernel_cannot_honour(rt):
+    """A limit the init cannot even start under (the kernel OOM-kills it): the error says
+    what failed, as runc's does, not just that the init exited."""
+    c = config(["true"])
+    c["linux"]["resources"] = {"memory": {"limit": 4096}}
+    cid = rt.new_id()
+    r = rt.run(c, cid=cid)
+    assert r.rc == 1, r
+    assert "unable to set memory limit to 4096" in r.err.replace("\\", ""), r
+    rt.assert_nothing_left(cid)

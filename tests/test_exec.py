@@ -10,7 +10,17 @@ import sys
 import textwrap
 
 import pytest
-from rtkit import TIMEOUT, USERNS_MAP, alive, cgroup_dirs_for, config, read, userns_config, wait_for
+from rtkit import (
+    TIMEOUT,
+    USERNS_MAP,
+    alive,
+    cgroup_dirs_for,
+    config,
+    needs_time_namespace,
+    read,
+    userns_config,
+    wait_for,
+)
 
 NS_NAMES = ("pid", "net", "ipc", "uts", "mnt", "cgroup", "user", "time")
 
@@ -124,6 +134,7 @@ def test_exec_user_namespace(rt):
     assert lines[2].split() == ["0", "100000", "65536"]
 
 
+@needs_time_namespace
 @pytest.mark.sangja_only("runc 1.1 has no time namespace (runc 1.2 added it)")
 def test_exec_time_namespace(rt):
     day = 86400

@@ -205,3 +205,76 @@ def test_poststart_and_poststop_failures_are_logged(rt):
     assert "poststop hook /bin/sh: exit status 5" in read(log)
     # the next hook of the stage still ran
     assert [x[0] for x in order(d)] == ["poststart", "poststop"]
+
+
+# -- env, and what a hook can never do to delete -----------------------------------------------
+
+ENV_SCRIPT = 'echo "$1 ${SJT_RUNTIME_ENV:-unset}" >> "$D/env"'
+
+
+@pytest.mark.parametrize("stages", [
+    pytest.param(("prestart", "createRuntime", "poststart", "poststop"), id="runtime-ns"),
+    pytest.param(("createContainer",), id="container-ns", marks=pytest.mark.sangja_only(
+        "runc 1.1 runs createContainer hooks from its init, whose environment it cleared")),
+])  # fmt: skip
+def test_hook_without_env_gets_the_runtimes_env(rt, stages):
+    """A hook without `env` inherits the runtime's environment (runc, crun); with an empty
+    `env` it gets none."""
+    d = hooks_dir(rt)
+    hooks = {}
+    for s in stages:
+        bare = hook(s, d, script=ENV_SCRIPT)
+        del bare["env"]
+        empty = hook(s, d, script=ENV_SCRIPT.replace("$1", "$1-empty"))
+        empty["env"] = []
+        hooks[s] = [bare, empty]
+    c = with_hooks(rt, hooks)
+    env = {**os.environ, "SJT_RUNTIME_ENV": "inherited"}
+    cid, _ = rt.created(rt.bundle(c), env=env)
+    rt("start", cid, env=env).ok()
+    rt("delete", "--force", cid, env=env).ok()
+    want = []
+    for s in stages:
+        want += [f"{s} inherited", f"{s}-empty unset"]
+    assert read(os.path.join(d, "env")).splitlines() == want
+
+
+@pytest.mark.sangja_only("what sangja's delete --force guarantees")
+def test_delete_force_whatever_poststop_hooks_do(rt):
+    """poststop hooks that fail, time out or cannot even start: delete --force still removes
+    the container (state dir last) and exits 0, the hooks' failures logged."""
+    d = hooks_dir(rt)
+    c = with_hooks(rt, {"poststop": [
+        hook("poststop", d, script="exit 7"),
+        hook("poststop", d, timeout=1, script="exec sleep 1000"),
+        {"path": "/nonexistent/hook"},
+        hook("poststop", d),
+    ]})  # fmt: skip
+    cid, _ = rt.created(rt.bundle(c))
+    log = os.path.join(rt.workdir, "log")
+    r = rt("--log", log, "delete", "--force", cid)
+    assert r.rc == 0, r
+    rt.assert_nothing_left(cid)
+    text = read(log)
+    assert "exit status 7" in text and "timed out" in text and "/nonexistent/hook" in text
+    assert [x[0] for x in order(d)] == ["poststop"]  # the last one still ran
+
+
+@pytest.mark.sangja_only("a state.json of sangja's own")
+def test_delete_force_with_a_state_whose_hooks_cannot_run(rt):
+    """A state dir whose recorded hooks are beyond running (a timeout of 2**64, as an older
+    sangja accepted, edited in here): delete --force still removes it."""
+    import json
+
+    c = with_hooks(rt, {"poststop": [{"path": HOST_SH, "timeout": 1}]})
+    cid, _ = rt.created(rt.bundle(c))
+    path = os.path.join(rt.root, cid, "state.json")
+    with open(path) as f:
+        state = json.load(f)
+    state["hooks"]["poststop"][0]["timeout"] = 2**64
+    state["hooks"]["poststart"] = "not a list"
+    with open(path, "w") as f:
+        json.dump(state, f)
+    r = rt("delete", "--force", cid)
+    assert r.rc == 0, r
+    rt.assert_nothing_left(cid)

@@ -502,3 +502,195 @@ def test_readonly_paths(rt):
     assert out[0] != "0"
     assert out[1] == "0"
     assert out[2] != "0"
+
+
+# -- tmpfs mode, bind sources in a user namespace ----------------------------------------------
+
+
+def userns_bundle(rt, c, *dirs):
+    """A bundle for `c` with the mount points `dirs` made in its rootfs: in a user namespace
+    the container's root cannot create them in a rootfs the host's root owns."""
+    b = rt.bundle(c)
+    for d in dirs:
+        os.makedirs(os.path.join(b.rootfs, d), exist_ok=True)
+    return b
+
+
+def test_tmpfs_takes_the_mode_of_the_dir_it_covers(rt):
+    """tmpfs without mode= gets the mode of the directory it covers (runc); mode= wins; over
+    a directory that does not exist yet the tmpfs keeps its own 1777."""
+    c = config(["stat", "-c", "%n %a", "/t750", "/t711", "/tnew"])
+    c["root"]["readonly"] = False
+    add_mount(c, "/t750", options=["nosuid"])
+    add_mount(c, "/t711", options=["mode=711"])
+    add_mount(c, "/tnew")
+    b = rt.bundle(c)
+    for d in ("t750", "t711"):
+        os.mkdir(os.path.join(b.rootfs, d), 0o750)
+        os.chmod(os.path.join(b.rootfs, d), 0o750)
+    out = rt.run(b).ok().out.splitlines()
+    assert out[0] == "/t750 750" and out[2] == "/tnew 1777", out
+    # runc 1.1 chmods the tmpfs to the covered dir's mode even over an explicit mode=
+    assert out[1] == ("/t711 750" if rt.is_runc else "/t711 711"), out
+
+
+def test_userns_bind_source_only_the_host_root_can_reach(rt):
+    """A bind source below a directory only the host's root may enter (0700): the runtime
+    opens it on the host side, so a container in a user namespace still gets it."""
+    from rtkit import userns_config
+
+    locked = host_dir(rt, "locked")
+    os.chmod(locked, 0o700)
+    src = host_dir(rt, "locked/inner", ["data"])
+    c = userns_config(["sh", "-c", "cat /vol/data; id -u"])
+    c["mounts"].append({"destination": "/vol", "type": "bind", "source": src,
+                        "options": ["rbind", "ro"]})  # fmt: skip
+    assert rt.output(userns_bundle(rt, c, "vol")) == "content of data\n0\n"
+
+
+@pytest.mark.sangja_only("runc 1.1 binds them without nosuid,noexec (crun 1.8 with)")
+def test_userns_default_devices_are_nosuid_noexec(rt):
+    from rtkit import userns_config
+
+    c = userns_config(["cat", "/proc/self/mountinfo"])
+    rows = mountinfo(rt.output(c))
+    for dev in ("null", "zero", "full", "random", "urandom", "tty"):
+        r = mount_at(rows, f"/dev/{dev}")
+        assert {"nosuid", "noexec"} <= r["opts"] and "nodev" not in r["opts"], (dev, r)
+
+
+def test_bind_of_a_source_below_a_host_mount_reaches_later_mounts_in_userns(rt):
+    """The detached copy the runtime makes for a user namespace is a slave of the source,
+    as a bind made in the container would be: what the host mounts below it later shows."""
+    from rtkit import userns_config
+
+    src = host_dir(rt, "later-src")
+    os.mkdir(os.path.join(src, "sub"))
+    c = userns_config(["sh", "-c", "until [ -e /vol/sub/marker ]; do sleep 0.05; done; echo seen"])
+    c["mounts"].append({"destination": "/vol", "type": "bind", "source": src,
+                        "options": ["rbind"]})  # fmt: skip
+    b = userns_bundle(rt, c, "vol")
+    cid = rt.new_id()
+    # a helper mount namespace whose mounts are shared: the host's are private here
+    script = (
+        f"mount --make-rshared / && {{ sleep 0.5; mount -t tmpfs tmpfs {src}/sub && "
+        f'touch {src}/sub/marker; }} & exec "$@"'
+    )
+    argv = ["unshare", "-m", "sh", "-c", script, "sh", *rt.argv("run", "--bundle", b.path, cid)]
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "seen\n"
+
+
+# -- idmapped mounts ---------------------------------------------------------------------------
+
+IDMAP = [{"containerID": 0, "hostID": 4000, "size": 10}]
+
+
+def need_idmapped_mounts(path, fs="its filesystem"):
+    """Skip unless the kernel (5.12+) and the filesystem of `path` take idmapped mounts:
+    asked the way the runtime does it (csrc/mount_trees.c)."""
+    from sangja._native import launch
+    from sangja.errors import LaunchError
+
+    try:
+        ns = launch.userns_fd("0 4000 10\n", "0 4000 10\n")
+        try:
+            os.close(launch.source_tree(path, False, ns, False))
+        finally:
+            os.close(ns)
+    except LaunchError as e:
+        pytest.skip(f"no idmapped mounts of {fs} here: {e}")
+
+
+def idmap_src(rt, name="idsrc"):
+    d = host_dir(rt, name, ["root-owned"])
+    need_idmapped_mounts(d)
+    os.chown(os.path.join(d, "root-owned"), 0, 0)
+    with open(os.path.join(d, "one-owned"), "w") as f:
+        f.write("x\n")
+    os.chown(os.path.join(d, "one-owned"), 1, 2)
+    return d
+
+
+@pytest.mark.sangja_only("runc 1.1 ignores idmap (runc 1.2 and crun 1.8 do it)")
+@pytest.mark.parametrize("opt", ["idmap", "ridmap"])
+def test_idmap_with_mappings(rt, opt):
+    """uidMappings/gidMappings of the mount: on-disk ids containerID.. show as hostID.."""
+    src = idmap_src(rt)
+    c = config(["sh", "-c", "stat -c '%n %u:%g' /m/root-owned /m/one-owned; "
+                            "grep ' /m ' /proc/self/mountinfo"])  # fmt: skip
+    c["mounts"].append({"destination": "/m", "type": "bind", "source": src,
+                        "options": ["rbind", opt], "uidMappings": IDMAP,
+                        "gidMappings": IDMAP})  # fmt: skip
+    out = rt.output(c).splitlines()
+    assert out[:2] == ["/m/root-owned 4000:4000", "/m/one-owned 4001:4002"], out
+    assert "idmapped" in out[2]
+    # the host's files are untouched
+    assert os.stat(os.path.join(src, "root-owned")).st_uid == 0
+
+
+@pytest.mark.sangja_only("runc 1.1 ignores idmap (runc 1.2 and crun 1.8 do it)")
+def test_idmap_without_mappings_uses_the_user_namespace(rt):
+    """idmap alone in a user namespace: the container's mappings (spec 1.2), so that files
+    owned by the host's root are its root's, and what it writes is the host's root's (the
+    Kubernetes user-namespace volume)."""
+    from rtkit import userns_config
+
+    src = idmap_src(rt)
+    c = userns_config(["sh", "-c", "stat -c '%u:%g' /m/root-owned; touch /m/new; "
+                                   "stat -c '%u:%g' /m/new"])  # fmt: skip
+    c["linux"]["gidMappings"] = list(c["linux"]["uidMappings"])
+    c["mounts"].append({"destination": "/m", "type": "bind", "source": src,
+                        "options": ["bind", "idmap"]})  # fmt: skip
+    assert rt.output(userns_bundle(rt, c, "m")) == "0:0\n0:0\n"
+    st = os.stat(os.path.join(src, "new"))
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+@pytest.mark.sangja_only("runc 1.1 ignores idmap (runc 1.2 and crun 1.8 do it)")
+def test_ridmap_reaches_submounts_idmap_does_not(rt):
+    """rbind with ridmap idmaps the submounts too; with idmap only the top mount."""
+    src = idmap_src(rt, "rid")
+    sub = os.path.join(src, "sub")
+    os.mkdir(sub)
+    b = rt.bundle(config(["sh", "-c", "stat -c '%n %u' /r/sub/f /i/sub/f"]))
+    for dest, opt in (("/r", "ridmap"), ("/i", "idmap")):
+        b.config["mounts"].append({"destination": dest, "type": "bind", "source": src,
+                                   "options": ["rbind", opt], "uidMappings": IDMAP,
+                                   "gidMappings": IDMAP})  # fmt: skip
+    b.write()
+    cid = rt.new_id()
+    # the submount is a tmpfs: idmapped mounts of tmpfs came with Linux 6.3
+    if tuple(int(x) for x in os.uname().release.split(".")[:2]) < (6, 3):
+        pytest.skip("no idmapped mounts of tmpfs before Linux 6.3 (the submount here)")
+    script = f'mount --make-rprivate / && mount -t tmpfs tmpfs {sub} && touch {sub}/f && exec "$@"'
+    argv = ["unshare", "-m", "sh", "-c", script, "sh", *rt.argv("run", "--bundle", b.path, cid)]
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["/r/sub/f 4000", "/i/sub/f 0"], p.stdout
+
+
+@pytest.mark.sangja_only("runc 1.1 ignores idmap and the mappings")
+@pytest.mark.parametrize(
+    "mount, words",
+    [
+        ({"type": "bind", "options": ["bind"], "uidMappings": IDMAP, "gidMappings": IDMAP},
+         ["uidMappings", "idmap"]),
+        ({"type": "bind", "options": ["bind", "idmap"], "uidMappings": IDMAP},
+         ["both uidMappings and gidMappings"]),
+        ({"type": "tmpfs", "source": "tmpfs", "options": ["idmap"], "uidMappings": IDMAP,
+          "gidMappings": IDMAP}, ["only bind mounts"]),
+        ({"type": "bind", "options": ["bind", "idmap"]}, ["user namespace"]),
+        ({"type": "bind", "options": ["bind", "idmap"], "uidMappings": [
+            {"containerID": 0, "hostID": 1, "size": 0}], "gidMappings": IDMAP}, ["size"]),
+    ],
+)  # fmt: skip
+def test_idmap_refusals(rt, mount, words):
+    c = config(["true"])
+    c["mounts"].append({"destination": "/m", "source": host_dir(rt, "ids"), **mount})
+    cid, r = rt.create(c)
+    assert r.rc == 1 and r.err.startswith("sangja: ") and r.err.count("\n") == 1, r
+    for w in words:
+        assert w in r.err, r
+    rt.assert_nothing_left(cid)

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from rtkit import config, userns_config
+from rtkit import config, needs_time_namespace, userns_config
 
 ALL = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 PROC_NAME = {
@@ -161,6 +161,7 @@ def test_user_namespace_host_view(rt):
     assert status["Gid"].split() == ["200007"] * 4
 
 
+@needs_time_namespace
 @pytest.mark.sangja_only("runc 1.1 has no time namespace (runc 1.2 added it)")
 def test_time_namespace_offsets(rt):
     day = 86400
@@ -184,8 +185,89 @@ def test_time_namespace_offsets(rt):
     assert out[3] != os.readlink("/proc/self/ns/time")
 
 
+@needs_time_namespace
 @pytest.mark.sangja_only("runc 1.1 has no time namespace (runc 1.2 added it)")
 def test_time_namespace_without_offsets(rt):
     c = config(["readlink", "/proc/self/ns/time"])
     c["linux"]["namespaces"].append({"type": "time"})
     assert rt.output(c).strip() != os.readlink("/proc/self/ns/time")
+
+
+# -- loopback, and the runtime's own namespaces -----------------------------------------------
+
+IFF_UP = 0x1
+
+
+def test_loopback_is_up_in_a_new_network_namespace(rt):
+    """runc brings lo up in a network namespace it creates: 127.0.0.1 works at once."""
+    out = rt.output(config(["cat", "/sys/class/net/lo/flags"]))
+    assert int(out, 16) & IFF_UP, out
+
+
+def test_loopback_of_a_joined_network_namespace_is_left_alone(rt):
+    """A network namespace joined by path is the caller's: lo stays as it was (down here)."""
+    import subprocess
+
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "1000"])
+    try:
+        path = f"/proc/{holder.pid}/ns/net"
+        for _ in range(500):  # until unshare has exec'd sleep in its namespace
+            if os.readlink(path) != host_ns("network"):
+                break
+            import time
+
+            time.sleep(0.01)
+        c = config(["cat", "/sys/class/net/lo/flags"])
+        c["linux"]["namespaces"] = [n if n["type"] != "network" else {"type": "network",
+                                    "path": path} for n in c["linux"]["namespaces"]]  # fmt: skip
+        out = rt.output(c)
+        assert not int(out, 16) & IFF_UP, out
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+NS_AND_ROOT = "for n in mnt pid net ipc uts; do readlink /proc/self/ns/$n; done; ls /"
+
+
+def no_mount_ns_config(types):
+    c = config(["sh", "-c", NS_AND_ROOT])
+    c["linux"]["namespaces"] = [{"type": t} for t in types]
+    if "uts" not in types:
+        del c["hostname"]
+    # runc refuses maskedPaths and readonlyPaths without a mount namespace of its own
+    c["linux"].pop("maskedPaths")
+    c["linux"].pop("readonlyPaths")
+    return c
+
+
+@pytest.mark.sangja_only("runc 1.1 and crun 1.8 leave the container's mounts in their own "
+                         "mount namespace after delete")  # fmt: skip
+@pytest.mark.parametrize("types", [(), ("pid", "network", "ipc", "uts")],
+                         ids=["none", "no-mount"])  # fmt: skip
+def test_without_a_mount_namespace(rt, types):
+    """linux.namespaces empty (or without mount): the process runs in the runtime's own
+    namespaces (the others as asked), chrooted into the rootfs with the mounts made in the
+    runtime's mount namespace; delete unmounts them (the env fixture checks none is left)."""
+    c = no_mount_ns_config(types)
+    c["mounts"].append({"destination": "/m", "type": "tmpfs", "source": "tmpfs"})
+    out = rt.output(c).split()
+    links = dict(zip(("mount", "pid", "network", "ipc", "uts"), out[:5], strict=True))
+    for t, link in links.items():
+        assert (link == host_ns(t)) == (t not in types), (t, out)
+    assert "m" in out[5:] and "bin" in out[5:] and "boot" not in out[5:], out  # the rootfs
+
+
+@pytest.mark.sangja_only("runc 1.1 cannot exec without namespaces, crun 1.8 execs in the "
+                         "host's root")  # fmt: skip
+def test_exec_without_a_mount_namespace_is_in_the_container_root(rt):
+    c = no_mount_ns_config(("pid",))
+    c["process"]["args"] = ["sleep", "1000"]
+    b = rt.bundle(c)
+    open(os.path.join(b.rootfs, "only-in-the-rootfs"), "w").close()
+    cid, _ = rt.created(b)
+    rt("start", cid).ok()
+    out = rt("exec", cid, "ls", "/").ok().out.split()
+    assert "only-in-the-rootfs" in out and "boot" not in out, out
+    rt("delete", "--force", cid).ok()
+    rt.assert_nothing_left(cid)

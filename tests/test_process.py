@@ -341,3 +341,31 @@ def test_personality(rt):
     c = config(["uname", "-m"])
     c["linux"]["personality"] = {"domain": "LINUX"}
     assert rt.output(c) == "x86_64\n"
+
+
+def test_env_home_from_a_passwd_without_a_final_newline(rt):
+    """The last entry of /etc/passwd counts even when the file does not end in a newline."""
+    c = config(["sh", "-c", "echo $HOME"])
+    c["process"]["env"] = ["PATH=/bin"]
+    c["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = rt.bundle(c)
+    with open(os.path.join(b.rootfs, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh")
+    assert rt.output(b) == "/home/user\n"
+
+
+@pytest.mark.parametrize("n", range(3, 12))
+def test_cwd_through_the_runtimes_fds_is_refused(rt, n):
+    """A cwd of /proc/self/fd/N would be resolved through one of the init's own fds (the
+    rootfs, the exec fifo, ...): refused (not a directory), as runc and crun refuse it; the
+    process never runs."""
+    c = config(["sh", "-c", "echo ran in $(pwd)"])
+    c["process"]["cwd"] = f"/proc/self/fd/{n}"
+    cid, r = rt.create(c)
+    if r.rc == 0:  # created: then start must not run it
+        r = rt("start", cid)
+        rt.wait_stopped(cid)
+    assert r.rc != 0 and "ran in" not in r.out, r
+    # an fd the init holds is no directory of the container's; one it does not hold is none
+    whys = ("not a directory", "no such file or directory", "too many levels of symbolic links")
+    assert any(w in r.err for w in whys), r

@@ -459,3 +459,100 @@ def test_start_container_hook_under_the_default_profile(rt):
         "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo yes > /hook-ran"]}]
     }
     assert rt.output(c) == "yes\n"
+
+
+# -- allow-lists older than the kernel (Docker 19.03's kind) ---------------------------------------
+
+# From 424 (pidfd_send_signal, Linux 5.1) on, every architecture numbers new calls alike.
+NEWER_THAN_5_0 = 424
+
+
+def old_allow_list(caps=("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")):
+    """Docker's default profile as it was before Linux 5.1: an allow-list (defaultAction
+    SCMP_ACT_ERRNO) naming none of the calls added since (clone3, close_range, openat2,
+    faccessat2, ...), as Docker 19.03's and many hand-written profiles are."""
+    from sangja._native import seccomp as native
+
+    prof = default_profile(caps)
+    old = [r for r in prof["syscalls"]
+           if all(0 <= native.resolve_syscall(n) < NEWER_THAN_5_0 for n in r["names"])]  # fmt: skip
+    allow = [n for n in prof["syscalls"][0]["names"]
+             if 0 <= native.resolve_syscall(n) < NEWER_THAN_5_0]  # fmt: skip
+    prof["syscalls"] = [{"names": allow, "action": ALLOW}, *old[1:]]
+    assert prof["defaultAction"] == "SCMP_ACT_ERRNO" and "faccessat2" not in allow
+    return prof
+
+
+# newer than the profile: ENOSYS (libc falls back); older and not allowed: the default (EPERM)
+NEWER_CALLS = ("probe sys faccessat2 -100 s:/ 0 0; probe sys clone3 0 0; "
+               "probe sys close_range 100 100 0; probe sys openat2 -100 s:/ b:24 24; "
+               "probe sys acct 0; probe sys getpid")  # fmt: skip
+NEWER_RESULTS = {"faccessat2": errno.ENOSYS, "clone3": errno.ENOSYS, "close_range": errno.ENOSYS,
+                 "openat2": errno.ENOSYS, "acct": errno.EPERM, "getpid": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_old_allow_list_runs_the_container(rt, nnp):
+    """The runtime's own checks (the executable with faccessat2, the cwd) come before the
+    filter, and calls newer than the profile answer ENOSYS (runc's rule), so a container
+    under an allow-list without faccessat2 starts, as under runc; its own calls get ENOSYS
+    for the newer ones (and fall back), the default action for the others."""
+    c = config(["sh", "-c", NEWER_CALLS])
+    c["linux"]["seccomp"] = old_allow_list()
+    c["process"]["noNewPrivileges"] = nnp
+    c["process"]["cwd"] = "/tmp"
+    b = probed(rt, c)
+    cid, _ = rt.created(b)  # create, then start: the init's exec of sh
+    rt("start", cid).ok()
+    rt.wait_stopped(cid)
+    out = rt.run(b).ok().out  # the same with run, its output read
+    assert seckit.results(out) == NEWER_RESULTS, out
+    # plain /bin/true (what failed: `exec: "/bin/true": operation not permitted`)
+    c["process"]["args"] = ["/bin/true"]
+    assert rt.run(rt.bundle(c)).rc == 0
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_old_allow_list_exec(rt, nnp):
+    """exec under the same profile: its process starts and gets the same answers."""
+    c = config(["sleep", "1000"])
+    c["linux"]["seccomp"] = old_allow_list()
+    c["process"]["noNewPrivileges"] = nnp
+    cid, _ = running(rt, c)
+    out = rt("exec", "--cwd", "/tmp", cid, "sh", "-c", NEWER_CALLS).ok().out
+    assert seckit.results(out) == NEWER_RESULTS, out
+    assert rt("exec", cid, "/bin/true").rc == 0
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_profile_blocking_the_runtimes_own_calls(rt, nnp):
+    """A profile that forbids what only the runtime needs (getcwd for its cwd check,
+    faccessat and faccessat2 for its executable check) does not stop the container."""
+    if rt.is_runc and not nnp:
+        pytest.skip("runc 1.1 checks the cwd (getcwd) under the filter without noNewPrivileges")
+    blocked = ["getcwd", "faccessat", "faccessat2"]
+    c = seccomp_config(["sh", "-c", "probe sys getcwd b:256 256; echo ran"],
+                       [rule(blocked, "SCMP_ACT_ERRNO")])  # fmt: skip
+    c["process"]["noNewPrivileges"] = nnp
+    c["process"]["cwd"] = "/tmp"
+    out = rt.run(probed(rt, c)).ok().out
+    assert out.splitlines() == ["getcwd = -1 errno 1", "ran"], out
+
+
+@pytest.mark.sangja_only("sangja's stub: a profile without architectures gets it too")
+def test_enosys_stub_without_architectures(rt):
+    """runc adds the stub for the listed architectures only; sangja for the native one too,
+    so that a profile that lists none still answers ENOSYS for newer calls."""
+    prof = old_allow_list()
+    prof.pop("architectures", None)
+    c = config(["sh", "-c", NEWER_CALLS])
+    c["linux"]["seccomp"] = prof
+    out = rt.run(probed(rt, c)).ok().out
+    assert seckit.results(out) == NEWER_RESULTS, out
+
+
+def test_no_enosys_stub_when_the_default_allows(rt):
+    """With an allowing default there is nothing to stub: a newer call just runs."""
+    c = seccomp_config([], [rule(["mkdirat"], "SCMP_ACT_ERRNO")])
+    out = probe_run(rt, c, "probe sys faccessat2 -100 s:/ 0 0").ok().out
+    assert seckit.results(out) == {"faccessat2": 0}, out

@@ -28,21 +28,24 @@ _WS = " \t\n\r"
 def loads(data):
     """Parse one JSON document (str or UTF-8 bytes). Raises ValueError with the position."""
     if isinstance(data, (bytes, bytearray)):
-        data = data.decode("utf-8")
+        data = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
     i = len(data) - len(data.lstrip(_WS))
     try:
         obj, end = _scan(data, i)
         if not data[end:].strip(_WS):
             return obj
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     except (StopIteration, ValueError, SystemError):
         # The C scanner reports errors through json.decoder, which its bare use here
         # does not always reach: let the json module say precisely where it is wrong.
         pass
     import json
 
-    return json.loads(
-        data, parse_constant=_Ctx.parse_constant
-    )  # raises JSONDecodeError (a ValueError) with line and column
+    try:  # raises JSONDecodeError (a ValueError) with line and column
+        return json.loads(data, parse_constant=_Ctx.parse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _reject(o):

@@ -9,10 +9,6 @@ _RUNC_TOO = "runc 1.1.5 and crun 1.8 fail it too"
 
 KNOWN = {
     # sangja fails, and so do runc and crun
-    "config.md#linux-mount-options: the option idmap SHOULD be supported":
-        "sangja refuses idmap (runc 1.1 ignores it; crun 1.8 does it)",
-    "config.md#linux-mount-options: the option ridmap SHOULD be supported":
-        "sangja refuses ridmap (runc 1.1 ignores it; crun 1.8 does it)",
     "config.md#linux-mount-options: the option ratime SHOULD be supported":
         "sangja leaves noatime on the submounts; " + _RUNC_TOO + " (EINVAL)",
     "config.md#linux-mount-options: the option rnostrictatime SHOULD be supported":

@@ -605,3 +605,58 @@ def test_sangja_checks_skopeo_signatures(sj, fixtures, push_registry, keys, tmp_
     assert info["Signatures"][0]["Signer"] == pub
     mallory = write_policy(tmp_path / "mallory.json", {reg.addr: signed_by(mpub)})
     assert refused(sj, dst, mallory, env=fresh(sj, "m")).startswith("signed by an unknown key")
+
+
+# ---- an implementation that is not sangja's ------------------------------------------------
+
+
+def test_openssl_checks_sangja_signatures_and_keys(sj, fixtures, push_registry, keys, tmp_path):
+    """This host's c/image cannot check sigstore signatures (see the skipped tests above), so
+    OpenSSL stands in as the independent verifier: the signature stored in the registry is
+    an ECDSA-SHA256 signature of the stored payload by the key in NAME.pub, and the private
+    key file decrypts, as cosign's format says (go-tuf's scrypt + NaCl secretbox, read here
+    by the test's own few lines), to a PKCS#8 key whose public half OpenSSL finds equal to
+    NAME.pub."""
+    import hashlib
+    import subprocess
+
+    import nacl.secret
+
+    (key, pub), (_, mpub) = keys
+    reg = push_registry("plain")
+    dst = f"{reg.addr}/signed/openssl:v1"
+    digest = pushed(sj, fixtures, reg, dst, sign=key)
+    raw = Raw(reg.addr)
+    layer = raw.sig_manifest("signed/openssl", digest)["layers"][0]
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(raw.blob("signed/openssl", layer["digest"]))
+    sig = tmp_path / "sig.der"
+    sig.write_bytes(base64.b64decode(layer["annotations"][trustkit.SIG_ANNOTATION]))
+
+    def verify(pubkey, data):
+        return subprocess.run(["openssl", "dgst", "-sha256", "-verify", pubkey, "-signature",
+                               str(sig), str(data)], capture_output=True, text=True)  # fmt: skip
+
+    r = verify(pub, payload)
+    assert r.returncode == 0 and r.stdout.strip() == "Verified OK", r
+    assert verify(mpub, payload).returncode == 1  # another key
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(payload.read_bytes().replace(digest.encode(), b"sha256:" + b"0" * 64))
+    assert verify(pub, forged).returncode == 1  # another digest in the payload
+
+    text = open(key).read().strip().splitlines()
+    doc = json.loads(base64.b64decode("".join(text[1:-1])))
+    kdf = doc["kdf"]["params"]
+    secret = hashlib.scrypt(trustkit.PASSPHRASE.encode(),
+                            salt=base64.b64decode(doc["kdf"]["salt"]), n=kdf["N"], r=kdf["r"],
+                            p=kdf["p"], maxmem=128 * kdf["N"] * kdf["r"] * 2, dklen=32)  # fmt: skip
+    box = nacl.secret.SecretBox(secret)
+    der = box.decrypt(base64.b64decode(doc["ciphertext"]), base64.b64decode(doc["cipher"]["nonce"]))
+    (tmp_path / "key.der").write_bytes(der)
+    r = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", str(tmp_path / "key.der"),
+                        "-pubout"], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == open(pub).read()
+    r = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", str(tmp_path / "key.der"),
+                        "-noout", "-text"], capture_output=True, text=True)  # fmt: skip
+    assert "NIST CURVE: P-256" in r.stdout or "prime256v1" in r.stdout, r.stdout

@@ -44,6 +44,8 @@ cdef extern from "launch.h" nogil:
         int target_is_dir
         unsigned int data_mode
         int copy_up
+        int inherit_mode
+        int tree_fd
 
     struct sj_device:
         const char *path
@@ -126,6 +128,7 @@ cdef extern from "launch.h" nogil:
         const char *selinux_label
         int exec_pidfd
         int exec_nstypes
+        int exec_root_fd
         const unsigned char *seccomp_bpf
         size_t seccomp_len
         unsigned int seccomp_flags
@@ -139,3 +142,6 @@ cdef extern from "launch.h" nogil:
     int sj_sync_send(int fd, uint32_t type, sj_error *err)
     int sj_sync_recv(int fd, sj_msg *msg, sj_error *err)
     int sj_run_hook(const sj_hook *hook, const char *const *state, size_t nstate, sj_error *err)
+    int sj_source_tree(const char *source, int recursive, int userns_fd, int idmap_recursive,
+                       sj_error *err)
+    int sj_userns_fd(const char *uid_map, const char *gid_map, sj_error *err)

@@ -5,6 +5,7 @@ Conversion only: every decision was taken in Python when the plan was compiled.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.errno cimport errno
 from libc.string cimport memset
 
 from sangja._native.claunch cimport *
@@ -41,9 +42,17 @@ cdef class _Arena:
         if obj is None:
             return NULL
         if isinstance(obj, str):
-            obj = (<str>obj).encode()
+            # surrogateescape: what the OS gave us as bytes (argv, paths) goes back as is
+            obj = (<str>obj).encode("utf-8", "surrogateescape")
+        if b"\0" in obj:  # C would stop there (config strings are checked before)
+            raise ValueError(f"a string with NUL cannot reach C: {obj[:60]!r}")
         self.keep.append(obj)
         return <const char *>(<bytes>obj)
+
+    cdef const char *blob(self, bytes obj) except NULL:
+        """Binary data (a BPF program): kept alive as is."""
+        self.keep.append(obj)
+        return <const char *>obj
 
     cdef const char **strv(self, seq) except NULL:
         cdef Py_ssize_t n = len(seq), i
@@ -59,13 +68,14 @@ cdef class _Arena:
 
 
 cdef const sj_hook *_hooks(_Arena a, hooks) except NULL:
-    """[(path, args, env, timeout)] -> a C array (argv/envp NULL-terminated)."""
+    """[(path, args, env, timeout)] -> a C array (argv/envp NULL-terminated; env None:
+    envp NULL, the runtime's environment)."""
     cdef sj_hook *v = <sj_hook *>a.alloc(len(hooks) * sizeof(sj_hook))
     cdef Py_ssize_t i
     for i, (path, args, env, timeout) in enumerate(hooks):
         v[i].path = a.s(path)
         v[i].argv = a.strv(args)
-        v[i].envp = a.strv(env)
+        v[i].envp = NULL if env is None else a.strv(env)
         v[i].timeout = timeout
     return v
 
@@ -111,6 +121,8 @@ cdef _fill(_Arena a, sj_plan *p, plan):
         mounts[i].target_is_dir = m.target_is_dir
         mounts[i].data_mode = m.data_mode
         mounts[i].copy_up = m.copy_up
+        mounts[i].inherit_mode = m.inherit_mode
+        mounts[i].tree_fd = m.tree_fd
     p.mounts = mounts
 
     p.ndevices = len(plan.devices)
@@ -191,8 +203,9 @@ cdef _fill(_Arena a, sj_plan *p, plan):
     p.selinux_label = a.s(plan.selinux_label)
     p.exec_pidfd = plan.exec_pidfd
     p.exec_nstypes = plan.exec_nstypes
+    p.exec_root_fd = plan.exec_root_fd
     if plan.seccomp_bpf:
-        p.seccomp_bpf = <const unsigned char *>a.s(plan.seccomp_bpf)
+        p.seccomp_bpf = <const unsigned char *>a.blob(plan.seccomp_bpf)
         p.seccomp_len = len(plan.seccomp_bpf)
         p.seccomp_flags = plan.seccomp_flags
 
@@ -244,7 +257,8 @@ def recv(int fd):
 
 
 def run_hook(path, args, env, timeout, state):
-    """Run one OCI hook with `state` (bytes) on its stdin; raise LaunchError if it fails."""
+    """Run one OCI hook with `state` (bytes) on its stdin; raise LaunchError if it fails.
+    `env` None: the hook gets our environment."""
     cdef _Arena a = _Arena()
     cdef sj_hook h
     cdef sj_error err
@@ -254,10 +268,60 @@ def run_hook(path, args, env, timeout, state):
     memset(&err, 0, sizeof(err))
     h.path = a.s(path)
     h.argv = a.strv(args)
-    h.envp = a.strv(env)
+    h.envp = NULL if env is None else a.strv(env)
     h.timeout = timeout or 0
     parts[0] = a.s(state)
     with nogil:
         rc = sj_run_hook(&h, parts, 1, &err)
     if rc < 0:
         _raise(&err)
+
+
+def source_tree(source, bint recursive, int userns_fd, bint idmap_recursive):
+    """A detached copy of the mount at `source` for the init to move into place (see
+    csrc/mount_trees.c), idmapped through `userns_fd` if >= 0. -> the fd (CLOEXEC)."""
+    cdef _Arena a = _Arena()
+    cdef sj_error err
+    cdef const char *src = a.s(source)
+    cdef int fd
+    memset(&err, 0, sizeof(err))
+    with nogil:
+        fd = sj_source_tree(src, recursive, userns_fd, idmap_recursive, &err)
+    if fd < 0:
+        _raise(&err)
+    return fd
+
+
+def userns_fd(uid_map, gid_map):
+    """An fd of a new user namespace with these uid_map/gid_map texts (for idmapped mounts)."""
+    cdef _Arena a = _Arena()
+    cdef sj_error err
+    cdef const char *u = a.s(uid_map)
+    cdef const char *g = a.s(gid_map)
+    cdef int fd
+    memset(&err, 0, sizeof(err))
+    with nogil:
+        fd = sj_userns_fd(u, g, &err)
+    if fd < 0:
+        _raise(&err)
+    return fd
+
+
+cdef extern from "<sys/mount.h>" nogil:
+    int umount2(const char *target, int flags)
+    enum: MNT_DETACH
+
+
+def umount(path, bint detach=True):
+    """umount2(path, MNT_DETACH if detach); raises OSError."""
+    cdef bytes b = path.encode("utf-8", "surrogateescape")
+    cdef const char *p = b
+    cdef int rc, e = 0
+    with nogil:
+        rc = umount2(p, MNT_DETACH if detach else 0)
+        if rc < 0:
+            e = errno
+    if rc < 0:
+        import os
+
+        raise OSError(e, os.strerror(e), path)

@@ -39,11 +39,22 @@ cdef extern from "seccomp_compile.h" nogil:
         size_t narches
         const sj_scmp_rule *rules
         size_t nrules
+        const char *const *names
+        size_t nnames
 
     int sj_scmp_resolve_syscall(const char *name)
     int sj_scmp_flag_supported(unsigned int flag)
     uint32_t sj_scmp_resolve_arch(const char *name)
     int sj_scmp_compile(const sj_scmp_filter *f, int fd, sj_error *err)
+
+
+cdef extern from "<seccomp.h>" nogil:
+    struct scmp_version:
+        unsigned int major
+        unsigned int minor
+        unsigned int micro
+
+    const scmp_version *seccomp_version()
 
 
 def resolve_syscall(str name):
@@ -63,9 +74,19 @@ def resolve_arch(str name):
     return sj_scmp_resolve_arch(name.encode())
 
 
-def compile(uint32_t default_action, arches, rules):
-    """rules: [(nr, action, [(index, value, value_two, op), ...]), ...] -> BPF bytes."""
+def version():
+    """libseccomp's version, 'major.minor.micro'."""
+    cdef const scmp_version *v = seccomp_version()
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def compile(uint32_t default_action, arches, rules, stub_names=None):
+    """rules: [(nr, action, [(index, value, value_two, op), ...]), ...] -> BPF bytes.
+    stub_names: every syscall name of the profile, for the ENOSYS stub (None: no stub)."""
     cdef sj_scmp_filter f
+    cdef const char **name_v = NULL
+    cdef list keep = []
+    cdef bytes bname
     cdef sj_error err
     cdef size_t nargs_total = sum(len(r[2]) for r in rules)
     cdef uint32_t *arch_v = <uint32_t *>PyMem_Malloc((len(arches) + 1) * sizeof(uint32_t))
@@ -73,10 +94,14 @@ def compile(uint32_t default_action, arches, rules):
     cdef sj_scmp_arg *arg_v = <sj_scmp_arg *>PyMem_Malloc((nargs_total + 1) * sizeof(sj_scmp_arg))
     cdef size_t i, k = 0
     cdef int rc, fd = -1
-    if arch_v == NULL or rule_v == NULL or arg_v == NULL:
+    if stub_names is not None:
+        name_v = <const char **>PyMem_Malloc((len(stub_names) + 1) * sizeof(char *))
+    if arch_v == NULL or rule_v == NULL or arg_v == NULL or (
+            stub_names is not None and name_v == NULL):
         PyMem_Free(arch_v)
         PyMem_Free(rule_v)
         PyMem_Free(arg_v)
+        PyMem_Free(name_v)
         raise MemoryError()
     try:
         memset(&f, 0, sizeof(f))
@@ -99,6 +124,13 @@ def compile(uint32_t default_action, arches, rules):
         f.narches = len(arches)
         f.rules = rule_v
         f.nrules = len(rules)
+        if stub_names is not None:
+            for i, name in enumerate(stub_names):
+                bname = name.encode()
+                keep.append(bname)
+                name_v[i] = bname
+            f.names = name_v
+            f.nnames = len(stub_names)
         fd = os.memfd_create("sangja-seccomp", os.MFD_CLOEXEC)
         with nogil:
             rc = sj_scmp_compile(&f, fd, &err)
@@ -118,3 +150,4 @@ def compile(uint32_t default_action, arches, rules):
         PyMem_Free(arch_v)
         PyMem_Free(rule_v)
         PyMem_Free(arg_v)
+        PyMem_Free(name_v)

@@ -108,6 +108,7 @@ COMMANDS = {
     "spec": ({"--bundle": ("bundle", "v"), "-b": ("bundle", "v"), "--rootless": ("rootless", "b"),
               "--seccomp-default": ("seccomp_default", "b")},
              "", "write a default config.json"),
+    "features": ({}, "", "print what this runtime implements (runc's features JSON)"),
 }  # fmt: skip
 
 
@@ -398,6 +399,8 @@ def cmd_spec(opts, pos):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     log = None
+    g = {}
+    engine = False
     try:
         g, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         if g.get("version"):
@@ -407,6 +410,7 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        engine = cmd in ENGINE_WORDS or cmd == "trust"
         if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
             from sangja.cli import engine_cli
 
@@ -430,8 +434,23 @@ def main(argv=None):
             log = Log(g.get("log"), g.get("log_format", "text"), g.get("debug", False))
         except ValueError as e:
             raise UsageError(str(e))
+        if g.get("log"):
+            if opts.get("preserve_fds"):
+                _preserve_fds(opts)  # its holes filled first: the log must not take one
+            try:  # now, as runc: a log that cannot be written is an error at once
+                log.fileno()
+            except OSError as e:
+                log = None
+                raise UsageError(f"open {g['log']}: {(e.strerror or str(e)).lower()}")
         if cmd == "spec":
             return cmd_spec(opts, pos)
+        if cmd == "features":
+            if pos:
+                raise UsageError(f"features: too many arguments: {' '.join(pos)}")
+            from sangja.runtime.features import features_json
+
+            sys.stdout.write(features_json() + "\n")
+            return 0
         return run_command(cmd, opts, pos, g, log)
     except UsageError as e:
         return _fail(log, str(e), 1)
@@ -445,7 +464,14 @@ def main(argv=None):
         if isinstance(e, OSError):
             where = f" {e.filename}" if e.filename else ""
             return _fail(log, f"{e.strerror or e}{where}", 1)
-        raise
+        # Anything else is a bug of ours: still one line (the trace with --debug).
+        if g.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        text = " ".join(str(e).split())[:300]
+        # exit 125 for the engine's commands: Docker's code for an error of its own
+        return _fail(log, f"internal error: {type(e).__name__}: {text}", 125 if engine else 1)
 
 
 def _fail(log, msg, code):

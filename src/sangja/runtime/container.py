@@ -69,7 +69,7 @@ def reserve_preserved_fds(n):
 def _pidfd_for(state):
     """A pidfd for the container's init, or None if that process is gone (pid reuse safe)."""
     pid = state.get("pid", 0)
-    if not pid:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
     try:
         fd = os.pidfd_open(pid)
@@ -204,6 +204,7 @@ class Runtime:
         fds = []
         pid = pidfd = None
         cg_made = False
+        host_mounts = None
         try:
             state = {
                 "ociVersion": OCI_VERSION,
@@ -225,6 +226,13 @@ class Runtime:
             }
             if filt:
                 state["seccomp"] = filt.state()
+            if not plan.own_mntns and plan.rootfs != "/":
+                # Our mounts will be in our own mount namespace, below a bind of the rootfs
+                # onto itself: what was there before is not ours to detach (mounttrees).
+                from sangja.runtime import mounttrees
+
+                before = mounttrees.mount_ids_at(plan.rootfs)
+                host_mounts = state["host_mounts"] = {"path": plan.rootfs, "before": before}
             cdir.write(state)
             if filt:
                 with open(os.path.join(cdir.path, SECCOMP_FILE), "wb") as f:
@@ -247,6 +255,10 @@ class Runtime:
                 f == CLONE_NEWUSER for f, _ in plan.joins
             )
             parent_joins = cg.prepare_spawn(plan, userns, fds)
+            if any(m.host_tree for m in plan.mounts):
+                from sangja.runtime import mounttrees
+
+                fds += mounttrees.open_trees(plan)
             from sangja._native import launch
 
             pid, pidfd, sync_fd = launch.spawn(plan)
@@ -275,6 +287,8 @@ class Runtime:
                         hk.run_stage(hooks, stage, hs, fatal=True)
                     launch.send(sync_fd, launch.MSG_GO)
                     continue
+                if kind == launch.MSG_CLOSED:  # killed: by the OOM killer, say so
+                    self._why_init_died(cg, linux)
                 raise LaunchError(err, text)
             state["pid_start"] = st.proc_start_time(pid)
             if state["pid_start"] is None:
@@ -300,6 +314,8 @@ class Runtime:
                     cg.destroy()
                 except SangjaError as e:
                     self._warn(f"cleanup: {e}")
+            if host_mounts:
+                self._release_host_mounts(host_mounts)
             cdir.remove()
             if pid is not None:  # the container existed: destroyed, then poststop (the spec)
                 self._hooks(state, "poststop", "stopped")
@@ -309,6 +325,32 @@ class Runtime:
                 os.close(fd)
         cdir.close()
         return pid, pidfd
+
+    def _release_host_mounts(self, hm):
+        from sangja.runtime import mounttrees
+
+        why = mounttrees.release(hm["path"], set(hm.get("before") or ()))
+        if why:
+            self._warn(f"cleanup: {why}")
+
+    @staticmethod
+    def _why_init_died(cg, linux):
+        """The init died before it was ready, with no word: if the OOM killer did it, the
+        memory limit is too low for it to start at all. Raises the error runc gives."""
+        try:
+            kills = cg.oom_kills()
+        except (OSError, ValueError, AttributeError):
+            return
+        if not kills:
+            return
+        mem = ((linux or {}).get("resources") or {}).get("memory") or {}
+        usage, peak = cg.memory_usage()
+        limit = mem.get("limit")
+        what = f"memory limit to {limit}" if limit else "the memory limit"
+        raise SangjaError(
+            f"unable to set {what} (current usage: {usage}, peak usage: {peak}): the kernel "
+            "OOM-killed the container's init before it was ready"
+        )
 
     def _send_listener(self, sc, fd, pid, state, status):
         """linux.seccomp.listenerPath gets the notify fd and the container process state."""
@@ -477,13 +519,31 @@ class Runtime:
             if not os.path.exists(os.path.join(cdir.path, st.STATE_FILE)):
                 cdir.remove()  # the leftover of a killed create: nothing else was made
                 return
-            state = cdir.read()
-            status = st.status_of(state, cdir.fifo)
-            if status in ("running", "paused") and not force:
-                raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
-            self._destroy(cdir, state, status)
+            try:
+                state = cdir.read()
+            except SangjaError as e:
+                if not force:
+                    raise
+                # unreadable (damaged by hand, a full disk): nothing in it can be found
+                self._warn(f"{e}: removing the state dir of {cid} as it is")
+                cdir.remove()
+                return
+            try:
+                status = st.status_of(state, cdir.fifo)
+                if status in ("running", "paused") and not force:
+                    raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+                self._destroy(cdir, state, status)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                if not force:
+                    raise
+                # a state.json damaged where _destroy reads it: what it names is lost
+                self._warn(f"state of {cid} is damaged ({type(e).__name__}: {e}): removing "
+                           "its state dir as it is")  # fmt: skip
+                cdir.remove()
 
     def _destroy(self, cdir, state, status):
+        """Kill, remove the cgroups and our mounts, run poststop, remove the state dir last:
+        nothing a hook does (fail, hang past its timeout) keeps the state dir."""
         from sangja.runtime.cgroups import Cgroups
 
         cg = Cgroups.from_json(state["cgroups"])
@@ -500,16 +560,23 @@ class Runtime:
             finally:
                 os.close(pidfd)
         cg.destroy()
+        if state.get("host_mounts"):
+            self._release_host_mounts(state["host_mounts"])
         self._hooks(state, "poststop", "stopped")
         cdir.remove()
 
     def _hooks(self, state, stage, status):
-        """Run a non-fatal stage (poststart, poststop); the hooks module loads only if needed."""
+        """Run a non-fatal stage (poststart, poststop): whatever goes wrong is a warning (the
+        spec). The hooks module loads only if needed."""
         hooks = state.get("hooks") or {}
-        if hooks.get(stage):
-            from sangja.runtime import hooks as hk
+        if not isinstance(hooks, dict) or not hooks.get(stage):
+            return
+        from sangja.runtime import hooks as hk
 
+        try:
             hk.run_stage(hooks, stage, self.spec_state(state, status), fatal=False, log=self.log)
+        except Exception as e:  # a state.json from an older sangja: never stop a delete
+            self._warn(f"{stage} hooks: {e}")
 
     @staticmethod
     def _thaw(cg):
@@ -635,6 +702,10 @@ class Runtime:
             fds.append(pidfd)
             plan.exec_pidfd = pidfd
             plan.exec_nstypes = self._exec_nstypes(state["pid"], namespaces)
+            if "mount" not in namespaces:  # the init is chrooted in our own: so are we
+                plan.exec_root_fd = os.open(f"/proc/{state['pid']}/root",
+                                            os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # fmt: skip
+                fds.append(plan.exec_root_fd)
             sc = state.get("seccomp")
             if sc:  # the container's filter, as create built it
                 with open(os.path.join(cdir.path, SECCOMP_FILE), "rb") as f:
@@ -691,7 +762,7 @@ class Runtime:
         """--process FILE: a process.json, validated as config.json's process is."""
         from sangja import jsonio
         from sangja.errors import ConfigError
-        from sangja.runtime.spec import validate_process
+        from sangja.runtime.spec import check_strings, validate_process
 
         try:
             with open(path, "rb") as f:
@@ -703,6 +774,7 @@ class Runtime:
         except ValueError as e:
             raise ConfigError(f"{path}: invalid JSON: {e}", path=path)
         try:
+            check_strings(proc, "process")
             return validate_process(proc)
         except ConfigError as e:
             msg = str(e).replace("config.json: process.", f"{path}: ", 1)
@@ -753,6 +825,8 @@ class Runtime:
                 raise SangjaError(f"invalid --additional-gids {list(additional_gids)}")
             u["additionalGids"] = list(u.get("additionalGids") or ()) + extra
         proc["user"] = u
+        # (config.json's strings were checked by load; what comes from our command line is
+        # the caller's bytes, passed on as they are)
         return spec_mod.validate_process(proc)
 
     @staticmethod

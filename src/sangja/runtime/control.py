@@ -38,6 +38,9 @@ def update(rt, cid, resources):
     as runc, update leaves those)."""
     if not isinstance(resources, dict):
         raise SangjaError("update: the resources must be a JSON object")
+    from sangja.runtime.spec import check_strings
+
+    check_strings(resources, "resources", prefix="update: ")  # no NUL, no lone surrogate
     cdir, state, status, cg = _open(rt, cid)
     with cdir:
         if status == "stopped":

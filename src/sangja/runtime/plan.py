@@ -5,6 +5,7 @@ list with flags parsed, devices, capability masks, rlimits, argv/env. The C side
 """
 
 import os
+import stat
 
 from sangja.errors import ConfigError, SangjaError
 from sangja.runtime import constants as K
@@ -14,11 +15,14 @@ class Mount:
     __slots__ = (
         "kind", "source", "target", "fstype", "flags", "data", "attr_set", "attr_clr",
         "attr_recursive", "recursive", "propagation", "target_is_dir", "data_mode", "copy_up",
+        "inherit_mode", "host_tree", "idmap", "idmap_recursive", "tree_fd",
     )  # fmt: skip
 
     def __init__(self, kind, target, source=None, fstype=None, flags=0, data=None,
                  attr_set=0, attr_clr=0, attr_recursive=False, recursive=False,
-                 propagation=0, target_is_dir=True, data_mode=0, copy_up=False):  # fmt: skip
+                 propagation=0, target_is_dir=True, data_mode=0, copy_up=False,
+                 inherit_mode=False, host_tree=False, idmap=None,
+                 idmap_recursive=False):  # fmt: skip
         self.kind = kind
         self.source = source
         self.target = target
@@ -33,6 +37,14 @@ class Mount:
         self.target_is_dir = target_is_dir
         self.data_mode = data_mode
         self.copy_up = copy_up
+        self.inherit_mode = inherit_mode  # tmpfs: the covered directory's mode (runc)
+        # BIND: the runtime makes a detached copy of the source itself, in its own
+        # namespaces (runtime/mounttrees.py), which the init moves into place: in a user
+        # namespace, and for idmapped mounts (idmap: the mapping, see compile_mount).
+        self.host_tree = host_tree
+        self.idmap = idmap
+        self.idmap_recursive = idmap_recursive
+        self.tree_fd = -1
 
     def __repr__(self):
         return f"Mount({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
@@ -60,6 +72,7 @@ class LaunchPlan:
         self.joins = []  # (CLONE_NEW*, path)
         self.timens_offsets = None
         self.rootfs = None
+        self.own_mntns = True  # False: mounts in the runtime's namespace (plan.compile_plan)
         self.no_pivot = False
         self.root_readonly = False
         self.root_propagation = K.MS_SLAVE | K.MS_REC
@@ -103,6 +116,7 @@ class LaunchPlan:
         self.selinux_label = None
         self.exec_pidfd = -1  # exec: a pidfd of the container's init
         self.exec_nstypes = 0  # exec: CLONE_NEW* of the init to join
+        self.exec_root_fd = -1  # exec without a mount namespace: the init's root
         self.seccomp_bpf = None  # bytes: a BPF program (runtime/seccomp.py)
         self.seccomp_flags = 0  # SECCOMP_FILTER_FLAG_*
 
@@ -120,7 +134,8 @@ DEFAULT_LINKS = (
 
 
 def parse_mount_options(options):
-    """-> (flags, clear, propagation, attr_set, attr_clr, recursive-attrs?, data)."""
+    """-> (flags, clear, propagation, attr_set, attr_clr, recursive-attrs?, data). The
+    kind of mount (bind, rbind), tmpcopyup, idmap and ridmap are the caller's."""
     flags = clear = prop = aset = aclr = 0
     rattr = False
     data = []
@@ -136,10 +151,8 @@ def parse_mount_options(options):
             aset |= s
             aclr |= c
             rattr = True
-        elif opt in ("bind", "rbind", "tmpcopyup"):
+        elif opt in ("bind", "rbind", "tmpcopyup", "idmap", "ridmap"):
             pass  # the kind of mount, or a runtime extension: handled by the caller
-        elif opt in ("idmap", "ridmap"):
-            raise ConfigError(f"config.json: mount option {opt!r} is not supported")
         else:
             data.append(opt)
     return flags, clear, prop, aset, aclr, rattr, ",".join(data) or None
@@ -160,7 +173,38 @@ def _bind_attrs(flags, clear):
     return aset, aclr
 
 
-def compile_mount(m, bundle, cgroup_paths, namespaces):
+def _maps_text(maps):
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+
+
+def _idmap(m, w, options, is_bind, linux, namespaces):
+    """The mapping of an idmapped mount: None (not one), ("maps", uid_map, gid_map) texts,
+    or ("path", the user namespace joined by path)."""
+    uidm, gidm = m.get("uidMappings") or [], m.get("gidMappings") or []
+    idmap = "idmap" in options or "ridmap" in options
+    if (uidm or gidm) and not idmap:
+        # the spec: MUST, so that a runtime that does not know them fails (runc 1.1 does not)
+        raise ConfigError(f"config.json: {w}: uidMappings/gidMappings need the idmap or "
+                          "ridmap option")  # fmt: skip
+    if not idmap:
+        return None
+    if not is_bind:
+        raise ConfigError(f"config.json: {w}: only bind mounts can be idmapped")
+    if bool(uidm) != bool(gidm):
+        raise ConfigError(f"config.json: {w}: an idmapped mount needs both uidMappings and "
+                          "gidMappings")  # fmt: skip
+    if uidm:
+        return ("maps", _maps_text(uidm), _maps_text(gidm))
+    # no mappings of its own: the container's user namespace's (spec 1.2)
+    if "user" not in namespaces:
+        raise ConfigError(f"config.json: {w}: idmap without uidMappings/gidMappings uses the "
+                          "container's user namespace, and there is none")  # fmt: skip
+    if namespaces["user"]:
+        return ("path", namespaces["user"])
+    return ("maps", _maps_text(linux.get("uidMappings")), _maps_text(linux.get("gidMappings")))
+
+
+def compile_mount(m, bundle, cgroup_paths, namespaces, linux=None, where="mounts[?]"):
     """One config.json mount -> one or more plan mounts."""
     dest = os.path.normpath(os.path.join("/", m["destination"]))
     options = m.get("options") or ()
@@ -168,6 +212,7 @@ def compile_mount(m, bundle, cgroup_paths, namespaces):
     source = m.get("source") or ""
     is_bind = typ == "bind" or "bind" in options or "rbind" in options
     flags, clear, prop, aset, aclr, rattr, data = parse_mount_options(options)
+    idmap = _idmap(m, where, options, is_bind, linux or {}, namespaces)
     if is_bind:
         if not source:
             raise ConfigError(f"config.json: bind mount to {dest} has no source")
@@ -182,7 +227,10 @@ def compile_mount(m, bundle, cgroup_paths, namespaces):
             Mount(
                 K.MOUNT_BIND, dest, source=source, attr_set=fa_set | aset,
                 attr_clr=fa_clr | aclr, attr_recursive=rattr, recursive="rbind" in options,
-                propagation=prop, target_is_dir=os.path.isdir(source) if st else True,
+                propagation=prop, target_is_dir=stat.S_ISDIR(st.st_mode),
+                # a user namespace may not reach the source: we open it ourselves
+                host_tree=idmap is not None or "user" in namespaces, idmap=idmap,
+                idmap_recursive="ridmap" in options,
             )
         ]  # fmt: skip
     if typ == "cgroup":
@@ -197,11 +245,16 @@ def compile_mount(m, bundle, cgroup_paths, namespaces):
     copy_up = "tmpcopyup" in options
     if copy_up and typ != "tmpfs":
         raise ConfigError(f"config.json: mount to {dest}: tmpcopyup is for tmpfs mounts only")
+    inherit = (
+        typ == "tmpfs"
+        and not copy_up
+        and not any(o.startswith("mode=") for o in (data or "").split(","))
+    )
     return [
         Mount(
             K.MOUNT_FS, dest, source=source or typ, fstype=typ, flags=flags, data=data,
             attr_set=aset, attr_clr=aclr, attr_recursive=rattr, propagation=prop,
-            copy_up=copy_up,
+            copy_up=copy_up, inherit_mode=inherit,
         )
     ]  # fmt: skip
 
@@ -283,9 +336,17 @@ def apparmor_enabled():
 
 
 def hook_entries(items):
-    """config.json hooks of one stage -> [(path, args, env, timeout)] for the C runner."""
-    return [(h["path"], list(h.get("args") or ()), list(h.get("env") or ()),
-             h.get("timeout") or 0) for h in items or ()]  # fmt: skip
+    """config.json hooks of one stage -> [(path, args, env, timeout)] for the C runner; env
+    None when the hook has none (it gets the runtime's environment, as with runc)."""
+    out = []
+    for h in items or ():
+        env = h.get("env")
+        timeout = h.get("timeout") or 0
+        if not isinstance(timeout, int) or not 0 <= timeout < 1 << 31:
+            timeout = 0  # a state.json from before timeouts were checked
+        out.append((h["path"], list(h.get("args") or ()), None if env is None else list(env),
+                    timeout))  # fmt: skip
+    return out
 
 
 def compile_process(plan, process, namespaces, warn):
@@ -313,11 +374,11 @@ def compile_process(plan, process, namespaces, warn):
             )
         plan.selinux_label = label
     user = process.get("user") or {}
-    plan.uid = user.get("uid", 0)
-    plan.gid = user.get("gid", 0)
+    plan.uid = user.get("uid") or 0
+    plan.gid = user.get("gid") or 0
     plan.additional_gids = list(user.get("additionalGids") or ())
     if user.get("umask") is not None:
-        plan.umask = user["umask"]
+        plan.umask = user["umask"] & 0o7777  # umask(2) takes the permission bits
     caps = process.get("capabilities") or {}
     plan.cap_bounding = capability_mask(caps.get("bounding") or (), "bounding", warn)
     plan.cap_effective = capability_mask(caps.get("effective") or (), "effective", warn)
@@ -345,8 +406,8 @@ def compile_process(plan, process, namespaces, warn):
         rlimits.append((res, r["soft"], r["hard"]))
     plan.rlimits = rlimits
     cs = process.get("consoleSize") or {}
-    plan.console_rows = cs.get("height", 0)
-    plan.console_cols = cs.get("width", 0)
+    plan.console_rows = cs.get("height") or 0
+    plan.console_cols = cs.get("width") or 0
 
 
 def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
@@ -382,8 +443,9 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
     plan.rootfs = rootfs
     plan.root_readonly = bool(root.get("readonly"))
     plan.no_pivot = no_pivot
-    if "mount" not in namespaces:
-        raise ConfigError("config.json: a mount namespace is required")
+    # Without a mount namespace the container's mounts are made in the runtime's (below a
+    # bind of the rootfs, which delete detaches) and the init chroots: see csrc/launch.h.
+    plan.own_mntns = "mount" in namespaces
     prop = linux.get("rootfsPropagation")
     if prop:
         plan.rootfs_propagation = K.PROPAGATION[prop]
@@ -391,8 +453,8 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
             plan.root_propagation = plan.rootfs_propagation | K.MS_REC
 
     dev_bound = False
-    for m in spec.get("mounts") or ():
-        compiled = compile_mount(m, bundle, cgroup_paths, namespaces)
+    for i, m in enumerate(spec.get("mounts") or ()):
+        compiled = compile_mount(m, bundle, cgroup_paths, namespaces, linux, f"mounts[{i}]")
         if os.path.normpath(m["destination"]) == "/dev" and compiled[0].kind == K.MOUNT_BIND:
             dev_bound = True
         plan.mounts.extend(compiled)
@@ -408,9 +470,9 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
     for d in linux.get("devices") or ():
         dev = Device(
             os.path.normpath(d["path"]), "c" if d["type"] == "u" else d["type"],
-            d.get("major", 0), d.get("minor", 0),
+            d.get("major") or 0, d.get("minor") or 0,
             0o666 if d.get("fileMode") is None else d["fileMode"] & 0o7777,
-            d.get("uid", 0), d.get("gid", 0), bind_from_host=userns,
+            d.get("uid") or 0, d.get("gid") or 0, bind_from_host=userns,
         )  # fmt: skip
         if dev.path in defaults:
             plan.devices = [x for x in plan.devices if x.path != dev.path]
@@ -426,7 +488,8 @@ def compile_plan(spec, bundle, cgroup_paths=None, no_pivot=False, warn=print):
         plan.personality = K.PERSONALITY[pers["domain"]]
     offs = linux.get("timeOffsets")
     if offs:
-        lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offs.items()]
+        lines = [f"{clock} {o.get('secs') or 0} {o.get('nanosecs') or 0}"
+                 for clock, o in offs.items()]  # fmt: skip
         # C unshares the time namespace in an intermediate process and writes these there.
         plan.timens_offsets = "\n".join(lines) + "\n"
     process = spec.get("process")

@@ -20,6 +20,7 @@ ACT_TRACE = 0x7FF00000
 ACT_LOG = 0x7FFC0000
 ACT_ALLOW = 0x7FFF0000
 EPERM = 1
+ENOSYS = 38
 
 _ACTIONS = {
     "SCMP_ACT_KILL": ACT_KILL_THREAD,
@@ -72,7 +73,7 @@ class Filter:
 
 
 def _action(name, errno_ret, where, key="errnoRet"):
-    base = _ACTIONS.get(name)
+    base = _ACTIONS.get(name) if isinstance(name, str) else None
     if base is None:
         raise ConfigError(f"config.json: {where}: unknown seccomp action {name!r}")
     if base in (ACT_ERRNO, ACT_TRACE):
@@ -93,6 +94,9 @@ def compile_filter(seccomp, warn):
 
     if not isinstance(seccomp, dict):
         raise ConfigError("config.json: linux.seccomp must be an object")
+    for key in ("architectures", "flags", "syscalls"):
+        if not isinstance(seccomp.get(key) or [], list):
+            raise ConfigError(f"config.json: linux.seccomp.{key} must be an array")
     default = seccomp.get("defaultAction")
     if not default:
         raise ConfigError("config.json: linux.seccomp.defaultAction is required")
@@ -111,20 +115,22 @@ def compile_filter(seccomp, warn):
 
     flags = 0
     for name in seccomp.get("flags") or ():
-        if name not in _FLAGS:
+        if not isinstance(name, str) or name not in _FLAGS:
             raise ConfigError(f"config.json: linux.seccomp: unknown flag {name!r}")
-        if not native.flag_supported(_FLAGS[name]):  # an older kernel: as runc, go on
+        if not flag_supported(native, _FLAGS[name]):  # an older kernel: as runc, go on
             warn(f"seccomp: flag {name} is not supported by this kernel, ignored")
             continue
         flags |= _FLAGS[name]
 
-    rules, notify, unknown = [], False, []
+    rules, notify, unknown, named = [], False, [], []
     for i, sc in enumerate(seccomp.get("syscalls") or ()):
         where = f"linux.seccomp.syscalls[{i}]"
         if not isinstance(sc, dict) or not isinstance(sc.get("names"), list) or not sc["names"]:
             raise ConfigError(f"config.json: {where}.names must be a non-empty array")
         action = _action(sc.get("action"), sc.get("errnoRet"), where)
         notify |= action == ACT_NOTIFY
+        if not isinstance(sc.get("args") or [], list):
+            raise ConfigError(f"config.json: {where}.args must be an array")
         conds = [_arg(a, f"{where}.args[{j}]") for j, a in enumerate(sc.get("args") or ())]
         # libseccomp refuses two conditions on one argument in a rule; as runc, such
         # conditions become one rule each (any of them matches).
@@ -136,6 +142,7 @@ def compile_filter(seccomp, warn):
             # -1: a name this libseccomp does not know (a newer call); numbers below it are
             # libseccomp's pseudo numbers for calls of another of the filter's arches (mmap2
             # on x86_64 for i386): valid.
+            named.append(name)
             nr = native.resolve_syscall(name)
             if nr == -1:
                 if name not in unknown:
@@ -148,6 +155,12 @@ def compile_filter(seccomp, warn):
         warn(f"seccomp: syscalls unknown to libseccomp ignored: {', '.join(unknown)}")
 
     listener = seccomp.get("listenerPath")
+    if listener is not None and not isinstance(listener, str):
+        raise ConfigError("config.json: linux.seccomp.listenerPath must be a string")
+    if seccomp.get("listenerMetadata") is not None and not isinstance(
+        seccomp["listenerMetadata"], str
+    ):
+        raise ConfigError("config.json: linux.seccomp.listenerMetadata must be a string")
     if seccomp.get("listenerMetadata") is not None and not listener:
         raise ConfigError("config.json: linux.seccomp.listenerMetadata needs listenerPath")
     if notify:
@@ -165,17 +178,35 @@ def compile_filter(seccomp, warn):
             "config.json: linux.seccomp: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs "
             "SCMP_ACT_NOTIFY rules"
         )
-    bpf = native.compile(default_action, arches, rules)
+    stub = named if enosys_stub(default_action) else None
+    bpf = native.compile(default_action, arches, rules, stub)
     return Filter(bpf, flags, listener if notify else None, seccomp.get("listenerMetadata"))
+
+
+def flag_supported(native, flag):
+    """Does this kernel take SECCOMP_FILTER_FLAG_* `flag`? WAIT_KILLABLE_RECV only comes
+    with a listener (the kernel refuses it alone)."""
+    if flag == _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
+        flag |= FILTER_FLAG_NEW_LISTENER
+    return native.flag_supported(flag)
+
+
+def enosys_stub(default_action):
+    """runc's rule: a call newer than every one the profile names answers ENOSYS, not the
+    default action, so that programs fall back to the older calls it allows (glibc from
+    clone3, faccessat2). Not when the default allows (or traces) anyway, nor when it is
+    ENOSYS already."""
+    base = default_action & 0xFFFF0000
+    return base not in (ACT_ALLOW, ACT_LOG, ACT_TRACE) and default_action != ACT_ERRNO | ENOSYS
 
 
 def _arg(a, where):
     if not isinstance(a, dict):
         raise ConfigError(f"config.json: {where} must be an object")
     index, op = a.get("index"), a.get("op")
-    if not isinstance(index, int) or not 0 <= index <= 5:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= 5:
         raise ConfigError(f"config.json: {where}.index must be 0..5")
-    if op not in _OPS:
+    if not isinstance(op, str) or op not in _OPS:
         raise ConfigError(f"config.json: {where}: unknown seccomp operator {op!r}")
     value, value_two = a.get("value", 0), a.get("valueTwo", 0)
     for k, v in (("value", value), ("valueTwo", value_two)):
@@ -247,3 +278,7 @@ def default_profile(capabilities=(), machine=None):
             continue  # allowed outright already (clone with CAP_SYS_ADMIN)
         out["syscalls"].append({k: r[k] for k in _RULE_KEYS if k in r})
     return out
+
+
+# What this module recognises, by the spec's names (`sangja features` lists them).
+ACTIONS, OPERATORS, FLAGS, ARCHES = _ACTIONS, _OPS, _FLAGS, _ARCHES

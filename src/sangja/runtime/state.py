@@ -94,9 +94,12 @@ class ContainerDir:
         p = os.path.join(self.path, STATE_FILE)
         try:
             with open(p, "rb") as f:
-                return jsonio.loads(f.read())
+                state = jsonio.loads(f.read())
         except (OSError, ValueError) as e:
             raise SangjaError(f"read state {p}: {e}", path=p)
+        if not isinstance(state, dict):
+            raise SangjaError(f"read state {p}: not a JSON object", path=p)
+        return state
 
     def write(self, state):
         """Write state.json atomically: a reader sees the old or the new file, never half."""

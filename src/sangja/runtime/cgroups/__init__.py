@@ -17,7 +17,7 @@ import errno
 import os
 import time
 
-from sangja.errors import SangjaError
+from sangja.errors import ConfigError, SangjaError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 DRIVER_ENV = "SANGJA_CGROUP_DRIVER"
@@ -88,11 +88,19 @@ _KNOWN_V1 = {
 
 
 def _inner_path(spec_path, own, container_id):
-    """runc's reading of cgroupsPath: absolute as is, relative under our own cgroup."""
+    """runc's reading of cgroupsPath: absolute as is, relative under our own cgroup. Never
+    the root of a hierarchy nor a way up out of a path (`..`): delete empties and removes
+    the container's cgroup, killing what is left in it."""
     p = spec_path or container_id
-    if p.startswith("/"):
-        return os.path.normpath(p)
-    return os.path.normpath(os.path.join(own or "/", p))
+    if ".." in p.split("/"):
+        raise ConfigError(f"config.json: linux.cgroupsPath {spec_path!r}: '..' is not allowed")
+    inner = os.path.normpath(p if p.startswith("/") else os.path.join(own or "/", p))
+    if inner == "/":
+        raise ConfigError(
+            f"config.json: linux.cgroupsPath {spec_path!r} names the root cgroup, which no "
+            "container may own"
+        )
+    return inner
 
 
 def read_value(path):
@@ -354,6 +362,30 @@ class Cgroups:
                 p.poll(min(left, 0.1) * 1000)  # kernfs wakes pollers on a change
         finally:
             os.close(fd)
+
+    # -- memory --------------------------------------------------------------------------
+    def _memory_dir(self):
+        return self.paths.get("") if self.unified else self.dir_of("memory")
+
+    def oom_kills(self):
+        """How many processes the OOM killer has killed in the container's memory cgroup
+        (memory.oom_control's oom_kill on v1, memory.events' on v2); 0 if unknown."""
+        d = self._memory_dir()
+        text = d and read_value(f"{d}/{'memory.events' if self.unified else 'memory.oom_control'}")
+        for line in (text or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.isdigit():
+                return int(value)
+        return 0
+
+    def memory_usage(self):
+        """(current, peak) usage in bytes of the memory cgroup, as text ('?' if unknown)."""
+        d = self._memory_dir()
+        if self.unified:
+            names = ("memory.current", "memory.peak")
+        else:
+            names = ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
+        return tuple((d and read_value(f"{d}/{n}")) or "?" for n in names)
 
     # -- stats ---------------------------------------------------------------------------
     def stats(self):

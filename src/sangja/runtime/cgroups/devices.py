@@ -80,8 +80,10 @@ def rules(linux):
     res = linux.get("resources") or {}
     if not isinstance(res, dict):
         raise ConfigError("linux.resources must be an object")
-    items = res.get("devices") or []
-    if not isinstance(items, list):
+    items = res.get("devices")
+    if items is None:
+        items = []
+    if not isinstance(items, list):  # `{}` too (runc refuses it)
         raise ConfigError("linux.resources.devices must be an array")
     out = []
     for i, d in enumerate(items):
@@ -96,6 +98,9 @@ def rules(linux):
             raise ConfigError(f"{where}.type must be a, b or c, got {typ!r}")
         major = _field(d, "major", int, where, "an integer")
         minor = _field(d, "minor", int, where, "an integer")
+        for k, v in (("major", major), ("minor", minor)):
+            if v is not None and not WILDCARD <= v < 1 << 32:  # -1: any (as runc reads it)
+                raise ConfigError(f"{where}.{k} must be -1 (any) to {(1 << 32) - 1}, got {v}")
         access = _access(_field(d, "access", str, where, "a string"), where)
         out.append(
             Rule(

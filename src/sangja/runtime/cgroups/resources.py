@@ -28,6 +28,11 @@ class Write:
         return (self.controller, self.file, self.value)
 
 
+I64 = (-(1 << 63), (1 << 63) - 1)
+U64 = (0, (1 << 64) - 1)
+_MEMORY_BYTES = ("limit", "reservation", "swap", "kernel", "kernelTCP")
+
+
 class Fields:
     """Typed access to one object of the resources, naming `where` in errors."""
 
@@ -46,7 +51,7 @@ class Fields:
         return self.obj.get(key) is not None
 
     def int(self, key, unsigned=False):
-        """The number, 0 when absent."""
+        """The number, 0 when absent; within the spec's int64 (uint64 if `unsigned`)."""
         v = self.obj.get(key)
         if v is None:
             return 0
@@ -54,6 +59,13 @@ class Fields:
             raise ConfigError(f"{self.where}.{key} must be an integer")
         if unsigned and v < 0:
             raise ConfigError(f"{self.where}.{key} must not be negative")
+        lo, hi = U64 if unsigned else I64
+        if not lo <= v <= hi:
+            raise ConfigError(f"{self.where}.{key} must be {lo} to {hi}, got {v}")
+        if v < -1 and key in _MEMORY_BYTES and self.where.endswith(".memory"):
+            # runc: -1 is unlimited, any other negative an error (not unlimited)
+            raise ConfigError(f"{self.where}.{key} must be -1 (unlimited) or not negative, "
+                              f"got {v}")  # fmt: skip
         return v
 
     def opt_int(self, key):
