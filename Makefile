@@ -18,9 +18,11 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 # tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc;
 # tests/cri: containerd's CRI plugin with CNI's bridge/host-local/loopback, catatonit as pause
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins
+# the engine itself: conmon is each container's monitor, catatonit its --init
+ENGINE_PACKAGES := conmon catatonit
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
-	procps time systemd dbus \
+	procps time systemd dbus $(ENGINE_PACKAGES) \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
 DEPS_STAMP := $(VENV)/.sangja-deps
 

@@ -62,14 +62,15 @@ def proc_stat(pid):
     return rest[0].decode(), int(rest[19])
 
 
-def wait_for(pred, what="condition", guard=TIMEOUT):
-    """Poll `pred` until true (a hang guard, never a timing assertion)."""
+def wait_for(pred, what="condition", guard=TIMEOUT, step=0.01):
+    """Poll `pred` every `step` seconds until true (a hang guard, never a timing
+    assertion)."""
     end = time.monotonic() + guard
     while time.monotonic() < end:
         v = pred()
         if v:
             return v
-        time.sleep(0.01)
+        time.sleep(step)
     raise AssertionError(f"never happened: {what}")
 
 

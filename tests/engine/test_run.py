@@ -80,7 +80,7 @@ def test_run_keeps_the_container_without_rm(sj, fixtures):
     r = sj.fail("image", "rm", BUSYBOX)
     assert "used by container" in r.err
     r = sj("container", "run", "--name", "keep", BUSYBOX, "true")
-    assert r.rc == 125 and 'the container name "keep" is already in use' in r.err
+    assert r.rc == 125 and 'The container name "/keep" is already in use' in r.err
     # -f: the names go, the image stays for the container
     r = sj.ok("image", "rm", "-f", BUSYBOX)
     assert "Untagged" in r.out and "Deleted" not in r.out

@@ -169,6 +169,34 @@ def test_import_rootfs(sj, fixtures, tmp_path):
     sj.assert_consistent()
 
 
+def test_import_refuses_what_is_no_rootfs(sj, tmp_path):
+    """An empty file, a file of zeros, a damaged gzip: one line naming the user's file (not
+    a blob of the store), exit 1, and nothing stored (Docker refuses all three)."""
+    good = tmp_path / "good.tar.gz"
+    with tarfile.open(good, "w:gz") as t:
+        t.add(__file__, arcname="f")
+    data = good.read_bytes()
+    cases = {"empty.tar": b"", "zeros.tar": bytes(10240), "cut.tar.gz": data[: len(data) // 2],
+             "junk.tar.gz": data[:10] + b"\xff" * 300}  # fmt: skip
+    before = sj.store_state()
+    for name, content in cases.items():
+        f = tmp_path / name
+        f.write_bytes(content)
+        r = sj("image", "import", str(f), f"bad/{name.split('.')[0]}")
+        assert r.rc == 1, (name, r)
+        line = r.err.strip()
+        assert "\n" not in line and f"import {f}:" in line and "blobs/" not in line, line
+    assert sj("image", "import", str(tmp_path / "empty.tar")).err.strip().endswith(
+        "empty file (want a tar archive of a root file system)")  # fmt: skip
+    p = subprocess.run([*_cli(sj), "image", "import", "-"], input=bytes(10240),
+                       env=sj.env, capture_output=True)  # fmt: skip
+    assert p.returncode == 1 and b"import stdin: not a tar archive" in p.stderr
+    after = sj.store_state()
+    assert {k: v for k, v in after.items() if k != "files:tmp"} == {
+        k: v for k, v in before.items() if k != "files:tmp"}  # fmt: skip
+    assert sj.images() == []
+
+
 # ---- docker (Debian's dockerd, a private one: its own data-root, exec-root and socket) ---
 
 DOCKERD, DOCKER = shutil.which("dockerd"), "/usr/bin/docker"

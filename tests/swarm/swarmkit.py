@@ -17,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import rtkit  # noqa: E402
 from daemonkit import (  # noqa: E402
     HostPaths,
     cgroup_procs,
@@ -227,11 +228,4 @@ class Dockerd:
 
 def wait_for(pred, what, guard=TIMEOUT):
     """Poll until pred() is true (a hang guard, never a timing assertion)."""
-    end = time.monotonic() + guard
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.2)
+    return rtkit.wait_for(pred, what, guard, 0.2)

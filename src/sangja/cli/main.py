@@ -7,6 +7,8 @@ Every flag takes `--flag v` and `--flag=v`; Go-style `-flag` works too, as in ru
 import os
 import sys
 
+from sangja.cli.parse import UsageError, parse
+
 # name -> (canonical, kind): kind "v" takes a value, "b" is a boolean, "m" repeats
 GLOBAL_FLAGS = {
     "--root": ("root", "v"),
@@ -112,54 +114,16 @@ COMMANDS = {
 }  # fmt: skip
 
 
-ENGINE_WORDS = ("image", "container", "login", "logout")  # Docker's management commands
-
-
-class UsageError(Exception):
-    pass
-
-
-def parse(argv, table, stop_at_positional=False):
-    """-> (opts, positionals). Flags may follow positionals unless `stop_at_positional`."""
-    opts, pos = {}, []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        i += 1
-        if a == "--":
-            pos.extend(argv[i:])
-            break
-        if not a.startswith("-") or a == "-":
-            pos.append(a)
-            if stop_at_positional:
-                pos.extend(argv[i:])
-                break
-            continue
-        name, eq, val = a.partition("=")
-        spec = table.get(name)
-        if spec is None and not name.startswith("--") and len(name) > 2:
-            spec = table.get("-" + name)  # Go's flag package: -bundle == --bundle
-        if spec is None:
-            raise UsageError(f"flag provided but not defined: {name}")
-        key, kind = spec
-        if kind == "b":
-            if eq:
-                if val.lower() not in ("true", "false", "1", "0"):
-                    raise UsageError(f"invalid boolean value {val!r} for {name}")
-                opts[key] = val.lower() in ("true", "1")
-            else:
-                opts[key] = True
-            continue
-        if not eq:
-            if i >= len(argv):
-                raise UsageError(f"flag needs an argument: {name}")
-            val = argv[i]
-            i += 1
-        if kind == "m":
-            opts.setdefault(key, []).append(val)
-        else:
-            opts[key] = val
-    return opts, pos
+# Docker's management commands: word -> the module that handles it (imported only for it)
+ENGINE_WORDS = {
+    "image": "sangja.cli.images",
+    "login": "sangja.cli.images",
+    "logout": "sangja.cli.images",
+    "container": "sangja.cli.containers",
+    "trust": "sangja.cli.trust_cli",
+    "build": "sangja.cli.build",
+    "builder": "sangja.cli.build",
+}
 
 
 def usage():
@@ -173,8 +137,11 @@ def usage():
     ]
     for name, (_, args, doc) in COMMANDS.items():
         lines.append(f"  {name:8} {args:13} {doc}")
-    lines += ["", "engine commands: image, container, login, logout, trust, build, builder"
-                  " (`sangja image --help`)"]  # fmt: skip
+    lines += [
+        "",
+        "engine commands (Docker's): image, container, login, logout, trust, build, builder"
+        " (`sangja image --help`)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -213,58 +180,63 @@ def _int_opt(opts, key, flag):
     return n
 
 
-def run_command(cmd, opts, pos, g, log):
+def _runtime(g, log):
     from sangja.runtime.container import Runtime
 
-    rt = Runtime(root=g.get("root") or "/run/sangja", log=log,
-                 systemd_cgroup=g.get("systemd_cgroup", False))  # fmt: skip
-    if cmd == "create":
-        cid = _need_id(pos, cmd)
-        rt.create(
-            cid, opts.get("bundle", "."), pid_file=opts.get("pid_file"),
-            console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
-            no_new_keyring=opts.get("no_new_keyring", False),
-            preserve_fds=_preserve_fds(opts),
-        )  # fmt: skip
-        return 0
-    if cmd == "run":
-        cid = _need_id(pos, cmd)
-        return rt.run(
-            cid, opts.get("bundle", "."), pid_file=opts.get("pid_file"),
-            console_socket=opts.get("console_socket"), detach=opts.get("detach", False),
-            keep=opts.get("keep", False), no_pivot=opts.get("no_pivot", False),
-            no_new_keyring=opts.get("no_new_keyring", False),
-            preserve_fds=_preserve_fds(opts),
-        )  # fmt: skip
-    if cmd == "start":
-        rt.start(_need_id(pos, cmd))
-        return 0
-    if cmd == "exec":
-        return _exec(rt, opts, pos)
-    if cmd == "state":
-        from sangja.jsonio import dumps_indent
+    return Runtime(root=g.get("root") or "/run/sangja", log=log,
+                   systemd_cgroup=g.get("systemd_cgroup", False))  # fmt: skip
 
-        sys.stdout.write(dumps_indent(rt.state(_need_id(pos, cmd))) + "\n")
-        return 0
-    if cmd == "kill":
-        cid = _need_id(pos, cmd, nmax=2)
-        rt.kill(cid, pos[1] if len(pos) > 1 else "SIGTERM", all=opts.get("all", False))
-        return 0
-    if cmd == "delete":
-        rt.delete(_need_id(pos, cmd), force=opts.get("force", False))
-        return 0
-    if cmd == "list":
-        return _list(rt, opts)
-    if cmd in ("pause", "resume"):
-        getattr(rt, cmd)(_need_id(pos, cmd))
-        return 0
-    if cmd == "update":
-        return _update(rt, opts, pos)
-    if cmd == "events":
-        return _events(rt, opts, pos)
-    if cmd == "ps":
-        return _ps(rt, opts, pos)
-    raise UsageError(f"unknown command {cmd!r}")
+
+def _create(rt, opts, pos):
+    rt.create(
+        _need_id(pos, "create"), opts.get("bundle", "."), pid_file=opts.get("pid_file"),
+        console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
+        no_new_keyring=opts.get("no_new_keyring", False), preserve_fds=_preserve_fds(opts),
+    )  # fmt: skip
+    return 0
+
+
+def _run(rt, opts, pos):
+    return rt.run(
+        _need_id(pos, "run"), opts.get("bundle", "."), pid_file=opts.get("pid_file"),
+        console_socket=opts.get("console_socket"), detach=opts.get("detach", False),
+        keep=opts.get("keep", False), no_pivot=opts.get("no_pivot", False),
+        no_new_keyring=opts.get("no_new_keyring", False),
+        preserve_fds=_preserve_fds(opts),
+    )  # fmt: skip
+
+
+def _start(rt, opts, pos):
+    rt.start(_need_id(pos, "start"))
+    return 0
+
+
+def _state(rt, opts, pos):
+    from sangja.jsonio import dumps_indent
+
+    sys.stdout.write(dumps_indent(rt.state(_need_id(pos, "state"))) + "\n")
+    return 0
+
+
+def _kill(rt, opts, pos):
+    cid = _need_id(pos, "kill", nmax=2)
+    rt.kill(cid, pos[1] if len(pos) > 1 else "SIGTERM", all=opts.get("all", False))
+    return 0
+
+
+def _delete(rt, opts, pos):
+    rt.delete(_need_id(pos, "delete"), force=opts.get("force", False))
+    return 0
+
+
+def _pause(rt, opts, pos):
+    rt.pause(_need_id(pos, "pause"))
+    return 0
+
+
+def _resume(rt, opts, pos):
+    rt.resume(_need_id(pos, "resume"))
+    return 0
 
 
 def _update(rt, opts, pos):
@@ -353,7 +325,7 @@ def _exec(rt, opts, pos):
     )  # fmt: skip
 
 
-def _list(rt, opts):
+def _list(rt, opts, pos):
     fmt = opts.get("format", "table")
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option {fmt!r} (want table or json)")
@@ -396,6 +368,33 @@ def cmd_spec(opts, pos):
     return 0
 
 
+def _features(opts, pos):
+    if pos:
+        raise UsageError(f"features: too many arguments: {' '.join(pos)}")
+    from sangja.runtime.features import features_json
+
+    sys.stdout.write(features_json() + "\n")
+    return 0
+
+
+# verb -> handler(rt, opts, positionals) -> exit code (spec needs no runtime)
+HANDLERS = {
+    "create": _create,
+    "run": _run,
+    "start": _start,
+    "exec": _exec,
+    "state": _state,
+    "kill": _kill,
+    "delete": _delete,
+    "list": _list,
+    "pause": _pause,
+    "resume": _resume,
+    "update": _update,
+    "events": _events,
+    "ps": _ps,
+}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     log = None
@@ -410,19 +409,11 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
-        engine = cmd in ENGINE_WORDS or cmd == "trust"
-        if cmd in ENGINE_WORDS:  # cli/engine_cli.py, imported only for these words
-            from sangja.cli import engine_cli
+        engine = cmd in ENGINE_WORDS
+        if engine:  # imported only for these words
+            import importlib
 
-            return engine_cli.main(cmd, args, g)
-        if cmd in ("build", "builder"):  # cli/build.py: Dockerfiles, the build cache
-            from sangja.cli import build
-
-            return build.main(cmd, args, g)
-        if cmd == "trust":  # content trust: cli/trust_cli.py
-            from sangja.cli import trust_cli
-
-            return trust_cli.main(args, g)
+            return importlib.import_module(ENGINE_WORDS[cmd]).main(cmd, args, g)
         if cmd not in COMMANDS:
             raise UsageError(f"unknown command {cmd!r}")
         # exec ID CMD ARGS...: what follows the id is the command's, flags included
@@ -445,13 +436,8 @@ def main(argv=None):
         if cmd == "spec":
             return cmd_spec(opts, pos)
         if cmd == "features":
-            if pos:
-                raise UsageError(f"features: too many arguments: {' '.join(pos)}")
-            from sangja.runtime.features import features_json
-
-            sys.stdout.write(features_json() + "\n")
-            return 0
-        return run_command(cmd, opts, pos, g, log)
+            return _features(opts, pos)
+        return HANDLERS[cmd](_runtime(g, log), opts, pos)
     except UsageError as e:
         return _fail(log, str(e), 1)
     except KeyboardInterrupt:

@@ -6,47 +6,17 @@ from __future__ import annotations
 import os
 import sys
 
-from sangja.cli.main import UsageError, parse
+from sangja.cli.groups import Sub, dispatch
+from sangja.cli.parse import UsageError
 
 KEY_ENV = "SANGJA_TRUST_KEY"
 
-TRUST = {
-    "key": ({}, "generate NAME",
-            "write NAME.key (ECDSA P-256, encrypted, cosign's format) and NAME.pub here"),
-    "sign": ({"--key": ("key", "v")}, "[--key FILE] IMAGE[:TAG]...",
-             "sign what the names are in their registry; the signatures go beside them"),
-    "inspect": ({"--key": ("key", "m"), "--pretty": ("pretty", "b"),
-                 "--signature-policy": ("signature_policy", "v")},
-                "[--key PUB]... [--pretty] IMAGE[:TAG]...",
-                "the signatures stored for the images, and which known key made each"),
-    "revoke": ({"--key": ("key", "m"), "-y": ("yes", "b"), "--yes": ("yes", "b")},
-               "[--key PUB]... [-y] IMAGE[:TAG]",
-               "remove the image's signatures (with --key: only those that key made)"),
-}  # fmt: skip
+
+def main(word: str, args: list[str], g: dict) -> int:
+    return dispatch("trust", TRUST, {}, args, g)
 
 
-def _help():
-    lines = ["usage: sangja trust COMMAND [options]", ""]
-    for name, (_, args, doc) in TRUST.items():
-        lines.append(f"  {name:8} {args:45} {doc}")
-    return "\n".join(lines) + "\n"
-
-
-def main(args: list[str], g: dict) -> int:
-    if not args or args[0] in ("-h", "--help", "help"):
-        sys.stdout.write(_help())
-        return 0 if args else 1
-    sub = args[0]
-    if sub not in TRUST:
-        raise UsageError(f"unknown command trust {sub!r}")
-    opts, pos = parse(args[1:], dict(TRUST[sub][0], **{"--help": ("help", "b")}))
-    if opts.get("help"):
-        sys.stdout.write(f"usage: sangja trust {sub} {TRUST[sub][1]}\n{TRUST[sub][2]}\n")
-        return 0
-    return globals()["trust_" + sub](opts, pos)
-
-
-def trust_key(opts, pos):
+def trust_key(opts, pos, g):
     from sangja.image.trust import keys
 
     if len(pos) != 2 or pos[0] != "generate":
@@ -75,7 +45,7 @@ def load_signing_key(path: str | None):
     return keys.load_private(path, keys.passphrase(confirm=False, what=path))
 
 
-def trust_sign(opts, pos):
+def trust_sign(opts, pos, g):
     from sangja.image.trust import sign
 
     if not pos:
@@ -88,7 +58,7 @@ def trust_sign(opts, pos):
     return 0
 
 
-def trust_inspect(opts, pos):
+def trust_inspect(opts, pos, g):
     from sangja.image.trust import sign
 
     if not pos:
@@ -127,7 +97,7 @@ def _when(ts) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def trust_revoke(opts, pos):
+def trust_revoke(opts, pos, g):
     from sangja.image.trust import sign
 
     if len(pos) != 1:
@@ -147,3 +117,22 @@ def trust_revoke(opts, pos):
             "rewritten": f"{left} other signature{'s' * (left != 1)} kept"}[how]  # fmt: skip
     sys.stdout.write(f"Revoked {removed} signature{'s' * (removed != 1)} of {pos[0]} ({note})\n")
     return 0
+
+
+TRUST = {
+    "key": Sub({}, "generate NAME",
+               "write NAME.key (ECDSA P-256, encrypted, cosign's format) and NAME.pub here",
+               trust_key),
+    "sign": Sub({"--key": ("key", "v")}, "[--key FILE] IMAGE[:TAG]...",
+                "sign what the names are in their registry; the signatures go beside them",
+                trust_sign),
+    "inspect": Sub({"--key": ("key", "m"), "--pretty": ("pretty", "b"),
+                    "--signature-policy": ("signature_policy", "v")},
+                   "[--key PUB]... [--pretty] IMAGE[:TAG]...",
+                   "the signatures stored for the images, and which known key made each",
+                   trust_inspect),
+    "revoke": Sub({"--key": ("key", "m"), "-y": ("yes", "b"), "--yes": ("yes", "b")},
+                  "[--key PUB]... [-y] IMAGE[:TAG]",
+                  "remove the image's signatures (with --key: only those that key made)",
+                  trust_revoke),
+}  # fmt: skip

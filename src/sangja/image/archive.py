@@ -671,6 +671,40 @@ def _kv(s: str) -> list[tuple[str, str]]:
     return out
 
 
+def _without(msg: str, blob: str) -> str:
+    return msg.replace(f"{blob}: ", "").replace(blob, "the archive")
+
+
+def _check_rootfs_tar(path: str, shown: str) -> str:
+    """A root file system archive must hold a tar with at least one entry (Docker refuses
+    an empty file and one of zeros): its first header is checked. -> the compression."""
+    try:
+        kind = compress.detect_file(path)
+        head = b""
+        for b in compress.stream(path):
+            head += b
+            if len(head) >= 512:
+                break
+    except SangjaError as e:
+        raise ArchiveError(f"import {shown}: {_without(str(e), path)}")
+    except OSError as e:
+        raise ArchiveError(f"import {shown}: {e.strerror}", errno=e.errno)
+    if not head:
+        raise ArchiveError(f"import {shown}: empty file (want a tar archive of a root file system)")
+    if len(head) < 512:
+        raise ArchiveError(f"import {shown}: not a tar archive (too short)")
+    block = head[:512]
+    if block.count(0) == 512:
+        raise ArchiveError(f"import {shown}: not a tar archive (no entries: only zeros)")
+    try:
+        want = int(block[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+    except ValueError:
+        want = -1
+    if want != sum(block[:148]) + 8 * 32 + sum(block[156:]):
+        raise ArchiveError(f"import {shown}: not a tar archive (bad header checksum)")
+    return kind
+
+
 def import_rootfs(store: Store, path: str | None, name: str | None = None,
                   changes: list[str] = (), message: str = "",
                   platform: str | None = None) -> str:  # fmt: skip
@@ -699,11 +733,16 @@ def import_rootfs(store: Store, path: str | None, name: str | None = None,
                 path = tmp
             if not os.path.isfile(path):
                 raise ArchiveError(f"import: {path}: no such file")
-            kind = compress.detect_file(path)
+            shown = "stdin" if temps else path
+            kind = _check_rootfs_tar(path, shown)
             with open(path, "rb") as f:
                 digest, size = copy_in(store, staging, f, path)
-            diff_id = digest if kind == "none" else compress.diff_id(store.blob_path(digest))
-            layers = _unpack_all(store, staging, [digest], [diff_id], f"import {path}")
+            try:
+                diff_id = digest if kind == "none" else compress.diff_id(store.blob_path(digest))
+                layers = _unpack_all(store, staging, [digest], [diff_id], f"import {shown}")
+            except SangjaError as e:  # name the user's file, not the blob we copied it to
+                raise ArchiveError(f"import {shown}: {_without(str(e), store.blob_path(digest))}",
+                                   errno=e.errno)  # fmt: skip
             from sangja.log import now_rfc3339
 
             created = now_rfc3339()

@@ -1,7 +1,7 @@
 """The engine's settings for images, from the environment and an optional JSON file.
 
 `$SANGJA_CONFIG` (default `/etc/sangja/daemon.json`), keys as in Docker's daemon.json:
-    {"default-registry": "registry.example:5000",
+    {"default-registry": "registry.example:5000", "cgroup-parent": "/sangja",
      "insecure-registries": ["10.0.0.5:5000", "10.1.0.0/16"],
      "certs-d": ["/etc/sangja/certs.d", "/etc/docker/certs.d"],
      "max-concurrent-downloads": 3, "max-concurrent-uploads": 5,
@@ -16,7 +16,6 @@ SANGJA_CONTENT_TRUST (the trust settings: sangja.image.trust).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 
 from sangja.errors import SangjaError
@@ -64,6 +63,12 @@ def setting(key: str, default=None):
 
 def root() -> str:
     return os.environ.get("SANGJA_ROOT") or _file().get("data-root") or DEFAULT_ROOT
+
+
+def cgroup_parent() -> str:
+    """Where containers' cgroups go when --cgroup-parent does not say (Docker's
+    default-cgroup-parent): SANGJA_CGROUP_PARENT, `cgroup-parent`, else /sangja."""
+    return os.environ.get("SANGJA_CGROUP_PARENT") or _file().get("cgroup-parent") or "/sangja"
 
 
 def default_registry() -> str:
@@ -124,6 +129,8 @@ def is_loopback(domain: str) -> bool:
     host = _host_of(domain)
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -134,6 +141,8 @@ def is_insecure(domain: str) -> bool:
     """Named insecure (by host:port, host, or a CIDR holding its address): plain HTTP is
     allowed and TLS certificates are not verified.  Loopback is not in this list: it may
     use plain HTTP, but a TLS certificate it presents is still verified."""
+    import ipaddress
+
     host = _host_of(domain)
     for entry in _insecure_list():
         if entry in (domain, host):

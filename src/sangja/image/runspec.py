@@ -9,8 +9,6 @@ names of the OCI image spec's conversion section) for the engine's later pieces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sangja.errors import SangjaError
 from sangja.image.snapshot import read_in_root
 
@@ -27,12 +25,25 @@ class UserError(SangjaError):
     pass
 
 
-@dataclass
 class ExecUser:
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    home: str = "/"
+    """Who a process runs as (a plain class: dataclasses cost ~9 ms of import to every
+    container start)."""
+
+    __slots__ = ("uid", "gid", "additional_gids", "home")
+
+    def __init__(self, uid: int = 0, gid: int = 0, additional_gids=None, home: str = "/"):
+        self.uid, self.gid, self.home = uid, gid, home
+        self.additional_gids: list[int] = list(additional_gids or [])
+
+    def __eq__(self, other):
+        return isinstance(other, ExecUser) and (self.uid, self.gid, self.additional_gids,
+                                                self.home) == (other.uid, other.gid,
+                                                               other.additional_gids,
+                                                               other.home)  # fmt: skip
+
+    def __repr__(self):
+        return (f"ExecUser(uid={self.uid}, gid={self.gid}, "
+                f"additional_gids={self.additional_gids}, home={self.home!r})")  # fmt: skip
 
 
 def _entries(data: bytes | None, nfields: int):

@@ -11,7 +11,6 @@ when the default registry is docker.io is refused with a clear error.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from sangja.errors import SangjaError
@@ -40,7 +39,8 @@ class Result:
     description: str = field(default="")
 
     def fields(self) -> dict:
-        """The names docker's --format knows, as it renders them."""
+        """The names docker's --format knows, as it renders them (and Tags, sangja's);
+        the CLI renders the template (cli/output.py)."""
         return {"Name": self.name, "Description": self.description,
                 "StarCount": str(self.star_count), "IsOfficial": str(self.is_official).lower(),
                 "IsAutomated": str(self.is_automated).lower(),
@@ -119,35 +119,3 @@ def table(results: list[Result], no_trunc: bool = False) -> list[tuple]:
         rows.append((r.name, d, str(r.star_count), "[OK]" if r.is_official else "",
                      "[OK]" if r.is_automated else ""))  # fmt: skip
     return rows
-
-
-_FIELD = re.compile(r"\{\{\s*(?:\.(\w+)|json\s+\.)\s*\}\}")
-
-
-def render(results: list[Result], fmt: str) -> list[str]:
-    """docker's --format, the part of Go's templates it is used with: `{{.Field}}` (Name,
-    Description, StarCount, IsOfficial, IsAutomated; and Tags), `{{json .}}`, `\\t`, a
-    `table ` prefix (a header line first), and `json` alone (a JSON object per line)."""
-    from sangja.jsonio import dumps
-
-    if fmt.strip() == "json":
-        fmt = "{{json .}}"
-    header = fmt.startswith("table")
-    if header:
-        fmt = fmt[len("table") :].lstrip() or "{{.Name}}\t{{.Description}}\t{{.StarCount}}"
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    for m in _FIELD.finditer(fmt):
-        if m.group(1) is not None and m.group(1) not in HEADERS:
-            raise SearchError(f"--format: no field {m.group(1)!r} (want one of"
-                              f" {', '.join(HEADERS)})")  # fmt: skip
-    rest = _FIELD.sub("", fmt)
-    if "{{" in rest or "}}" in rest:
-        raise SearchError(f"--format: unsupported template {fmt!r}")
-
-    def one(fields: dict) -> str:
-        return _FIELD.sub(
-            lambda m: fields[m.group(1)] if m.group(1) else dumps(
-                {k: fields[k] for k in sorted(fields) if k != "Tags"}), fmt)  # fmt: skip
-
-    lines = [one(HEADERS)] if header else []
-    return lines + [one(r.fields()) for r in results]

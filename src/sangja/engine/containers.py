@@ -1,0 +1,1087 @@
+"""Containers as engine objects: create, start, stop, restart, kill, pause, unpause, remove,
+wait, rename, update, prune, and what the monitor's exit command does (`cleanup`).
+
+The engine's Python API for containers: the CLI and the HTTP API (issue 18) call these
+methods with Docker's shapes (the ContainerCreate body in, Docker's JSON out: see
+inspect.py) and print or send what they return.
+
+How a container lives:
+  create   a row in `containers` (state `creating`, `owner` = this process) and a hold on
+           its image, in one transaction; its directory (engine/paths.py) with its init
+           layer; then `created`.
+  start    under the container's lock: the overlay mounted, config.json written (ocispec),
+           conmon started (it runs the runtime's `create` and stays, engine/monitor.py),
+           the runtime's `start` in-process, the row `running` with the init's and
+           conmon's pids.
+  exit     conmon writes the exit code and runs `sangja container cleanup --run N ID`,
+           which records it (`exited`), deletes the runtime's state, unmounts, and then
+           removes the container (--rm) or restarts it (restart policy, with Docker's
+           back-off).  So a container that ends while no CLI runs is recorded by its monitor.
+Each step is ordered so that a `kill -9` of any command leaves what the next one repairs:
+a row is only ever shown after it was checked against the runtime and the monitor
+(`observe`): `creating` whose creator is gone is removed, `running` whose runtime says
+stopped becomes `exited` with conmon's exit code (or 255 if the monitor died too), and so on.
+Commands on one container take its lock (flock on its directory); different containers
+never wait for each other; reading (ps, inspect) takes no lock.
+
+Where later parts plug in (each a call in `_start_locked` / `_teardown_run` / `_destroy`):
+  networks (issue 15)  before config.json is written: make the netns, run netavark, and put
+                       the netns path into the spec (`_network_setup`); undone in
+                       `_teardown_run` (`_network_teardown`);
+  volumes (issue 16)   before config.json: mount the volumes into the spec
+                       (`_volume_mounts`); `remove(volumes=True)` removes anonymous ones;
+  health (Healthcheck) after the start (`_health_start`): see engine/health.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+
+from sangja import jsonio
+from sangja.engine import monitor, names
+from sangja.engine.errors import (
+    Conflict,
+    EngineError,
+    InvalidArgument,
+    NoSuchContainer,
+    NotRunning,
+)
+from sangja.engine.paths import ContainerPaths, containers_dir, sangja_binary
+from sangja.engine.records import ACTIVE, Record, Records, alive, proc_id
+from sangja.errors import SangjaError
+
+STOP_KILL_WAIT = 30.0  # after SIGKILL: how long to wait for the exit (a hang guard)
+TRASH = ".removing-"  # a removed container's directory, until it is deleted
+
+
+def _failpoint(name: str) -> None:
+    """Fault injection for the tests: with SANGJA_FAILPOINT=<name> the command stops itself
+    (SIGSTOP) at that step, for the test to `kill -9` it exactly there."""
+    if os.environ.get("SANGJA_FAILPOINT") == name:
+        import _signal
+
+        os.kill(os.getpid(), _signal.SIGSTOP)
+
+
+class Containers:
+    def __init__(self, store=None, runtime_root: str = "/run/sangja", log=None):
+        if store is None:
+            from sangja.image.store import Store
+
+            store = Store()
+        self.store = store
+        self.root = store.root
+        self.records = Records(store)
+        self.runtime_root = os.path.abspath(runtime_root)
+        self.log = log
+        self._rt = None
+        self._images = None
+
+    # ---- helpers ------------------------------------------------------------------------
+    @property
+    def rt(self):
+        """The runtime's Python API, for what the engine does in-process (start, kill,
+        delete, pause, exec ...); conmon runs the runtime's CLI for `create`."""
+        if self._rt is None:
+            from sangja.runtime.container import Runtime
+
+            self._rt = Runtime(root=self.runtime_root, log=self.log)
+        return self._rt
+
+    @property
+    def images(self):
+        if self._images is None:
+            from sangja.engine.images import Images
+
+            self._images = Images(self.store)
+        return self._images
+
+    def paths(self, cid: str) -> ContainerPaths:
+        return ContainerPaths(self.root, cid)
+
+    @contextlib.contextmanager
+    def _locked(self, cid: str, blocking: bool = True):
+        """The container's lock (flock on its directory); NoSuchContainer once it is gone."""
+        try:
+            fd = os.open(self.paths(cid).dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NoSuchContainer(f"No such container: {cid}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            yield
+        finally:
+            os.close(fd)
+
+    def _fresh(self, cid: str) -> Record:
+        rec = self.records.get(cid)
+        if rec is None:
+            raise NoSuchContainer(f"No such container: {cid}")
+        return rec
+
+    def resolve(self, ref: str) -> Record:
+        return self.records.resolve(ref)
+
+    def get(self, ref: str) -> Record:
+        """The container as the runtime and its monitor confirm it."""
+        rec = self.observe(self.resolve(ref))
+        if rec is None:
+            raise NoSuchContainer(f"No such container: {ref}")
+        return rec
+
+    def list(self) -> list[Record]:
+        """Every container, checked (and repaired) as `observe` does, newest first."""
+        collect_dead(self.store, self)
+        out = []
+        for rec in self.records.all():
+            rec = self.observe(rec)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    # ---- what the runtime and the monitor confirm --------------------------------------
+    def runtime_status(self, cid: str) -> str:
+        """creating | created | running | paused | stopped | absent, read from the runtime's
+        state without its lock (state.json is replaced atomically)."""
+        from sangja import jsonio
+        from sangja.runtime import state as st
+
+        d = os.path.join(self.runtime_root, cid)
+        try:
+            with open(os.path.join(d, st.STATE_FILE), "rb") as f:
+                state = jsonio.loads(f.read())
+        except FileNotFoundError:
+            return "absent"
+        except (OSError, ValueError):
+            return "stopped"
+        return st.status_of(state, os.path.join(d, st.FIFO))
+
+    def observe(self, rec: Record, settle: float = 2.0) -> Record | None:
+        """The record checked against the runtime and the monitor, fixed in the database if
+        it claimed more than they confirm.  None if the container turned out not to exist
+        (a `creating` row whose creator is gone is removed here)."""
+        state = rec.state
+        if state == "creating":
+            if alive(rec.owner):
+                return rec
+            self._collect(rec)
+            return None
+        if state == "restarting":
+            if alive(rec.owner):
+                return rec
+            state = "running"  # its restarter died: what does the runtime say?
+        if state not in ("created", "running", "paused"):
+            return rec
+        status = self.runtime_status(rec.id)
+        if status in ("running", "paused"):
+            if rec.state != status:
+                values = {"state": status}
+                if rec.state == "created":  # a start killed after the process ran: adopt it
+                    values.update(self._adopt(rec))
+                self.records.update(rec.id, expect=(rec.state,), **values)
+                for k, v in values.items():
+                    setattr(rec, k, v)
+            return rec
+        if status in ("created", "creating") or (rec.state == "created" and status == "absent"):
+            return rec  # made, not started (or being started under the lock)
+        # the runtime says the container is gone: conmon has (or will have) its exit code
+        paths = self.paths(rec.id)
+        got = monitor.exit_status(paths)
+        if got is None and alive(rec.monitor) and settle:
+            got = self._wait_exit(rec, settle)
+        error = ""
+        if got is None:
+            got, error = (255, time.time()), "the container's monitor (conmon) is gone"
+        code, when = got
+        oom = monitor.oom_killed(paths)
+        if self.records.update(rec.id, expect=(rec.state,), state="exited", exit_code=code,
+                               finished=when, pid=0, oom_killed=int(oom), error=error,
+                               owner="" if rec.state == "restarting" else rec.owner):  # fmt: skip
+            rec.state, rec.exit_code, rec.finished, rec.pid = "exited", code, when, 0
+            rec.oom_killed, rec.error = int(oom), error
+        else:
+            rec = self.records.get(rec.id)
+        return rec
+
+    def _adopt(self, rec: Record) -> dict:
+        """The fields a start killed before it recorded them: the init's pid (the
+        runtime's), conmon's (its pid file), the time."""
+        from sangja.runtime.state import STATE_FILE
+
+        out: dict = {"started": time.time()}
+        state_file = os.path.join(self.runtime_root, rec.id, STATE_FILE)
+        with contextlib.suppress(OSError, ValueError, KeyError), open(state_file, "rb") as f:
+            out["pid"] = jsonio.loads(f.read())["pid"]
+        pid_file = self.paths(rec.id).conmon_pid_file
+        with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
+            mpid = int(f.read().strip())
+            out["monitor"] = proc_id(mpid)
+            with open(f"/proc/{mpid}/cmdline", "rb") as g:  # its exit command's run number
+                args = g.read().split(b"\0")
+            for i, a in enumerate(args[:-2]):
+                if a == b"--run" and args[i + 1] == b"--exit-command-arg":
+                    out["run"] = int(args[i + 2])
+        return out
+
+    def _wait_exit(self, rec: Record, timeout: float | None):
+        """(exit code, time) once the container's monitor recorded its exit; None if
+        `timeout` passed or the monitor is gone without a word (monitor.wait_exit)."""
+        fd = monitor.init_pidfd(self.runtime_root, rec.id)
+        try:
+            return monitor.wait_exit(self.paths(rec.id), rec.monitor, timeout, init_fd=fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _collect(self, rec: Record) -> None:
+        """Remove a container whose creating command died (if no one else is at it)."""
+        try:
+            with self._locked(rec.id, blocking=False):
+                cur = self.records.get(rec.id)
+                if cur is not None and cur.state == "creating" and not alive(cur.owner):
+                    self._destroy(cur)
+        except (BlockingIOError, NoSuchContainer):
+            pass
+        if not os.path.isdir(self.paths(rec.id).dir):
+            with contextlib.suppress(SangjaError):
+                self.records.delete(rec.id)  # its directory never existed or is gone
+
+    # ---- create -------------------------------------------------------------------------
+    def create(self, body: dict, name: str | None = None, *, pull: str = "missing",
+               platform: str | None = None, progress=None,
+               signature_policy: str | None = None) -> tuple[str, list[str]]:  # fmt: skip
+        """ContainerCreate: -> (id, warnings).  Nothing is left behind if it fails.
+        `signature_policy`: content trust's policy file (sangja.image.trust)."""
+        from sangja.engine.createconfig import normalize
+
+        body = normalize(body)
+        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
+                                             signature_policy)  # fmt: skip
+        fd, rec = self._create(body, image_id, name)
+        try:
+            self.records.update(rec.id, state="created", owner="")
+        finally:
+            os.close(fd)
+        return rec.id, []
+
+    def _create(self, body: dict, image_id: str, name: str | None) -> tuple[int, Record]:
+        """The row (state creating) and the directory; -> (the lock's fd, held; the row)."""
+        from sangja.engine import ocispec
+
+        given = names.check(name) if name else None
+        cid = os.urandom(32).hex()
+        paths = self.paths(cid)
+        os.makedirs(containers_dir(self.root), mode=0o711, exist_ok=True)
+        os.mkdir(paths.dir, 0o711)
+        fd = os.open(paths.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        rec = Record(id=cid, name=given or names.generate(), image=image_id,
+                     image_ref=body["Config"]["Image"], created=time.time(),
+                     body=jsonio.dumps(body), state="creating", owner=proc_id())  # fmt: skip
+        try:
+            self._insert(rec, given)
+            _failpoint("create:row")
+            ocispec.make_init_layer(paths.init, self._image_lowers(image_id))
+            for d in (paths.upper, paths.work, paths.rootfs, paths.monitor):
+                os.mkdir(d, 0o755 if d != paths.monitor else 0o700)
+        except BaseException:
+            with contextlib.suppress(SangjaError, OSError):
+                self._destroy(rec)
+            os.close(fd)
+            raise
+        return fd, rec
+
+    def _insert(self, rec: Record, given: str | None) -> None:
+        """The row; a generated name that is taken is drawn again, a given one is an error
+        (unless the container holding it was left by a killed create: collected first)."""
+        for _ in range(50):
+            try:
+                self.records.insert(rec)
+                return
+            except Conflict:
+                if given is None:
+                    rec.name = names.generate()
+                    continue
+                try:
+                    holder = self.records.resolve(given)
+                except NoSuchContainer:
+                    continue  # removed meanwhile
+                if holder.id == rec.id or not self._is_dead(holder):
+                    raise
+        raise EngineError("cannot find a free container name")
+
+    def _is_dead(self, rec: Record) -> bool:
+        if rec.state == "creating" and not alive(rec.owner):
+            self._collect(rec)
+            return self.records.get(rec.id) is None
+        return False
+
+    def _image_lowers(self, image_id: str) -> list[str]:
+        layers = self.store.layers_of(image_id)
+        return [self.store.layer_path(ly.chain_id) for ly in reversed(layers)]
+
+    # ---- start --------------------------------------------------------------------------
+    def run(self, body: dict, name: str | None = None, *, pull: str = "missing",
+            platform: str | None = None, progress=None, on_created=None,
+            foreground: bool = False, signature_policy: str | None = None) -> Record:  # fmt: skip
+        """create + start in one hold of the container's lock: until the container runs
+        the row stays `creating`, so a run killed half-way leaves nothing the next command
+        does not remove.  `on_created(paths)`: called once the container exists and before
+        it starts (a foreground run attaches there).  `foreground`: this process waits for
+        the container (with --rm, it removes it)."""
+        from sangja.engine.createconfig import normalize
+
+        body = normalize(body)
+        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
+                                             signature_policy)  # fmt: skip
+        fd, rec = self._create(body, image_id, name)
+        try:
+            try:
+                return self._start_locked(rec, on_created, foreground)
+            except BaseException:
+                if body["HostConfig"].get("AutoRemove"):
+                    with contextlib.suppress(SangjaError, OSError):
+                        self._destroy(self._fresh(rec.id))
+                else:
+                    with contextlib.suppress(SangjaError):
+                        self.records.update(rec.id, expect=("creating",), state="created",
+                                            owner="")  # fmt: skip
+                raise
+        finally:
+            os.close(fd)
+
+    def start(self, ref: str, on_created=None, foreground: bool = False) -> Record:
+        """ContainerStart: a no-op for a running container (as Docker)."""
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None:
+                raise NoSuchContainer(f"No such container: {ref}")
+            if rec.state == "running":
+                return rec
+            if rec.state == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if rec.state in ("removing", "dead"):
+                raise Conflict(f"container {rec.id[:12]} is marked for removal and cannot be"
+                               " started")  # fmt: skip
+            return self._start_locked(rec, on_created, foreground)
+
+    def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
+        from sangja.engine import ocispec
+        from sangja.image.snapshot import mount_overlay, unmount
+
+        paths = self.paths(rec.id)
+        self._teardown_run(rec)
+        mount_overlay([paths.init] + self._image_lowers(rec.image), paths.upper, paths.work,
+                      paths.rootfs)  # fmt: skip
+        _failpoint("start:mounted")
+        started = None
+        try:
+            body = rec.spec
+            cfg, hc = body["Config"], body["HostConfig"]
+            spec = ocispec.build(body, self.store.config_of(rec.image), cid=rec.id,
+                                 name=rec.name, paths=paths, rootfs=paths.rootfs)  # fmt: skip
+            ocispec.write_etc_files(paths, spec.get("hostname") or os.uname().nodename,
+                                    cfg.get("Domainname") or "",
+                                    hc.get("NetworkMode") or "default")  # fmt: skip
+            self._network_setup(rec, spec)
+            self._volume_mounts(rec, spec)
+            tmp = paths.config + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(jsonio.dumps(spec))
+            os.rename(tmp, paths.config)
+            run = rec.run + 1  # recorded with the start below: an exit command of this
+            # run that comes sooner waits for our lock, one of a run killed before then
+            # finds an older number and leaves the repair to the next command
+            lc = hc.get("LogConfig") or {}
+            max_size = 0
+            if (lc.get("Config") or {}).get("max-size"):
+                from sangja.engine.units import parse_size
+
+                max_size = parse_size(lc["Config"]["max-size"])
+            exit_command = [sangja_binary(), "--root", self.runtime_root, "container",
+                            "cleanup", "--run", str(run)]  # fmt: skip
+            if foreground and (hc.get("RestartPolicy") or {}).get("Name", "no") == "no":
+                # this process waits and does the clean-up itself: the exit command has
+                # nothing to do while it lives (and does it all if it was killed)
+                exit_command += ["--unless-alive", proc_id()]
+            started = monitor.create(
+                paths, rec.id, rec.name, runtime_root=self.runtime_root,
+                tty=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
+                stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
+                log_driver=lc.get("Type") or "k8s-file",
+                exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
+            )  # fmt: skip
+            _failpoint("start:created")
+            if on_created is not None:
+                on_created(paths)
+            self.rt.start(rec.id)
+            _failpoint("start:started")
+        except BaseException as e:
+            if started is not None:
+                monitor.kill(started.monitor)
+            with contextlib.suppress(SangjaError):
+                self.rt.delete(rec.id, force=True)
+            with contextlib.suppress(SangjaError):
+                unmount(paths.rootfs)
+            if isinstance(e, SangjaError):
+                with contextlib.suppress(SangjaError):
+                    self.records.update(rec.id, error=str(e),
+                                        exit_code=getattr(e, "exit_code", 125))  # fmt: skip
+                if not isinstance(e, EngineError):
+                    from sangja.engine.errors import command_error
+
+                    raise command_error(str(e), e.errno) from None
+            raise
+        now = time.time()
+        self.records.update(rec.id, state="running", pid=started.pid, monitor=started.monitor,
+                            started=now, exit_code=0, error="", oom_killed=0, run=run,
+                            owner=proc_id() if foreground else "")  # fmt: skip
+        self._health_start(self._fresh(rec.id))
+        return self._fresh(rec.id)
+
+    def _network_setup(self, rec: Record, spec: dict) -> None:
+        """Networks plug in here (issue 15): make the netns under the run dir, connect it
+        with netavark, put its path in spec["linux"]["namespaces"], and write the network's
+        /etc/hosts and /etc/resolv.conf.  Today: `none`/`default` get a network namespace
+        of their own with only `lo`; `host` shares the host's (ocispec)."""
+
+    def _volume_mounts(self, rec: Record, spec: dict) -> None:
+        """Volumes plug in here (issue 16): bind mounts, named and anonymous volumes, the
+        image's VOLUME entries, appended to spec["mounts"].  Today: none (createconfig
+        refuses -v/--mount; an image's VOLUME paths stay in the container's layer)."""
+
+    def _health_start(self, rec: Record) -> None:
+        """A container with a health check (Config.Healthcheck, or the image's) gets its
+        checker process and State.Health "starting" (engine/health.py)."""
+        hc = rec.config.get("Healthcheck") or (
+            (self._image_conf(rec.image).get("config") or {}).get("Healthcheck"))  # fmt: skip
+        if not hc or not hc.get("Test") or hc["Test"][0] == "NONE":
+            if rec.health:
+                self.records.update(rec.id, health="")
+            return
+        from sangja.engine import health
+
+        self.records.update(rec.id, health=jsonio.dumps(
+            {"Status": "starting", "FailingStreak": 0, "Log": []}))  # fmt: skip
+        health.start_checker(self, rec)
+
+    def _teardown_run(self, rec: Record) -> None:
+        """What a run leaves: the runtime's state and cgroups, the overlay mount, a monitor
+        that lost its container.  Idempotent; called with the lock held."""
+        from sangja.image.snapshot import unmount
+
+        paths = self.paths(rec.id)
+        if (
+            rec.monitor
+            and alive(rec.monitor)
+            and self.runtime_status(rec.id) in ("created", "creating", "running", "paused")
+        ):
+            monitor.kill(rec.monitor)  # a start that died half-way: begin again
+        if rec.health:
+            from sangja.engine import health
+
+            health.stop_checker(paths)
+        with contextlib.suppress(SangjaError):
+            self.rt.delete(rec.id, force=True)
+        self._network_teardown(rec)
+        unmount(paths.rootfs)
+
+    def _network_teardown(self, rec: Record) -> None:
+        """Networks (issue 15): release the addresses, netavark teardown, remove the netns."""
+
+    # ---- wait / stop / kill -------------------------------------------------------------
+    def wait(self, ref: str, condition: str = "not-running", teardown: bool = False) -> int:
+        """ContainerWait: the exit code once the container is not running (condition
+        `not-running`; `next-exit` waits for the next exit even of a stopped container,
+        `removed` until it is gone).  `teardown`: also do at once what the monitor's exit
+        command will do first (the runtime's state deleted, the overlay unmounted), so the
+        caller (a foreground run) returns with the container fully stopped."""
+        rec = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition {condition!r}")
+        if condition == "next-exit" and rec.state not in ACTIVE:
+            while rec.state not in ACTIVE:  # a hang guard is the caller's
+                time.sleep(0.1)
+                rec = self.get(ref)
+        while rec.state in ACTIVE:
+            if rec.state == "restarting":
+                time.sleep(0.05)
+            else:
+                self._wait_exit(rec, None)
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None:
+                break
+        code = rec.exit_code if rec is not None else 0
+        if teardown and rec is not None and rec.state == "exited":
+            with contextlib.suppress(NoSuchContainer), self._locked(rec.id):
+                cur = self.records.get(rec.id)
+                if cur is not None and cur.state == "exited":
+                    self._teardown_run(cur)
+        if condition == "removed":
+            while self.records.get(rec.id if rec else "") is not None:
+                time.sleep(0.05)
+        return code
+
+    def stop(self, ref: str, timeout: int | None = None) -> bool:
+        """ContainerStop: the stop signal (Config.StopSignal, the image's, else SIGTERM),
+        then SIGKILL after `timeout` seconds (Config.StopTimeout, else 10).  Never
+        restarted by its policy afterwards.  -> False if it was not running."""
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None:
+                raise NoSuchContainer(f"No such container: {ref}")
+            if rec.state == "restarting":
+                self.records.update(rec.id, state="exited", manually_stopped=1, owner="")
+                return True
+            if rec.state not in ("running", "paused"):
+                return False
+            self.records.update(rec.id, manually_stopped=1)
+            cfg = rec.config
+            if timeout is None:
+                timeout = cfg.get("StopTimeout")
+            if timeout is None:
+                timeout = 10
+            sig = self._stop_signal(rec)
+            got = None
+            if timeout != 0:
+                self._signal(rec, sig)
+                _failpoint("stop:signalled")
+                got = self._wait_exit(rec, None if timeout < 0 else timeout)
+            if got is None:
+                self._signal(rec, 9)
+                got = self._wait_gone(rec)
+            self._finish(rec, got)
+            return True
+
+    def _stop_signal(self, rec: Record) -> int:
+        from sangja.runtime.container import parse_signal
+
+        sig = rec.config.get("StopSignal")
+        if not sig:
+            icfg = self.store.config_of(rec.image).get("config") or {}
+            sig = icfg.get("StopSignal") or "SIGTERM"
+        try:
+            return parse_signal(sig)
+        except SangjaError:
+            return 15
+
+    def _signal(self, rec: Record, sig: int) -> None:
+        """The signal to the container's init; a paused container is thawed after it (so it
+        can act on it), as Docker does."""
+        with contextlib.suppress(SangjaError):
+            self.rt.kill(rec.id, sig)
+        if self.runtime_status(rec.id) == "paused":
+            with contextlib.suppress(SangjaError):
+                self.rt.resume(rec.id)
+
+    def _wait_gone(self, rec: Record):
+        got = self._wait_exit(rec, STOP_KILL_WAIT)
+        if got is None and self.runtime_status(rec.id) in ("running", "paused"):
+            raise EngineError(f"container {rec.id[:12]} did not exit after SIGKILL")
+        return got
+
+    def _finish(self, rec: Record, got) -> None:
+        """Record an exit we waited for, and tear the run down (lock held)."""
+        paths = self.paths(rec.id)
+        code, when = got if got else (255, time.time())
+        self.records.update(rec.id, state="exited", exit_code=code, finished=when, pid=0,
+                            oom_killed=int(monitor.oom_killed(paths)))  # fmt: skip
+        self._teardown_run(rec)
+
+    def kill(self, ref: str, sig="KILL") -> None:
+        """ContainerKill.  Like Docker, a kill with the stop signal or SIGKILL means the
+        restart policy no longer applies."""
+        from sangja.runtime.container import parse_signal
+
+        try:
+            signum = parse_signal(sig)
+        except SangjaError:
+            raise InvalidArgument(f"invalid signal: {sig}")
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None or rec.state not in ("running", "paused", "restarting"):
+                raise NotRunning(f"Cannot kill container: {ref}: Container "
+                                 f"{(rec or self.resolve(ref)).id} is not running")  # fmt: skip
+            if signum in (9, self._stop_signal(rec)):
+                self.records.update(rec.id, manually_stopped=1)
+            if rec.state == "restarting":
+                self.records.update(rec.id, state="exited", owner="")
+                return
+            try:
+                self.rt.kill(rec.id, signum)
+            except SangjaError as e:
+                raise NotRunning(f"Cannot kill container: {ref}: {e}")
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        """ContainerRestart: stop (if running), then start; the restart policy applies
+        again afterwards, as in Docker."""
+        self.stop(ref, timeout)
+        rec = self.resolve(ref)
+        self.records.update(rec.id, manually_stopped=0)
+        self.start(ref)
+
+    # ---- pause --------------------------------------------------------------------------
+    def pause(self, ref: str) -> None:
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None or rec.state == "paused":
+                raise Conflict(f"Container {rec.id if rec else ref} is already paused")
+            if rec.state != "running":
+                raise NotRunning(f"Container {rec.id} is not running")
+            self.rt.pause(rec.id)
+            self.records.update(rec.id, state="paused")
+
+    def unpause(self, ref: str) -> None:
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            if rec is None or rec.state != "paused":
+                raise Conflict(f"Container {rec.id if rec else ref} is not paused")
+            self.rt.resume(rec.id)
+            self.records.update(rec.id, state="running")
+
+    # ---- remove -------------------------------------------------------------------------
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+        """ContainerDelete: -> the id.  A running container needs `force` (it is killed).
+        `volumes`: its anonymous volumes too (issue 16; it has none today)."""
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self._fresh(rec.id)
+            if rec.state != "creating" or not alive(rec.owner):
+                rec = self.observe(rec, settle=0) or rec
+            if not force and (rec.state in ACTIVE or rec.state == "creating"):
+                raise Conflict(
+                    f"You cannot remove a {rec.state} container {rec.id}. Stop the container"
+                    " before attempting removal or force remove"
+                )
+            self._destroy(rec)
+        return rec.id
+
+    def _destroy(self, rec: Record) -> None:
+        """Everything of the container: its process and monitor, the runtime's state and
+        cgroups, the overlay, its directory, its row and its image hold.  The lock is held
+        (by the caller)."""
+        from sangja.image.snapshot import unmount
+        from sangja.image.store import remove_tree
+
+        paths = self.paths(rec.id)
+        if rec.state not in ("exited", "created", "dead"):  # killing it may take a while
+            with contextlib.suppress(SangjaError):
+                self.records.update(rec.id, state="removing")
+        with contextlib.suppress(SangjaError):
+            self.rt.delete(rec.id, force=True)  # kills the init, waits, removes its cgroups
+        if rec.monitor:
+            monitor.kill(rec.monitor)  # no exit command for a container being removed
+        if rec.health:
+            from sangja.engine import health
+
+            health.stop_checker(paths)
+        _failpoint("rm:killed")
+        self._network_teardown(rec)
+        try:
+            unmount(paths.rootfs)
+        except (OSError, SangjaError) as e:
+            with contextlib.suppress(SangjaError):
+                self.records.update(rec.id, state="dead", error=f"removal failed: {e}")
+            raise EngineError(f"unable to remove container {rec.id[:12]}: {e}")
+        self.records.delete(rec.id)
+        _failpoint("rm:row")
+        # Out of the way first (a late writer, e.g. the monitor's exit command, finds no
+        # path), then removed; what a kill leaves here the next listing removes.
+        trash = os.path.join(containers_dir(self.root), TRASH + rec.id)
+        try:
+            os.rename(paths.dir, trash)
+        except FileNotFoundError:
+            return
+        with contextlib.suppress(OSError):
+            remove_tree(trash)
+
+    # ---- the monitor's exit command ------------------------------------------------------
+    def cleanup(self, cid: str, run: int | None = None) -> None:
+        """What conmon runs when the container ended: record the exit, tear the run down,
+        then remove (AutoRemove) or restart (policy) it.  A late or repeated call (another
+        run, a container already handled or removed) does nothing."""
+        from sangja.engine import restart
+
+        if self.records.get(cid) is None:
+            return
+        try:
+            with self._locked(cid):
+                rec = self.records.get(cid)
+                if rec is None or (run is not None and rec.run != run):
+                    return
+                rec = self.observe(rec)
+                if rec is None or rec.state != "exited":
+                    return  # still running (a stale call), or already restarting
+                self._teardown_run(rec)
+                hc = rec.host_config
+                if hc.get("AutoRemove"):
+                    if not alive(rec.owner):  # else the foreground run removes it
+                        self._destroy(rec)
+                    return
+                ran = (rec.finished or time.time()) - (rec.started or 0)
+                if not restart.should_restart(
+                    hc.get("RestartPolicy") or {},
+                    rec.exit_code,
+                    rec.restart_count,
+                    bool(rec.manually_stopped),
+                ):
+                    return  # fmt: skip
+                delay = restart.next_delay(rec.restart_delay, ran)
+                self.records.update(cid, state="restarting", owner=proc_id(),
+                                    restart_delay=delay)  # fmt: skip
+        except NoSuchContainer:
+            return
+        time.sleep(delay)  # the back-off, outside the lock: stop/kill/rm may end it
+        try:
+            with self._locked(cid):
+                rec = self.records.get(cid)
+                if rec is None or rec.state != "restarting" or rec.owner != proc_id():
+                    return
+                self.records.update(cid, restart_count=rec.restart_count + 1, owner="")
+                rec = self._fresh(cid)
+                try:
+                    self._start_locked(rec)
+                except SangjaError as e:
+                    self.records.update(cid, state="exited", error=str(e))
+        except NoSuchContainer:
+            return
+
+    def start_all_restartable(self) -> list[tuple[str, str | None]]:
+        """`container start --all-restartable` (the boot unit): every container whose
+        policy is `always`, or `unless-stopped` and not stopped by the user, that is not
+        running.  -> [(name, error or None)]."""
+        from sangja.engine import restart
+
+        out = []
+        for rec in self.list():
+            hc = rec.host_config
+            if rec.state not in ("exited", "created"):
+                continue
+            if not restart.restart_at_boot(hc.get("RestartPolicy") or {},
+                                           bool(rec.manually_stopped)):  # fmt: skip
+                continue
+            try:
+                self.start(rec.id)
+                out.append((rec.name, None))
+            except SangjaError as e:
+                out.append((rec.name, str(e)))
+        return out
+
+    # ---- rename / update / prune ----------------------------------------------------------
+    def rename(self, ref: str, new: str) -> None:
+        new = names.check(new)
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self._fresh(rec.id)
+            if rec.name == new:
+                raise Conflict("Renaming a container with the same name as its current name")
+            self.records.rename(rec.id, new)
+
+    def update(self, ref: str, changes: dict) -> list[str]:
+        """ContainerUpdate: resources (and RestartPolicy) of a container; a running one gets
+        the new limits at once.  -> warnings."""
+        from sangja.engine.createconfig import RESOURCE_DEFAULTS, _check_host
+        from sangja.engine.ocispec import resources
+
+        allowed = set(RESOURCE_DEFAULTS) | {"RestartPolicy"}
+        bad = [k for k in changes if k not in allowed]
+        if bad:
+            raise InvalidArgument(f"update: {', '.join(bad)} cannot be changed")
+        rec = self.resolve(ref)
+        with self._locked(rec.id):
+            rec = self.observe(self._fresh(rec.id))
+            body = rec.spec
+            hc = dict(body["HostConfig"])
+            hc.update({k: v for k, v in changes.items() if v is not None})
+            new_mem = changes.get("Memory") and not changes.get("MemorySwap")
+            if new_mem and 0 < hc.get("MemorySwap", 0) < hc["Memory"]:
+                hc["MemorySwap"] = 0  # as Docker: the old swap would be below the new limit
+            _check_host(hc)
+            if rec.state in ("running", "paused"):
+                res = resources({k: hc.get(k) for k in RESOURCE_DEFAULTS})
+                try:
+                    self.rt.update(rec.id, res)
+                except SangjaError as e:
+                    raise EngineError(f"Cannot update container {rec.id}: {e}")
+            body["HostConfig"] = hc
+            self.records.update(rec.id, body=jsonio.dumps(body))
+        return []
+
+    def prune(self, until: float | None = None, labels: list[str] = ()) -> dict:
+        """ContainerPrune: every stopped container (created, exited, dead).
+        -> {"ContainersDeleted": [ids], "SpaceReclaimed": bytes}."""
+        from sangja.engine.filters import label_match
+        from sangja.image.store import _du
+
+        deleted, freed = [], 0
+        for rec in self.list():
+            if rec.state in ACTIVE or rec.state in ("creating", "removing"):
+                continue
+            if until is not None and rec.created >= until:
+                continue
+            if labels and not all(label_match(rec.config.get("Labels") or {}, f)
+                                  for f in labels):  # fmt: skip
+                continue
+            size = _du(self.paths(rec.id).upper)
+            try:
+                self.remove(rec.id)
+            except (NoSuchContainer, Conflict):
+                continue
+            deleted.append(rec.id)
+            freed += size
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
+
+    # ---- views and I/O (Docker's shapes; the work is in the modules named) ------------------
+    def inspect(self, ref: str, size: bool = False) -> dict:
+        """ContainerInspect (engine/inspect.py)."""
+        from sangja.engine import inspect as view
+
+        rec = self.get(ref)
+        paths = self.paths(rec.id)
+        sz = view.sizes(paths, self._image_size(rec.image)) if size else None
+        return view.inspect(rec, self._image_conf(rec.image), paths,
+                            self._image_lowers(rec.image), sz)  # fmt: skip
+
+    def summaries(self, all: bool = False, filters=None, limit: int = -1,
+                  size: bool = False) -> list[dict]:  # fmt: skip
+        """ContainerList (/containers/json): newest first; `all` includes stopped ones,
+        `limit` > 0 the newest N of any state (as `ps -n`)."""
+        from sangja.engine import filters as flt
+        from sangja.engine import inspect as view
+
+        f = flt.parse(filters or {})
+        match = flt.Matcher(f, self.images.resolve, self.resolve)
+        out = []
+        for rec in self.list():
+            if not all and limit <= 0 and rec.state not in ("running", "paused", "restarting"):
+                continue
+            conf = self._image_conf(rec.image)
+            cfg_labels = {**((conf.get("config") or {}).get("Labels") or {}),
+                          **(rec.config.get("Labels") or {})}  # fmt: skip
+            if f and not match(rec, view.status_word(rec), cfg_labels, view._health(rec)):
+                continue
+            sz = view.sizes(self.paths(rec.id), self._image_size(rec.image)) if size else None
+            out.append(view.summary(rec, conf, sz))
+            if 0 < limit <= len(out):
+                break
+        return out
+
+    def _image_conf(self, image_id: str) -> dict:
+        cache = self.__dict__.setdefault("_confs", {})
+        if image_id not in cache:
+            try:
+                cache[image_id] = self.store.config_of(image_id)
+            except SangjaError:
+                cache[image_id] = {}
+        return cache[image_id]
+
+    def _image_size(self, image_id: str) -> int:
+        row = self.store.db.execute("SELECT size FROM images WHERE id=?", (image_id,)).fetchone()
+        return row[0] if row else 0
+
+    def logs(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+             timestamps: bool = False, since: float | None = None, until: float | None = None,
+             tail: int | None = None, follow: bool = False):  # fmt: skip
+        """ContainerLogs: yields (1 stdout | 2 stderr, bytes) (engine/logs.py)."""
+        from sangja.engine import logs
+
+        rec = self.get(ref)
+        paths = self.paths(rec.id)
+        if (rec.host_config.get("LogConfig") or {}).get("Type") == "none":
+            raise EngineError('configured logging driver does not support reading ("none")')
+        waiter = None
+        if follow:
+            from sangja.engine.inotify import IN_CLOSE_WRITE, IN_MODIFY, IN_MOVED_TO, Inotify
+
+            ino = Inotify()
+            ino.watch(paths.dir, IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE)
+            with contextlib.suppress(OSError):
+                ino.watch(paths.monitor, IN_MOVED_TO | IN_CLOSE_WRITE)
+
+            def waiter(timeout):
+                import select
+
+                p = select.poll()
+                p.register(ino.fd, select.POLLIN)
+                p.poll(int(timeout * 1000))
+                ino.read()
+
+        def running():
+            cur = self.records.get(rec.id)
+            if cur is None or cur.state not in ACTIVE:
+                return False
+            return monitor.exit_status(paths) is None and (cur.state == "restarting"
+                                                          or alive(cur.monitor))  # fmt: skip
+
+        try:
+            yield from logs.read(paths.log, stdout=stdout, stderr=stderr,
+                                 timestamps=timestamps, since=since, until=until, tail=tail,
+                                 follow=follow and rec.state in ACTIVE, running=running,
+                                 wait_change=waiter)  # fmt: skip
+        finally:
+            if follow:
+                ino.close()
+
+    def attach(self, ref: str) -> monitor.AttachSocket:
+        """A connection to the container's attach socket (engine/attach.py relays it)."""
+        rec = self.get(ref)
+        if rec.state not in ("running", "paused"):
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        return monitor.AttachSocket(self.paths(rec.id))
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        rec = self.get(ref)
+        if not rec.config.get("Tty"):
+            return
+        monitor.control(self.paths(rec.id), monitor.WIN_RESIZE, height, width)
+
+    def top(self, ref: str, ps_args: str = "-ef") -> dict:
+        from sangja.engine import stats
+
+        return stats.top(self, self.get(ref), ps_args)
+
+    def stats(self, ref: str, previous: dict | None = None) -> dict:
+        """One ContainerStats sample; `previous` (the last one) gives precpu_stats."""
+        from sangja.engine import stats
+
+        return stats.with_previous(stats.sample(self, self.get(ref)), previous)
+
+    def healthcheck(self, ref: str) -> dict:
+        """Run the container's health check now: -> its State.Health after it."""
+        from sangja.engine import health
+
+        rec = self.get(ref)
+        hc = health.config(rec, self._image_conf(rec.image))
+        if hc is None:
+            raise InvalidArgument(f"container {rec.name} has no health check")
+        if rec.state != "running":
+            raise NotRunning(f"Container {rec.id} is not running")
+        return health.record(self, rec, hc, health.run_once(self, rec, hc))
+
+    def changes(self, ref: str) -> list[dict]:
+        from sangja.engine import files
+
+        rec = self.get(ref)
+        return files.changes(self.paths(rec.id).upper, self._image_lowers(rec.image))
+
+    def exec(self, ref: str, body: dict) -> int:
+        """Exec in the foreground on our stdio (engine/execs.py): -> its exit code."""
+        from sangja.engine import execs
+
+        return execs.run(self, ref, body)
+
+    def exec_detached(self, ref: str, body: dict) -> str:
+        from sangja.engine import execs
+
+        return execs.run_detached(self, ref, body)
+
+    @contextlib.contextmanager
+    def _files(self, ref: str):
+        """The container, locked if it is stopped (its overlay is mounted for the copy)."""
+        rec = self.get(ref)
+        if rec.state in ("running", "paused"):
+            yield rec
+            return
+        with self._locked(rec.id):
+            yield self.observe(self._fresh(rec.id)) or rec
+
+    def archive_stat(self, ref: str, path: str) -> dict:
+        from sangja.engine import files
+
+        with self._files(ref) as rec:
+            info = files.stat_path(self, rec, path)
+        info.pop("_dir", None)
+        return info
+
+    def archive_get(self, ref: str, path: str, out, follow: bool = False) -> dict:
+        """A tar of `path` written to `out` -> its PathStat (GET /containers/ID/archive)."""
+        from sangja.engine import files
+
+        with self._files(ref) as rec:
+            return files.get_archive(self, rec, path, follow, out=out)
+
+    def archive_put(self, ref: str, path: str, stream, copy_uidgid: bool = False) -> None:
+        """Extract a tar into the directory `path` (PUT /containers/ID/archive)."""
+        from sangja.engine import files
+
+        with self._files(ref) as rec:
+            files.put_archive(self, rec, path, stream, copy_uidgid)
+
+    def copy_from(self, ref: str, src: str, dest: str, archive: bool = False,
+                  follow: bool = False, stdout=None) -> None:  # fmt: skip
+        from sangja.engine import files
+
+        with self._files(ref) as rec:
+            files.copy_from(self, rec, src, dest, archive, follow, stdout)
+
+    def copy_to(self, ref: str, src: str, dest: str, archive: bool = False,
+                follow: bool = False, stdin=None) -> None:  # fmt: skip
+        from sangja.engine import files
+
+        with self._files(ref) as rec:
+            files.copy_to(self, rec, src, dest, archive, follow, stdin)
+
+
+def collect_dead(store, containers: Containers | None = None) -> None:
+    """Remove what killed commands left: `creating` rows whose creator is gone, and exited
+    --rm containers no one removed (their foreground run was killed before the monitor's
+    exit command ran).  Any command that lists containers or frees images calls this."""
+    cs = containers or Containers(store)
+    _collect_dirs(cs)
+    for rec in cs.records.all():
+        if rec.state == "creating" and not alive(rec.owner):
+            cs._collect(rec)
+        elif (rec.state == "exited" and rec.host_config.get("AutoRemove")
+              and not alive(rec.owner) and not alive(rec.monitor)):  # fmt: skip
+            try:
+                with cs._locked(rec.id, blocking=False):
+                    cur = cs.records.get(rec.id)
+                    if cur is not None and cur.state == "exited" and not alive(cur.owner):
+                        cs._destroy(cur)
+            except (BlockingIOError, NoSuchContainer, EngineError):
+                pass
+
+
+def _collect_dirs(cs: Containers) -> None:
+    """Directories no row names: a removal killed after the row went (`.removing-*`), or a
+    create killed between its mkdir and its row (unlocked: a create in progress holds
+    the lock)."""
+    from sangja.image.snapshot import unmount
+    from sangja.image.store import remove_tree
+
+    d = containers_dir(cs.root)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    known = None
+    for n in names:
+        p = os.path.join(d, n)
+        if n.startswith(TRASH):
+            with contextlib.suppress(OSError, SangjaError):
+                unmount(os.path.join(p, "rootfs"))
+                remove_tree(p)
+            continue
+        if len(n) != 64:
+            continue
+        if known is None:
+            known = {r[0] for r in cs.records.db.execute("SELECT id FROM containers")}
+        if n in known:
+            continue
+        try:
+            with cs._locked(n, blocking=False):
+                if cs.records.get(n) is None:
+                    with contextlib.suppress(SangjaError):
+                        cs.rt.delete(n, force=True)
+                    unmount(os.path.join(p, "rootfs"))
+                    os.rename(p, os.path.join(d, TRASH + n))
+                    remove_tree(os.path.join(d, TRASH + n))
+        except (BlockingIOError, NoSuchContainer, OSError, SangjaError):
+            continue

@@ -1,0 +1,91 @@
+"""`ps --filter` (and /containers/json?filters=) as Docker reads them: values of one key are
+alternatives, different keys must all match.  Keys: id (prefix), name (a regular
+expression, searched), label (KEY or KEY=VALUE), status, ancestor (an image by name or
+id), exited (an exit code), before and since (another container), health."""
+
+from __future__ import annotations
+
+import re
+
+from sangja.engine.errors import InvalidArgument
+
+KEYS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since", "health",
+        "network", "volume", "publish", "expose", "is-task")  # fmt: skip
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def parse(items) -> dict[str, list[str]]:
+    """['status=exited', 'label=a=b'] (CLI) or {"status": ["exited"]} (API) -> dict."""
+    if isinstance(items, dict):
+        out = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
+               items.items()}  # fmt: skip
+    else:
+        out: dict[str, list[str]] = {}
+        for it in items or ():
+            k, eq, v = it.partition("=")
+            if not eq:
+                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
+            out.setdefault(k.strip().lower(), []).append(v)
+    for k, vs in out.items():
+        if k not in KEYS:
+            raise InvalidArgument(f"invalid filter '{k}'")
+        if k == "status":
+            for v in vs:
+                if v not in STATUSES:
+                    raise InvalidArgument(
+                        f"invalid filter 'status={v}' (want one of {', '.join(STATUSES)})"
+                    )
+        if k == "exited":
+            for v in vs:
+                if not v.lstrip("-").isdigit():
+                    raise InvalidArgument(f"invalid filter 'exited={v}'")
+    return out
+
+
+def label_match(labels: dict, want: str) -> bool:
+    k, eq, v = want.partition("=")
+    if k not in labels:
+        return False
+    return not eq or labels[k] == v
+
+
+class Matcher:
+    """Built once per listing: references (ancestor, before, since) resolved up front."""
+
+    def __init__(self, filters: dict[str, list[str]], resolve_image, resolve_container):
+        self.f = filters
+        self.ancestors: set[str] = set()
+        for ref in filters.get("ancestor", ()):
+            try:
+                self.ancestors.add(resolve_image(ref))
+            except Exception:  # an unknown image matches no container (as Docker)
+                continue
+        self.before = [resolve_container(r).created for r in filters.get("before", ())]
+        self.since = [resolve_container(r).created for r in filters.get("since", ())]
+        try:
+            self.names = [re.compile(v) for v in filters.get("name", ())]
+        except re.error as e:
+            raise InvalidArgument(f"invalid filter 'name': {e}")
+
+    def __call__(self, rec, status: str, labels: dict, health: str) -> bool:
+        f = self.f
+        if "id" in f and not any(rec.id.startswith(v) for v in f["id"]):
+            return False
+        if self.names and not any(p.search(rec.name) for p in self.names):
+            return False
+        if "status" in f and status not in f["status"]:
+            return False
+        if "label" in f and not all(label_match(labels, v) for v in f["label"]):
+            return False
+        if "ancestor" in f and rec.image not in self.ancestors:
+            return False
+        if "exited" in f and (status != "exited" or str(rec.exit_code) not in f["exited"]):
+            return False
+        if self.before and not all(rec.created < t for t in self.before):
+            return False
+        if self.since and not all(rec.created > t for t in self.since):
+            return False
+        if "health" in f and (health or "none") not in f["health"]:
+            return False
+        # no container has networks, volumes or ports yet
+        return all(not f.get(k) for k in ("network", "volume", "publish", "expose"))

@@ -1,0 +1,191 @@
+"""Helpers of the engine's tests: what a test left behind, a terminal to run the CLI on,
+hang guards (bounded waits, never assertions about speed)."""
+
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+
+import rtkit
+from registrykit import PLAIN, sangja_binary
+
+BUSYBOX = f"{PLAIN}/test/busybox"
+DEBIAN = f"{PLAIN}/test/debian:bookworm"
+GUARD = 60  # seconds: a hang guard for waits, not a measure
+
+
+def wait_for(cond, what, guard=GUARD, step=0.05):
+    """Poll cond() until it is true (a hang guard: fails the test only after `guard`)."""
+    return rtkit.wait_for(cond, what, guard, step)
+
+
+def cgroup_mounts():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if fields and fields[0] in ("cgroup", "cgroup2"):
+                out.append(pre.split()[4])
+    return out
+
+
+def remove_cgroup_parent(name):
+    for mnt in cgroup_mounts():
+        with contextlib.suppress(OSError):
+            os.rmdir(mnt + name)
+
+
+def monitor_processes(tmp):
+    """conmon (and its exit commands) of this test: their command line names its root."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (
+            st != "Z"
+            and str(tmp) in cmd
+            and any(w in cmd for w in ("conmon", "cleanup", "healthcheck"))
+        ):
+            out.append(f"{p}: {cmd[:120]}")
+    return out
+
+
+def leftovers(s, cgroup_parent):
+    """Remove what the test left (rm -f), then list anything still there."""
+    problems = []
+    r = s("container", "ps", "-aq", "--no-trunc")
+    ids = r.out.split()
+    if ids:
+        rm = s("container", "rm", "-f", *ids)
+        if rm.rc:
+            problems.append(f"rm -f: {rm.err.strip()}")
+    # the monitors' exit commands may still be finishing: a bounded wait for them
+    end = time.monotonic() + 30
+    while monitor_processes(s.tmp) and time.monotonic() < end:
+        time.sleep(0.05)
+    problems += monitor_processes(s.tmp)
+    with open("/proc/self/mountinfo") as f:
+        problems += [ln.split()[4] for ln in f if s.tmp in ln.split()[4]]
+    if os.path.isdir(s.run_root):
+        problems += [f"runtime state {n}" for n in os.listdir(s.run_root)]
+    cdir = os.path.join(s.root, "containers")
+    if os.path.isdir(cdir):
+        problems += [f"container dir {n}" for n in os.listdir(cdir)]
+    for mnt in cgroup_mounts():
+        d = mnt + cgroup_parent
+        if os.path.isdir(d):
+            problems += [f"cgroup {d}/{n}" for n in os.listdir(d) if os.path.isdir(f"{d}/{n}")]
+    return problems
+
+
+def run_bytes(s, *args, input=None) -> bytes:
+    """The CLI with binary stdin/stdout; it must succeed."""
+    p = subprocess.run([sangja_binary(), "--root", s.run_root, *args], input=input,
+                       capture_output=True, env=s.env, timeout=300)  # fmt: skip
+    assert p.returncode == 0, (args, p.stderr)
+    return p.stdout
+
+
+def ps(s, *args):
+    """`container ps -a --format json` as a list of dicts (by name)."""
+    r = s.ok("container", "ps", "-a", "--no-trunc", "--format", "json", *args)
+    return {json.loads(line)["Names"]: json.loads(line) for line in r.out.splitlines()}
+
+
+def inspect(s, ref):
+    return json.loads(s.ok("container", "inspect", ref).out)[0]
+
+
+def state(s, ref):
+    return inspect(s, ref)["State"]
+
+
+class Terminal:
+    """The CLI on a pty of our own (80x24): what it prints, what we type."""
+
+    def __init__(self, s, *args):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            argv = [sangja_binary(), "--root", s.run_root, *args]
+            os.execve(argv[0], argv, s.env)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self.out = b""
+        self.code = None
+
+    def read_until(self, want: bytes, guard=GUARD):
+        end = time.monotonic() + guard
+        while want not in self.out:
+            if time.monotonic() > end:
+                raise AssertionError(f"no {want!r} on the terminal: {self.out[-500:]!r}")
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if r:
+                try:
+                    b = os.read(self.fd, 4096)
+                except OSError:
+                    b = b""
+                if not b:
+                    if want not in self.out:
+                        raise AssertionError(f"terminal closed: {self.out[-500:]!r}")
+                    break
+                self.out += b
+        return self.out
+
+    def write(self, data: bytes):
+        os.write(self.fd, data)
+
+    def wait(self, guard=GUARD):
+        end = time.monotonic() + guard
+        while True:
+            with contextlib.suppress(OSError):
+                r, _, _ = select.select([self.fd], [], [], 0.1)
+                if r:
+                    self.out += os.read(self.fd, 4096)
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(st)
+                break
+            if time.monotonic() > end:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"the CLI did not end: {self.out[-500:]!r}")
+        os.close(self.fd)
+        return self.code
+
+
+def start_stopped(s, *args, failpoint):
+    """Run the CLI with SANGJA_FAILPOINT set: it stops itself (SIGSTOP) at that step.
+    -> the Popen, once it is stopped there."""
+    p = subprocess.Popen([sangja_binary(), "--root", s.run_root, *args],
+                         env=dict(s.env, SANGJA_FAILPOINT=failpoint),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+    def stopped():
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+        except OSError:
+            return False
+
+    wait_for(lambda: stopped() or p.poll() is not None, f"the CLI to reach {failpoint}")
+    assert p.poll() is None, f"the CLI ended before {failpoint}: {p.communicate()}"
+    return p
+
+
+def kill9(p):
+    p.kill()
+    p.communicate()
