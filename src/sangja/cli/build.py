@@ -1,12 +1,15 @@
 """`sangja build` and `sangja builder prune`: arguments and output only (the work is
-sangja.engine.build's).  Loaded by cli/main.py for these two words only."""
+sangja.engine.build's).  Loaded by cli/main.py (ENGINE_WORDS) for these two words only.
+
+`build` ends with Docker's (classic builder's) codes: a failing RUN's own exit code, 1
+for anything else; `builder` is a group of subcommands like the others (cli/groups.py)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from sangja.cli.main import UsageError, parse
+from sangja.cli.parse import UsageError, parse
 
 BUILD_FLAGS = {
     "-t": ("tag", "m"), "--tag": ("tag", "m"),
@@ -50,24 +53,21 @@ PRUNE_FLAGS = {
     "-a": ("all", "b"), "--all": ("all", "b"),
     "-f": ("force", "b"), "--force": ("force", "b"),
     "--filter": ("filter", "m"),
-    "-h": ("help", "b"), "--help": ("help", "b"),
 }  # fmt: skip
 
-BUILDER_USAGE = """usage: sangja builder prune [OPTIONS]
-Remove build cache: without -a, the steps whose layers no image uses (and what was built
-on them); with -a, all of it.  RUN --mount=type=cache directories go too.
-
-  -a, --all                  remove all build cache
-  -f, --force                do not ask
-      --filter until=DUR     only cache last used before DUR ago (e.g. 24h, 30m)
-"""
 
 
 def main(word: str, args: list[str], g: dict) -> int:
+    if word == "builder":
+        from sangja.cli.groups import Sub, dispatch
+
+        table = {"prune": Sub(PRUNE_FLAGS, "[-a] [-f] [--filter until=DURATION]",
+                              "remove build cache: without -a the steps whose layers no image"
+                              " uses, with -a all of it (and RUN's cache mounts)",
+                              builder_prune)}  # fmt: skip
+        return dispatch("builder", table, {}, args, g)
     try:
-        if word == "build":
-            return build(args, g)
-        return builder(args, g)
+        return build(args, g)
     except UsageError as e:
         sys.stderr.write(f"sangja: {e}\n")
         return 1
@@ -138,16 +138,7 @@ def build(args: list[str], g: dict) -> int:
     return 0
 
 
-def builder(args: list[str], g: dict) -> int:
-    if not args or args[0] in ("-h", "--help", "help"):
-        sys.stdout.write(BUILDER_USAGE)
-        return 0 if args else 1
-    if args[0] != "prune":
-        raise UsageError(f"unknown command builder {args[0]!r} (see `sangja builder --help`)")
-    opts, pos = parse(args[1:], PRUNE_FLAGS)
-    if opts.get("help"):
-        sys.stdout.write(BUILDER_USAGE)
-        return 0
+def builder_prune(opts: dict, pos: list[str], g: dict) -> int:
     if pos:
         raise UsageError('"builder prune" accepts no arguments')
     until = None
