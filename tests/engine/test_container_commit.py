@@ -31,8 +31,8 @@ def test_commit_makes_an_image_of_the_changes(sj):
     hist = sj.ok("image", "history", "--no-trunc", "committed:1").out.splitlines()[1]
     assert "sh -c echo made > /made" in hist and "the message" in hist
     assert sj.ok("container", "run", "--rm", "committed:1").out == "made\n"
-    out = sj.ok("container", "run", "--rm", "committed:1", "sh", "-c",
-                "stat -c '%a %u:%g' /d; readlink /link; test -e /etc/group || echo gone").out
+    script = "stat -c '%a %u:%g' /d; readlink /link; test -e /etc/group || echo gone"
+    out = sj.ok("container", "run", "--rm", "committed:1", "sh", "-c", script).out
     assert out == "700 5:6\nmade\ngone\n"
     # without a name: a dangling image, its id printed
     r = sj.ok("container", "commit", "src")

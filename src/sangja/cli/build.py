@@ -56,7 +56,6 @@ PRUNE_FLAGS = {
 }  # fmt: skip
 
 
-
 def main(word: str, args: list[str], g: dict) -> int:
     if word == "builder":
         from sangja.cli.groups import Sub, dispatch
