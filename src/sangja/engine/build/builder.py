@@ -28,7 +28,7 @@ import threading
 from sangja.engine.build import cache, layers
 from sangja.engine.build import instructions as I
 from sangja.engine.build import words as W
-from sangja.engine.build.dockerfile import DockerfileError, Instruction
+from sangja.engine.build.dockerfile import Instruction
 from sangja.errors import SangjaError
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -236,8 +236,6 @@ class Builder:
                 self.p.line(f"[Warning] One or more build-args [{' '.join(unused)}] were not"
                             " consumed")  # fmt: skip
             image_id = layers.to_image(self.store, state, o.tags)
-        except DockerfileError:
-            raise
         finally:
             self._cleanup()
         self.p.line(f"Successfully built {image_id.split(':', 1)[1][:12]}")
@@ -306,7 +304,7 @@ class Builder:
 
     # ---- stages -------------------------------------------------------------------------------
     def _run_stages(self) -> layers.State:
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         needed = self.plan.needed
         first = 1
@@ -323,21 +321,26 @@ class Builder:
                 self.results[s.index] = pool.submit(self._stage, runs[s.index])
             target = self.results[self.plan.target.index]
             try:
-                for s in needed:
-                    self.results[s.index].exception()  # wait
-                return target.result()
+                wait(self.results.values(), return_when=FIRST_EXCEPTION)
+                if all(f.done() and not f.exception() for f in self.results.values()):
+                    return target.result()
             except BaseException:
-                self.failed.set()
-                for c in list(self.running):
-                    c.kill()
-                # the first real failure, not a stage that stopped because of it
-                for s in needed:
-                    f = self.results[s.index]
-                    if f.done() and f.exception() and not isinstance(f.exception(), Cancelled):
-                        raise f.exception()
-                raise
+                pass  # Ctrl-C: the stages are stopped below, and it goes on up
+            # a stage failed (or we were interrupted): the others stop, their RUNs killed
+            self.failed.set()
+            for c in list(self.running):
+                c.kill()
+            wait(self.results.values())
+            # the first real failure, not a stage that stopped because of it
+            for s in needed:
+                f = self.results[s.index]
+                if f.exception() and not isinstance(f.exception(), Cancelled):
+                    raise f.exception()
+            return target.result()
         finally:
-            self.failed.set() if not all(f.done() for f in self.results.values()) else None
+            self.failed.set()
+            for c in list(self.running):
+                c.kill()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _stage_state(self, index: int) -> layers.State:

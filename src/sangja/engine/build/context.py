@@ -85,8 +85,9 @@ class Tree:
             return self._glob(rel, src, cmd)
         if self.excluded(rel) or rootfs.stat_in(self.fd, rel) is None:
             why = " or excluded by .dockerignore" if self.label == "build context" else ""
-            raise ContextError(f"{cmd} failed: file not found in {self.label}{why}:"
-                               f" stat {src}: file does not exist", errno=_errno.ENOENT)  # fmt: skip
+            msg = f"{cmd} failed: file not found in {self.label}{why}: stat {src}"
+            msg += ": file does not exist"
+            raise ContextError(msg, errno=_errno.ENOENT)
         return [rel]
 
     def _glob(self, pattern: str, src: str, cmd: str) -> list[str]:

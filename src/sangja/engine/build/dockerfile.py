@@ -323,8 +323,10 @@ def parse_args(instr: Instruction, esc: str = "\\", name: str = "Dockerfile") ->
         if cmd == "volume" and not instr.args:
             raise DockerfileError(f"{where}: VOLUME requires at least one argument")
         if cmd in ("copy", "add") and len(instr.args) < 2:
-            raise DockerfileError(f"{where}: {cmd.upper()} requires at least two arguments, but"
-                                  " only one was provided. Destination could not be determined")  # fmt: skip
+            raise DockerfileError(
+                f"{where}: {cmd.upper()} requires at least two arguments, but only one was"
+                " provided. Destination could not be determined"
+            )
     elif cmd in ("from", "expose"):
         instr.args = rest.split()
         if not instr.args:
