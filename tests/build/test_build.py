@@ -213,9 +213,9 @@ RUN echo never
     r = sj("build", "-t", "bad:1", str(ctx))
     assert r.rc == 7, r
     assert "to-stderr" in r.out  # the RUN's output, streamed
-    assert ("sangja: step 3/4 (RUN echo partial > /partial; echo to-stderr >&2; exit 7): The"
-            " command '/bin/sh -c echo partial > /partial; echo to-stderr >&2; exit 7' returned"
-            " a non-zero code: 7") in r.err  # fmt: skip
+    assert ("sangja: Dockerfile:4: step 3/4 (RUN echo partial > /partial; echo to-stderr >&2;"
+            " exit 7): The command '/bin/sh -c echo partial > /partial; echo to-stderr >&2;"
+            " exit 7' returned a non-zero code: 7") in r.err  # fmt: skip
     assert "never" not in r.out
     assert "bad:1" not in sj.ok("image", "ls").out
     # no half layer: every layer dir and blob is one the database names
@@ -256,6 +256,48 @@ def test_errors_of_the_context(sj, busybox, tmp_path):
     assert r.rc == 1 and "Dockerfile:2: unknown instruction: FROBNICATE" in r.err
     r = sj("build", str(tmp_path / "nope"))
     assert r.rc == 1 and "unable to prepare context" in r.err
+
+
+@pytest.mark.parametrize("body,err", [
+    # found by the parser, before anything is pulled or run
+    ("RUN x\n", "Dockerfile:1: no build stage in current context"),
+    ("FROM {b}\n\nFROBNICATE x\n", "Dockerfile:3: unknown instruction: FROBNICATE"),
+    ("FROM {b}\nCOPY \\\n  onlyone\n", "Dockerfile:2: COPY requires at least two arguments"),
+    ("FROM {b}\nRUN <<EOF\necho never ends\n", "Dockerfile:2: unterminated heredoc EOF"),
+    ("FROM {b} AS a\nFROM {b} AS a\n", "Dockerfile:2: duplicate stage name 'a'"),
+    ("ARG B\nFROM $B\n", "Dockerfile:2: FROM $B: the base name is empty after substitution"),
+    ("FROM {b}\nRUN true\nCOPY --from=2 /x /y\n",
+     "Dockerfile:3: COPY --from=2: stage 2 does not come before this one"),
+    # found when the step runs: the step and its line, after the steps before it ran
+    ("FROM {b}\nRUN touch /made\nEXPOSE 80/tcp abc\n",
+     "Dockerfile:3: step 3/3 (EXPOSE 80/tcp abc): EXPOSE: invalid port 'abc'"),
+    ("FROM {b}\nRUN touch /made\nSTOPSIGNAL SIGFOO\n",
+     "Dockerfile:3: step 3/3 (STOPSIGNAL SIGFOO): STOPSIGNAL: invalid signal 'SIGFOO'"),
+    ("FROM {b}\nRUN touch /made\nCOPY --chown=nobody:nogroup --bogus=1 a /\n",
+     "Dockerfile:3: step 3/3 (COPY --chown=nobody:nogroup --bogus=1 a /): COPY --bogus is not"
+     " supported"),
+    ("FROM {b}\nRUN touch /made\nRUN --mount=type=bogus true\n",
+     "Dockerfile:3: step 3/3 (RUN --mount=type=bogus true): unsupported mount type 'bogus'"),
+    ("FROM {b}\nRUN touch /made\nCOPY --chown=nosuch a /\n",
+     "Dockerfile:3: step 3/3 (COPY --chown=nosuch a /): unable to convert user 'nosuch'"),
+    ("FROM {b}\nRUN touch /made\nRUN \\\n  exit 3\n",
+     "Dockerfile:3: step 3/3 (RUN exit 3): The command '/bin/sh -c exit 3' returned a non-zero"
+     " code: 3"),
+])  # fmt: skip
+def test_a_bad_dockerfile_names_its_line_and_leaves_nothing(sj, busybox, tmp_path, body, err):
+    ctx = write_context(tmp_path / "ctx", {"a": "a", "Dockerfile": body.format(b=busybox)})
+    before = sj.store_state()
+    r = sj("build", "-t", "bad:1", ctx)
+    lines = r.err.strip().splitlines()
+    assert r.rc == (3 if "exit 3" in body else 1), r
+    assert len(lines) == 1 and lines[0].startswith("sangja: " + err), r
+    assert "Successfully built" not in r.out and "bad:1" not in sj.ok("image", "ls").out
+    # nothing of the failed step is kept (the fixture checks mounts, runtime state and
+    # build dirs): the store holds what it held, and the steps that ran, as cache entries
+    after = sj.assert_consistent()
+    if "RUN touch" not in body:
+        assert after == before
+    assert sj.ok("image", "ls", "-q", "-a").out.count("\n") <= 1  # busybox (no images made)
 
 
 def test_copy_semantics(sj, busybox, tmp_path):

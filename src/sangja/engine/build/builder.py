@@ -225,7 +225,9 @@ class Builder:
                             " its own frontend; the directive is ignored")  # fmt: skip
             self.esc = self.df.escape
             self.meta = self._meta_args()
-            self.plan = stages.plan(self.df, self.meta, o.target, self.esc)
+            self.plan = stages.plan(
+                self.df, self.meta, o.target, self.esc, self.ctx.dockerfile_name
+            )
             self.total = sum(1 + len(s.instructions) for s in self.plan.needed)
             state = self._run_stages()
             if o.labels:
@@ -377,10 +379,38 @@ class Builder:
 
     def _stage_inner(self, sr: StageRun) -> layers.State:
         s = sr.stage
-        base = self.plan.bases[s.index]
         self._step_line(sr, s.from_instr.original)
         if self.failed.is_set():
             raise Cancelled("cancelled")
+        with self._step_errors(sr, s.from_instr):
+            state = self._base(sr)
+        sr.step += 1
+        triggers = list(state.run_config.get("OnBuild") or [])
+        if triggers:
+            state.config = json.loads(json.dumps(state.config))
+            state.run_config.pop("OnBuild", None)
+            n = len(triggers)
+            self.p.line(f"# Executing {n} build trigger{'s' if n > 1 else ''}")
+            from sangja.engine.build.dockerfile import _instruction
+
+            for t in triggers:
+                ins = _instruction(t, s.from_instr.line, self.esc, "ONBUILD")
+                with self._step_errors(sr, ins):
+                    state = self._dispatch(sr, ins, state, trigger=True)
+        for ins in s.instructions:
+            if self.failed.is_set():
+                raise Cancelled("cancelled")
+            self._step_line(sr, ins.original)
+            with self._step_errors(sr, ins):
+                state = self._dispatch(sr, ins, state)
+            sr.step += 1
+        sr.state = state
+        return state
+
+    def _base(self, sr: StageRun) -> layers.State:
+        """The state FROM starts the stage with: an earlier stage's, scratch, an image's."""
+        s = sr.stage
+        base = self.plan.bases[s.index]
         if s.platform:
             self._check_platform(W.word(s.platform, _defined(self.meta), self.esc),
                                  "FROM --platform")  # fmt: skip
@@ -396,42 +426,30 @@ class Builder:
             image_id = self._image(base)
             state = layers.from_image(self._store(), image_id, cache.key("image", image_id))
             self.p.line(f" ---> {image_id.split(':', 1)[1][:12]}")
-        sr.step += 1
-        triggers = list(state.run_config.get("OnBuild") or [])
-        if triggers:
-            state.config = json.loads(json.dumps(state.config))
-            state.run_config.pop("OnBuild", None)
-            n = len(triggers)
-            self.p.line(f"# Executing {n} build trigger{'s' if n > 1 else ''}")
-            from sangja.engine.build.dockerfile import _instruction
-
-            for t in triggers:
-                ins = _instruction(t, s.from_instr.line, self.esc, "ONBUILD")
-                state = self._dispatch(sr, ins, state, trigger=True)
-        for ins in s.instructions:
-            if self.failed.is_set():
-                raise Cancelled("cancelled")
-            self._step_line(sr, ins.original)
-            try:
-                state = self._dispatch(sr, ins, state)
-            except (BuildError, SangjaError) as e:
-                if isinstance(e, Cancelled):
-                    raise
-                from sangja.engine.build.run import RunFailed
-
-                where = f"step {sr.step}/{self.total} ({_short(ins.original)})"
-                if isinstance(e, RunFailed):
-                    err = BuildError(f"{where}: {e}")
-                    err.exit_code = e.exit_code
-                    raise err
-                raise BuildError(f"{where}: {e}", errno=e.errno, path=e.path)
-            except OSError as e:
-                where = f"step {sr.step}/{self.total} ({_short(ins.original)})"
-                name = f" {e.filename}" if e.filename else ""
-                raise BuildError(f"{where}: {e.strerror or e}{name}", errno=e.errno)
-            sr.step += 1
-        sr.state = state
         return state
+
+    @contextlib.contextmanager
+    def _step_errors(self, sr: StageRun, ins: Instruction):
+        """A step's failure as one line naming the Dockerfile's line and the step (a RUN's
+        exit code kept); a stage stopped because another failed goes on up as it is."""
+        try:
+            yield
+        except Cancelled:
+            raise
+        except SangjaError as e:
+            from sangja.engine.build.run import RunFailed
+
+            err = BuildError(f"{self._where(sr, ins)}: {e}", errno=e.errno, path=e.path)
+            if isinstance(e, RunFailed):
+                err.exit_code = e.exit_code
+            raise err
+        except OSError as e:
+            name = f" {e.filename}" if e.filename else ""
+            raise BuildError(f"{self._where(sr, ins)}: {e.strerror or e}{name}", errno=e.errno)
+
+    def _where(self, sr: StageRun, ins: Instruction) -> str:
+        return (f"{self.ctx.dockerfile_name}:{ins.line}: step {sr.step}/{self.total}"
+                f" ({_short(ins.original)})")  # fmt: skip
 
     def _image(self, ref: str) -> str:
         """The image FROM (or --from) names, pulled when missing (or with --pull) and,
@@ -460,8 +478,10 @@ class Builder:
             res = pull(ref, store=st, progress=Progress(self.p.stream(), tty=False,
                                                         quiet=self.o.quiet),
                        signature_policy=self.o.signature_policy)  # fmt: skip
+        except trust.Refused:
+            raise
         except SangjaError as e:
-            raise BuildError(f"FROM {ref}: {e}", errno=e.errno)
+            raise BuildError(f"image {ref}: {e}", errno=e.errno)
         self._hold(st, res.image_id)
         return res.image_id
 

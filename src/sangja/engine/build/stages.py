@@ -47,19 +47,22 @@ def _defined(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def plan(df: Dockerfile, meta: dict, target: str | None, esc: str) -> Plan:
+def plan(df: Dockerfile, meta: dict, target: str | None, esc: str,
+         name: str = "Dockerfile") -> Plan:  # fmt: skip
+    """The stages the target needs; errors name the Dockerfile's line (`name`:N:)."""
     p = Plan(df)
     env = _defined(meta)
     for s in df.stages:
+        at = f"{name}:{s.from_instr.line}"
         base = W.word(s.base, env, esc)
         if not base:
-            raise StageError(f"FROM {s.base}: the base name is empty after substitution")
+            raise StageError(f"{at}: FROM {s.base}: the base name is empty after substitution")
         ref = p.stage_ref(base, s.index) if not base.isdigit() else None
         if ref is not None:
             p.bases[s.index] = ref
         else:
             if base.lower() in p.names and p.names[base.lower()] >= s.index:
-                raise StageError(f"FROM {base}: a stage can only use stages before it")
+                raise StageError(f"{at}: FROM {base}: a stage can only use stages before it")
             p.bases[s.index] = base
         deps = {ref} if ref is not None else set()
         for ins in s.instructions:
@@ -72,17 +75,17 @@ def plan(df: Dockerfile, meta: dict, target: str | None, esc: str) -> Plan:
                         k, _, v = f.partition("=")
                         if k.strip().lower() == "from" and v:
                             froms.append(v)
+            at = f"{name}:{ins.line}: {ins.cmd.upper()}"
             for f in froms:
-                name = W.word(f, env, esc)
-                if name.isdigit() and int(name) >= s.index:
-                    raise StageError(f"{ins.cmd.upper()} --from={name}: stage {name} does not"
-                                     " come before this one")  # fmt: skip
-                i = p.stage_ref(name, s.index)
+                ref = W.word(f, env, esc)
+                if ref.isdigit() and int(ref) >= s.index:
+                    raise StageError(f"{at} --from={ref}: stage {ref} does not come before"
+                                     " this one")  # fmt: skip
+                i = p.stage_ref(ref, s.index)
                 if i is not None:
                     deps.add(i)
-                elif name.lower() == (s.name or ""):
-                    raise StageError(f"{ins.cmd.upper()} --from={name}: a stage cannot copy"
-                                     " from itself")  # fmt: skip
+                elif ref.lower() == (s.name or ""):
+                    raise StageError(f"{at} --from={ref}: a stage cannot copy from itself")
         p.deps[s.index] = deps
     if target:
         t = p.names.get(target.lower())
