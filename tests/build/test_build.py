@@ -639,6 +639,58 @@ def test_a_killed_build_is_cleaned_up_by_the_next(sj, busybox, tmp_path):
     sj.ok("image", "rm", busybox)  # the killed build's hold on its base image is gone too
 
 
+def _kill_when(sj, ctx, marker: bytes) -> bytes:
+    """Start `sangja build ctx`, SIGKILL it as soon as its output shows `marker`."""
+    p = subprocess.Popen([sj_binary(), "--root", sj.run_root, "build", ctx], env=sj.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    seen = b""
+    try:
+        while marker not in seen:
+            chunk = p.stdout.read1(4096)
+            assert chunk, seen  # the build ended before the marker: nothing was killed
+            seen += chunk
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    return seen
+
+
+@pytest.mark.parametrize("where", ["copy", "layer"])
+def test_a_build_killed_while_it_writes_leaves_nothing_half_made(sj, busybox, tmp_path, where):
+    """SIGKILL while a COPY reads a big source (hashing, copying or packing it), or right
+    after a RUN wrote a big file (its container stopping, its layer being packed or
+    unpacked into the store): whatever it had written is gone after the next build, the
+    store holds only what its rows name, and the steps that finished are served from the
+    cache while the killed one is built again."""
+    if where == "copy":
+        with open(tmp_path / "big.bin", "wb") as f:
+            f.write(os.urandom(48 << 20))
+        files = {"Dockerfile": f"FROM {busybox}\nRUN echo first > /first\nCOPY big.bin /big\n"}
+        marker = b"Step 3/3 : COPY"
+    else:
+        files = {"Dockerfile": f"FROM {busybox}\nRUN echo first > /first\nRUN head -c 40000000"
+                               " /dev/urandom > /big && echo written-all\n"}  # fmt: skip
+        marker = b"\nwritten-all\n"
+    ctx = write_context(tmp_path / "ctx", files)
+    if where == "copy":
+        os.rename(tmp_path / "big.bin", os.path.join(ctx, "big.bin"))
+    _kill_when(sj, ctx, marker)
+    work = os.path.join(sj.root, "build", "work")
+    assert os.listdir(work)  # killed mid-build: its working dir is left for the next
+    r = build(sj, ctx, "-t", "after:1")
+    assert steps(r.out) == {1: False, 2: True, 3: False}
+    assert run_in(sj, "after:1", "wc", "-c", "/big").split()[0] in ("50331648", "40000000")
+    deadline = time.monotonic() + 30
+    while os.path.isdir(sj.run_root) and os.listdir(sj.run_root) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a hang guard: a RUN container is deleted with --force
+    assert not os.listdir(work)
+    sj.assert_consistent()  # no blob or layer dir that no row names (tmp: the fixture)
+
+
 @pytest.mark.parametrize("dockerfile", ['FROM scratch\nCOPY f /f\nCMD ["/f"]\n'])
 def test_from_scratch(sj, tmp_path, dockerfile):
     ctx = write_context(tmp_path / "ctx", {"f": "x", "Dockerfile": dockerfile})
