@@ -587,6 +587,57 @@ def test_stdin_contexts_quiet_iidfile_labels(sj, busybox, tmp_path):
     assert run_in(sj, "s:2", "cat", "/f") == "from the tar\n"
 
 
+def test_network_pull_platform_and_directives(sj, busybox, tmp_path):
+    from registrykit import PLAIN
+
+    # RUN's network: the host's (here: the test's namespace, where the registry listens)
+    # by default; none: a loopback of its own; RUN --network= for one step
+    probe = f"wget -q -O /dev/null http://{PLAIN}/v2/ && echo reachable || echo unreachable"
+    df = f"FROM {busybox}\nRUN {probe}\nRUN --network=none {probe}\n"
+    ctx = write_context(tmp_path / "net", {"Dockerfile": df})
+    r = build(sj, ctx)
+    assert "reachable\n" in r.out and "unreachable\n" in r.out
+    r = build(sj, ctx, "--network", "none", "--no-cache")
+    assert "reachable\n" not in r.out.replace("unreachable\n", "")
+    r = sj("build", "--network", "bridge", ctx)
+    assert r.rc == 1 and "network mode 'bridge' is not supported by build" in r.err
+    # --pull: the base is pulled again though the store has an image under its name
+    import trustkit
+
+    trustkit.marker_image(sj, tmp_path, busybox)  # the store's name: another image now
+    ctx = write_context(tmp_path / "pull", {"Dockerfile": f"FROM {busybox}\nRUN test -e /marker"
+                                                          " && echo on-marker || echo on-busybox"
+                                                          "\n"})  # fmt: skip
+    assert "on-marker" in build(sj, ctx).out
+    r = build(sj, ctx, "--pull")
+    assert "on-busybox" in r.out and "Pulling from test/busybox" in r.out
+    # FROM --platform: this host's (by the predefined ARG) builds; another is an error
+    ctx = write_context(tmp_path / "plat", {"Dockerfile": f"""
+FROM --platform=$BUILDPLATFORM {busybox} AS b
+ARG TARGETOS
+RUN echo "os=$TARGETOS"
+FROM --platform=linux/s390x {busybox}
+"""})  # fmt: skip
+    r = build(sj, ctx, "--target", "b")
+    assert "os=linux\n" in r.out
+    r = sj("build", ctx)
+    assert r.rc == 1 and "Dockerfile:5: step 1/1 (FROM --platform=linux/s390x" in r.err, r
+    assert "sangja builds for this host's platform only" in r.err
+    # directives: # escape= changes the escape character; # syntax= is noted and ignored;
+    # COPY --link is accepted (its layer is built as any COPY's)
+    df = f"""# syntax=docker/dockerfile:1
+# escape=`
+FROM {busybox}
+RUN echo one `
+    two > /joined
+COPY --link ["a b.txt", "/c:\\\\path/"]
+"""
+    ctx = write_context(tmp_path / "dir", {"a b.txt": "spaced\n", "Dockerfile": df})
+    r = build(sj, ctx, "-t", "dir:1")
+    assert "[Note] # syntax=docker/dockerfile:1: sangja builds with its own frontend" in r.out
+    assert run_in(sj, "dir:1", "cat", "/joined", "/c:\\path/a b.txt") == "one two\nspaced\n"
+
+
 def sj_binary():
     from registrykit import sangja_binary
 
