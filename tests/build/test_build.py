@@ -203,6 +203,63 @@ RUN cat /a.txt /b.txt /v > /all
     sj.assert_consistent()
 
 
+def test_cache_of_a_directory_copy_sees_every_change_in_it(sj, busybox, tmp_path):
+    """COPY of a directory: a file added, removed or renamed in it, a symlink's target, an
+    xattr, an empty dir; a .dockerignore change that lets a file in; the COPY's own
+    --chown: each breaks the cache from that COPY on, and nothing else does."""
+    ctx = write_context(tmp_path / "ctx", {
+        "pre.txt": "pre\n", "app/a": "a\n", "app/sub/b": "b\n", "app/ln": ("link", "a"),
+        "app/skip.tmp": "t\n", ".dockerignore": "app/*.tmp\n",
+        "Dockerfile": f"""
+FROM {busybox}
+COPY pre.txt /pre
+COPY app /app
+RUN find /app | sort > /listing
+""",
+    })  # fmt: skip
+
+    def rebuilt_from(*args):
+        s = steps(build(sj, ctx, "-t", "d:1", *args).out)
+        changed = [k for k, cached in s.items() if k > 1 and not cached]
+        return changed[0] if changed else None
+
+    assert rebuilt_from() == 2
+    assert rebuilt_from() is None
+    edits = [
+        (lambda: open(ctx + "/app/sub/new", "w").close(), 3),
+        # back to the first content: that step's cache entry serves it again (as Docker)
+        (lambda: os.unlink(ctx + "/app/sub/new"), None),
+        (lambda: os.rename(ctx + "/app/sub/b", ctx + "/app/sub/c"), 3),
+        (lambda: (os.unlink(ctx + "/app/ln"), os.symlink("sub", ctx + "/app/ln")), 3),
+        (lambda: os.mkdir(ctx + "/app/empty"), 3),
+        (lambda: os.chmod(ctx + "/app/empty", 0o700), 3),
+        (lambda: open(ctx + "/.dockerignore", "w").write("app/nothing\n"), 3),
+    ]
+    try:
+        os.setxattr(ctx + "/pre.txt", "user.probe", b"1")
+        os.removexattr(ctx + "/pre.txt", "user.probe")
+        edits.append((lambda: os.setxattr(ctx + "/app/a", "user.test", b"1"), 3))
+    except OSError:
+        pass  # no user xattrs on this file system: that edit is not tried
+    for i, (edit, want) in enumerate(edits):
+        edit()
+        assert rebuilt_from() == want, f"edit {i}"
+        assert rebuilt_from() is None, f"edit {i}, again"
+    # a file outside what any COPY reads: nothing changes
+    with open(ctx + "/unread.txt", "w") as f:
+        f.write("x")
+    assert rebuilt_from() is None
+    listing = run_in(sj, "d:1", "cat", "/listing").split()
+    assert "/app/skip.tmp" in listing and "/app/sub/c" in listing and "/app/sub/b" not in listing
+    # the COPY's own flags are part of its step
+    with open(ctx + "/Dockerfile") as f:
+        df = f.read()
+    with open(ctx + "/Dockerfile", "w") as f:
+        f.write(df.replace("COPY app /app", "COPY --chown=1:1 app /app"))
+    assert rebuilt_from() == 3
+    assert run_in(sj, "d:1", "stat", "-c", "%u", "/app/a") == "1\n"
+
+
 def test_failing_run_stops_with_its_code_and_leaves_nothing(sj, busybox, tmp_path):
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"""
 FROM {busybox}
