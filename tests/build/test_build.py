@@ -767,6 +767,35 @@ def _kill_when(sj, ctx, marker: bytes) -> bytes:
     return seen
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signalled_build_cleans_up_itself(sj, busybox, tmp_path, sig):
+    """Ctrl-C, SIGTERM or SIGHUP during a RUN: the build ends at once with 128+signal and
+    leaves nothing (its RUN container killed and deleted, its snapshot unmounted, its
+    working dir removed) without waiting for another build to clean up."""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {busybox}\nRUN echo started;"
+                                                         " sleep 60\n"})  # fmt: skip
+    p = subprocess.Popen([sj_binary(), "--root", sj.run_root, "build", ctx], env=sj.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        seen = b""
+        while b"\nstarted\n" not in seen:
+            chunk = p.stdout.read1(4096)
+            assert chunk, seen
+            seen += chunk
+        p.send_signal(sig)
+        p.stdout.read()
+        assert p.wait(timeout=60) == 128 + sig
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    assert not os.listdir(os.path.join(sj.root, "build", "work"))
+    assert not os.path.isdir(sj.run_root) or not os.listdir(sj.run_root)
+    sj.assert_consistent()
+    sj.ok("image", "rm", busybox)  # its hold on the base image is gone
+
+
 @pytest.mark.parametrize("where", ["copy", "layer"])
 def test_a_build_killed_while_it_writes_leaves_nothing_half_made(sj, busybox, tmp_path, where):
     """SIGKILL while a COPY reads a big source (hashing, copying or packing it), or right

@@ -70,8 +70,8 @@ def main(word: str, args: list[str], g: dict) -> int:
     except UsageError as e:
         sys.stderr.write(f"sangja: {e}\n")
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return 128 + getattr(e, "signum", 2)
     except Exception as e:
         from sangja.errors import SangjaError
 
@@ -133,8 +133,30 @@ def build(args: list[str], g: dict) -> int:
     )  # fmt: skip
     if o.context == "-" and o.dockerfile == "-":
         raise UsageError("the context and the Dockerfile cannot both be read from stdin")
+    _stop_on_signals()
     Builder(o, Store()).build()
     return 0
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: the build stops as on Ctrl-C (its RUN containers killed, its
+    snapshots unmounted, its working dir removed) instead of dying mid-step."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    def stop(signum, _frame):
+        signal.signal(signum, signal.SIG_IGN)  # a second one does not break the clean-up
+        raise Stopped(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, stop)
 
 
 def builder_prune(opts: dict, pos: list[str], g: dict) -> int:
