@@ -572,22 +572,48 @@ ADD http://127.0.0.1:{srv.port}/dl/thing.txt /web-named
                                 "downloaded", "a.tar.gz", "from xz", "2015"]  # fmt: skip
 
 
-def test_add_of_a_hostile_tar_is_confined(sj, busybox, tmp_path):
+@pytest.mark.parametrize("case,why", [
+    ("dotdot", '"{up}{victim}": path escapes the layer root (".." component)'),
+    ("symlink", '"link/victim": path escapes the layer root (through a symlink)'),
+    ("relsymlink", '"rel/victim": path escapes the layer root (through a symlink)'),
+    ("hardlink", '"hl": path escapes the layer root (".." component)'),
+    ("absolute", '"/{victim}": path escapes the layer root (absolute name)'),
+])  # fmt: skip
+def test_add_of_a_hostile_tar_is_confined(sj, busybox, tmp_path, case, why):
+    """ADD unpacks a local tar as a pulled layer is unpacked: an entry that would land
+    outside the destination (.., an absolute name, through a symlink the tar made, a
+    hardlink to a file outside) fails the step, and nothing is written anywhere."""
     victim = tmp_path / "victim"
-    evil = _tar([("../../../../../../" + str(victim).lstrip("/"), b"escaped", {}),
-                 ("link", None, {"type": tarfile.SYMTYPE, "linkname": str(tmp_path)}),
-                 ("link/victim2", b"escaped", {})])  # fmt: skip
-    ctx = write_context(
-        tmp_path / "ctx",
-        {"evil.tar.gz": evil, "Dockerfile": f"FROM {busybox}\nADD evil.tar.gz /x/\n"},
-    )
-    r = sj("build", ctx)
-    assert not victim.exists() and not (tmp_path / "victim2").exists()
-    if r.rc == 0:  # confined: whatever landed, landed inside the image
-        pass
+    rel = str(victim).lstrip("/")
+    up = "../" * 12
+    entries = {
+        "dotdot": [(up + rel, b"escaped", {})],
+        "symlink": [("link", None, {"type": tarfile.SYMTYPE, "linkname": str(tmp_path)}),
+                    ("link/victim", b"escaped", {})],
+        "relsymlink": [("rel", None, {"type": tarfile.SYMTYPE, "linkname": up + str(tmp_path)}),
+                       ("rel/victim", b"escaped", {})],
+        "hardlink": [("hl", None, {"type": tarfile.LNKTYPE, "linkname": up + rel})],
+        "absolute": [("/" + rel, b"escaped", {})],
+    }[case]  # fmt: skip
+    if case == "hardlink":
+        victim.write_bytes(b"original")
+    ctx = write_context(tmp_path / "ctx", {
+        "ok.txt": "fine", "evil.tar.gz": _tar([("ok", b"fine", {})] + entries),
+        "Dockerfile": f"FROM {busybox}\nCOPY ok.txt /\nADD evil.tar.gz /x/\n",
+    })  # fmt: skip
+    before = sj.store_state()
+    r = sj("build", "-t", "evil:1", ctx)
+    assert r.rc == 1, r
+    assert r.err == ("sangja: Dockerfile:3: step 3/3 (ADD evil.tar.gz /x/): unpack"
+                     f" evil.tar.gz: layer entry {why.format(victim=rel, up=up)}\n"), r  # fmt: skip
+    if case == "hardlink":
+        assert victim.read_bytes() == b"original" and victim.stat().st_nlink == 1
     else:
-        assert "unpack evil.tar.gz" in r.err, r
-    sj.assert_consistent()
+        assert not victim.exists()
+    assert "evil:1" not in sj.ok("image", "ls").out
+    after = sj.assert_consistent()
+    # what the step had unpacked is gone; only the COPY before it is new in the store
+    assert len(after["layers"]) == len(before["layers"]) + 1
 
 
 def test_run_mounts_cache_secret_bind(sj, busybox, tmp_path):
