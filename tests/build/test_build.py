@@ -289,6 +289,23 @@ def test_errors_of_the_context(sj, busybox, tmp_path):
     )
     r = sj("build", str(ctx))
     assert r.rc == 1 and "forbidden path outside the build context: ../outside.txt" in r.err
+    # a symlink in the context is resolved inside it: an absolute or ..-climbing target
+    # names a path of the context, never the host's
+    outside = str(tmp_path / "outside.txt")
+    os.symlink(outside, ctx + "/abs-link")
+    os.symlink("../../../../../../../.." + outside, ctx + "/rel-link")
+    for link in ("abs-link", "rel-link"):
+        with open(ctx + "/Dockerfile", "w") as f:
+            f.write(f"FROM {busybox}\nCOPY {link} /x\n")
+        r = sj("build", str(ctx))
+        assert r.rc == 1 and f"excluded by .dockerignore: stat {link}: file does not" in r.err
+    os.makedirs(os.path.dirname(ctx + outside))
+    with open(ctx + outside, "w") as f:
+        f.write("the context's own\n")
+    with open(ctx + "/Dockerfile", "w") as f:
+        f.write(f"FROM {busybox}\nCOPY abs-link /a\nCOPY rel-link /r\n")
+    build(sj, ctx, "-t", "links:1")
+    assert run_in(sj, "links:1", "cat", "/a", "/r") == "the context's own\n" * 2
     with open(ctx + "/Dockerfile", "w") as f:
         f.write(f"FROM {busybox}\nCOPY missing /x\n")
     r = sj("build", str(ctx))
