@@ -2,6 +2,7 @@
 instruction's effect on the image, the layer cache and what breaks it, multi-stage
 builds, the context and .dockerignore, RUN's mounts, and failures that leave nothing."""
 
+import hashlib
 import io
 import json
 import os
@@ -518,7 +519,7 @@ class _Server:
     def __init__(self, files):
         import http.server
 
-        files = dict(files)
+        self.files = files = dict(files)
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -587,6 +588,37 @@ ADD http://127.0.0.1:{srv.port}/dl/thing.txt /web-named
     assert out.splitlines() == ["unpacked/pkg 750 5:6", "unpacked/pkg/file 640 7:8",
                                 "web/thing.txt 600 0:0", "web-named 600 0:0", "in the tar",
                                 "downloaded", "a.tar.gz", "from xz", "2015"]  # fmt: skip
+
+
+def test_add_url_cache_checksum_and_errors(sj, busybox, tmp_path):
+    """ADD of a URL is fetched on every build and cached on what it fetched: the same
+    content is served from the cache, a new content breaks it from that step; --checksum
+    is verified; a URL that fails ends the build naming it, with nothing kept."""
+    body = {"/f.txt": b"one\n"}
+    srv = _Server(body)
+    url = f"http://127.0.0.1:{srv.port}/f.txt"
+    try:
+        good = hashlib.sha256(b"one\n").hexdigest()
+        df = (f"FROM {busybox}\nRUN echo before\nADD --checksum=sha256:{good} {url} /f\n"
+              "RUN cat /f > /seen\n")  # fmt: skip
+        ctx = write_context(tmp_path / "ctx", {"Dockerfile": df})
+        assert steps(build(sj, ctx, "-t", "u:1").out) == {1: False, 2: False, 3: False, 4: False}
+        assert steps(build(sj, ctx, "-t", "u:1").out) == {1: False, 2: True, 3: True, 4: True}
+        srv.files["/f.txt"] = b"two\n"  # the same URL, another content: the checksum fails
+        r = sj("build", "-t", "u:2", ctx)
+        assert r.rc == 1 and f"ADD {url}: checksum mismatch: expected sha256:{good}" in r.err, r
+        with open(ctx + "/Dockerfile", "w") as f:
+            f.write(df.replace(f"--checksum=sha256:{good} ", ""))
+        assert steps(build(sj, ctx, "-t", "u:1").out) == {1: False, 2: True, 3: False, 4: False}
+        assert run_in(sj, "u:1", "cat", "/seen") == "two\n"
+        with open(ctx + "/Dockerfile", "w") as f:
+            f.write(df.replace("/f.txt", "/missing.txt"))
+        r = sj("build", "-t", "u:3", ctx)
+        assert r.rc == 1 and "Dockerfile:3: step 3/4 (ADD" in r.err and "404" in r.err, r
+    finally:
+        srv.close()
+    assert "u:2" not in sj.ok("image", "ls").out and "u:3" not in sj.ok("image", "ls").out
+    sj.assert_consistent()
 
 
 @pytest.mark.parametrize("case,why", [
