@@ -155,6 +155,24 @@ RUN echo "arch=$TARGETARCH"
     assert "FROMCLI=cli" in hist  # the declared ones are in it, as Docker shows them
 
 
+def test_build_args_from_the_environment_and_in_from(sj, busybox, tmp_path):
+    """`--build-arg K` alone takes K from the environment (unset: the ARG's default is
+    dropped as Docker drops it); a global ARG set by --build-arg picks the base image."""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": """
+ARG BASE=nosuch.invalid/image
+FROM $BASE
+ARG FROMENV=default
+RUN echo "fromenv=[$FROMENV]"
+"""})  # fmt: skip
+    args = ("--build-arg", f"BASE={busybox}", "--build-arg", "FROMENV")
+    r = build(sj, ctx, *args, env={"FROMENV": "from-the-env"})
+    assert "fromenv=[from-the-env]" in r.out
+    r = build(sj, ctx, *args)  # not in the environment: the default
+    assert "fromenv=[default]" in r.out
+    r = sj("build", ctx)
+    assert r.rc == 1 and "Dockerfile:3: step 1/3 (FROM $BASE): image nosuch.invalid/image" in r.err
+
+
 def test_cache_is_used_and_broken_exactly_where_inputs_change(sj, busybox, tmp_path):
     ctx = write_context(tmp_path / "ctx", {
         "a.txt": "a\n", "b.txt": "b\n",

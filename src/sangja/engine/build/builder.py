@@ -290,16 +290,20 @@ class Builder:
         env: dict[str, str | None] = dict(self._platform_args())
         for ins in self.df.meta_args:
             for k, default in ins.pairs:
-                if k in self.o.build_args:
-                    v = self._build_arg(k)
-                    self.used_args.add(k)
-                else:
-                    v = W.word(default, _defined(env), self.esc) if default is not None else None
+                v = self._build_arg(k)
+                if v is None and default is not None:
+                    v = W.word(default, _defined(env), self.esc)
                 env[k] = v
         return env
 
     def _build_arg(self, k: str) -> str | None:
-        v = self.o.build_args.get(k)
+        """--build-arg's value for k (marked used); `--build-arg K` alone: K from the
+        environment.  None: not given (or not in the environment: the default holds, as
+        Docker has it)."""
+        if k not in self.o.build_args:
+            return None
+        self.used_args.add(k)
+        v = self.o.build_args[k]
         if v is None:
             return os.environ.get(k)
         return v
@@ -579,8 +583,9 @@ class Builder:
         texts = []
         for k, default in ins.pairs:
             env = self._env(sr, state)
-            if k in self.o.build_args:
-                v = self._build_arg(k)
+            v = self._build_arg(k)
+            if v is not None:
+                pass
             elif default is not None:
                 v = W.word(default, env, self.esc)
             elif k in self.meta:
