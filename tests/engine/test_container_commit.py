@@ -111,3 +111,35 @@ def test_commit_and_export_errors_leave_nothing(sj, tmp_path):
     assert sj.store_state() == before
     r = sj("container", "export", "-o", str(tmp_path / "no.tar"), "nosuch")
     assert r.rc == 1 and not os.path.exists(tmp_path / "no.tar")
+
+
+def _inspect_state(sj, name):
+    return json.loads(sj.ok("container", "inspect", name).out)[0]["State"]
+
+
+def test_a_stopped_commit_resumes_the_container(sj):
+    """SIGTERM (as SIGHUP and Ctrl-C) while commit holds a running container paused: the
+    container is resumed, no image is made, exit 143.  A SIGKILL there cannot resume it:
+    the container stays paused, as `container ps` says, until `container unpause` (or
+    `rm -f`) -- no engine daemon outlives the CLI to do it."""
+    import signal
+
+    from enginekit import kill9, start_stopped
+
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    sj.ok("container", "run", "-d", "--name", "live", BUSYBOX, "sleep", "300")
+    before = sj.store_state()
+    p = start_stopped(sj, "container", "commit", "live", "never:1", failpoint="commit:paused")
+    assert _inspect_state(sj, "live")["Paused"]
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGCONT)
+    p.communicate(timeout=60)
+    assert p.returncode == 143
+    state = _inspect_state(sj, "live")
+    assert state["Running"] and not state["Paused"]
+    assert sj.store_state() == before  # no image, no layer, no blob
+    kill9(start_stopped(sj, "container", "commit", "live", "never:2", failpoint="commit:paused"))
+    assert _inspect_state(sj, "live")["Paused"]
+    sj.ok("container", "unpause", "live")
+    assert sj.ok("container", "exec", "live", "echo", "on").out == "on\n"
+    sj.ok("container", "rm", "-f", "live")

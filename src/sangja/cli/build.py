@@ -133,30 +133,11 @@ def build(args: list[str], g: dict) -> int:
     )  # fmt: skip
     if o.context == "-" and o.dockerfile == "-":
         raise UsageError("the context and the Dockerfile cannot both be read from stdin")
-    _stop_on_signals()
+    from sangja.cli.stopsignals import stop_on_signals
+
+    stop_on_signals()  # SIGTERM/SIGHUP: the build cleans up as on Ctrl-C
     Builder(o, Store()).build()
     return 0
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: the build stops as on Ctrl-C (its RUN containers killed, its
-    snapshots unmounted, its working dir removed) instead of dying mid-step."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop_on_signals() -> None:
-    import signal
-
-    def stop(signum, _frame):
-        signal.signal(signum, signal.SIG_IGN)  # a second one does not break the clean-up
-        raise Stopped(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            signal.signal(sig, stop)
 
 
 def builder_prune(opts: dict, pos: list[str], g: dict) -> int:

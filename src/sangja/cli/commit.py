@@ -21,6 +21,9 @@ def container_commit(opts, pos, g):
     from sangja.engine.commit import commit
 
     pause = opts.get("pause", True)
+    from sangja.cli.stopsignals import stop_on_signals
+
+    stop_on_signals()  # SIGTERM/SIGHUP: a paused container is resumed, as on Ctrl-C
     image_id = commit(_cs(g), pos[0], pos[1] if len(pos) > 1 else None,
                       changes=opts.get("change", ()), message=opts.get("message") or "",
                       author=opts.get("author") or "", pause=pause)  # fmt: skip

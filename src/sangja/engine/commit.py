@@ -79,10 +79,13 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
         raise InvalidArgument(str(e))
     args = _args(rec.config, image_config(image_conf))
     paused = False
-    if pause and rec.state == "running":
-        cs.pause(rec.id)
-        paused = True
     try:
+        if pause and rec.state == "running":
+            cs.pause(rec.id)
+            paused = True
+            from sangja.engine.containers import _failpoint
+
+            _failpoint("commit:paused")
         res = commit_image(
             cs.store, [Step(" ".join(args), root=cs.paths(rec.id).upper, comment=message)],
             base=rec.image, config=config, refs=refs, author=author or None,
