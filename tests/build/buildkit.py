@@ -103,5 +103,17 @@ def config_fields(cfg):
     return {k: (cfg or {}).get(k) or None for k in keys}
 
 
+def cgroups_under(parent):
+    """The cgroups below `parent` in every hierarchy (what RUN's containers may leave)."""
+    import enginekit
+
+    out = []
+    for mnt in enginekit.cgroup_mounts():
+        d = mnt + parent
+        if os.path.isdir(d):
+            out += [f"{d}/{n}" for n in os.listdir(d) if os.path.isdir(f"{d}/{n}")]
+    return out
+
+
 def dump(d) -> str:
     return json.dumps(d, indent=1, sort_keys=True, default=str)

@@ -11,7 +11,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "image"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "engine"))
 
+import buildkit  # noqa: E402
 import registrykit  # noqa: E402
 
 
@@ -28,16 +30,28 @@ def leftovers(sj, tmp_path):
     return {"mounts": mounts, "runtime state": state, "build dirs": dirs, "tmp": tmps}
 
 
+@pytest.fixture(scope="session")
+def cgroup_parent():
+    """A cgroup parent of the session's own for RUN's containers (and the engine's)."""
+    import enginekit
+
+    name = f"/sangja-build-tests-{os.getpid()}"
+    yield name
+    enginekit.remove_cgroup_parent(name)
+
+
 @pytest.fixture
-def sj(tmp_path, fixtures):
-    """The sangja CLI (private engine root, HOME, certs.d, runtime --root), in the
-    registries' network namespace, the plain registry started; the test fails if it
-    leaves a mount, a runtime container or a build dir behind."""
+def sj(tmp_path, fixtures, cgroup_parent):
+    """The sangja CLI (private engine root, HOME, certs.d, runtime --root, cgroup parent),
+    in the registries' network namespace, the plain registry started; the test fails if
+    it leaves a mount, a runtime container, a build dir or a cgroup behind."""
     fixtures.registry("plain")
     with fixtures.netns.entered():
         s = registrykit.Sangja(tmp_path, fixtures)
+        s.env["SANGJA_CGROUP_PARENT"] = cgroup_parent
         yield s
     left = leftovers(s, tmp_path)
+    left["cgroups"] = buildkit.cgroups_under(cgroup_parent)
     assert not any(left.values()), f"left behind: {left}"
 
 

@@ -861,10 +861,13 @@ def _kill_when(sj, ctx, marker: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signalled_build_cleans_up_itself(sj, busybox, tmp_path, sig):
+def test_a_signalled_build_cleans_up_itself(sj, busybox, tmp_path, sig, cgroup_parent):
     """Ctrl-C, SIGTERM or SIGHUP during a RUN: the build ends at once with 128+signal and
-    leaves nothing (its RUN container killed and deleted, its snapshot unmounted, its
-    working dir removed) without waiting for another build to clean up."""
+    leaves nothing (its RUN container killed and deleted, its cgroup -- under the engine's
+    cgroup parent -- removed, its snapshot unmounted, its working dir removed) without
+    waiting for another build to clean up."""
+    from buildkit import cgroups_under
+
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {busybox}\nRUN echo started;"
                                                          " sleep 60\n"})  # fmt: skip
     p = subprocess.Popen([sj_binary(), "--root", sj.run_root, "build", ctx], env=sj.env,
@@ -875,6 +878,7 @@ def test_a_signalled_build_cleans_up_itself(sj, busybox, tmp_path, sig):
             chunk = p.stdout.read1(4096)
             assert chunk, seen
             seen += chunk
+        assert [c for c in cgroups_under(cgroup_parent) if "/build-" in c]
         p.send_signal(sig)
         p.stdout.read()
         assert p.wait(timeout=60) == 128 + sig

@@ -78,6 +78,11 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
                              hostname=hostname)  # fmt: skip
         spec["root"] = {"path": snap.merged, "readonly": False}
         spec["process"]["terminal"] = False
+        # under the engine's cgroup parent, as its containers are (not the hierarchy's root)
+        from sangja.image.config import cgroup_parent
+
+        parent = cgroup_parent().rstrip("/")
+        spec["linux"]["cgroupsPath"] = f"{'' if parent.startswith('/') else '/'}{parent}/{cid}"
         # Docker's 1048576 open files, or as many as we may give (no CAP_SYS_RESOURCE)
         import resource
 
