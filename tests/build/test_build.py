@@ -438,6 +438,11 @@ COPY x.sh rel/
         "top",
         "no-dir-itself",
     ]
+    # history: Docker's lines, the source named by the digest of its content
+    hist = sj.ok("image", "history", "--no-trunc", "cp:1").out
+    for what, dst in (("file", "/file-as-name"), ("dir", "/contents"), ("multi", "/glob/")):
+        line = rf"/bin/sh -c #\(nop\) COPY {what}:[0-9a-f]{{64}} in {dst} "
+        assert re.search(line, hist), (line, hist)
 
 
 def test_dockerignore_and_its_exceptions(sj, busybox, tmp_path):
