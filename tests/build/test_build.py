@@ -472,6 +472,15 @@ def test_dockerignore_and_its_exceptions(sj, busybox, tmp_path):
     build(sj, ctx, "-t", "ign:2", "-f", str(tmp_path / "df" / "app.Dockerfile"))
     with sangja_root(sj, "ign:2") as root:
         assert sorted(os.listdir(root + "/ctx")) == ["keep.txt"]
+    # the Dockerfile and .dockerignore may exclude themselves: the build still reads the
+    # Dockerfile, COPY does not see them
+    with open(ctx + "/.dockerignore", "w") as f:
+        f.write("Dockerfile\n.dockerignore\n*.log\nlogs\nsecret\nnode_modules\nsrc\n")
+    with open(ctx + "/Dockerfile", "w") as f:
+        f.write(f"FROM {busybox}\nCOPY . /ctx/\n")
+    build(sj, ctx, "-t", "ign:3")
+    with sangja_root(sj, "ign:3") as root:
+        assert sorted(os.listdir(root + "/ctx")) == ["keep.txt"]
 
 
 def test_multistage_target_and_parallel_stages(sj, busybox, tmp_path):
