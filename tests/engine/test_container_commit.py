@@ -119,9 +119,9 @@ def _inspect_state(sj, name):
 
 def test_a_stopped_commit_resumes_the_container(sj):
     """SIGTERM (as SIGHUP and Ctrl-C) while commit holds a running container paused: the
-    container is resumed, no image is made, exit 143.  A SIGKILL there cannot resume it:
-    the container stays paused, as `container ps` says, until `container unpause` (or
-    `rm -f`) -- no engine daemon outlives the CLI to do it."""
+    container is resumed, no image is made, exit 143.  A SIGKILL there: the next command
+    that looks at the container finds the commit gone and resumes it; a pause of the
+    user's own is left alone."""
     import signal
 
     from enginekit import kill9, start_stopped
@@ -139,7 +139,12 @@ def test_a_stopped_commit_resumes_the_container(sj):
     assert state["Running"] and not state["Paused"]
     assert sj.store_state() == before  # no image, no layer, no blob
     kill9(start_stopped(sj, "container", "commit", "live", "never:2", failpoint="commit:paused"))
-    assert _inspect_state(sj, "live")["Paused"]
-    sj.ok("container", "unpause", "live")
+    state = _inspect_state(sj, "live")
+    assert state["Running"] and not state["Paused"]
     assert sj.ok("container", "exec", "live", "echo", "on").out == "on\n"
+    assert sj.store_state() == before
+    sj.ok("container", "pause", "live")
+    assert _inspect_state(sj, "live")["Paused"]  # the user's pause stays
+    sj.ok("container", "commit", "live", "while-paused:1")  # a paused one is not resumed
+    assert _inspect_state(sj, "live")["Paused"]
     sj.ok("container", "rm", "-f", "live")

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 
 from sangja.engine.errors import EngineError, InvalidArgument
+from sangja.errors import SangjaError
+
+PAUSE_MARKER = "commit-pause"  # in the container's dir while a commit holds it paused
 
 _MERGED = ("Labels", "ExposedPorts", "Volumes")
 _SCALARS = ("WorkingDir", "User", "StopSignal", "Healthcheck", "OnBuild", "Shell")
@@ -79,10 +83,17 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
         raise InvalidArgument(str(e))
     args = _args(rec.config, image_config(image_conf))
     paused = False
+    marker = os.path.join(cs.paths(rec.id).dir, PAUSE_MARKER)
     try:
         if pause and rec.state == "running":
             cs.pause(rec.id)
             paused = True
+            # who paused it: a commit killed (-9) from here on is found out by the next
+            # command that looks at the container (resume_orphaned), which resumes it
+            from sangja.engine.records import proc_id
+
+            with open(marker, "w") as f:
+                f.write(proc_id())
             from sangja.engine.containers import _failpoint
 
             _failpoint("commit:paused")
@@ -94,9 +105,34 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
         raise EngineError(f"commit {rec.name}: {e}", errno=e.errno)
     finally:
         if paused:
+            # the marker goes first: a stale one must never resume a pause of the user's
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
             with contextlib.suppress(EngineError):
                 cs.unpause(rec.id)
     return res.image_id
+
+
+def resume_orphaned(cs, rec) -> bool:
+    """For Containers.observe: a container paused by a commit that was killed before it
+    resumed it is resumed.  -> True if it was."""
+    from sangja.engine.records import alive
+
+    marker = os.path.join(cs.paths(rec.id).dir, PAUSE_MARKER)
+    try:
+        with open(marker) as f:
+            owner = f.read().strip()
+    except FileNotFoundError:
+        return False
+    if alive(owner):
+        return False  # the commit is still writing
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)
+    try:
+        cs.rt.resume(rec.id)
+    except SangjaError:
+        return False  # resumed meanwhile by another command that saw it
+    return True
 
 
 def _args(cfg: dict, icfg: dict) -> list[str]:
