@@ -823,6 +823,47 @@ def test_builder_prune(sj, busybox, tmp_path):
     sj.assert_consistent()
 
 
+def test_cache_usage_for_system_df(sj, busybox, tmp_path):
+    """What `system df` shows of the cache (cache.usage, cache.df_records: Docker's
+    BuildCache items): the entries, the bytes of their layers, and what `builder prune`
+    would free -- nothing while an image uses the layers, all of it once none does."""
+    from sangja.engine.build import cache
+    from sangja.image.store import Store
+
+    ctx = write_context(tmp_path / "ctx", {"f": "x" * 10000, "Dockerfile": f"""
+FROM {busybox}
+ENV A=1
+RUN head -c 300000 /dev/zero > /zeros
+COPY f /f
+"""})  # fmt: skip
+    build(sj, ctx, "-t", "df:1")
+
+    def look():
+        st = Store(sj.root)
+        try:
+            return cache.usage(st), cache.df_records(st)
+        finally:
+            st.close()
+
+    use, items = look()
+    assert use["count"] == 3 and len(items) == 3
+    env, run = (next(i for i in items if w in i["Description"]) for w in ("ENV A=1", "head"))
+    assert run["Size"] >= 300000 and run["Shared"] and run["Type"] == "regular"
+    assert env["Size"] == 0  # a config-only step
+    assert run["Parent"] == env["ID"]  # the step below it, by its id
+    assert use["size"] == sum(i["Size"] for i in items) and use["reclaimable"] == 0
+    assert all(re.match(r"\d{4}-\d\d-\d\dT.*Z$", i["LastUsedAt"]) for i in items)
+    sj.ok("image", "rm", "df:1")
+    use, items = look()
+    assert use["reclaimable"] == use["size"] and not any(i["Shared"] for i in items)
+    sj.ok("builder", "prune", "-f")  # the entries with layers go; ENV's (none) stays
+    use, items = look()
+    assert use == {"count": 1, "size": 0, "reclaimable": 0, "active": 0}
+    assert [i["ID"] for i in items] == [env["ID"]]
+    sj.ok("builder", "prune", "-a", "-f")
+    assert look() == ({"count": 0, "size": 0, "reclaimable": 0, "active": 0}, [])
+
+
 def test_a_killed_build_is_cleaned_up_by_the_next(sj, busybox, tmp_path):
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {busybox}\nRUN echo started;"
                                                          " sleep 60\n"})  # fmt: skip

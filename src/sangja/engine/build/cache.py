@@ -12,8 +12,9 @@ images built from it leaves the layer to the cache; `builder prune` drops rows a
 whatever only they kept.  A row whose layers are gone (its base image removed meanwhile)
 is never served: it is dropped when found.
 
-`usage(store)` is what `system df` shows as "Build Cache"; `prune(store, ...)` is what
-`builder prune` and `system prune` call.
+`usage(store)` is what `system df` shows as "Build Cache" (`df_records(store)` its items,
+as Docker's /system/df has them); `prune(store, ...)` is what `builder prune` and
+`system prune` call.
 """
 
 from __future__ import annotations
@@ -201,6 +202,32 @@ def usage(store) -> dict:
         if layer not in shared:
             reclaimable += sz or 0
     return {"count": count, "size": size, "reclaimable": reclaimable, "active": 0}
+
+
+def df_records(store) -> list[dict]:
+    """The BuildCache items of Docker's /system/df (and `system df -v`), one per entry:
+    ID, Parent, Type ("regular"), Description (the step), InUse (False: a build holds
+    nothing between its steps), Shared (its layer is an image's too), Size (bytes of the
+    layer it made; 0 for a config-only step), CreatedAt, LastUsedAt (RFC 3339),
+    UsageCount (None: not counted)."""
+    from datetime import UTC, datetime
+
+    def when(t):
+        return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+    db = _db(store)
+    shared = _shared_layers(db)
+    keys = {r[0] for r in db.execute("SELECT key FROM build_cache")}
+    out = []
+    for e in entries(store):
+        out.append({
+            "ID": e.key[:25], "Parent": e.parent[:25] if e.parent in keys else "",
+            "Type": "regular", "Description": e.created_by, "InUse": False,
+            "Shared": e.layer is not None and e.layer in shared,
+            "Size": e.size if e.layer is not None else 0,
+            "CreatedAt": when(e.created), "LastUsedAt": when(e.last_used), "UsageCount": None,
+        })  # fmt: skip
+    return out
 
 
 def prune(store, all: bool = False, until: float | None = None) -> tuple[list[str], int]:
