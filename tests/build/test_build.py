@@ -366,8 +366,11 @@ def test_errors_of_the_context(sj, busybox, tmp_path):
      "Dockerfile:3: step 3/3 (EXPOSE 80/tcp abc): EXPOSE: invalid port 'abc'"),
     ("FROM {b}\nRUN touch /made\nSTOPSIGNAL SIGFOO\n",
      "Dockerfile:3: step 3/3 (STOPSIGNAL SIGFOO): STOPSIGNAL: invalid signal 'SIGFOO'"),
-    ("FROM {b}\nRUN touch /made\nCOPY --chown=nobody:nogroup --bogus=1 a /\n",
-     "Dockerfile:3: step 3/3 (COPY --chown=nobody:nogroup --bogus=1 a /): COPY --bogus is not"
+    ("FROM {b}\nRUN true\nRUN --bogus=1 true\n",
+     "Dockerfile:3: unknown flag: bogus (RUN takes --mount, --network, --security)"),
+    ("FROM {b}\nWORKDIR --x /a\n", "Dockerfile:2: unknown flag: x (WORKDIR takes none)"),
+    ("FROM {b}\nRUN touch /made\nCOPY --chown=nobody:nogroup --parents a /\n",
+     "Dockerfile:3: step 3/3 (COPY --chown=nobody:nogroup --parents a /): COPY --parents is not"
      " supported"),
     ("FROM {b}\nRUN touch /made\nRUN --mount=type=bogus true\n",
      "Dockerfile:3: step 3/3 (RUN --mount=type=bogus true): unsupported mount type 'bogus'"),

@@ -101,6 +101,9 @@ def test_stages_and_meta_args():
     ("FROM x AS a\nFROM y AS a\n", "duplicate stage name"),
     ("FROM x\nRUN <<EOF\nno end\n", "unterminated heredoc EOF"),
     ("", "file with no instructions"),
+    ("FROM x\nRUN --bogus true\n", "Dockerfile:2: unknown flag: bogus"),
+    ("FROM --pull=always x\n", "Dockerfile:1: unknown flag: pull"),
+    ("FROM x\nONBUILD COPY --frm=a b c\n", "unknown flag: frm"),
 ])  # fmt: skip
 def test_parse_errors(text, err):
     with pytest.raises(D.DockerfileError, match=err):

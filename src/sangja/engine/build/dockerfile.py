@@ -223,6 +223,17 @@ def _raw_words(s: str, esc: str) -> list[str]:
     return out
 
 
+# the flags each instruction has (Docker's and BuildKit's); any other is a parse error.
+# Some are known but not done (COPY --parents, --exclude): the step says so.
+FLAGS = {
+    "from": ("platform",),
+    "run": ("mount", "network", "security"),
+    "copy": ("from", "chown", "chmod", "link", "parents", "exclude"),
+    "add": ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"),
+    "healthcheck": ("interval", "timeout", "start-period", "start-interval", "retries"),
+}
+
+
 def _instruction(logical: str, line: int, esc: str, name: str) -> Instruction:
     m = re.match(r"(\S+)\s*(.*)$", logical, re.S)
     cmd = m.group(1).lower()
@@ -232,6 +243,12 @@ def _instruction(logical: str, line: int, esc: str, name: str) -> Instruction:
     flags = []
     if cmd not in ("env", "label", "arg", "maintainer", "onbuild"):
         rest, flags = _flags(rest, esc)
+        known = FLAGS.get(cmd, ())
+        for f, _ in flags:
+            if f not in known:
+                takes = ", ".join("--" + k for k in known) or "none"
+                raise DockerfileError(f"{name}:{line}: unknown flag: {f} ({cmd.upper()} takes"
+                                      f" {takes})")  # fmt: skip
     instr = Instruction(cmd, logical, rest, line, flags)
     parse_args(instr, esc, name)
     return instr
