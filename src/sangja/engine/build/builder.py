@@ -229,6 +229,13 @@ class Builder:
                 self.df, self.meta, o.target, self.esc, self.ctx.dockerfile_name
             )
             self.total = sum(1 + len(s.instructions) for s in self.plan.needed)
+            for s in self.plan.needed:  # before any step runs: no emulation for another
+                if s.platform:
+                    try:
+                        self._check_platform(W.word(s.platform, _defined(self.meta), self.esc),
+                                             "FROM --platform")  # fmt: skip
+                    except BuildError as e:
+                        raise BuildError(f"{self.ctx.dockerfile_name}:{s.from_instr.line}: {e}")
             state = self._run_stages()
             if o.labels:
                 state = self._labels(state)
