@@ -307,7 +307,10 @@ class Podman:
 
         self.root = os.path.join(str(tmp), "proot")
         self.runroot = tempfile.mkdtemp(prefix="sjpod-", dir="/tmp")
+        # --tmpdir too: libpod's state (its `alive` file) would else be the host's shared
+        # /run/libpod, which another podman user's `system reset` removes under us
         self.base = [PODMAN, "--root", self.root, "--runroot", self.runroot,
+                     "--tmpdir", os.path.join(self.runroot, "libpod"),
                      "--storage-driver", "overlay", "--events-backend", "none"]  # fmt: skip
 
     def __call__(self, *args):

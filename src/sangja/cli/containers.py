@@ -772,4 +772,8 @@ CONTAINER = {
     "cleanup": Sub(flags(("--run", "run", V), ("--unless-alive", "unless_alive", V)),
                    "--run N [--unless-alive PID:START] CONTAINER", "", container_cleanup),
 }  # fmt: skip
+# container commit / export (issue 17): cli/commit.py
+from sangja.cli.commit import SUBS as _COMMIT_SUBS  # noqa: E402
+
+CONTAINER.update(_COMMIT_SUBS)
 ALIASES = {"ls": "ps", "list": "ps", "remove": "rm"}

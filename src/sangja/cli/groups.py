@@ -62,8 +62,8 @@ def dispatch(word: str, table: dict, aliases: dict, args: list[str], g: dict) ->
         return sub.handler(opts, pos, g)
     except UsageError as e:
         return fail(str(e), sub.error_code if sub.error_code != 1 else 1)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return 128 + getattr(e, "signum", 2)  # Ctrl-C, or cli/stopsignals.py's Stopped
     except BrokenPipeError:
         return 0
     except Exception as e:

@@ -127,6 +127,8 @@ ENGINE_WORDS = {
     "info": "sangja.cli.system",
     "version": "sangja.cli.system",
     "network": "sangja.cli.networks",
+    "build": "sangja.cli.build",
+    "builder": "sangja.cli.build",
 }
 
 
@@ -143,8 +145,8 @@ def usage():
         lines.append(f"  {name:8} {args:13} {doc}")
     lines += [
         "",
-        "engine commands (Docker's): image, container, volume, system, info, version, login,"
-        " logout, trust (`sangja image --help`)",
+        "engine commands (Docker's): image, container, volume, network, system, info, version,"
+        " build, builder, login, logout, trust (`sangja image --help`)",
     ]
     return "\n".join(lines) + "\n"
 

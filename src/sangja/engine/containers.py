@@ -217,6 +217,12 @@ class Containers:
         if state not in ("created", "running", "paused"):
             return rec
         status = self.runtime_status(rec.id)
+        if status == "paused" and os.path.exists(os.path.join(self.paths(rec.id).dir,
+                                                              "commit-pause")):  # fmt: skip
+            from sangja.engine.commit import resume_orphaned
+
+            if resume_orphaned(self, rec):
+                status = "running"  # paused by a commit killed before it resumed it
         if status in ("running", "paused"):
             if rec.state != status:
                 values = {"state": status}

@@ -49,8 +49,10 @@ class SnapshotError(SangjaError):
     pass
 
 
-def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
-    """lowers: topmost first.  An image without layers gets an empty lower dir."""
+def mount_overlay(lowers: list[str], upper: str, work: str, target: str, extra: str = "") -> None:
+    """lowers: topmost first.  An image without layers gets an empty lower dir.
+    extra: more mount options (build: "redirect_dir=off,metacopy=off", so that its upper
+    dirs can always be written as layers whatever the kernel's defaults)."""
     if not lowers:
         empty = os.path.join(os.path.dirname(upper), "empty")
         os.makedirs(empty, exist_ok=True)
@@ -60,14 +62,15 @@ def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None
     for p in lowers + [upper, work]:
         if any(c in p for c in ",:\n"):
             raise SnapshotError(f"overlay: unusable path {p!r} (holds ',' or ':')")
-    opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+    tail = f",{extra}" if extra else ""
+    opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off{tail}"
     cwd = None
     if len(opts) > OPTION_MAX:
         base = os.path.dirname(lowers[0])
         if any(os.path.dirname(p) != base for p in lowers):
             raise SnapshotError(f"overlay: {len(lowers)} layers: the mount options are too long")
         short = ":".join(os.path.basename(p) for p in lowers)
-        opts = f"lowerdir={short},upperdir={upper},workdir={work},index=off"
+        opts = f"lowerdir={short},upperdir={upper},workdir={work},index=off{tail}"
         if len(opts) > OPTION_MAX:
             raise SnapshotError(f"overlay: {len(lowers)} layers: the mount options are too long")
         cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
