@@ -65,7 +65,7 @@ def test_df_figures_are_du_of_the_directories(sj, fixtures):
     table = sj.ok("system", "df").out.splitlines()
     assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert table[1].split()[:3] == ["Images", "2", "0"]
-    assert [line.split()[0] for line in table[1:]] == ["Images", "Containers", "Local"]
+    assert [line.split()[0] for line in table[1:]] == ["Images", "Containers", "Local", "Build"]
     verbose = sj.ok("system", "df", "-v").out
     assert "Images space usage:" in verbose and "Local Volumes space usage:" in verbose
     assert "test/busybox   latest" in verbose
@@ -154,3 +154,28 @@ def test_system_prune_removes_only_what_it_should(sj):
     assert tags() == [f"{BUSYBOX}:latest"]  # the running container's image stays
     sj.ok("container", "rm", "-f", "-v", "up")
     sj.ok("volume", "rm", "named", "spare")
+
+
+def test_system_prune_takes_unused_networks_and_build_cache(sj, tmp_path):
+    """As Docker's: user networks no container is on go, and the build cache no image uses
+    (`-a`: all of it); `system df` counts the cache."""
+    sj.ok("network", "create", "spare-net")
+    sj.ok("network", "create", "busy-net")
+    sj.ok("container", "run", "-d", "--name", "up", "--network", "busy-net", BUSYBOX,
+          "sleep", "600")  # fmt: skip
+    (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nRUN echo hi > /x\n")
+    sj.ok("build", "-q", "-t", "built", str(tmp_path))
+    cache = {r["Type"]: r for r in map(json.loads, sj.ok("system", "df", "--format",
+                                                          "json").out.splitlines())}  # fmt: skip
+    assert cache["Build Cache"]["TotalCount"] != "0"
+    assert _df(sj)["BuildCache"] and all(c["Shared"] for c in _df(sj)["BuildCache"] if c["Size"])
+    r = sj.ok("system", "prune", "-f")
+    assert "Deleted Networks:\nspare-net\n" in r.out
+    assert "Deleted build cache objects" not in r.out  # the image `built` uses its layer
+    nets = sj.ok("network", "ls", "--format", "{{.Name}}").out.split()
+    assert "busy-net" in nets and "spare-net" not in nets
+    r = sj.ok("system", "prune", "-a", "-f")
+    assert "Deleted build cache objects:\n" in r.out
+    assert _df(sj)["BuildCache"] == []
+    assert sj.ok("build", "-q", str(tmp_path)).rc == 0  # builds again from nothing
+    sj.ok("container", "rm", "-f", "up")

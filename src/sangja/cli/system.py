@@ -260,11 +260,12 @@ def system_prune(opts, pos, g):
         if not eq:
             raise UsageError(f"bad format of filter (expected name=value): {item!r}")
         filters.setdefault(k.strip().lower(), []).append(v)
-    what = ["all stopped containers"]
+    what = ["all stopped containers", "all networks not used by at least one container"]
     if opts.get("volumes"):
         what.append("all anonymous volumes not used by at least one container")
     what.append("all images without at least one container associated to them"
                 if opts.get("all") else "all dangling images")  # fmt: skip
+    what.append("all build cache" if opts.get("all") else "unused build cache")
     if not opts.get("force") and not confirm(
         "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
     ):
@@ -275,6 +276,9 @@ def system_prune(opts, pos, g):
     if res["ContainersDeleted"]:
         out.write("Deleted Containers:\n" + "".join(i + "\n" for i in res["ContainersDeleted"]))
         out.write("\n")
+    if res["NetworksDeleted"]:
+        out.write("Deleted Networks:\n" + "".join(n + "\n" for n in res["NetworksDeleted"]))
+        out.write("\n")
     if res["VolumesDeleted"]:
         out.write("Deleted Volumes:\n" + "".join(n + "\n" for n in res["VolumesDeleted"]))
         out.write("\n")
@@ -282,6 +286,11 @@ def system_prune(opts, pos, g):
         lines = [f"untagged: {d['Untagged']}" if "Untagged" in d else f"deleted: {d['Deleted']}"
                  for d in res["ImagesDeleted"]]  # fmt: skip
         out.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
+    if res["CachesDeleted"]:
+        out.write(
+            "Deleted build cache objects:\n" + "".join(k + "\n" for k in res["CachesDeleted"])
+        )
+        out.write("\n")
     out.write(f"Total reclaimed space: {size(res['SpaceReclaimed'])}\n")
     return 0
 
@@ -297,7 +306,7 @@ SYSTEM = {
                   system_events),
     "prune": Sub(flags(("-a", "--all", "all", B), ("--volumes", "volumes", B),
                        ("-f", "--force", "force", B), ("--filter", "filter", M)),
-                 "[OPTIONS]", "remove stopped containers, unused images (and volumes)",
+                 "[OPTIONS]", "remove stopped containers, unused networks, images, build cache",
                  system_prune),
     "version": Sub(flags(("-f", "--format", "format", V)), "[OPTIONS]",
                    "the engine's, the runtime's and conmon's versions", system_version),

@@ -134,15 +134,18 @@ def containers(cs) -> list[dict]:
 def disk_usage(store, volumes=None, containers: list[dict] | None = None) -> dict:
     """Docker's /system/df body.  `containers`: summaries with SizeRw already measured
     (`containers(cs)`); volumes: an engine.volumes.Volumes."""
+    from sangja.engine.build import cache
+
     items, layers, reclaimable = images(store)
     out = {
         "LayersSize": layers,
         "Images": items,
         "Containers": containers or [],
         "Volumes": volumes.usage() if volumes is not None else [],
-        "BuildCache": [],
+        "BuildCache": cache.df_records(store),
     }
     out["_ImagesReclaimable"] = reclaimable  # sangja's: exact, for the summary table
+    out["_BuildCache"] = cache.usage(store)  # the layers' bytes once, what prune frees
     return out
 
 
@@ -163,4 +166,7 @@ def summary(df: dict) -> list[dict]:
          "Reclaimable": sum(max(v["UsageData"]["Size"], 0) for v in vols
                             if not v["UsageData"]["RefCount"])},
     ]  # fmt: skip
+    bc = df.get("_BuildCache") or {"count": 0, "active": 0, "size": 0, "reclaimable": 0}
+    rows.append({"Type": "Build Cache", "TotalCount": bc["count"], "Active": bc["active"],
+                 "Size": bc["size"], "Reclaimable": bc["reclaimable"]})  # fmt: skip
     return rows

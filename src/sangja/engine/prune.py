@@ -1,12 +1,13 @@
-"""`system prune`: what Docker's removes, in its order: stopped containers, (networks: not
-here yet), with `volumes` the unused anonymous volumes, dangling images (`all`: every image
-no container uses).  There is no build cache to prune."""
+"""`system prune`: what Docker's removes, in its order: stopped containers, user networks no
+container is on, with `volumes` the unused anonymous volumes, dangling images (`all`: every
+image no container uses), the build cache no image uses (`all`: all of it)."""
 
 from __future__ import annotations
 
 
 def system_prune(cs, all: bool = False, volumes: bool = False, filters=None) -> dict:
-    """-> {"ContainersDeleted", "VolumesDeleted", "ImagesDeleted", "SpaceReclaimed"}.
+    """-> {"ContainersDeleted", "NetworksDeleted", "VolumesDeleted", "ImagesDeleted",
+    "CachesDeleted", "SpaceReclaimed"}.
     `filters`: {"until": [...], "label": [...], "label!": [...]} (until: containers and
     images; label, label!: containers, images and volumes), as Docker's."""
     from sangja.engine.errors import InvalidArgument
@@ -23,12 +24,15 @@ def system_prune(cs, all: bool = False, volumes: bool = False, filters=None) -> 
             until = parse_timestamp(f["until"][0])
         except ValueError as e:
             raise InvalidArgument(str(e))
-    out = {"ContainersDeleted": [], "VolumesDeleted": [], "ImagesDeleted": [],
-           "SpaceReclaimed": 0}  # fmt: skip
+    out = {"ContainersDeleted": [], "NetworksDeleted": [], "VolumesDeleted": [],
+           "ImagesDeleted": [], "CachesDeleted": [], "SpaceReclaimed": 0}  # fmt: skip
     labels, not_labels = f.get("label", []), f.get("label!", [])
     c = cs.prune(until=until, labels=labels, not_labels=not_labels)
     out["ContainersDeleted"] = c["ContainersDeleted"] or []
     out["SpaceReclaimed"] += c["SpaceReclaimed"]
+    from sangja.engine.networks import Networks
+
+    out["NetworksDeleted"] = Networks(cs.store).prune(f)
     if volumes:
         vf = {k: v for k, v in f.items() if k in ("label", "label!")}
         gone, freed = cs.mounts.volumes.prune(vf)
@@ -37,4 +41,12 @@ def system_prune(cs, all: bool = False, volumes: bool = False, filters=None) -> 
     i = Images(cs.store).prune(all=all, until=until, labels=labels, not_labels=not_labels)
     out["ImagesDeleted"] = i["ImagesDeleted"] or []
     out["SpaceReclaimed"] += i["SpaceReclaimed"]
+    if not labels and not not_labels:  # the cache has no labels: a label filter keeps it
+        from sangja.engine.build import cache
+        from sangja.engine.build.workspace import exclusive
+
+        with exclusive(cs.store):  # waits for running builds, as builder prune does
+            keys, freed = cache.prune(cs.store, all=all, until=until)
+        out["CachesDeleted"] = [k[:25] for k in keys]
+        out["SpaceReclaimed"] += freed
     return out
