@@ -148,3 +148,40 @@ def test_a_stopped_commit_resumes_the_container(sj):
     sj.ok("container", "commit", "live", "while-paused:1")  # a paused one is not resumed
     assert _inspect_state(sj, "live")["Paused"]
     sj.ok("container", "rm", "-f", "live")
+
+
+def test_commit_and_export_of_a_vfs_container(sj, tmp_path):
+    """On the vfs driver (a whole copy of the image, no upper dir) commit finds the changes
+    by comparing the copy with the image's layers, and export writes the copy."""
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    sj.ok("--storage-driver", "vfs", "container", "run", "--name", "v", BUSYBOX, "sh", "-c",
+          "echo made > /made; rm /etc/group; mkdir -p /d/e; chmod 700 /d; chown 5:6 /d;"
+          " echo in > /d/e/f; ln -s made /link; echo more >> /etc/passwd")  # fmt: skip
+    assert sj.ok("container", "inspect", "-f", "{{.Driver}}", "v").out.strip() == "vfs"
+    sj.ok("container", "commit", "v", "vfs:1")
+    img, base = sj.inspect("vfs:1"), sj.inspect(BUSYBOX)
+    assert img["RootFS"]["Layers"][:-1] == base["RootFS"]["Layers"]  # one layer on the image
+    script = ("cat /made /d/e/f; stat -c '%a %u:%g' /d; readlink /link; tail -1 /etc/passwd;"
+              " test -e /etc/group || echo gone; test -e /bin/busybox && echo kept")  # fmt: skip
+    out = sj.ok("container", "run", "--rm", "vfs:1", "sh", "-c", script).out
+    assert out == "made\nin\n700 5:6\nmade\nmore\ngone\nkept\n"
+    # the layer holds the changes only, not the copied image
+    layer_size = img["Size"] - base["Size"]
+    assert 0 < layer_size < 64 * 1024, layer_size
+    cid = json.loads(sj.ok("container", "inspect", "v").out)[0]["Id"]
+    assert not os.path.exists(os.path.join(sj.root, "containers", cid, "commit-changes"))
+    out = tmp_path / "v.tar"
+    sj.ok("container", "export", "-o", str(out), "v")
+    with tarfile.open(out) as t:
+        names = {m.name.rstrip("/") for m in t.getmembers()}
+        assert t.extractfile("made").read() == b"made\n"
+    assert "bin/busybox" in names and "etc/group" not in names
+    # a running vfs container is paused for the commit (its copy is walked by path)
+    sj.ok("--storage-driver", "vfs", "container", "run", "-d", "--name", "vl", BUSYBOX, "sh",
+          "-c", "echo 1 > /state; exec sleep 300")  # fmt: skip
+    wait_for(lambda: sj("container", "exec", "vl", "cat", "/state").out == "1\n",
+             "the container wrote its file")  # fmt: skip
+    sj.ok("container", "commit", "-p=false", "vl", "vfs:2")
+    assert sj.ok("container", "run", "--rm", "vfs:2", "cat", "/state").out == "1\n"
+    assert json.loads(sj.ok("container", "inspect", "vl").out)[0]["State"]["Running"]
+    sj.ok("container", "rm", "-f", "vl")

@@ -83,7 +83,14 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
         raise InvalidArgument(str(e))
     args = _args(rec.config, image_config(image_conf))
     paused = False
-    marker = os.path.join(cs.paths(rec.id).dir, PAUSE_MARKER)
+    paths = cs.paths(rec.id)
+    marker = os.path.join(paths.dir, PAUSE_MARKER)
+    vfs = cs.storage(rec.id).name == "vfs"
+    upper = paths.upper
+    if vfs:
+        # the changes are found by walking the root by path: it must stand still
+        pause = True
+        upper = os.path.join(paths.dir, "commit-changes")
     try:
         if pause and rec.state == "running":
             cs.pause(rec.id)
@@ -97,13 +104,30 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
             from sangja.engine.containers import _failpoint
 
             _failpoint("commit:paused")
+        if vfs:
+            from sangja.image import treecopy
+            from sangja.image.store import remove_tree
+
+            if os.path.lexists(upper):  # a commit killed before
+                remove_tree(upper)
+            try:
+                treecopy.changes_tree([paths.init] + cs._image_lowers(rec.image),
+                                      paths.rootfs, upper)  # fmt: skip
+            except OSError as e:
+                raise EngineError(f"commit {rec.name}: {e.filename}: {e.strerror}",
+                                  errno=e.errno or 0)  # fmt: skip
         res = commit_image(
-            cs.store, [Step(" ".join(args), root=cs.paths(rec.id).upper, comment=message)],
+            cs.store, [Step(" ".join(args), root=upper, comment=message)],
             base=rec.image, config=config, refs=refs, author=author or None,
         )  # fmt: skip
     except CommitError as e:
         raise EngineError(f"commit {rec.name}: {e}", errno=e.errno)
     finally:
+        if vfs and os.path.lexists(upper):
+            from sangja.image.store import remove_tree
+
+            with contextlib.suppress(OSError, SangjaError):
+                remove_tree(upper)
         if paused:
             # the marker goes first: a stale one must never resume a pause of the user's
             with contextlib.suppress(FileNotFoundError):
@@ -151,6 +175,11 @@ def export(cs, ref: str, out_fd: int) -> None:
 
     rec = cs.get(ref)
     paths = cs.paths(rec.id)
+    if cs.storage(rec.id).name == "vfs":  # a plain directory, never mounted
+        running = rec.state in ("running", "paused")
+        with contextlib.nullcontext() if running else cs._locked(rec.id):
+            _write(pack, paths.rootfs, out_fd, rec)
+        return
     if rec.state in ("running", "paused") and is_mounted(paths.rootfs):
         _write(pack, paths.rootfs, out_fd, rec)
         return

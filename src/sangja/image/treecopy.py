@@ -373,3 +373,49 @@ def diff(layers: list[str], root: str) -> list[tuple[str, int]]:
     walk("", _visible(list(layers), ""), 0)
     out.sort()
     return out
+
+
+def changes_tree(layers: list[str], root: str, dest: str) -> None:
+    """What `root` (a full copy of the layers, topmost first) changed, as overlayfs keeps
+    it in an upper directory: at `dest` (new, on root's file system) the changed and added
+    entries (files hard-linked: the same inode, no copy), their parent directories with
+    root's metadata, and a whiteout (0/0 char device) for each deleted path. The layer
+    writer takes it as it takes overlay's upper dir (commit of a vfs container). `root`
+    must not change meanwhile (a paused or stopped container): it is read by path."""
+    os.mkdir(dest, 0o755)
+    made = {""}
+    dirs = []
+
+    def directory(rel: str) -> None:
+        if rel in made:
+            return
+        directory(os.path.dirname(rel) if rel.count("/") > 1 else "")
+        st = os.lstat(root + rel)
+        os.mkdir(dest + rel, 0o700)
+        os.chown(dest + rel, st.st_uid, st.st_gid)
+        _copy_xattrs(root + rel, dest + rel, follow=False)
+        dirs.append((rel, st))
+        made.add(rel)
+
+    for rel, kind in diff(layers, root):
+        parent = os.path.dirname(rel) if rel.count("/") > 1 else ""
+        directory(parent)
+        if kind == DELETED:
+            os.mknod(dest + rel, _stat.S_IFCHR | 0o600, os.makedev(0, 0))
+            continue
+        st = os.lstat(root + rel)
+        if _stat.S_ISDIR(st.st_mode):
+            directory(rel)
+        elif _stat.S_ISREG(st.st_mode):
+            os.link(root + rel, dest + rel, follow_symlinks=False)
+        elif _stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(root + rel), dest + rel)
+            os.lchown(dest + rel, st.st_uid, st.st_gid)
+            _copy_xattrs(root + rel, dest + rel, follow=False)
+        else:  # device, fifo, socket
+            os.mknod(dest + rel, st.st_mode, st.st_rdev)
+            os.chown(dest + rel, st.st_uid, st.st_gid)
+            _copy_xattrs(root + rel, dest + rel, follow=False)
+    for rel, st in reversed(dirs):  # deepest first: a child's entry changes no parent's times
+        os.chmod(dest + rel, _stat.S_IMODE(st.st_mode))
+        os.utime(dest + rel, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
