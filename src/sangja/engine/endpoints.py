@@ -55,6 +55,17 @@ def network_mode(hc: dict) -> str:
     return "bridge" if mode == "default" else mode
 
 
+def dns_defaults(hc: dict) -> tuple[list, list, list]:
+    """(servers, search domains, options) for the container's resolv.conf: each of its own
+    --dns/--dns-search/--dns-option, else the config file's dns/dns-search/dns-opts (as
+    dockerd's daemon.json: read at each start, not kept in the container's HostConfig)."""
+    from sangja import settings
+
+    return (hc.get("Dns") or settings.get("dns") or [],
+            hc.get("DnsSearch") or settings.get("dns-search") or [],
+            hc.get("DnsOptions") or settings.get("dns-opts") or [])  # fmt: skip
+
+
 def _container_mode(mode: str) -> str | None:
     return mode.split(":", 1)[1] if mode.startswith("container:") else None
 
@@ -348,7 +359,7 @@ class Endpoints:
             if eps:
                 from sangja.engine import netavark
 
-                opts = self._options(cid, name, eps, mappings, hc.get("Dns"))
+                opts = self._options(cid, name, eps, mappings, dns_defaults(hc)[0])
                 call = netavark.Call(self.dirs, "setup", path, opts)
                 self._pending[cid] = call
                 sb.pending = (call, eps, name)
@@ -499,8 +510,9 @@ class Endpoints:
             sb.hostname = dns.hostname_file(hostname)
             sb.hosts = dns.hosts_file(hostname, cfg.get("Domainname") or "", [], extra,
                                       host_mode=True)  # fmt: skip
-            sb.resolv = dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
-                                        options=hc.get("DnsOptions"), host_mode=True)  # fmt: skip
+            servers, search, options = dns_defaults(hc)
+            sb.resolv = dns.resolv_conf(dns=servers, search=search, options=options,
+                                        host_mode=True)  # fmt: skip
             return sb
         active = [ep for ep in sb.eps if ep.active]
         addrs = active[0].addresses if active else []
@@ -512,8 +524,8 @@ class Endpoints:
                     servers.append(gw)
         sb.hostname = dns.hostname_file(hostname)
         sb.hosts = dns.hosts_file(hostname, cfg.get("Domainname") or "", addrs, extra)
-        sb.resolv = dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
-                                    options=hc.get("DnsOptions"),
+        dns_servers, search, options = dns_defaults(hc)
+        sb.resolv = dns.resolv_conf(dns=dns_servers, search=search, options=options,
                                     name_servers=servers[:MAX_NAMESERVERS],
                                     ipv6=any(ep.ipv6 for ep in active))  # fmt: skip
         return sb
