@@ -14,6 +14,7 @@ releasing what the container held (no veth, no firewall rule, no lease in the st
 `network rm` leaving no rule or cursor, a restart getting its address back, `network rm` of a
 network in use, and a kill -9 of `run` at three points of its network's set-up."""
 
+import contextlib
 import json
 import os
 import re
@@ -541,8 +542,9 @@ def test_bip_and_mtu_shape_the_default_bridge(sj, tmp_path):
     assert f"inet {ip(sj, 'a')}/24 " in out and "\n1400\n" in out
     assert re.search(r"^default via 10\.55\.0\.1 dev eth0", out, re.M), out
     assert "1 packets received" in out
-    with open("/sys/class/net/sangja0/mtu") as f:
-        assert f.read().strip() == "1400"
+    link = subprocess.run(["ip", "-o", "link", "show", "sangja0"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert " mtu 1400 " in link  # the host's end: the bridge (in the test's namespace)
     # changed while a container is on the bridge: kept, with a warning naming what
     configure(sj, tmp_path, 'bip = "10.56.0.1/24"\n')
     r = sj.ok("network", "inspect", "bridge")
@@ -589,12 +591,58 @@ def test_default_address_pools_give_new_networks_their_subnets(sj, tmp_path):
     out = sh(sj, "--network", "two", script="ip -o addr show eth0")
     assert re.search(r"inet 10\.90\.2\.\d+/24 ", out) and re.search(r"inet6 fd90:1::\S+/64", out)
     assert "inet 10.90.0." in sh(sj, script="ip -o -4 addr show eth0")
-    # a full pool: Docker's message, naming the pools
-    configure(sj, tmp_path, 'default-address-pools = [{ base = "10.92.0.0/24", size = 24 }]\n')
+    # other pools: the default bridge (no container on it) follows them; a full pool is
+    # Docker's message, naming the pools
+    configure(sj, tmp_path, 'default-address-pools = [{ base = "10.92.0.0/23", size = 24 }]\n')
     sj.ok("network", "create", "four")
+    assert ipam_config(sj, "bridge")[0][0]["Subnet"] == "10.92.0.0/24"
+    assert ipam_config(sj, "four")[0][0]["Subnet"] == "10.92.1.0/24"
     r = sj.fail("network", "create", "five")
     assert "non-overlapping IPv4 address pool among the default-address-pools" in r.err
     sj.ok("network", "rm", "one", "two", "three", "four")
+
+
+@contextlib.contextmanager
+def dns_server(address):
+    """A DNS server on 127.0.0.1:53 (the test's namespace) answering every A question with
+    `address` (others with no record) -> the names it was asked, while it runs."""
+    import socket
+    import struct
+    import threading
+
+    asked = []
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 53))
+    s.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                q, peer = s.recvfrom(1500)
+            except TimeoutError:
+                continue
+            i, labels = 12, []
+            while q[i]:
+                labels.append(q[i + 1 : i + 1 + q[i]].decode())
+                i += 1 + q[i]
+            qtype = struct.unpack("!H", q[i + 1 : i + 3])[0]
+            asked.append(".".join(labels))
+            question = q[12 : i + 5]
+            an = 1 if qtype == 1 else 0
+            r = q[:2] + struct.pack("!HHHHH", 0x8180, 1, an, 0, 0) + question
+            if an:
+                r += struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
+            s.sendto(r, peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield asked
+    finally:
+        stop.set()
+        t.join()
+        s.close()
 
 
 def test_dns_keys_are_containers_default_resolv_conf(sj, tmp_path):
@@ -619,5 +667,11 @@ def test_dns_keys_are_containers_default_resolv_conf(sj, tmp_path):
     assert out == f"nameserver {gw}\nsearch corp.example\noptions ndots:3 timeout:2"
     sj.ok("container", "create", "--name", "c", BUSYBOX)
     assert not inspect(sj, "c")["HostConfig"].get("Dns")
+    # aardvark-dns forwards the names it does not know to the file's dns servers: here a
+    # small server of the test's, on 127.0.0.1:53 of the test's namespace
+    configure(sj, tmp_path, 'dns = ["127.0.0.1"]\n')
+    with dns_server("10.1.2.3") as asked:
+        out = sh(sj, "--network", "app", script="nslookup -type=a outside.example")
+    assert "Address: 10.1.2.3" in out and "outside.example" in asked
     sj.ok("container", "rm", "c")
     sj.ok("network", "rm", "app")
