@@ -670,8 +670,13 @@ def test_dns_keys_are_containers_default_resolv_conf(sj, tmp_path):
     # aardvark-dns forwards the names it does not know to the file's dns servers: here a
     # small server of the test's, on 127.0.0.1:53 of the test's namespace
     configure(sj, tmp_path, 'dns = ["127.0.0.1"]\n')
+    run(sj, "-d", "--name", "d", BUSYBOX, "sleep", "1000")
+    sj.ok("network", "connect", "app", "d")  # and for a network connected later
     with dns_server("10.1.2.3") as asked:
         out = sh(sj, "--network", "app", script="nslookup -type=a outside.example")
+        later = sj.ok("container", "exec", "d", "nslookup", "-type=a", "later.example").out
     assert "Address: 10.1.2.3" in out and "outside.example" in asked
+    assert "Address: 10.1.2.3" in later and "later.example" in asked
+    sj.ok("container", "rm", "-f", "d")
     sj.ok("container", "rm", "c")
     sj.ok("network", "rm", "app")

@@ -608,9 +608,10 @@ class Endpoints:
 
     # ---- connect / disconnect ------------------------------------------------------------
     def connect(self, cid: str, name: str, ref: str, ep: dict | None = None,
-                mode: str = "bridge") -> Endpoint:  # fmt: skip
+                mode: str = "bridge", host_config: dict | None = None) -> Endpoint:  # fmt: skip
         """NetworkConnect: a new endpoint; set up at once if the container's network is
-        (it runs).  `mode`: the container's NetworkMode."""
+        (it runs).  `mode`: the container's NetworkMode; `host_config`: its HostConfig
+        (the DNS servers aardvark-dns forwards to: --dns, else the config file's)."""
         net = self.nets.get(ref)
         mode = network_mode({"NetworkMode": mode})
         if net.driver != "bridge":
@@ -639,7 +640,8 @@ class Endpoints:
                 self._lease_one(tx, new)
             from sangja.engine import netavark
 
-            opts = self._options(cid, name, [new], self.mappings(cid), ())
+            servers = dns_defaults(host_config or {})[0]
+            opts = self._options(cid, name, [new], self.mappings(cid), servers)
             status = netavark.setup(self.dirs, sb[1], opts)
             self._record_macs(cid, [new], status)
             self._wait_dns(sb[1], [new], name)
