@@ -10,8 +10,11 @@ stays until `network rm`.  Containers' endpoints on networks, their address leas
 published ports are in the tables below too (engine/endpoints.py, engine/ipam.py).
 
 The predefined networks are made on first use of the tables: `bridge` (device `sangja0`,
-Docker's 172.17.0.0/16 unless that overlaps a route of the host: the next free pool),
-`host` and `none`.  The default `bridge` has no name resolution between containers (as
+the config file's `bip`, else Docker's 172.17.0.0/16 unless that overlaps a route of the
+host: the next free subnet of the pools, `default-address-pools` when set; MTU `mtu` or
+1500), `host` and `none`.  dockerd makes its bridge anew at each start; sangja, without a
+daemon, compares the bridge with those keys at each command's first use of the tables and
+makes its definition anew when they changed and no container is on it (_follow_settings).  The default `bridge` has no name resolution between containers (as
 Docker's); user networks do (aardvark-dns) and are isolated from each other.
 """
 
