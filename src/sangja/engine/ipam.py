@@ -6,7 +6,8 @@ host bits, not overlapping another network's) or picked from the pools: the conf
 172.31.0.0/16, then 192.168.0.0/20 ... 192.168.240.0/20), skipping
 every pool that overlaps another network or a route of the host (the engine's network
 namespace: `/proc/thread-self/net/route`), as Docker does; so the default `bridge` network
-is 172.17.0.0/16 unless that collides (or the config file's `bip` says otherwise).  An IPv6 network without `--subnet` gets a unique
+is 172.17.0.0/16 unless that collides (or the config file's `bip` says otherwise).  An
+IPv6 network without `--subnet` gets the IPv6 pools' first free subnet, else a unique
 local /64 (fdXX:XXXX:XXXX::/64) derived from its id.
 
 Addresses.  A container's address on a network is leased when it starts and released when

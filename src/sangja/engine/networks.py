@@ -14,8 +14,9 @@ the config file's `bip`, else Docker's 172.17.0.0/16 unless that overlaps a rout
 host: the next free subnet of the pools, `default-address-pools` when set; MTU `mtu` or
 1500), `host` and `none`.  dockerd makes its bridge anew at each start; sangja, without a
 daemon, compares the bridge with those keys at each command's first use of the tables and
-makes its definition anew when they changed and no container is on it (_follow_settings).  The default `bridge` has no name resolution between containers (as
-Docker's); user networks do (aardvark-dns) and are isolated from each other.
+makes its definition anew when they changed and no container is on it (_follow_settings).
+The default `bridge` has no name resolution between containers (as Docker's); user
+networks do (aardvark-dns) and are isolated from each other.
 """
 
 from __future__ import annotations
