@@ -94,6 +94,29 @@ def _cidr(v):
     return v
 
 
+def _bip(v):
+    """The default bridge's own address with its prefix (Docker's bip: 10.55.0.1/24)."""
+    import ipaddress
+
+    try:
+        iface = ipaddress.ip_interface(_str(v))
+    except ValueError:
+        raise ValueError(f"want an address with its prefix (CIDR), got {v!r}")
+    if "/" not in v or iface.version != 4:
+        raise ValueError(f"want an IPv4 address with its prefix, e.g. 10.55.0.1/24, got {v!r}")
+    net = iface.network
+    if net.prefixlen > 30 or iface.ip in (net.network_address, net.broadcast_address):
+        raise ValueError(f"want the bridge's own address in its subnet (e.g. "
+                         f"{net.network_address + 1}/{net.prefixlen}), got {v!r}")  # fmt: skip
+    return v
+
+
+def _mtu(v):
+    if isinstance(v, bool) or not isinstance(v, int) or not 68 <= v <= 65535:
+        raise ValueError(f"want an integer from 68 to 65535, got {v!r}")
+    return v
+
+
 def _ips(v):
     import ipaddress
 
@@ -196,8 +219,8 @@ SCHEMA = {
     "log-opts": _log_opts,
     "default-ulimits": _ulimits,
     # networks' defaults (engine/networks)
-    "bip": _cidr,
-    "mtu": _positive,
+    "bip": _bip,
+    "mtu": _mtu,
     "dns": _ips,
     "dns-search": _strings,
     "dns-opts": _strings,

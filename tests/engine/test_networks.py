@@ -14,6 +14,7 @@ releasing what the container held (no veth, no firewall rule, no lease in the st
 `network rm` leaving no rule or cursor, a restart getting its address back, `network rm` of a
 network in use, and a kill -9 of `run` at three points of its network's set-up."""
 
+import contextlib
 import json
 import os
 import re
@@ -504,4 +505,178 @@ def test_restart_policy_sets_the_network_up_again(sj):
     assert http_get("http://127.0.0.1:8087/hostname").strip() == cid
     assert cid in sh(sj, "--network", "app", script=wget("http://web/hostname"))
     sj.ok("container", "rm", "-f", "web")
+    sj.ok("network", "rm", "app")
+
+
+# ---- the engine's config file: bip, mtu, default-address-pools, dns* -------------------
+
+
+def configure(sj, tmp_path, text):
+    """Write the engine's config file and point this sj's commands at it."""
+    p = tmp_path / "engine.toml"
+    p.write_text(text)
+    sj.env["SANGJA_CONFIG"] = str(p)
+
+
+def ipam_config(sj, name):
+    net = json.loads(sj.ok("network", "inspect", name).out)[0]
+    return net["IPAM"]["Config"], net["Options"]
+
+
+def test_bip_and_mtu_shape_the_default_bridge(sj, tmp_path):
+    """bip is the default bridge's subnet and gateway, mtu its MTU and its containers'
+    (inside: eth0's address, route and MTU; on the host: sangja0's); a changed file is
+    followed once no container is on the bridge (a running one keeps it, with a warning);
+    without the keys the bridge is Docker's 172.17.0.0/16 again.  A user network keeps
+    1500 (Docker's daemon mtu is the default bridge's only)."""
+    pull(sj, BUSYBOX)
+    configure(sj, tmp_path, 'bip = "10.55.0.1/24"\nmtu = 1400\n')
+    conf, opts = ipam_config(sj, "bridge")
+    assert conf == [{"Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1"}]
+    assert opts["com.docker.network.driver.mtu"] == "1400"
+    run(sj, "-d", "--name", "a", BUSYBOX, "sleep", "1000")
+    assert ip(sj, "a").startswith("10.55.0.") and nets(sj, "a")["bridge"]["IPPrefixLen"] == 24
+    out = sj.ok("container", "exec", "a", "sh", "-c",
+                "ip -o -4 addr show eth0; cat /sys/class/net/eth0/mtu; ip route;"
+                " ping -c1 -W5 10.55.0.1").out  # fmt: skip
+    assert f"inet {ip(sj, 'a')}/24 " in out and "\n1400\n" in out
+    assert re.search(r"^default via 10\.55\.0\.1 dev eth0", out, re.M), out
+    assert "1 packets received" in out
+    link = subprocess.run(["ip", "-o", "link", "show", "sangja0"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert " mtu 1400 " in link  # the host's end: the bridge (in the test's namespace)
+    # changed while a container is on the bridge: kept, with a warning naming what
+    configure(sj, tmp_path, 'bip = "10.56.0.1/24"\n')
+    r = sj.ok("network", "inspect", "bridge")
+    assert json.loads(r.out)[0]["IPAM"]["Config"][0]["Subnet"] == "10.55.0.0/24"
+    assert "default bridge keeps 10.55.0.0/24" in r.err and "engine.toml" in r.err
+    sj.ok("container", "rm", "-f", "a")
+    conf, opts = ipam_config(sj, "bridge")  # the last container left: the file is followed
+    assert conf == [{"Subnet": "10.56.0.0/24", "Gateway": "10.56.0.1"}]
+    assert opts["com.docker.network.driver.mtu"] == "1500"
+    out = sh(sj, script="ip -o -4 addr show eth0; cat /sys/class/net/eth0/mtu")
+    assert "inet 10.56.0.2/24 " in out and out.split()[-1] == "1500"
+    # a user network without the mtu option: 1500 whatever mtu says (as Docker)
+    configure(sj, tmp_path, "mtu = 1400\n")
+    sj.ok("network", "create", "app")
+    assert sh(sj, "--network", "app", script="cat /sys/class/net/eth0/mtu") == "1500"
+    sj.ok("network", "rm", "app")
+    # no bip: Docker's default subnet again
+    conf, _ = ipam_config(sj, "bridge")
+    assert conf == [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]
+    # a bip overlapping a user network: the bridge keeps its subnet, with a warning
+    sj.ok("network", "create", "--subnet", "10.57.0.0/16", "other")
+    configure(sj, tmp_path, 'bip = "10.57.3.1/24"\n')
+    r = sj.ok("network", "inspect", "bridge")
+    assert json.loads(r.out)[0]["IPAM"]["Config"][0]["Subnet"] == "172.17.0.0/16"
+    assert 'key "bip": 10.57.3.0/24 overlaps network other (10.57.0.0/16)' in r.err
+    sj.ok("network", "rm", "other")
+    assert ipam_config(sj, "bridge")[0][0]["Subnet"] == "10.57.3.0/24"
+
+
+def test_default_address_pools_give_new_networks_their_subnets(sj, tmp_path):
+    """The default bridge (no bip) and user networks without --subnet take their subnets
+    from default-address-pools (IPv4, and IPv6 for --ipv6 networks), in order; --subnet
+    still wins."""
+    pull(sj, BUSYBOX)
+    configure(sj, tmp_path, 'default-address-pools = [{ base = "10.90.0.0/16", size = 24 },'
+                            ' { base = "fd90:1::/48", size = 64 }]\n')  # fmt: skip
+    assert ipam_config(sj, "bridge")[0] == [{"Subnet": "10.90.0.0/24", "Gateway": "10.90.0.1"}]
+    sj.ok("network", "create", "one")
+    sj.ok("network", "create", "--ipv6", "two")
+    sj.ok("network", "create", "--subnet", "10.91.0.0/24", "three")
+    assert ipam_config(sj, "one")[0] == [{"Subnet": "10.90.1.0/24", "Gateway": "10.90.1.1"}]
+    assert [c["Subnet"] for c in ipam_config(sj, "two")[0]] == ["10.90.2.0/24", "fd90:1::/64"]
+    assert ipam_config(sj, "three")[0][0]["Subnet"] == "10.91.0.0/24"
+    out = sh(sj, "--network", "two", script="ip -o addr show eth0")
+    assert re.search(r"inet 10\.90\.2\.\d+/24 ", out) and re.search(r"inet6 fd90:1::\S+/64", out)
+    assert "inet 10.90.0." in sh(sj, script="ip -o -4 addr show eth0")
+    # other pools: the default bridge (no container on it) follows them; a full pool is
+    # Docker's message, naming the pools
+    configure(sj, tmp_path, 'default-address-pools = [{ base = "10.92.0.0/23", size = 24 }]\n')
+    sj.ok("network", "create", "four")
+    assert ipam_config(sj, "bridge")[0][0]["Subnet"] == "10.92.0.0/24"
+    assert ipam_config(sj, "four")[0][0]["Subnet"] == "10.92.1.0/24"
+    r = sj.fail("network", "create", "five")
+    assert "non-overlapping IPv4 address pool among the default-address-pools" in r.err
+    sj.ok("network", "rm", "one", "two", "three", "four")
+
+
+@contextlib.contextmanager
+def dns_server(address):
+    """A DNS server on 127.0.0.1:53 (the test's namespace) answering every A question with
+    `address` (others with no record) -> the names it was asked, while it runs."""
+    import socket
+    import struct
+    import threading
+
+    asked = []
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 53))
+    s.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                q, peer = s.recvfrom(1500)
+            except TimeoutError:
+                continue
+            i, labels = 12, []
+            while q[i]:
+                labels.append(q[i + 1 : i + 1 + q[i]].decode())
+                i += 1 + q[i]
+            qtype = struct.unpack("!H", q[i + 1 : i + 3])[0]
+            asked.append(".".join(labels))
+            question = q[12 : i + 5]
+            an = 1 if qtype == 1 else 0
+            r = q[:2] + struct.pack("!HHHHH", 0x8180, 1, an, 0, 0) + question
+            if an:
+                r += struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
+            s.sendto(r, peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield asked
+    finally:
+        stop.set()
+        t.join()
+        s.close()
+
+
+def test_dns_keys_are_containers_default_resolv_conf(sj, tmp_path):
+    """dns, dns-search and dns-opts are what a container's /etc/resolv.conf gets when run
+    has no --dns/--dns-search/--dns-option (each replaced on its own by the flag), on the
+    default bridge, with --network host and on a user network (there the nameserver is the
+    network's aardvark-dns, the search and options the file's); they are read at start,
+    not kept in the container's HostConfig (as dockerd)."""
+    pull(sj, BUSYBOX)
+    configure(sj, tmp_path, 'dns = ["10.0.0.53", "10.0.0.54"]\ndns-search = ["corp.example"]\n'
+                            'dns-opts = ["ndots:3", "timeout:2"]\n')  # fmt: skip
+    want = ("nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\n"
+            "options ndots:3 timeout:2")  # fmt: skip
+    assert sh(sj, script="cat /etc/resolv.conf") == want
+    assert sh(sj, "--network", "host", script="cat /etc/resolv.conf") == want
+    out = sh(sj, "--dns", "10.0.0.99", "--dns-option", "attempts:1",
+             script="cat /etc/resolv.conf")  # fmt: skip
+    assert out == "nameserver 10.0.0.99\nsearch corp.example\noptions attempts:1"
+    sj.ok("network", "create", "app")
+    gw = ipam_config(sj, "app")[0][0]["Gateway"]
+    out = sh(sj, "--network", "app", script="cat /etc/resolv.conf")
+    assert out == f"nameserver {gw}\nsearch corp.example\noptions ndots:3 timeout:2"
+    sj.ok("container", "create", "--name", "c", BUSYBOX)
+    assert not inspect(sj, "c")["HostConfig"].get("Dns")
+    # aardvark-dns forwards the names it does not know to the file's dns servers: here a
+    # small server of the test's, on 127.0.0.1:53 of the test's namespace
+    configure(sj, tmp_path, 'dns = ["127.0.0.1"]\n')
+    run(sj, "-d", "--name", "d", BUSYBOX, "sleep", "1000")
+    sj.ok("network", "connect", "app", "d")  # and for a network connected later
+    with dns_server("10.1.2.3") as asked:
+        out = sh(sj, "--network", "app", script="nslookup -type=a outside.example")
+        later = sj.ok("container", "exec", "d", "nslookup", "-type=a", "later.example").out
+    assert "Address: 10.1.2.3" in out and "outside.example" in asked
+    assert "Address: 10.1.2.3" in later and "later.example" in asked
+    sj.ok("container", "rm", "-f", "d")
+    sj.ok("container", "rm", "c")
     sj.ok("network", "rm", "app")

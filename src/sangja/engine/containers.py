@@ -932,7 +932,8 @@ class Containers:
             if rec.state == "paused":
                 raise Conflict(f"Container {rec.id} is paused: unpause it first")
             mode = rec.host_config.get("NetworkMode")
-            containernet.endpoints(self).connect(rec.id, rec.name, net, endpoint, mode=mode)
+            containernet.endpoints(self).connect(rec.id, rec.name, net, endpoint, mode=mode,
+                                                 host_config=rec.host_config)  # fmt: skip
             containernet.refresh_files(self, rec)
 
     def network_disconnect(self, net: str, ref: str) -> None:

@@ -10,7 +10,8 @@ Docker writes them, and `--add-host`/`--dns*` checked.
   `--dns` servers when given, else to the host's); elsewhere `--dns` or the host's
   nameservers without loopback ones (those mean nothing in another namespace: systemd-
   resolved's upstream file is used instead, else Google's, as Docker does).  `--dns-search`
-  and `--dns-option` replace the host's search and options.
+  and `--dns-option` replace the host's search and options.  (The callers give the config
+  file's dns/dns-search/dns-opts where the container has no flag: endpoints.dns_defaults.)
 """
 
 from __future__ import annotations

@@ -55,6 +55,17 @@ def network_mode(hc: dict) -> str:
     return "bridge" if mode == "default" else mode
 
 
+def dns_defaults(hc: dict) -> tuple[list, list, list]:
+    """(servers, search domains, options) for the container's resolv.conf: each of its own
+    --dns/--dns-search/--dns-option, else the config file's dns/dns-search/dns-opts (as
+    dockerd's daemon.json: read at each start, not kept in the container's HostConfig)."""
+    from sangja import settings
+
+    return (hc.get("Dns") or settings.get("dns") or [],
+            hc.get("DnsSearch") or settings.get("dns-search") or [],
+            hc.get("DnsOptions") or settings.get("dns-opts") or [])  # fmt: skip
+
+
 def _container_mode(mode: str) -> str | None:
     return mode.split(":", 1)[1] if mode.startswith("container:") else None
 
@@ -348,7 +359,7 @@ class Endpoints:
             if eps:
                 from sangja.engine import netavark
 
-                opts = self._options(cid, name, eps, mappings, hc.get("Dns"))
+                opts = self._options(cid, name, eps, mappings, dns_defaults(hc)[0])
                 call = netavark.Call(self.dirs, "setup", path, opts)
                 self._pending[cid] = call
                 sb.pending = (call, eps, name)
@@ -499,8 +510,9 @@ class Endpoints:
             sb.hostname = dns.hostname_file(hostname)
             sb.hosts = dns.hosts_file(hostname, cfg.get("Domainname") or "", [], extra,
                                       host_mode=True)  # fmt: skip
-            sb.resolv = dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
-                                        options=hc.get("DnsOptions"), host_mode=True)  # fmt: skip
+            servers, search, options = dns_defaults(hc)
+            sb.resolv = dns.resolv_conf(dns=servers, search=search, options=options,
+                                        host_mode=True)  # fmt: skip
             return sb
         active = [ep for ep in sb.eps if ep.active]
         addrs = active[0].addresses if active else []
@@ -512,8 +524,8 @@ class Endpoints:
                     servers.append(gw)
         sb.hostname = dns.hostname_file(hostname)
         sb.hosts = dns.hosts_file(hostname, cfg.get("Domainname") or "", addrs, extra)
-        sb.resolv = dns.resolv_conf(dns=hc.get("Dns"), search=hc.get("DnsSearch"),
-                                    options=hc.get("DnsOptions"),
+        dns_servers, search, options = dns_defaults(hc)
+        sb.resolv = dns.resolv_conf(dns=dns_servers, search=search, options=options,
                                     name_servers=servers[:MAX_NAMESERVERS],
                                     ipv6=any(ep.ipv6 for ep in active))  # fmt: skip
         return sb
@@ -596,9 +608,10 @@ class Endpoints:
 
     # ---- connect / disconnect ------------------------------------------------------------
     def connect(self, cid: str, name: str, ref: str, ep: dict | None = None,
-                mode: str = "bridge") -> Endpoint:  # fmt: skip
+                mode: str = "bridge", host_config: dict | None = None) -> Endpoint:  # fmt: skip
         """NetworkConnect: a new endpoint; set up at once if the container's network is
-        (it runs).  `mode`: the container's NetworkMode."""
+        (it runs).  `mode`: the container's NetworkMode; `host_config`: its HostConfig
+        (the DNS servers aardvark-dns forwards to: --dns, else the config file's)."""
         net = self.nets.get(ref)
         mode = network_mode({"NetworkMode": mode})
         if net.driver != "bridge":
@@ -627,7 +640,8 @@ class Endpoints:
                 self._lease_one(tx, new)
             from sangja.engine import netavark
 
-            opts = self._options(cid, name, [new], self.mappings(cid), ())
+            servers = dns_defaults(host_config or {})[0]
+            opts = self._options(cid, name, [new], self.mappings(cid), servers)
             status = netavark.setup(self.dirs, sb[1], opts)
             self._record_macs(cid, [new], status)
             self._wait_dns(sb[1], [new], name)

@@ -1,11 +1,13 @@
 """IP address management: which subnet a network gets, which address a container gets.
 
 Subnets.  A network's subnets are the user's (`--subnet`, checked: a valid CIDR without
-host bits, not overlapping another network's) or picked from Docker's default pools
-(172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/20 ... 192.168.240.0/20), skipping
+host bits, not overlapping another network's) or picked from the pools: the config file's
+`default-address-pools` when it has them, else Docker's defaults (172.17.0.0/16 ...
+172.31.0.0/16, then 192.168.0.0/20 ... 192.168.240.0/20), skipping
 every pool that overlaps another network or a route of the host (the engine's network
 namespace: `/proc/thread-self/net/route`), as Docker does; so the default `bridge` network
-is 172.17.0.0/16 unless that collides.  An IPv6 network without `--subnet` gets a unique
+is 172.17.0.0/16 unless that collides (or the config file's `bip` says otherwise).  An
+IPv6 network without `--subnet` gets the IPv6 pools' first free subnet, else a unique
 local /64 (fdXX:XXXX:XXXX::/64) derived from its id.
 
 Addresses.  A container's address on a network is leased when it starts and released when
@@ -26,12 +28,30 @@ from sangja.engine.neterrors import NetworkConflict, NetworkInvalid
 
 IPv4, IPv6 = 4, 6
 
+# Docker's default pools: 172.17-31.0.0/16, then 192.168.N.0/20
+DEFAULT_POOLS = [
+    {"base": "172.17.0.0/16", "size": 16}, {"base": "172.18.0.0/15", "size": 16},
+    {"base": "172.20.0.0/14", "size": 16}, {"base": "172.24.0.0/14", "size": 16},
+    {"base": "172.28.0.0/14", "size": 16}, {"base": "192.168.0.0/16", "size": 20},
+]  # fmt: skip
 
-def _pools():
-    for i in range(17, 32):
-        yield ipaddress.ip_network(f"172.{i}.0.0/16")
-    for i in range(0, 256, 16):
-        yield ipaddress.ip_network(f"192.168.{i}.0/20")
+
+def _pools(pools: list[dict] | None = None):
+    """The candidate subnets, in order: each pool's base cut in subnets of its size
+    (daemon.json's default-address-pools, which replace Docker's own when given)."""
+    if pools is None:
+        pools = DEFAULT_POOLS
+    for p in pools:
+        base = ipaddress.ip_network(p["base"], strict=False)
+        if base.version == 4:
+            yield from base.subnets(new_prefix=p["size"])
+
+
+def configured_pools() -> list[dict] | None:
+    """default-address-pools from the engine's config file (None: Docker's defaults)."""
+    from sangja import settings
+
+    return settings.get("default-address-pools")
 
 
 def host_routes() -> list:
@@ -69,24 +89,39 @@ def host_routes() -> list:
     return out
 
 
-def pick_subnet(taken: list, routes: list | None = None):
-    """The first default pool that overlaps nothing in `taken` (other networks' subnets)
-    nor a host route."""
+def pick_subnet(taken: list, routes: list | None = None, pools: list[dict] | None = None):
+    """The first subnet of the pools (`pools`: default-address-pools' entries, None for
+    Docker's defaults) that overlaps nothing in `taken` (other networks' subnets) nor a host
+    route."""
     routes = host_routes() if routes is None else routes
     avoid = [n for n in list(taken) + list(routes) if n.version == 4]
-    for pool in _pools():
+    for pool in _pools(pools):
         if not any(pool.overlaps(n) for n in avoid):
             return pool
     raise NetworkConflict(
-        "could not find an available, non-overlapping IPv4 address pool among the defaults"
-        " to assign to the network"
+        "could not find an available, non-overlapping IPv4 address pool among the"
+        f" {'default-address-pools' if pools is not None else 'defaults'} to assign to the"
+        " network"
     )
 
 
-def ula_subnet(seed: str, taken: list):
-    """A unique local /64 for an IPv6 network given no --subnet: fd + 40 bits of the
-    network id's hash (+1 while it overlaps another network)."""
+def ula_subnet(seed: str, taken: list, pools: list[dict] | None = None):
+    """An IPv6 subnet for a network given no --subnet: the first free one of the IPv6
+    bases of default-address-pools when it has some, else a unique local /64: fd + 40 bits
+    of the network id's hash (+1 while it overlaps another network)."""
     import hashlib
+
+    v6 = [p for p in pools or () if ipaddress.ip_network(p["base"], strict=False).version == 6]
+    if v6:
+        for p in v6:
+            base = ipaddress.ip_network(p["base"], strict=False)
+            for net in base.subnets(new_prefix=p["size"]):
+                if not any(net.overlaps(n) for n in taken if n.version == 6):
+                    return net
+        raise NetworkConflict(
+            "could not find an available, non-overlapping IPv6 address pool among the"
+            " default-address-pools to assign to the network"
+        )
 
     h = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:5], "big")
     for i in range(256):

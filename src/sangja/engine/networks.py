@@ -10,9 +10,13 @@ stays until `network rm`.  Containers' endpoints on networks, their address leas
 published ports are in the tables below too (engine/endpoints.py, engine/ipam.py).
 
 The predefined networks are made on first use of the tables: `bridge` (device `sangja0`,
-Docker's 172.17.0.0/16 unless that overlaps a route of the host: the next free pool),
-`host` and `none`.  The default `bridge` has no name resolution between containers (as
-Docker's); user networks do (aardvark-dns) and are isolated from each other.
+the config file's `bip`, else Docker's 172.17.0.0/16 unless that overlaps a route of the
+host: the next free subnet of the pools, `default-address-pools` when set; MTU `mtu` or
+1500), `host` and `none`.  dockerd makes its bridge anew at each start; sangja, without a
+daemon, compares the bridge with those keys at each command's first use of the tables and
+makes its definition anew when they changed and no container is on it (_follow_settings).
+The default `bridge` has no name resolution between containers (as Docker's); user
+networks do (aardvark-dns) and are isolated from each other.
 """
 
 from __future__ import annotations
@@ -199,6 +203,14 @@ class Network:
         }
 
 
+def bridge_settings() -> dict:
+    """The config file's keys that shape the default bridge (those it sets)."""
+    from sangja import settings
+
+    keys = ("bip", "mtu", "default-address-pools")
+    return {k: settings.get(k) for k in keys if settings.get(k) is not None}
+
+
 def ensure_schema(db) -> None:
     for stmt in SCHEMA:
         db.execute(stmt)
@@ -246,6 +258,8 @@ class Networks:
                 with self.store.transaction() as tx:
                     ensure_schema(tx)
                     self._predefined(tx)
+            else:
+                self._follow_settings(db)
             self._ready = True
         return db
 
@@ -257,23 +271,8 @@ class Networks:
         have = {r[0] for r in tx.execute("SELECT name FROM networks")}
         now = time.time()
         if "bridge" not in have:
-            from sangja.engine import ipam
-
-            taken = self._taken(tx)
-            subnet = ipam.pick_subnet(taken)
-            body = {
-                "Subnets": [ipam.complete({"Subnet": str(subnet)})],
-                "Interface": DEFAULT_BRIDGE_IFACE, "DNS": False, "IPAMOptions": None,
-                "Options": {
-                    "com.docker.network.bridge.default_bridge": "true",
-                    "com.docker.network.bridge.enable_icc": "true",
-                    "com.docker.network.bridge.enable_ip_masquerade": "true",
-                    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                    OPT_NAME: DEFAULT_BRIDGE_IFACE,
-                    OPT_MTU: str(DEFAULT_MTU),
-                },
-            }  # fmt: skip
-            self._insert(tx, _new_id(tx), "bridge", "bridge", now, body)
+            self._insert(tx, _new_id(tx), "bridge", "bridge", now,
+                         self._bridge_body(tx, bridge_settings()))  # fmt: skip
         if "host" not in have:
             self._insert(tx, _new_id(tx), "host", "host", now, {"IPAMOptions": None})
         if "none" not in have:
@@ -287,16 +286,101 @@ class Networks:
                    (nid, name, driver, created, jsonio.dumps(body)))  # fmt: skip
 
     @staticmethod
-    def _taken(tx) -> list:
+    def _subnets(tx, but: str = "") -> list[tuple]:
+        """(network name, subnet) of every network but `but`."""
         import ipaddress
 
         from sangja import jsonio
 
         out = []
-        for (body,) in tx.execute("SELECT body FROM networks"):
+        for name, body in tx.execute("SELECT name, body FROM networks WHERE name != ?", (but,)):
             for s in jsonio.loads(body).get("Subnets") or ():
-                out.append(ipaddress.ip_network(s["Subnet"]))
+                out.append((name, ipaddress.ip_network(s["Subnet"])))
         return out
+
+    @classmethod
+    def _taken(cls, tx) -> list:
+        return [n for _, n in cls._subnets(tx)]
+
+    def _bridge_body(self, tx, want: dict, old: dict | None = None) -> dict:
+        """The default bridge's definition for the config file's `want` (bridge_settings):
+        `bip`'s subnet and gateway, else the first free subnet of the pools (the old one
+        while bip and the pools are as they were), `mtu` or 1500."""
+        import ipaddress
+
+        from sangja import settings
+        from sangja.engine import ipam
+
+        others = self._subnets(tx, but="bridge")
+        was = (old or {}).get("Settings") or {}
+        pools = want.get("default-address-pools")
+        if "bip" in want:
+            iface = ipaddress.ip_interface(want["bip"])
+            for name, net in others:
+                if net.overlaps(iface.network):
+                    raise settings.SettingsError(
+                        f'{settings.path()}: key "bip": {iface.network} overlaps network'
+                        f" {name} ({net})"
+                    )
+            subnet = {"Subnet": str(iface.network), "Gateway": str(iface.ip)}
+        elif old and "bip" not in was and was.get("default-address-pools") == pools:
+            subnet = old["Subnets"][0]
+        else:
+            subnet = ipam.complete(
+                {"Subnet": str(ipam.pick_subnet([n for _, n in others], pools=pools))}
+            )
+        return {
+            "Subnets": [subnet],
+            "Interface": DEFAULT_BRIDGE_IFACE, "DNS": False, "IPAMOptions": None,
+            "Options": {
+                "com.docker.network.bridge.default_bridge": "true",
+                "com.docker.network.bridge.enable_icc": "true",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                OPT_NAME: DEFAULT_BRIDGE_IFACE,
+                OPT_MTU: str(want.get("mtu") or DEFAULT_MTU),
+            },
+            "Settings": want,  # what it was made from (compared at each command's first use)
+        }  # fmt: skip
+
+    def _follow_settings(self, db) -> None:
+        """Remake the default bridge's definition when the config file's bip, mtu or
+        default-address-pools changed since it was made (Docker remakes its bridge at each
+        daemon start), unless a container is on it now: then it stays as it is, with a
+        warning, until the last one has left it."""
+        import sys
+
+        from sangja import jsonio, settings
+
+        want = bridge_settings()
+        row = db.execute("SELECT body FROM networks WHERE name='bridge'").fetchone()
+        if row is None or (jsonio.loads(row[0]).get("Settings") or {}) == want:
+            return
+        with self.store.transaction() as tx:
+            row = tx.execute("SELECT id, body FROM networks WHERE name='bridge'").fetchone()
+            old = jsonio.loads(row[1])
+            if (old.get("Settings") or {}) == want:
+                return
+            busy = tx.execute(
+                "SELECT count(*) FROM net_endpoints WHERE network=? AND (ipv4 IS NOT NULL OR"
+                " ipv6 IS NOT NULL OR mac IS NOT NULL)", (row[0],)).fetchone()[0]  # fmt: skip
+            keeps = f"the default bridge keeps {old['Subnets'][0]['Subnet']}, MTU" \
+                    f" {old['Options'].get(OPT_MTU)}"  # fmt: skip
+            if busy:
+                sys.stderr.write(f"sangja: warning: {settings.path()} changed the default"
+                                 f" bridge: {keeps} until the {busy} container(s) on it have"
+                                 " stopped\n")  # fmt: skip
+                return
+            try:
+                body = self._bridge_body(tx, want, old)
+            except (settings.SettingsError, NetworkConflict) as e:
+                sys.stderr.write(f"sangja: warning: {e}: {keeps}\n")
+                return
+            tx.execute("UPDATE networks SET body=? WHERE id=?", (jsonio.dumps(body), row[0]))
+            if body["Subnets"] != old["Subnets"]:
+                tx.execute("DELETE FROM ipam_cursors WHERE network=?", (row[0],))
+            # a device a crash left has the old address: the next container makes it anew
+            remove_device(DEFAULT_BRIDGE_IFACE)
 
     # ---- reading ------------------------------------------------------------------------
     def all(self) -> list[Network]:
@@ -435,10 +519,13 @@ class Networks:
                             f"Pool overlaps with other one on this address space ({net} and {t})"
                         )
             nid = _new_id(tx)
+            pools = ipam.configured_pools()
             if 4 not in versions:
-                entries.insert(0, ipam.complete({"Subnet": str(ipam.pick_subnet(taken))}))
+                entries.insert(0, ipam.complete(
+                    {"Subnet": str(ipam.pick_subnet(taken, pools=pools))}))  # fmt: skip
             if ipv6 and 6 not in versions:
-                entries.append(ipam.complete({"Subnet": str(ipam.ula_subnet(nid, taken))}))
+                entries.append(ipam.complete(
+                    {"Subnet": str(ipam.ula_subnet(nid, taken, pools))}))  # fmt: skip
             if not iface:
                 iface = "br-" + nid[:12]
             for (body,) in tx.execute("SELECT body FROM networks"):
