@@ -64,7 +64,7 @@ def proc_stat(pid):
 
 def runtime_ids(root):
     """The containers a runtime root holds state for: a name with an @ is no container id
-    (sangja's @seccomp cache, the engine's @net)."""
+    (the engine's @net run dir)."""
     try:
         return sorted(n for n in os.listdir(root) if "@" not in n)
     except FileNotFoundError:

@@ -561,36 +561,40 @@ def test_no_enosys_stub_when_the_default_allows(rt):
 # -- the compiled-profile cache --------------------------------------------------------------------
 
 
-def _cache_entries(rt):
-    d = os.path.join(rt.root, "@seccomp")
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+def _cached_run(rt, cfg, script, cache):
+    """`script` in a container of `cfg` (with the probe), the cache in `cache`."""
+    cfg["process"]["args"] = ["sh", "-c", script]
+    return rt.run(probed(rt, cfg), env=dict(os.environ, SANGJA_SECCOMP_CACHE=str(cache)))
 
 
 @pytest.mark.sangja_only("sangja's cache of compiled profiles")
-def test_cached_profile_filters_and_warns_as_the_first(rt):
+def test_cached_profile_filters_and_warns_as_the_first(rt, tmp_path):
     """The second container of one profile takes the program the first compiled: it
-    filters the same, and the compile's warnings are said again."""
+    filters the same, and the compile's warnings are said again. The cache is not in the
+    runtime's root, which holds containers only."""
     c = seccomp_config([], [rule(["mkdirat", "no_such_call_sj"], "SCMP_ACT_ERRNO")])
     for n in range(2):
-        r = probe_run(rt, c, "probe sys mkdirat -100 s:/x 0").ok()
+        r = _cached_run(rt, c, "probe sys mkdirat -100 s:/x 0", tmp_path).ok()
         assert "mkdirat = -1 errno 1" in r.out, (n, r)
         assert "no_such_call_sj" in r.err and "warning" in r.err, (n, r)
-        assert len(_cache_entries(rt)) == 1
+        assert len(os.listdir(tmp_path)) == 1
     other = seccomp_config([], [rule(["getpriority"], "SCMP_ACT_ERRNO")])
-    assert "mkdirat = -1 errno 1" not in probe_run(rt, other, "probe sys mkdirat -100 s:/x 0").out
-    assert len(_cache_entries(rt)) == 2  # another profile, another entry
-    assert rt("list", "-q").ok().out == ""  # not a container
+    assert "mkdirat = -1 errno 1" not in _cached_run(rt, other, "probe sys mkdirat -100 s:/x 0",
+                                                     tmp_path).out  # fmt: skip
+    assert len(os.listdir(tmp_path)) == 2  # another profile, another entry
+    assert os.listdir(rt.root) == []
 
 
 @pytest.mark.sangja_only("sangja's cache of compiled profiles")
-def test_damaged_cache_entry_is_compiled_again(rt):
+def test_damaged_cache_entry_is_compiled_again(rt, tmp_path):
     c = seccomp_config([], [rule(["mkdirat"], "SCMP_ACT_ERRNO")])
-    probe_run(rt, c, "true").ok()
-    (entry,) = _cache_entries(rt)
-    path = os.path.join(rt.root, "@seccomp", entry)
+    _cached_run(rt, c, "true", tmp_path).ok()
+    (entry,) = os.listdir(tmp_path)
+    path = os.path.join(tmp_path, entry)
     with open(path, "r+b") as f:  # a program cut short: no longer an entry
         f.truncate(os.path.getsize(path) - 3)
-    assert "mkdirat = -1 errno 1" in probe_run(rt, c, "probe sys mkdirat -100 s:/x 0").ok().out
+    out = _cached_run(rt, c, "probe sys mkdirat -100 s:/x 0", tmp_path).ok().out
+    assert "mkdirat = -1 errno 1" in out
     with open(path, "rb") as f:
         head, _, bpf = f.read().partition(b"\n")
     assert json.loads(head)["size"] == len(bpf)  # written again, whole

@@ -184,7 +184,7 @@ class Runtime:
             config, bundle, cid, cgroups=cg.layout(), no_pivot=no_pivot,
             no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
             log_fd=self.log.fileno() if self.log else -1, warn=self.warn,
-            seccomp_cache=os.path.join(self.root, st.SECCOMP_CACHE),
+            seccomp_cache=st.seccomp_cache_dir(),
         )  # fmt: skip
         hooks = config.get("hooks") or {}
 

@@ -94,10 +94,10 @@ def compile_filter(seccomp, warn, cache_dir=None):
     """linux.seccomp (validated here) -> Filter. Unknown syscall names are skipped with a
     warning, as runc does (a profile names calls that newer kernels have).
 
-    With `cache_dir` (the runtime root's, on tmpfs: gone at reboot, with the kernel it
-    was built for), a profile compiled before by the same libseccomp on the same kernel
-    is read back, warnings included: an engine gives every container the same profile,
-    and compiling Docker's costs more than all the rest of `create`."""
+    With `cache_dir` (state.seccomp_cache_dir), a profile compiled before by the same
+    libseccomp on the same kernel is read back, warnings included: an engine gives every
+    container the same profile, and compiling Docker's costs more than all the rest of
+    `create`."""
     if cache_dir is None:
         return _compile(seccomp, warn)
     import hashlib

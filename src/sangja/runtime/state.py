@@ -18,7 +18,6 @@ STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 PROCESS_FILE = "process.json"
 SECCOMP_FILE = "seccomp.bpf"
-SECCOMP_CACHE = "@seccomp"  # in the root (no id has an @): programs compiled before
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
@@ -227,3 +226,17 @@ def list_ids(root):
     except FileNotFoundError:
         return []
     return sorted(n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE)))
+
+
+def seccomp_cache_dir():
+    """Where compiled seccomp programs are kept (seccomp.compile_filter): outside every
+    --root (an engine checks that a root is empty once its containers are gone), on tmpfs
+    (gone at reboot, with the kernel they were built for), one per user. SANGJA_SECCOMP_CACHE
+    names another directory ("": none)."""
+    d = os.environ.get("SANGJA_SECCOMP_CACHE")
+    if d is not None:
+        return d or None
+    if os.geteuid() == 0:
+        return "/run/sangja-seccomp"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(xdg, "sangja-seccomp") if xdg else None
