@@ -71,6 +71,7 @@ PARTS = [
     ("seccomp", "sjseccomp", sources("seccomp"), ["seccomp"]),
     ("cgroup", "sjcgroup", sources("cgroup"), []),
     ("pack", "sjpack", [*sources("pack"), "csrc/extract/sha256.c"], ["z", "zstd", "isal"]),
+    ("state", "sjstate", sources("state"), ["yajl"]),
 ]
 # Headers are named by their path under csrc/ ("launch/launch.h") outside their own folder.
 INCLUDE_DIRS = ["csrc"]
