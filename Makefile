@@ -43,10 +43,11 @@ deps: apt-deps $(DEPS_STAMP)
 
 # A regular (non-editable) install: the entry script then finds sangja without site.py.
 install: deps
+	@rm -f build/scripts-*/sangja  # the Python entry script of before the C front end
 	$(PYTHON) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
 	@# -IS on the entry script's interpreter line (pip writes a bare one): no site.py scan of
 	@# site-packages (~30 ms per call here); the script finds its package itself.
-	sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -IS|' $(SANGJA)
+	sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -IS|' $(SANGJA)-py
 	ln -sf $(SANGJA) /usr/local/bin/sangja
 	@echo "installed: $(SANGJA) (linked from /usr/local/bin/sangja)"
 

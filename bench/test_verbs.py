@@ -14,9 +14,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import call, new_id, record, runtimes
-
 from bundles import make_bundle
+from conftest import call, new_id, record, runtimes
 
 RUNTIMES = runtimes()
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))

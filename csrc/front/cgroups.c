@@ -1,0 +1,201 @@
+/* cgroupfs directories for kill --all and delete: see cgroups.h. */
+#include "front/cgroups.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "state/state.h"
+
+int sj_cgroups_from_record(yajl_val cgroups, struct sj_cgroups *cg) {
+  memset(cg, 0, sizeof *cg);
+  if (!cgroups || !YAJL_IS_OBJECT(cgroups) || sj_json_get(cgroups, "systemd"))
+    return -1;
+  yajl_val paths = sj_json_get(cgroups, "paths"), unified = sj_json_get(cgroups, "unified");
+  if (!paths || !YAJL_IS_OBJECT(paths) || !unified ||
+      !(YAJL_IS_TRUE(unified) || YAJL_IS_FALSE(unified)))
+    return -1;
+  cg->unified = YAJL_IS_TRUE(unified);
+  for (size_t i = 0; i < paths->u.object.len; i++) {
+    yajl_val v = paths->u.object.values[i];
+    if (!YAJL_IS_STRING(v) || v->u.string[0] != '/' || cg->n == SJ_CG_MAX)
+      return -1;
+    for (int j = 0; j < cg->n; j++) /* a key twice: Python's dict keeps one */
+      if (!strcmp(cg->name[j], paths->u.object.keys[i]))
+        return -1;
+    cg->name[cg->n] = paths->u.object.keys[i];
+    cg->path[cg->n++] = v->u.string;
+  }
+  return 0;
+}
+
+static const char *path_of(const struct sj_cgroups *cg, const char *name) {
+  for (int i = 0; i < cg->n; i++)
+    if (!strcmp(cg->name[i], name))
+      return cg->path[i];
+  return NULL;
+}
+
+/* The directory of a v1 controller, also when comounted ('cpu' in 'cpu,cpuacct'). */
+static const char *dir_of(const struct sj_cgroups *cg, const char *ctrl) {
+  const char *p = path_of(cg, ctrl);
+  if (p || cg->unified)
+    return p;
+  size_t n = strlen(ctrl);
+  for (int i = 0; i < cg->n; i++)
+    for (const char *s = cg->name[i]; *s;) {
+      size_t len = strcspn(s, ",");
+      if (len == n && !strncmp(s, ctrl, n))
+        return cg->path[i];
+      s += len + (s[len] == ',');
+    }
+  return NULL;
+}
+
+static int write_file(const char *path, const char *value) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int rc = write(fd, value, strlen(value)) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
+int sj_cgroups_kill(const struct sj_cgroups *cg) {
+  char path[4096];
+  const char *u = path_of(cg, "");
+  if (!u)
+    return -ENOENT;
+  snprintf(path, sizeof path, "%s/cgroup.kill", u);
+  return write_file(path, "1");
+}
+
+/* SIGKILL to every process listed in `dir` and the cgroups below it. */
+static void kill_listed(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "re");
+  if (f) {
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+      kill((pid_t)pid, SIGKILL);
+    fclose(f);
+  }
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_type == DT_DIR && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      kill_listed(path);
+    }
+  closedir(d);
+}
+
+/* Thaw a frozen cgroup (a frozen process cannot die): v1's freezer, else cgroup.freeze. */
+static void thaw(const struct sj_cgroups *cg) {
+  char path[4096];
+  const char *fz = cg->unified ? NULL : path_of(cg, "freezer");
+  if (fz) {
+    snprintf(path, sizeof path, "%s/freezer.state", fz);
+    write_file(path, "THAWED");
+  } else if ((fz = path_of(cg, ""))) {
+    snprintf(path, sizeof path, "%s/cgroup.freeze", fz);
+    write_file(path, "0");
+  }
+}
+
+static void kill_all(const struct sj_cgroups *cg) {
+  thaw(cg);
+  if (sj_cgroups_kill(cg) == 0)
+    return;
+  const char *d = path_of(cg, "");
+  static const char *const order[] = {"pids", "freezer", "memory", "cpu"};
+  for (size_t i = 0; !d && i < sizeof order / sizeof *order; i++)
+    d = dir_of(cg, order[i]);
+  if (!d && cg->n)
+    d = cg->path[0];
+  if (d)
+    kill_listed(d);
+}
+
+/* rmdir `path`; when it has child cgroups, those first (runtime/cgroups/host.rmdir_tree). */
+static int rmdir_tree(const char *path, const char **failed) {
+  static char where[4096];
+  if (rmdir(path) == 0)
+    return 0;
+  int err = errno;
+  if (err != EBUSY && err != ENOTEMPTY) {
+    snprintf(where, sizeof where, "%s", path);
+    *failed = where;
+    return -err;
+  }
+  DIR *d = opendir(path);
+  int subs = 0;
+  if (d) {
+    struct dirent *e;
+    char sub[4096];
+    while ((e = readdir(d))) {
+      if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        continue;
+      subs++;
+      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+      int rc = rmdir_tree(sub, failed);
+      if (rc < 0) {
+        closedir(d);
+        return rc;
+      }
+    }
+    closedir(d);
+  }
+  if (!subs || rmdir(path) < 0) {
+    err = subs ? errno : err;
+    snprintf(where, sizeof where, "%s", path);
+    *failed = where;
+    return -err;
+  }
+  return 0;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int sj_cgroups_destroy(const struct sj_cgroups *cg, const char **failed) {
+  double deadline = now() + 5.0;
+  int left[SJ_CG_MAX], nleft = cg->n, killed = 0;
+  for (int i = 0; i < cg->n; i++)
+    left[i] = 1;
+  while (nleft) {
+    for (int i = 0; i < cg->n; i++) {
+      if (!left[i])
+        continue;
+      int rc = rmdir_tree(cg->path[i], failed);
+      if (rc == 0 || rc == -ENOENT) {
+        left[i] = 0;
+        nleft--;
+      } else if (rc != -EBUSY || now() > deadline) {
+        return rc;
+      }
+    }
+    if (nleft) {
+      if (!killed) {
+        kill_all(cg);
+        killed = 1;
+      }
+      struct timespec ts = {0, 2000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return 0;
+}

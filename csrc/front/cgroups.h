@@ -1,0 +1,30 @@
+/* A container's cgroupfs directories as state.json records them ({"paths": {name: dir},
+ * "unified": bool}), for the front end's `kill --all KILL` and `delete`: what
+ * runtime/cgroups/manager.py does for those two, in C. */
+#ifndef SJ_FRONT_CGROUPS_H
+#define SJ_FRONT_CGROUPS_H
+
+#include <yajl/yajl_tree.h>
+
+#define SJ_CG_MAX 32
+
+struct sj_cgroups {
+  const char *name[SJ_CG_MAX]; /* the v1 mount's name, "" for the unified hierarchy */
+  const char *path[SJ_CG_MAX];
+  int n;
+  int unified;
+};
+
+/* The record's cgroups: -1 when they are not the cgroupfs drivers' (systemd's) or the
+ * record is not what this front end reads (then Python handles the verb). */
+int sj_cgroups_from_record(yajl_val cgroups, struct sj_cgroups *cg);
+
+/* SIGKILL to everything in the container's cgroup through cgroup.kill: 0, or -errno when
+ * there is none (nothing was sent). */
+int sj_cgroups_kill(const struct sj_cgroups *cg);
+
+/* Remove every directory (and those below), killing what is still inside; 0, or -errno
+ * with the directory that could not go in `failed`. */
+int sj_cgroups_destroy(const struct sj_cgroups *cg, const char **failed);
+
+#endif

@@ -1,0 +1,251 @@
+/* state, start, kill, delete: what runtime/container.py's Runtime does for them, for the
+ * containers that need nothing of Python. See main.c for the hand-off rule. */
+#include "front/verbs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "front/cgroups.h"
+#include "front/exit.h"
+#include "front/out.h"
+#include "state/state.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* An open, locked container with its parsed record and status. */
+struct ctr {
+  int fd;
+  yajl_val tree;
+  struct sj_record rec;
+  const char *status;
+};
+
+/* Open and read the container; hand off where Python would report an error (no such
+ * container, a record it cannot read) or a state the front end leaves to it. */
+static void load(const struct sj_verb *v, int shared, struct ctr *c) {
+  int has_state = 0;
+  char why[256];
+  int err;
+  c->fd = sj_state_open(v->root, v->id, shared, &has_state);
+  if (c->fd == -ENOENT && v->force)
+    exit(0); /* delete --force of what is not there */
+  if (c->fd < 0 || !has_state)
+    sj_hand_off();
+  c->tree = sj_state_read(c->fd, why, sizeof why, &err);
+  if (!c->tree || sj_record_from_tree(c->tree, &c->rec) < 0)
+    sj_hand_off();
+  c->status = sj_state_status(&c->rec, c->fd);
+  if (!strcmp(c->status, "creating"))
+    sj_hand_off();
+}
+
+/* Does the record ask for what only Python does: hooks to run, mounts of the host's to
+ * release? */
+static int needs_python(yajl_val tree) {
+  yajl_val hooks = sj_json_get(tree, "hooks");
+  if (hooks && !YAJL_IS_NULL(hooks) && !(YAJL_IS_OBJECT(hooks) && hooks->u.object.len == 0))
+    return 1;
+  yajl_val hm = sj_json_get(tree, "host_mounts");
+  if (hm && !YAJL_IS_NULL(hm) && !(YAJL_IS_OBJECT(hm) && hm->u.object.len == 0))
+    return 1;
+  return 0;
+}
+
+static void put_kv(struct sj_buf *b, const char *key, int first) {
+  sj_buf_str(b, first ? "{\n  " : ",\n  ");
+  sj_buf_json_str(b, key);
+  sj_buf_str(b, ": ");
+}
+
+/* runc's state JSON, as sangja.jsonio.dumps_indent writes state.oci_state(). */
+int sj_verb_state(const struct sj_verb *v) {
+  struct ctr c;
+  load(v, 1, &c);
+  static const char *const strs[] = {"ociVersion", "id", "bundle", "rootfs", "created"};
+  for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+    if (!sj_json_str(c.tree, strs[i]))
+      sj_hand_off();
+  yajl_val pid = sj_json_get(c.tree, "pid"), owner = sj_json_get(c.tree, "owner");
+  yajl_val ann = sj_json_get(c.tree, "annotations");
+  if (!pid || !YAJL_IS_INTEGER(pid) || (owner && !YAJL_IS_STRING(owner)))
+    sj_hand_off();
+  if (ann && !YAJL_IS_NULL(ann)) {
+    if (!YAJL_IS_OBJECT(ann))
+      sj_hand_off();
+    for (size_t i = 0; i < ann->u.object.len; i++)
+      if (!YAJL_IS_STRING(ann->u.object.values[i]))
+        sj_hand_off();
+    for (size_t i = 0; i < ann->u.object.len; i++) /* a key twice: Python keeps one */
+      for (size_t j = 0; j < i; j++)
+        if (!strcmp(ann->u.object.keys[i], ann->u.object.keys[j]))
+          sj_hand_off();
+  }
+  struct sj_buf b = {0};
+  put_kv(&b, "ociVersion", 1);
+  sj_buf_json_str(&b, sj_json_str(c.tree, "ociVersion"));
+  put_kv(&b, "id", 0);
+  sj_buf_json_str(&b, sj_json_str(c.tree, "id"));
+  put_kv(&b, "pid", 0);
+  sj_buf_printf(&b, "%lld", strcmp(c.status, "stopped") ? YAJL_GET_INTEGER(pid) : 0LL);
+  put_kv(&b, "status", 0);
+  sj_buf_json_str(&b, c.status);
+  static const char *const rest[] = {"bundle", "rootfs", "created"};
+  for (size_t i = 0; i < sizeof rest / sizeof *rest; i++) {
+    put_kv(&b, rest[i], 0);
+    sj_buf_json_str(&b, sj_json_str(c.tree, rest[i]));
+  }
+  put_kv(&b, "owner", 0);
+  sj_buf_json_str(&b, owner ? owner->u.string : "");
+  if (ann && YAJL_IS_OBJECT(ann) && ann->u.object.len) {
+    put_kv(&b, "annotations", 0);
+    for (size_t i = 0; i < ann->u.object.len; i++) {
+      sj_buf_str(&b, i ? ",\n    " : "{\n    ");
+      sj_buf_json_str(&b, ann->u.object.keys[i]);
+      sj_buf_str(&b, ": ");
+      sj_buf_json_str(&b, ann->u.object.values[i]->u.string);
+    }
+    sj_buf_str(&b, "\n  }");
+  }
+  sj_buf_str(&b, "\n}\n");
+  for (size_t off = 0; off < b.len;) {
+    ssize_t n = write(1, b.data + off, b.len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return 1; /* a reader that went away: as the Python CLI's flush */
+    off += n;
+  }
+  return 0;
+}
+
+/* Open the exec fifo: the init, blocked on its write end, goes on to execve. */
+int sj_verb_start(const struct sj_verb *v) {
+  struct ctr c;
+  load(v, 0, &c);
+  if (strcmp(c.status, "created") || needs_python(c.tree))
+    sj_hand_off();
+  int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
+  if (pidfd < 0)
+    sj_hand_off();
+  int fd = openat(c.fd, SJ_STATE_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    sj_hand_off();
+  char said[4096];
+  ssize_t n;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      sj_fail("poll: %s", strerror(errno));
+    }
+    if (p[0].revents) {
+      /* "0": going to execve; "1<why>": a startContainer hook failed. One write each. */
+      n = read(fd, said, sizeof said - 1);
+      if (n > 0)
+        break;
+      if (!p[1].revents) { /* no writer yet; wait for one */
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+        continue;
+      }
+    }
+    if (p[1].revents)
+      sj_fail("container init exited before it was started");
+  }
+  close(fd);
+  close(pidfd);
+  unlinkat(c.fd, SJ_STATE_FIFO, 0);
+  said[n] = 0;
+  if (said[0] != '0') /* no hooks were recorded: the init has nothing else to say */
+    sj_fail("%s", n > 1 ? said + 1 : "container init failed");
+  return 0;
+}
+
+/* '9', 'KILL', 'SIGKILL' -> 9; 0 for what the Python runtime would refuse or spell
+ * otherwise (it then says so). */
+static int parse_signal(const char *s) {
+  static const struct {
+    const char *name;
+    int sig;
+  } names[] = {
+      {"HUP", SIGHUP},       {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+      {"TRAP", SIGTRAP},     {"ABRT", SIGABRT},   {"IOT", SIGIOT},   {"BUS", SIGBUS},
+      {"FPE", SIGFPE},       {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},
+      {"USR2", SIGUSR2},     {"PIPE", SIGPIPE},   {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+      {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},   {"CLD", SIGCHLD},  {"CONT", SIGCONT},
+      {"STOP", SIGSTOP},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},
+      {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
+      {"PROF", SIGPROF},     {"WINCH", SIGWINCH}, {"IO", SIGIO},     {"POLL", SIGPOLL},
+      {"PWR", SIGPWR},       {"SYS", SIGSYS},
+  };
+  if (*s >= '0' && *s <= '9') {
+    char *end;
+    long n = strtol(s, &end, 10);
+    return *end || n < 1 || n > 64 ? 0 : (int)n;
+  }
+  const char *name = strncasecmp(s, "SIG", 3) ? s : s + 3;
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (!strcasecmp(name, names[i].name))
+      return names[i].sig;
+  return 0;
+}
+
+int sj_verb_kill(const struct sj_verb *v) {
+  int sig = parse_signal(v->signal);
+  if (!sig)
+    sj_hand_off();
+  struct ctr c;
+  load(v, 0, &c);
+  if (v->all) { /* SIGKILL through cgroup.kill; any other signal, or none: Python */
+    struct sj_cgroups cg;
+    if (sig != SIGKILL || sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0 ||
+        sj_cgroups_kill(&cg) < 0)
+      sj_hand_off();
+    return 0;
+  }
+  if (!strcmp(c.status, "stopped"))
+    sj_hand_off();
+  int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
+  if (pidfd < 0 || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+    sj_hand_off(); /* gone meanwhile, or refused: nothing was sent; Python says why */
+  close(pidfd);
+  return 0;
+}
+
+/* Kill, remove the cgroups, remove the state dir (Runtime._destroy without hooks). */
+int sj_verb_delete(const struct sj_verb *v) {
+  struct ctr c;
+  load(v, 0, &c);
+  int live = !strcmp(c.status, "running"); /* a created one goes without --force */
+  struct sj_cgroups cg;
+  if ((live && !v->force) || !strcmp(c.status, "paused") || needs_python(c.tree) ||
+      sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0 || !sj_json_str(c.tree, "id"))
+    sj_hand_off();
+  /* From here on, errors are ours to report: the container is being destroyed. */
+  int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
+  if (pidfd >= 0) {
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0 &&
+        !sj_state_wait_pidfd(pidfd, 10000))
+      sj_warn("container %s: init did not exit after SIGKILL", sj_json_str(c.tree, "id"));
+    close(pidfd);
+  }
+  const char *failed = NULL;
+  int rc = sj_cgroups_destroy(&cg, &failed);
+  if (rc < 0)
+    sj_fail("cgroup rmdir %s: %s", failed ? failed : "?", strerror(-rc));
+  rc = sj_state_remove(c.fd, v->root, v->id);
+  if (rc < 0)
+    sj_fail("remove %s/%s: %s", v->root, v->id, strerror(-rc));
+  return 0;
+}
