@@ -49,7 +49,7 @@ def both(rt, *args):
 
 def test_state_same_in_c_and_python(rt, alone):
     cfg = config(["sleep", "1000"])
-    cfg["annotations"] = {"quote\"back\\slash": "tab\tnew\nline", "ünï": "€ 😀 \x7f"}
+    cfg["annotations"] = {'quote"back\\slash': "tab\tnew\nline", "ünï": "€ 😀 \x7f"}
     cid, _ = rt.created(cfg)
     for form in (["--root", rt.root], [f"--root={rt.root}"], ["-root", rt.root]):
         c, p = both(rt, *form, "state", cid)
@@ -163,7 +163,7 @@ def test_hand_off(rt, alone, tmp_path):
     cfg = config(["sleep", "1000"])
     cfg["hooks"] = {"poststart": [{"path": str(hook)}]}
     cid, _ = rt.created(cfg)
-    for args in (["start", cid], ["list"], ["--version"], ["image", "ls"]):
+    for args in (["start", cid], ["pause", cid], ["--version"], ["image", "ls"]):
         r = run([alone, "--root", rt.root, *args])
         assert r.returncode == 1 and "sangja-py" in r.stderr, (args, r)
     # state needs no hooks: C answers it
@@ -174,3 +174,23 @@ def test_hand_off(rt, alone, tmp_path):
     assert r.returncode == 1 and "sangja-py" in r.stderr
     rt("start", cid).ok()  # the installed one: through Python, hooks and all
     assert rt.status(cid) == "running"
+
+
+def test_list_and_ps_json_same_in_c_and_python(rt, alone):
+    a, _ = rt.created(config(["sleep", "1000"]))
+    b, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", a).ok()
+    for args in (["list"], ["list", "-q"], ["list", "--format", "json"], ["-root", rt.root,
+                 "list", "-f=json"], ["ps", "--format", "json", a], ["ps", "-f", "json", b],
+                 ["list", "--format", "yaml"]):  # fmt: skip
+        c, p = both(rt, "--root", rt.root, *args)
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args
+    ids = [
+        s["id"] for s in json.loads(run([alone, "--root", rt.root, "list", "-f", "json"]).stdout)
+    ]
+    assert sorted(ids) == sorted([a, b])
+    pids = json.loads(run([alone, "--root", rt.root, "ps", "--format", "json", a]).stdout)
+    assert rt.state(a)["pid"] in pids
+    # the table of `ps` runs the ps program: Python's
+    r = run([alone, "--root", rt.root, "ps", a])
+    assert r.returncode == 1 and "sangja-py" in r.stderr

@@ -113,16 +113,76 @@ static void thaw(const struct sj_cgroups *cg) {
   }
 }
 
-static void kill_all(const struct sj_cgroups *cg) {
-  thaw(cg);
-  if (sj_cgroups_kill(cg) == 0)
-    return;
+const char *sj_cgroups_procs_dir(const struct sj_cgroups *cg) {
   const char *d = path_of(cg, "");
   static const char *const order[] = {"pids", "freezer", "memory", "cpu"};
   for (size_t i = 0; !d && i < sizeof order / sizeof *order; i++)
     d = dir_of(cg, order[i]);
   if (!d && cg->n)
     d = cg->path[0];
+  return d;
+}
+
+int sj_cgroups_pids(const struct sj_cgroups *cg, long **pids, size_t *n) {
+  /* depth first, the last directory found first (manager.Manager.pids' order) */
+  size_t cap = 0, depth = 0, stack_cap = 16;
+  char **stack = malloc(stack_cap * sizeof *stack);
+  const char *top = sj_cgroups_procs_dir(cg);
+  *pids = NULL;
+  *n = 0;
+  if (!stack || !top)
+    return top ? -ENOMEM : 0;
+  stack[depth++] = strdup(top);
+  int rc = 0;
+  while (depth) {
+    char *d = stack[--depth], path[4096];
+    snprintf(path, sizeof path, "%s/cgroup.procs", d);
+    FILE *f = fopen(path, "re");
+    DIR *dir = f ? opendir(d) : NULL;
+    if (!f || !dir) {
+      int e = errno;
+      if (f)
+        fclose(f);
+      free(d);
+      if (e == ENOENT || e == ENOTDIR)
+        continue;
+      rc = -e;
+      break;
+    }
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1) {
+      if (*n == cap) {
+        long *more = realloc(*pids, (cap = cap ? cap * 2 : 64) * sizeof *more);
+        if (!more)
+          abort();
+        *pids = more;
+      }
+      (*pids)[(*n)++] = pid;
+    }
+    fclose(f);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+      if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        continue;
+      if (depth == stack_cap && !(stack = realloc(stack, (stack_cap *= 2) * sizeof *stack)))
+        abort();
+      snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+      stack[depth++] = strdup(path);
+    }
+    closedir(dir);
+    free(d);
+  }
+  while (depth)
+    free(stack[--depth]);
+  free(stack);
+  return rc;
+}
+
+static void kill_all(const struct sj_cgroups *cg) {
+  thaw(cg);
+  if (sj_cgroups_kill(cg) == 0)
+    return;
+  const char *d = sj_cgroups_procs_dir(cg);
   if (d)
     kill_listed(d);
 }

@@ -4,6 +4,7 @@
 #ifndef SJ_FRONT_CGROUPS_H
 #define SJ_FRONT_CGROUPS_H
 
+#include <stddef.h>
 #include <yajl/yajl_tree.h>
 
 #define SJ_CG_MAX 32
@@ -22,6 +23,12 @@ int sj_cgroups_from_record(yajl_val cgroups, struct sj_cgroups *cg);
 /* SIGKILL to everything in the container's cgroup through cgroup.kill: 0, or -errno when
  * there is none (nothing was sent). */
 int sj_cgroups_kill(const struct sj_cgroups *cg);
+
+/* The directory whose cgroup.procs lists the container's processes. */
+const char *sj_cgroups_procs_dir(const struct sj_cgroups *cg);
+
+/* Every process in that cgroup and those below it (malloc'd into *pids); 0 or -errno. */
+int sj_cgroups_pids(const struct sj_cgroups *cg, long **pids, size_t *n);
 
 /* Remove every directory (and those below), killing what is still inside; 0, or -errno
  * with the directory that could not go in `failed`. */

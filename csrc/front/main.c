@@ -51,6 +51,12 @@ static const struct flag GLOBAL[] = {
 };
 static const struct flag NONE[] = {{0, 0, 0}};
 static const struct flag KILL[] = {{"--all", "all", 'b'}, {"-a", "all", 'b'}, {0, 0, 0}};
+static const struct flag LIST[] = {{"--format", "format", 'v'},
+                                   {"-f", "format", 'v'},
+                                   {"--quiet", "quiet", 'b'},
+                                   {"-q", "quiet", 'b'},
+                                   {0, 0, 0}};
+static const struct flag PS[] = {{"--format", "format", 'v'}, {"-f", "format", 'v'}, {0, 0, 0}};
 static const struct flag DELETE[] = {{"--force", "force", 'b'}, {"-f", "force", 'b'}, {0, 0, 0}};
 
 static const struct flag *lookup(const struct flag *t, const char *name, size_t len) {
@@ -168,10 +174,21 @@ int main(int argc, char **argv) {
     table = KILL, nmax = 2;
   else if (!strcmp(cmd, "delete"))
     table = DELETE;
+  else if (!strcmp(cmd, "list"))
+    table = LIST, nmax = 4; /* its arguments are not looked at */
+  else if (!strcmp(cmd, "ps"))
+    table = PS, nmax = 1; /* ID, then ps's own arguments (not used by --format json) */
   else
     sj_hand_off();
-  parse(argc, argv, i, table, 0, &o);
-  if (o.npos < 1 || o.npos > nmax || !sj_state_valid_id(o.pos[0]))
+  parse(argc, argv, i, table, table == PS, &o);
+  const char *format = sj_opt(&o, "format");
+  if (table == LIST || table == PS) {
+    if (format && strcmp(format, "table") && strcmp(format, "json"))
+      sj_hand_off();
+  }
+  if (table == PS && !(format && !strcmp(format, "json")))
+    sj_hand_off(); /* ps's table runs the ps program: Python's */
+  if (table != LIST && (o.npos < 1 || o.npos > nmax || !sj_state_valid_id(o.pos[0])))
     sj_hand_off();
 
   const char *fmt = sj_opt(&g, "log_format");
@@ -188,7 +205,14 @@ int main(int argc, char **argv) {
   const char *root = sj_opt(&g, "root");
   if (!root || !*root)
     root = "/run/sangja";
-  struct sj_verb v = {.root = root, .id = o.pos[0]};
+  struct sj_verb v = {.root = root, .id = o.npos ? o.pos[0] : NULL};
+  v.json = format && !strcmp(format, "json");
+  if (table == LIST) {
+    v.quiet = sj_opt(&o, "quiet") != NULL;
+    return sj_verb_list(&v);
+  }
+  if (table == PS)
+    return sj_verb_ps(&v);
   if (!strcmp(cmd, "state"))
     return sj_verb_state(&v);
   if (!strcmp(cmd, "start"))

@@ -2,13 +2,16 @@
  * containers that need nothing of Python. See main.c for the hand-off rule. */
 #include "front/verbs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,22 +64,21 @@ static int needs_python(yajl_val tree) {
   return 0;
 }
 
-static void put_kv(struct sj_buf *b, const char *key, int first) {
-  sj_buf_str(b, first ? "{\n  " : ",\n  ");
+static void put_kv(struct sj_buf *b, const char *key, int first, int indent) {
+  sj_buf_str(b, indent ? (first ? "{\n  " : ",\n  ") : (first ? "{" : ","));
   sj_buf_json_str(b, key);
-  sj_buf_str(b, ": ");
+  sj_buf_str(b, indent ? ": " : ":");
 }
 
-/* runc's state JSON, as sangja.jsonio.dumps_indent writes state.oci_state(). */
-int sj_verb_state(const struct sj_verb *v) {
-  struct ctr c;
-  load(v, 1, &c);
+/* state.oci_state() of the record as JSON: indented as jsonio.dumps_indent writes it, or
+ * compact as jsonio.dumps. Hands off for a record whose fields are not what it expects. */
+static void oci_state(const struct ctr *c, struct sj_buf *b, int indent) {
   static const char *const strs[] = {"ociVersion", "id", "bundle", "rootfs", "created"};
   for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
-    if (!sj_json_str(c.tree, strs[i]))
+    if (!sj_json_str(c->tree, strs[i]))
       sj_hand_off();
-  yajl_val pid = sj_json_get(c.tree, "pid"), owner = sj_json_get(c.tree, "owner");
-  yajl_val ann = sj_json_get(c.tree, "annotations");
+  yajl_val pid = sj_json_get(c->tree, "pid"), owner = sj_json_get(c->tree, "owner");
+  yajl_val ann = sj_json_get(c->tree, "annotations");
   if (!pid || !YAJL_IS_INTEGER(pid) || (owner && !YAJL_IS_STRING(owner)))
     sj_hand_off();
   if (ann && !YAJL_IS_NULL(ann)) {
@@ -90,42 +92,54 @@ int sj_verb_state(const struct sj_verb *v) {
         if (!strcmp(ann->u.object.keys[i], ann->u.object.keys[j]))
           sj_hand_off();
   }
-  struct sj_buf b = {0};
-  put_kv(&b, "ociVersion", 1);
-  sj_buf_json_str(&b, sj_json_str(c.tree, "ociVersion"));
-  put_kv(&b, "id", 0);
-  sj_buf_json_str(&b, sj_json_str(c.tree, "id"));
-  put_kv(&b, "pid", 0);
-  sj_buf_printf(&b, "%lld", strcmp(c.status, "stopped") ? YAJL_GET_INTEGER(pid) : 0LL);
-  put_kv(&b, "status", 0);
-  sj_buf_json_str(&b, c.status);
+  put_kv(b, "ociVersion", 1, indent);
+  sj_buf_json_str(b, sj_json_str(c->tree, "ociVersion"));
+  put_kv(b, "id", 0, indent);
+  sj_buf_json_str(b, sj_json_str(c->tree, "id"));
+  put_kv(b, "pid", 0, indent);
+  sj_buf_printf(b, "%lld", strcmp(c->status, "stopped") ? YAJL_GET_INTEGER(pid) : 0LL);
+  put_kv(b, "status", 0, indent);
+  sj_buf_json_str(b, c->status);
   static const char *const rest[] = {"bundle", "rootfs", "created"};
   for (size_t i = 0; i < sizeof rest / sizeof *rest; i++) {
-    put_kv(&b, rest[i], 0);
-    sj_buf_json_str(&b, sj_json_str(c.tree, rest[i]));
+    put_kv(b, rest[i], 0, indent);
+    sj_buf_json_str(b, sj_json_str(c->tree, rest[i]));
   }
-  put_kv(&b, "owner", 0);
-  sj_buf_json_str(&b, owner ? owner->u.string : "");
+  put_kv(b, "owner", 0, indent);
+  sj_buf_json_str(b, owner ? owner->u.string : "");
   if (ann && YAJL_IS_OBJECT(ann) && ann->u.object.len) {
-    put_kv(&b, "annotations", 0);
+    put_kv(b, "annotations", 0, indent);
     for (size_t i = 0; i < ann->u.object.len; i++) {
-      sj_buf_str(&b, i ? ",\n    " : "{\n    ");
-      sj_buf_json_str(&b, ann->u.object.keys[i]);
-      sj_buf_str(&b, ": ");
-      sj_buf_json_str(&b, ann->u.object.values[i]->u.string);
+      sj_buf_str(b, indent ? (i ? ",\n    " : "{\n    ") : (i ? "," : "{"));
+      sj_buf_json_str(b, ann->u.object.keys[i]);
+      sj_buf_str(b, indent ? ": " : ":");
+      sj_buf_json_str(b, ann->u.object.values[i]->u.string);
     }
-    sj_buf_str(&b, "\n  }");
+    sj_buf_str(b, indent ? "\n  }" : "}");
   }
-  sj_buf_str(&b, "\n}\n");
-  for (size_t off = 0; off < b.len;) {
-    ssize_t n = write(1, b.data + off, b.len - off);
+  sj_buf_str(b, indent ? "\n}" : "}");
+}
+
+/* All of `b` to stdout: 0, or 1 when the reader went away (the Python CLI's flush). */
+static int put_out(const struct sj_buf *b) {
+  for (size_t off = 0; off < b->len;) {
+    ssize_t n = write(1, b->data + off, b->len - off);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      return 1; /* a reader that went away: as the Python CLI's flush */
+      return 1;
     off += n;
   }
   return 0;
+}
+
+int sj_verb_state(const struct sj_verb *v) {
+  struct ctr c;
+  struct sj_buf b = {0};
+  load(v, 1, &c);
+  oci_state(&c, &b, 1);
+  sj_buf_str(&b, "\n");
+  return put_out(&b);
 }
 
 /* Open the exec fifo: the init, blocked on its write end, goes on to execve. */
@@ -248,4 +262,142 @@ int sj_verb_delete(const struct sj_verb *v) {
   if (rc < 0)
     sj_fail("remove %s/%s: %s", v->root, v->id, strerror(-rc));
   return 0;
+}
+
+/* The width Python's str.ljust counts: code points (the strings are UTF-8 from yajl). */
+static size_t width(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    n += (*s & 0xc0) != 0x80;
+  return n;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every container under --root, in name order: -q its ids, --format json runc's array,
+ * else runc's table (main.py's _list). */
+int sj_verb_list(const struct sj_verb *v) {
+  DIR *d = opendir(v->root);
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  if (!d && errno != ENOENT)
+    sj_hand_off();
+  for (struct dirent *e; d && (e = readdir(d));) {
+    struct stat st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/" SJ_STATE_FILE, v->root, e->d_name);
+    if (stat(path, &st) < 0)
+      continue;
+    if (n == cap && !(names = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof *names)))
+      abort();
+    names[n++] = strdup(e->d_name);
+  }
+  if (d)
+    closedir(d);
+  qsort(names, n, sizeof *names, by_name);
+  struct sj_buf out = {0};
+  const char *head[6] = {"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"};
+  const char **cells = malloc((n + 1) * 6 * sizeof *cells);
+  size_t rows = 0;
+  if (!cells)
+    abort();
+  for (int k = 0; k < 6; k++)
+    cells[k] = head[k];
+  if (v->json)
+    sj_buf_str(&out, "[");
+  for (size_t i = 0; i < n; i++) {
+    struct ctr c;
+    int has_state = 0, err;
+    char why[256];
+    if (!sj_state_valid_id(names[i]))
+      sj_hand_off();
+    c.fd = sj_state_open(v->root, names[i], 1, &has_state);
+    if (c.fd == -ENOENT || (c.fd >= 0 && !has_state)) { /* removed meanwhile */
+      if (c.fd >= 0)
+        close(c.fd);
+      continue;
+    }
+    if (c.fd < 0 || !(c.tree = sj_state_read(c.fd, why, sizeof why, &err)) ||
+        sj_record_from_tree(c.tree, &c.rec) < 0)
+      sj_hand_off();
+    c.status = sj_state_status(&c.rec, c.fd);
+    close(c.fd);
+    struct sj_buf one = {0};
+    oci_state(&c, &one, 0); /* checks the record's fields too */
+    if (v->json) {
+      if (rows)
+        sj_buf_str(&out, ",");
+      sj_buf_add(&out, one.data, one.len);
+    }
+    free(one.data);
+    rows++;
+    const char **r = cells + rows * 6;
+    const char *owner = sj_json_str(c.tree, "owner");
+    struct sj_buf pid = {0};
+    sj_buf_printf(&pid, "%lld",
+                  strcmp(c.status, "stopped") ? YAJL_GET_INTEGER(sj_json_get(c.tree, "pid")) : 0);
+    r[0] = sj_json_str(c.tree, "id");
+    r[1] = pid.data;
+    r[2] = c.status;
+    r[3] = sj_json_str(c.tree, "bundle");
+    r[4] = sj_json_str(c.tree, "created");
+    r[5] = owner && *owner ? owner : "root";
+    /* the trees stay: the cells point into them */
+  }
+  if (v->quiet) { /* -q wins over --format json */
+    free(out.data);
+    out = (struct sj_buf){0};
+    for (size_t i = 1; i <= rows; i++) {
+      sj_buf_str(&out, cells[i * 6]);
+      sj_buf_str(&out, "\n");
+    }
+  } else if (v->json) {
+    sj_buf_str(&out, "]\n");
+  } else {
+    size_t w[6] = {0};
+    for (size_t i = 0; i <= rows; i++)
+      for (int k = 0; k < 6; k++)
+        if (width(cells[i * 6 + k]) > w[k])
+          w[k] = width(cells[i * 6 + k]);
+    for (size_t i = 0; i <= rows; i++) {
+      size_t start = out.len;
+      for (int k = 0; k < 6; k++) {
+        if (k)
+          sj_buf_str(&out, "   ");
+        sj_buf_str(&out, cells[i * 6 + k]);
+        for (size_t pad = width(cells[i * 6 + k]); pad < w[k]; pad++)
+          sj_buf_str(&out, " ");
+      }
+      while (out.len > start && strchr(" \t\n\r\v\f", out.data[out.len - 1]))
+        out.data[--out.len] = 0; /* str.rstrip() */
+      sj_buf_str(&out, "\n");
+    }
+  }
+  return put_out(&out);
+}
+
+/* `ps --format json ID`: the host pids in the container's cgroup, `null` for none (Go's
+ * nil slice, as runc prints it). */
+int sj_verb_ps(const struct sj_verb *v) {
+  struct ctr c;
+  struct sj_buf out = {0};
+  long *pids = NULL;
+  size_t n = 0;
+  load(v, 1, &c);
+  if (strcmp(c.status, "stopped")) {
+    struct sj_cgroups cg;
+    if (sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0 ||
+        sj_cgroups_pids(&cg, &pids, &n) < 0)
+      sj_hand_off();
+  }
+  if (!n)
+    sj_buf_str(&out, "null");
+  for (size_t i = 0; i < n; i++)
+    sj_buf_printf(&out, "%s%ld", i ? "," : "[", pids[i]);
+  if (n)
+    sj_buf_str(&out, "]");
+  sj_buf_str(&out, "\n");
+  return put_out(&out);
 }

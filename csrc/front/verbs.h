@@ -7,6 +7,8 @@ struct sj_verb {
   const char *signal; /* kill */
   int all;            /* kill --all */
   int force;          /* delete --force */
+  int json;           /* list, ps: --format json */
+  int quiet;          /* list -q */
 };
 
 /* Each returns the exit code, or hands off to Python (sj_hand_off) where it would only
@@ -15,5 +17,7 @@ int sj_verb_state(const struct sj_verb *v);
 int sj_verb_start(const struct sj_verb *v);
 int sj_verb_kill(const struct sj_verb *v);
 int sj_verb_delete(const struct sj_verb *v);
+int sj_verb_list(const struct sj_verb *v);
+int sj_verb_ps(const struct sj_verb *v); /* --format json only */
 
 #endif
