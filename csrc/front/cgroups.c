@@ -1,5 +1,5 @@
 /* cgroupfs directories for kill --all and delete: see cgroups.h. */
-#include "front/cgroups.h"
+#include "cgroups.h"
 
 #include <dirent.h>
 #include <errno.h>

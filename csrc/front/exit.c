@@ -1,5 +1,5 @@
 /* The front end's ways out: hand the call to the Python CLI, or fail with a message. */
-#include "front/exit.h"
+#include "exit.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -2,7 +2,7 @@
 #ifndef SJ_FRONT_EXIT_H
 #define SJ_FRONT_EXIT_H
 
-#include "front/out.h"
+#include "out.h"
 
 /* What the ways out need: argv to hand over unchanged, the --log to write errors to. */
 void sj_exit_init(char **argv, struct sj_log *log);

@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "front/exit.h"
-#include "front/out.h"
-#include "front/verbs.h"
+#include "exit.h"
+#include "out.h"
 #include "state/state.h"
+#include "verbs.h"
 
 struct flag {
   const char *name;

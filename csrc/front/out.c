@@ -1,5 +1,5 @@
 /* The front end's output: see out.h. */
-#include "front/out.h"
+#include "out.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* state, start, kill, delete: what runtime/container.py's Runtime does for them, for the
  * containers that need nothing of Python. See main.c for the hand-off rule. */
-#include "front/verbs.h"
+#include "verbs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "front/cgroups.h"
-#include "front/exit.h"
-#include "front/out.h"
+#include "cgroups.h"
+#include "exit.h"
+#include "out.h"
 #include "state/state.h"
 
 #ifndef SYS_pidfd_send_signal

@@ -1,5 +1,5 @@
 /* The state directory: see state.h. */
-#include "state/state.h"
+#include "state.h"
 
 #include <dirent.h>
 #include <errno.h>
