@@ -51,7 +51,9 @@ def test_state_same_in_c_and_python(rt, alone):
     cfg = config(["sleep", "1000"])
     cfg["annotations"] = {'quote"back\\slash': "tab\tnew\nline", "ünï": "€ 😀 \x7f"}
     cid, _ = rt.created(cfg)
-    for form in (["--root", rt.root], [f"--root={rt.root}"], ["-root", rt.root]):
+    for form in (["--root", rt.root], [f"--root={rt.root}"], ["-root", rt.root],
+                 ["--systemd-cgroup", "--root", rt.root], ["--root", rt.root, "--debug=true",
+                 "--rootless", "false"]):  # fmt: skip
         c, p = both(rt, *form, "state", cid)
         assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr)
         assert json.loads(c.stdout)["annotations"] == cfg["annotations"]

@@ -35,14 +35,17 @@ struct flag {
   char kind; /* 'v' a value, 'b' a boolean, 'p' Python's: hand off */
 };
 
+/* --systemd-cgroup, --rootless, --criu: taken and not used by these verbs (the systemd
+ * driver is chosen at create; a container's record says which it has, and one of its
+ * cgroups is handed off), as by the Python CLI. */
 static const struct flag GLOBAL[] = {
     {"--root", "root", 'v'},
     {"--log", "log", 'v'},
     {"--log-format", "log_format", 'v'},
     {"--debug", "debug", 'b'},
-    {"--systemd-cgroup", 0, 'p'},
-    {"--rootless", 0, 'p'},
-    {"--criu", 0, 'p'},
+    {"--systemd-cgroup", "systemd_cgroup", 'b'},
+    {"--rootless", "rootless", 'v'},
+    {"--criu", "criu", 'v'},
     {"--version", 0, 'p'},
     {"-v", 0, 'p'},
     {"--help", 0, 'p'},
@@ -69,7 +72,7 @@ static const struct flag *lookup(const struct flag *t, const char *name, size_t 
 /* Parse argv[from..] by `table` into opts (key -> value; "" for a true boolean, NULL
  * for false) and positionals, as cli/main.py's parse(); anything it would refuse, or that
  * only Python handles, is handed off. Returns the index past what was read. */
-#define MAX_OPTS 8
+#define MAX_OPTS 12
 struct opts {
   const char *key[MAX_OPTS];
   const char *val[MAX_OPTS];
