@@ -230,10 +230,8 @@ int sj_verb_kill(const struct sj_verb *v) {
   }
   if (!strcmp(c.status, "stopped"))
     sj_hand_off();
-  int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
-  if (pidfd < 0 || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+  if (sj_state_signal(c.rec.pid, c.rec.pid_start, sig) < 0)
     sj_hand_off(); /* gone meanwhile, or refused: nothing was sent; Python says why */
-  close(pidfd);
   return 0;
 }
 

@@ -13,6 +13,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -292,6 +295,15 @@ int sj_state_pidfd(long long pid, long long start) {
   }
   /* pidfd_open's fds are close-on-exec already */
   return fd;
+}
+
+int sj_state_signal(long long pid, long long start, int sig) {
+  int fd = sj_state_pidfd(pid, start);
+  if (fd < 0)
+    return fd;
+  int rc = syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
 }
 
 int sj_state_wait_pidfd(int pidfd, int timeout_ms) {

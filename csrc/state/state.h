@@ -55,6 +55,10 @@ const char *sj_state_status(const struct sj_record *rec, int dirfd);
  * else -ESRCH (pid reuse safe). */
 int sj_state_pidfd(long long pid, long long start);
 
+/* Send `sig` to the init `pid` if it is still the process that started at `start`, through
+ * a pidfd: 0, -ESRCH if it is gone (nothing was sent), or pidfd_send_signal's -errno. */
+int sj_state_signal(long long pid, long long start, int sig);
+
 /* Wait up to `timeout_ms` for the process of `pidfd` to exit: 1 if it did, 0 if not. */
 int sj_state_wait_pidfd(int pidfd, int timeout_ms);
 

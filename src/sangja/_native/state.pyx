@@ -62,6 +62,7 @@ cdef extern from "state/state.h" nogil:
     int sj_record_from_tree(yajl_val tree, sj_record *rec)
     const char *sj_state_status(const sj_record *rec, int dirfd)
     int sj_state_pidfd(long long pid, long long start)
+    int sj_state_signal(long long pid, long long start, int sig)
     int sj_state_wait_pidfd(int pidfd, int timeout_ms)
     int sj_state_remove(int dirfd, const char *root, const char *id)
 
@@ -173,6 +174,21 @@ def pidfd(pid, pid_start):
     if fd < 0:
         raise _oserror(fd, None)
     return fd
+
+
+def signal(pid, pid_start, int sig):
+    """Send `sig` to the init `pid` if it is still the process that started at
+    `pid_start` (through a pidfd). -> whether it was sent (False: that process is gone)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if not isinstance(pid_start, int) or isinstance(pid_start, bool):
+        pid_start = -1
+    cdef int rc = sj_state_signal(pid, pid_start, sig)
+    if rc == -3:  # ESRCH
+        return False
+    if rc < 0:
+        raise _oserror(rc, None)
+    return True
 
 
 def wait_pidfd(int fd, timeout):

@@ -447,13 +447,8 @@ class Runtime:
 
                 cgroups.load(c.record["cgroups"]).signal_all(sig)
                 return
-            pidfd = st.pidfd_for(c.record)
-            if pidfd is None:
+            if not st.signal_init(c.record, sig):
                 raise StateError("container not running")
-            try:
-                signal.pidfd_send_signal(pidfd, sig)
-            finally:
-                os.close(pidfd)
 
     def delete(self, cid, force=False):
         try:

@@ -41,6 +41,12 @@ def pidfd_for(state):
     return _state.pidfd(state.get("pid", 0), state.get("pid_start"))
 
 
+def signal_init(state, sig):
+    """Send `sig` to the container's init if it is still the process the record names:
+    whether it was sent (False: gone)."""
+    return _state.signal(state.get("pid", 0), state.get("pid_start"), sig)
+
+
 def wait_pidfd(fd, timeout):
     """Wait up to `timeout` seconds (None: for ever) for the pidfd's process to exit."""
     return _state.wait_pidfd(fd, timeout)
