@@ -19,9 +19,11 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 # tests/cri: containerd's CRI plugin with CNI's bridge/host-local/loopback, catatonit as pause
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
-	runc crun libseccomp-dev libyajl-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
+	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \
 	procps time systemd dbus clang-format \
 	$(IMAGE_TEST_PACKAGES) $(ENGINE_TEST_PACKAGES)
+# libyajl: the JSON parser of the state module (csrc/state/) and the `sangja` program
+APT_PACKAGES += libyajl-dev
 DEPS_STAMP := $(VENV)/.sangja-deps
 
 .PHONY: all apt-deps deps install demo test lint bench clean conformance
