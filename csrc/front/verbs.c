@@ -33,6 +33,10 @@ struct ctr {
   const char *status;
 };
 
+/* delete's, which a start whose init failed at its last step runs too (below) */
+static void destroy(const struct sj_verb *v, struct ctr *c, const struct sj_cgroups *cg);
+static void destroyable(struct ctr *c, struct sj_cgroups *cg);
+
 /* Open and read the container; hand off where Python would report an error (no such
  * container, a record it cannot read) or a state the front end leaves to it. */
 static void load(const struct sj_verb *v, int shared, struct ctr *c) {
@@ -145,9 +149,11 @@ int sj_verb_state(const struct sj_verb *v) {
 /* Open the exec fifo: the init, blocked on its write end, goes on to execve. */
 int sj_verb_start(const struct sj_verb *v) {
   struct ctr c;
+  struct sj_cgroups cg;
   load(v, 0, &c);
-  if (strcmp(c.status, "created") || needs_python(c.tree))
+  if (strcmp(c.status, "created"))
     sj_hand_off();
+  destroyable(&c, &cg); /* no hooks, and what a failed start destroys is readable */
   int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
   if (pidfd < 0)
     sj_hand_off();
@@ -181,8 +187,10 @@ int sj_verb_start(const struct sj_verb *v) {
   close(pidfd);
   unlinkat(c.fd, SJ_STATE_FIFO, 0);
   said[n] = 0;
-  if (said[0] != '0') /* no hooks were recorded: the init has nothing else to say */
+  if (said[0] != '0') { /* the init failed at the last step: destroyed, as the runtime does */
+    destroy(v, &c, &cg);
     sj_fail("%s", n > 1 ? said + 1 : "container init failed");
+  }
   return 0;
 }
 
@@ -235,30 +243,42 @@ int sj_verb_kill(const struct sj_verb *v) {
   return 0;
 }
 
-/* Kill, remove the cgroups, remove the state dir (Runtime._destroy without hooks). */
-int sj_verb_delete(const struct sj_verb *v) {
-  struct ctr c;
-  load(v, 0, &c);
-  int live = !strcmp(c.status, "running"); /* a created one goes without --force */
-  struct sj_cgroups cg;
-  if ((live && !v->force) || !strcmp(c.status, "paused") || needs_python(c.tree) ||
-      sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0 || !sj_json_str(c.tree, "id"))
-    sj_hand_off();
-  /* From here on, errors are ours to report: the container is being destroyed. */
-  int pidfd = sj_state_pidfd(c.rec.pid, c.rec.pid_start);
+/* Kill, remove the cgroups, remove the state dir (Runtime._destroy without hooks or host
+ * mounts: the callers hand those to Python). Errors are ours to report from here on. */
+static void destroy(const struct sj_verb *v, struct ctr *c, const struct sj_cgroups *cg) {
+  int pidfd = sj_state_pidfd(c->rec.pid, c->rec.pid_start);
   if (pidfd >= 0) {
     if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0 &&
         !sj_state_wait_pidfd(pidfd, 10000))
-      sj_warn("container %s: init did not exit after SIGKILL", sj_json_str(c.tree, "id"));
+      sj_warn("container %s: init did not exit after SIGKILL", sj_json_str(c->tree, "id"));
     close(pidfd);
   }
   const char *failed = NULL;
-  int rc = sj_cgroups_destroy(&cg, &failed);
+  int rc = sj_cgroups_destroy(cg, &failed);
   if (rc < 0)
     sj_fail("cgroup rmdir %s: %s", failed ? failed : "?", strerror(-rc));
-  rc = sj_state_remove(c.fd, v->root, v->id);
+  rc = sj_state_remove(c->fd, v->root, v->id);
   if (rc < 0)
     sj_fail("remove %s/%s: %s", v->root, v->id, strerror(-rc));
+}
+
+/* The record's cgroups and id as destroy() reads them; hands off when they are not. */
+static void destroyable(struct ctr *c, struct sj_cgroups *cg) {
+  if (needs_python(c->tree) || !sj_json_str(c->tree, "id") ||
+      sj_cgroups_from_record(sj_json_get(c->tree, "cgroups"), cg) < 0)
+    sj_hand_off();
+}
+
+int sj_verb_delete(const struct sj_verb *v) {
+  struct ctr c;
+  struct sj_cgroups cg;
+  load(v, 0, &c);
+  /* running needs --force; a created one goes without (runc's rule, and the runtime's);
+   * paused: a frozen init dies only once thawed, which Python waits for */
+  if ((!strcmp(c.status, "running") && !v->force) || !strcmp(c.status, "paused"))
+    sj_hand_off();
+  destroyable(&c, &cg);
+  destroy(v, &c, &cg);
   return 0;
 }
 
