@@ -14,6 +14,10 @@ import subprocess
 import pytest
 from rtkit import cgroup_dirs_for, config, wait_for
 
+# the installed package (with its _native modules), imported before bundles.default_config
+# puts the source tree first on sys.path
+from sangja.runtime import state as st
+
 
 def _front(rt):
     if rt.name != "sangja":
@@ -196,3 +200,25 @@ def test_list_and_ps_json_same_in_c_and_python(rt, alone):
     # the table of `ps` runs the ps program: Python's
     r = run([alone, "--root", rt.root, "ps", a])
     assert r.returncode == 1 and "sangja-py" in r.stderr
+
+
+def test_state_module_from_python(rt):
+    """The runtime's face of csrc/state/: peek() (no lock) and status_of() (a record read
+    elsewhere) give what the front end's `state` says, by the one rule."""
+    if rt.name != "sangja":
+        pytest.skip("sangja's own module")
+    assert st.peek(rt.root, "no-such-container") is None
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    fifo = os.path.join(rt.root, cid, st.FIFO)
+    for want in ("created", "running", "stopped"):
+        record, status = st.peek(rt.root, cid)
+        assert status == want == rt.status(cid)
+        assert record["id"] == cid and record["pid"] == pid
+        assert st.status_of(record, fifo) == want
+        if want == "created":
+            rt("start", cid).ok()
+        elif want == "running":
+            rt("kill", cid, "KILL").ok()
+            rt.wait_stopped(cid)
+    with pytest.raises(ValueError):
+        st.status_of({"pid": "not a number"}, fifo)

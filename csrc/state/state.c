@@ -150,21 +150,25 @@ yajl_val sj_state_read(int dirfd, char *why, size_t why_size, int *err) {
   }
   close(fd);
   buf[len] = 0;
-  yajl_val tree = yajl_tree_parse(buf, why, why_size);
+  yajl_val tree = sj_state_parse(buf, why, why_size);
   free(buf);
+  *err = tree ? 0 : -EINVAL;
+  return tree;
+}
+
+yajl_val sj_state_parse(const char *text, char *why, size_t why_size) {
+  why[0] = 0;
+  yajl_val tree = yajl_tree_parse(text, why, why_size);
   if (!tree) {
-    *err = -EINVAL;
     if (!why[0])
       snprintf(why, why_size, "invalid JSON");
     return NULL;
   }
   if (!YAJL_IS_OBJECT(tree)) {
     yajl_tree_free(tree);
-    *err = -EINVAL;
     snprintf(why, why_size, "not a JSON object");
     return NULL;
   }
-  *err = 0;
   return tree;
 }
 

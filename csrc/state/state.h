@@ -44,11 +44,16 @@ int sj_state_open(const char *root, const char *id, int shared, int *has_state);
  * is the caller's (yajl_tree_free). */
 yajl_val sj_state_read(int dirfd, char *why, size_t why_size, int *err);
 
+/* Parse a record given as JSON text (a record some caller holds already): as
+ * sj_state_read, from memory. */
+yajl_val sj_state_parse(const char *text, char *why, size_t why_size);
+
 /* The parts of a parsed state.json the status rule reads: -EINVAL when one has the wrong
  * type (a record damaged by hand). */
 int sj_record_from_tree(yajl_val tree, struct sj_record *rec);
 
-/* created | creating | running | paused | stopped: from the processes, never a bare pid. */
+/* created | creating | running | paused | stopped: from the processes, never a bare pid.
+ * `dirfd` is the state dir, where the exec fifo is looked for (-1: none is). */
 const char *sj_state_status(const struct sj_record *rec, int dirfd);
 
 /* A pidfd (O_CLOEXEC) for `pid` if it is still the process that started at `start`,

@@ -59,6 +59,7 @@ cdef extern from "state/state.h" nogil:
     int sj_state_make(const char *root, const char *id)
     int sj_state_open(const char *root, const char *id, int shared, int *has_state)
     yajl_val sj_state_read(int dirfd, char *why, size_t why_size, int *err)
+    yajl_val sj_state_parse(const char *text, char *why, size_t why_size)
     int sj_record_from_tree(yajl_val tree, sj_record *rec)
     const char *sj_state_status(const sj_record *rec, int dirfd)
     int sj_state_pidfd(long long pid, long long start)
@@ -159,6 +160,23 @@ def read(int dirfd):
     finally:
         yajl_tree_free(tree)
     return record, status
+
+
+def status(bytes record_json, int dirfd):
+    """The status of a record some caller holds (as JSON text), by the same rule as read();
+    `dirfd`: its state dir (-1: none, so no exec fifo). None if it is damaged where the
+    rule reads."""
+    cdef char why[256]
+    cdef sj_record rec
+    cdef yajl_val tree = sj_state_parse(record_json, why, sizeof(why))
+    if tree == NULL:
+        raise ValueError(why.decode(errors="replace").strip().replace("\n", " "))
+    try:
+        if sj_record_from_tree(tree, &rec) < 0:
+            return None
+        return sj_state_status(&rec, dirfd).decode()
+    finally:
+        yajl_tree_free(tree)
 
 
 def pidfd(pid, pid_start):
