@@ -106,6 +106,24 @@ def test_delete_force_running_in_c(rt, alone):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
 
+def test_delete_force_paused_in_c(rt, alone):
+    """A paused container: its init is killed, thawed so that it can die, removed."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    r = rt("pause", cid)
+    if r.rc != 0:
+        pytest.skip(f"pause does not work here: {r.err.strip()}")
+    assert rt.status(cid) == "paused"
+    dirs = cgroup_dirs_for(cid)
+    r = run([alone, "--root", rt.root, "delete", cid])  # not without --force: Python says so
+    assert r.returncode == 1 and "sangja-py" in r.stderr
+    r = run([alone, "--root", rt.root, "delete", "--force", cid])
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "init gone")
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not [d for d in dirs if os.path.exists(d)]
+
+
 def test_delete_created_without_force_in_c(rt, alone):
     """A created container goes without --force (runc's rule, and the Python runtime's)."""
     cid, pid = rt.created(config(["sleep", "1000"]))

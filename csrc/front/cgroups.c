@@ -100,8 +100,7 @@ static void kill_listed(const char *dir) {
   closedir(d);
 }
 
-/* Thaw a frozen cgroup (a frozen process cannot die): v1's freezer, else cgroup.freeze. */
-static void thaw(const struct sj_cgroups *cg) {
+void sj_cgroups_thaw(const struct sj_cgroups *cg) {
   char path[4096];
   const char *fz = cg->unified ? NULL : path_of(cg, "freezer");
   if (fz) {
@@ -179,7 +178,7 @@ int sj_cgroups_pids(const struct sj_cgroups *cg, long **pids, size_t *n) {
 }
 
 static void kill_all(const struct sj_cgroups *cg) {
-  thaw(cg);
+  sj_cgroups_thaw(cg);
   if (sj_cgroups_kill(cg) == 0)
     return;
   const char *d = sj_cgroups_procs_dir(cg);

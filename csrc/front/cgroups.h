@@ -24,6 +24,10 @@ int sj_cgroups_from_record(yajl_val cgroups, struct sj_cgroups *cg);
  * there is none (nothing was sent). */
 int sj_cgroups_kill(const struct sj_cgroups *cg);
 
+/* Thaw a frozen cgroup (a frozen process cannot die): v1's freezer.state, else
+ * cgroup.freeze; not waited for (the caller waits for what it killed to exit). */
+void sj_cgroups_thaw(const struct sj_cgroups *cg);
+
 /* The directory whose cgroup.procs lists the container's processes. */
 const char *sj_cgroups_procs_dir(const struct sj_cgroups *cg);
 

@@ -248,8 +248,10 @@ int sj_verb_kill(const struct sj_verb *v) {
 static void destroy(const struct sj_verb *v, struct ctr *c, const struct sj_cgroups *cg) {
   int pidfd = sj_state_pidfd(c->rec.pid, c->rec.pid_start);
   if (pidfd >= 0) {
-    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0 &&
-        !sj_state_wait_pidfd(pidfd, 10000))
+    int sent = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0;
+    if (sent && !strcmp(c->status, "paused"))
+      sj_cgroups_thaw(cg); /* a frozen init dies only once thawed */
+    if (sent && !sj_state_wait_pidfd(pidfd, 10000))
       sj_warn("container %s: init did not exit after SIGKILL", sj_json_str(c->tree, "id"));
     close(pidfd);
   }
@@ -273,9 +275,9 @@ int sj_verb_delete(const struct sj_verb *v) {
   struct ctr c;
   struct sj_cgroups cg;
   load(v, 0, &c);
-  /* running needs --force; a created one goes without (runc's rule, and the runtime's);
-   * paused: a frozen init dies only once thawed, which Python waits for */
-  if ((!strcmp(c.status, "running") && !v->force) || !strcmp(c.status, "paused"))
+  /* running and paused need --force; a created one goes without (runc's rule, and the
+   * runtime's) */
+  if ((!strcmp(c.status, "running") || !strcmp(c.status, "paused")) && !v->force)
     sj_hand_off();
   destroyable(&c, &cg);
   destroy(v, &c, &cg);
