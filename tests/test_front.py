@@ -240,3 +240,23 @@ def test_state_module_from_python(rt):
             rt.wait_stopped(cid)
     with pytest.raises(ValueError):
         st.status_of({"pid": "not a number"}, fifo)
+
+
+def test_refusals_on_a_live_container_same_in_c_and_python(rt, alone):
+    """What C leaves to Python on a live container answers the same either way, and
+    leaves the container as it was."""
+    cid, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    refusals = [["delete", cid], ["delete", "--force=false", cid], ["kill", cid, "SIGFOO"],
+                ["kill", cid, "0"], ["kill", cid, "65"], ["kill", cid, "SIG_DFL"],
+                ["kill", cid, "KILL", "extra"], ["start", cid], ["kill", "-all=maybe", cid]]  # fmt: skip
+    for args in refusals:
+        c, p = both(rt, "--root", rt.root, *args)
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args
+        assert c.returncode != 0, args
+        assert rt.status(cid) == "running"
+    # spellings C takes itself: the signal by number, by name, any case
+    for sig in ("18", "cont", "SIGCONT", "sigcont"):
+        r = run([alone, "--root", rt.root, "kill", cid, sig])
+        assert r.returncode == 0, (sig, r)
+    assert rt.status(cid) == "running"
