@@ -247,9 +247,17 @@ def test_refusals_on_a_live_container_same_in_c_and_python(rt, alone):
     leaves the container as it was."""
     cid, _ = rt.created(config(["sleep", "1000"]))
     rt("start", cid).ok()
-    refusals = [["delete", cid], ["delete", "--force=false", cid], ["kill", cid, "SIGFOO"],
-                ["kill", cid, "0"], ["kill", cid, "65"], ["kill", cid, "SIG_DFL"],
-                ["kill", cid, "KILL", "extra"], ["start", cid], ["kill", "-all=maybe", cid]]  # fmt: skip
+    refusals = [
+        ["delete", cid],
+        ["delete", "--force=false", cid],
+        ["kill", cid, "SIGFOO"],
+        ["kill", cid, "0"],
+        ["kill", cid, "65"],
+        ["kill", cid, "SIG_DFL"],
+        ["kill", cid, "KILL", "extra"],
+        ["start", cid],
+        ["kill", "-all=maybe", cid],
+    ]
     for args in refusals:
         c, p = both(rt, "--root", rt.root, *args)
         assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args
