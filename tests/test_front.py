@@ -268,3 +268,29 @@ def test_refusals_on_a_live_container_same_in_c_and_python(rt, alone):
         r = run([alone, "--root", rt.root, "kill", cid, sig])
         assert r.returncode == 0, (sig, r)
     assert rt.status(cid) == "running"
+
+
+def test_kill_all_any_signal_in_c(rt, alone):
+    """kill --all with a signal other than KILL: the cgroup frozen, every process
+    signalled, thawed. An exec'd `sleep` dies of USR1; the init (pid 1 of its namespace,
+    no handler) is left, and the container is not left frozen."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    pidfile = os.path.join(rt.workdir, "exec.pid")
+    rt("exec", "-d", "--pid-file", pidfile, cid, "sleep", "1000").ok()
+    with open(pidfile) as f:
+        epid = int(f.read())
+    assert os.path.exists(f"/proc/{epid}")
+    r = run([alone, "--root", rt.root, "kill", "--all", cid, "USR1"])
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not os.path.exists(f"/proc/{epid}") or _zombie(epid), "exec'd sleep gone")
+    assert rt.status(cid) == "running"
+    assert os.path.exists(f"/proc/{pid}")
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

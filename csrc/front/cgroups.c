@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,94 @@ int sj_cgroups_pids(const struct sj_cgroups *cg, long **pids, size_t *n) {
   while (depth)
     free(stack[--depth]);
   free(stack);
+  return rc;
+}
+
+static double now(void);
+
+static int read_file(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = pread(fd, buf, size - 1, 0);
+  close(fd);
+  if (n < 0)
+    return -errno;
+  buf[n] = 0;
+  return 0;
+}
+
+/* Freeze every process and wait until the kernel says they all are (manager.Manager.freeze):
+ * 1 if it froze the cgroup, 0 if there is no freezer or it was frozen already, -1 if it
+ * did not freeze in time (then it is thawed again). */
+static int freeze(const struct sj_cgroups *cg) {
+  char path[4096], buf[256];
+  double deadline = now() + 10.0;
+  const char *v1 = cg->unified ? NULL : path_of(cg, "freezer"), *v2 = path_of(cg, "");
+  if (v1) {
+    snprintf(path, sizeof path, "%s/freezer.state", v1);
+    if (read_file(path, buf, sizeof buf) < 0 || !strncmp(buf, "FROZEN", 6) ||
+        !strncmp(buf, "FREEZING", 8))
+      return 0;
+    /* FREEZING can get stuck behind a process in a vfork: thaw and freeze again */
+    for (int n = 0;; n++) {
+      if (write_file(path, "FROZEN") < 0)
+        return -1;
+      if (read_file(path, buf, sizeof buf) == 0 && !strncmp(buf, "FROZEN", 6))
+        return 1;
+      if (now() > deadline) {
+        write_file(path, "THAWED");
+        return -1;
+      }
+      if (n % 50 == 49)
+        write_file(path, "THAWED");
+      struct timespec ts = {0, n < 100 ? 1000000 : 10000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  if (!v2)
+    return 0;
+  snprintf(path, sizeof path, "%s/cgroup.freeze", v2);
+  if (read_file(path, buf, sizeof buf) < 0 || buf[0] == '1')
+    return 0;
+  if (write_file(path, "1") < 0)
+    return -1;
+  snprintf(path, sizeof path, "%s/cgroup.events", v2);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  for (;;) {
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    if (strstr(buf, "frozen 1\n")) {
+      close(fd);
+      return 1;
+    }
+    double left = deadline - now();
+    if (left <= 0) {
+      close(fd);
+      sj_cgroups_thaw(cg);
+      return -1;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLPRI}; /* kernfs wakes pollers on a change */
+    poll(&p, 1, left < 0.1 ? (int)(left * 1000) + 1 : 100);
+  }
+}
+
+int sj_cgroups_signal_all(const struct sj_cgroups *cg, int sig) {
+  if (sig == SIGKILL && sj_cgroups_kill(cg) == 0)
+    return 0;
+  int froze = freeze(cg) == 1, rc = 0;
+  long *pids = NULL;
+  size_t n = 0;
+  if (sj_cgroups_pids(cg, &pids, &n) < 0)
+    rc = 1; /* not listed: none signalled */
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (kill((pid_t)pids[i], sig) < 0 && errno != ESRCH)
+      rc = -errno;
+  free(pids);
+  if (froze)
+    sj_cgroups_thaw(cg);
   return rc;
 }
 

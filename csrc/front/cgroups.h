@@ -34,6 +34,13 @@ const char *sj_cgroups_procs_dir(const struct sj_cgroups *cg);
 /* Every process in that cgroup and those below it (malloc'd into *pids); 0 or -errno. */
 int sj_cgroups_pids(const struct sj_cgroups *cg, long **pids, size_t *n);
 
+/* `sig` to every process in the container's cgroup (manager.Manager.signal_all): SIGKILL
+ * through cgroup.kill where there is one; otherwise the cgroup frozen while its processes
+ * are listed and signalled (when it has a freezer and was not frozen), then thawed.
+ * 0; 1 if the processes could not be listed (none was signalled); or the -errno of the
+ * first process that could not be signalled (the rest are not). */
+int sj_cgroups_signal_all(const struct sj_cgroups *cg, int sig);
+
 /* Remove every directory (and those below), killing what is still inside; 0, or -errno
  * with the directory that could not go in `failed`. */
 int sj_cgroups_destroy(const struct sj_cgroups *cg, const char **failed);

@@ -229,11 +229,15 @@ int sj_verb_kill(const struct sj_verb *v) {
     sj_hand_off();
   struct ctr c;
   load(v, 0, &c);
-  if (v->all) { /* SIGKILL through cgroup.kill; any other signal, or none: Python */
+  if (v->all) { /* whatever is left in the cgroup, also of a stopped container (runc) */
     struct sj_cgroups cg;
-    if (sig != SIGKILL || sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0 ||
-        sj_cgroups_kill(&cg) < 0)
+    if (sj_cgroups_from_record(sj_json_get(c.tree, "cgroups"), &cg) < 0)
       sj_hand_off();
+    int rc = sj_cgroups_signal_all(&cg, sig);
+    if (rc == 1)
+      sj_hand_off(); /* nothing was sent: Python says why */
+    if (rc < 0)
+      sj_fail("%s", strerror(-rc));
     return 0;
   }
   if (!strcmp(c.status, "stopped"))
