@@ -78,29 +78,6 @@ int sj_cgroups_kill(const struct sj_cgroups *cg) {
   return write_file(path, "1");
 }
 
-/* SIGKILL to every process listed in `dir` and the cgroups below it. */
-static void kill_listed(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  FILE *f = fopen(path, "re");
-  if (f) {
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1)
-      kill((pid_t)pid, SIGKILL);
-    fclose(f);
-  }
-  DIR *d = opendir(dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_type == DT_DIR && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      kill_listed(path);
-    }
-  closedir(d);
-}
-
 void sj_cgroups_thaw(const struct sj_cgroups *cg) {
   char path[4096];
   const char *fz = cg->unified ? NULL : path_of(cg, "freezer");
@@ -267,12 +244,8 @@ int sj_cgroups_signal_all(const struct sj_cgroups *cg, int sig) {
 }
 
 static void kill_all(const struct sj_cgroups *cg) {
-  sj_cgroups_thaw(cg);
-  if (sj_cgroups_kill(cg) == 0)
-    return;
-  const char *d = sj_cgroups_procs_dir(cg);
-  if (d)
-    kill_listed(d);
+  sj_cgroups_thaw(cg); /* a frozen process cannot die */
+  sj_cgroups_signal_all(cg, SIGKILL);
 }
 
 /* rmdir `path`; when it has child cgroups, those first (runtime/cgroups/host.rmdir_tree). */
