@@ -62,6 +62,22 @@ def build_trampoline():
 
 build_trampoline()
 
+# The `sangja` command (csrc/front/): a small C program that runs the light runtime verbs
+# itself and hands every other call to the Python CLI (scripts/sangja-py, installed beside
+# it). It links the state library's sources (csrc/state/), which _native.state binds too.
+FRONT_SRCS = [*sources("front"), *sources("state")]
+FRONT_EXE = os.path.join("build", "front", "sangja")
+
+
+def build_front():
+    os.makedirs(os.path.dirname(FRONT_EXE), exist_ok=True)
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    flags = [*CFLAGS, "-Icsrc", "-Wl,-z,now", "-Wl,--as-needed"]
+    subprocess.run([*cc, *flags, "-o", FRONT_EXE, *FRONT_SRCS, "-lyajl"], check=True)
+
+
+build_front()
+
 # One folder of csrc/ per library, one library per extension module:
 # (module, static library, its C sources, system libraries). The layer writer (pack) shares
 # the extractor's SHA-256.
@@ -71,6 +87,7 @@ PARTS = [
     ("seccomp", "sjseccomp", sources("seccomp"), ["seccomp"]),
     ("cgroup", "sjcgroup", sources("cgroup"), []),
     ("pack", "sjpack", [*sources("pack"), "csrc/extract/sha256.c"], ["z", "zstd", "isal"]),
+    ("state", "sjstate", sources("state"), ["yajl"]),
 ]
 # Headers are named by their path under csrc/ ("launch/launch.h") outside their own folder.
 INCLUDE_DIRS = ["csrc"]
@@ -97,5 +114,7 @@ setup(
         ],
         language_level=3,
     ),
-    scripts=["scripts/sangja"],
+    scripts=["scripts/sangja-py"],
+    # a program, not a script (setuptools' scripts are text): installed as data into bin/
+    data_files=[("bin", [FRONT_EXE])],
 )

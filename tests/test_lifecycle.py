@@ -192,6 +192,9 @@ def test_kill_all(rt):
     c = config(["sh", "-c", "sleep 1000 & sleep 1000 & trap '' TERM; wait"])
     cid, pid = rt.created(c)
     rt("start", cid).ok()
+    # once both children run: a TERM before then reaches only the init, which (pid 1 of
+    # its namespace, no handler yet) ignores it, and the children forked later never get one
+    wait_for(lambda: len(rt("ps", "--format", "json", cid).json() or []) >= 3, "children")
     rt("kill", "--all", cid, "TERM").ok()
     rt.wait_stopped(cid)
 

@@ -58,33 +58,11 @@ def reserve_preserved_fds(n):
                 os.close(null)
 
 
-def _pidfd_for(state):
-    """A pidfd for the container's init, or None if that process is gone (pid reuse safe)."""
-    pid = state.get("pid", 0)
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return None
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
-    # The pid may have been reused between our read and pidfd_open: check the start time.
-    if st.proc_start_time(pid) != state.get("pid_start"):
-        os.close(fd)
-        return None
-    return fd
-
-
 def _same_userns(pid, namespaces):
     """Is the container's user namespace the runtime's own? (setns refuses to join that.)"""
     if "user" not in namespaces:
         return False
     return os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino
-
-
-def _wait_pidfd(fd, timeout):
-    p = select.poll()
-    p.register(fd, select.POLLIN)
-    return bool(p.poll(None if timeout is None else int(timeout * 1000)))
 
 
 def parse_signal(s):
@@ -426,7 +404,7 @@ class Runtime:
     def _release(self, cdir, state):
         """Open the exec fifo: the init, blocked on its write end, runs the startContainer
         hooks and goes on to execve. Returns why it did not (a hook's error), or None."""
-        pidfd = _pidfd_for(state)
+        pidfd = st.pidfd_for(state)
         if pidfd is None:
             raise StateError("cannot start a container that has stopped")
         try:
@@ -470,13 +448,8 @@ class Runtime:
 
                 cgroups.load(c.record["cgroups"]).signal_all(sig)
                 return
-            pidfd = _pidfd_for(c.record)
-            if pidfd is None:
+            if not st.signal_init(c.record, sig):
                 raise StateError("container not running")
-            try:
-                signal.pidfd_send_signal(pidfd, sig)
-            finally:
-                os.close(pidfd)
 
     def delete(self, cid, force=False):
         try:
@@ -490,7 +463,7 @@ class Runtime:
                 cdir.remove()  # the leftover of a killed create: nothing else was made
                 return
             try:
-                state = cdir.read()
+                state, status = cdir.read()
             except SangjaError as e:
                 if not force:
                     raise
@@ -499,7 +472,8 @@ class Runtime:
                 cdir.remove()
                 return
             try:
-                status = st.status_of(state, cdir.fifo)
+                if status is None:  # damaged where the status rule reads
+                    raise ValueError("its status cannot be told")
                 if status in ("running", "paused") and not force:
                     raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
                 self._destroy(cdir, state, status)
@@ -517,13 +491,13 @@ class Runtime:
         from sangja.runtime import cgroups
 
         cg = cgroups.load(state["cgroups"])
-        pidfd = _pidfd_for(state)
+        pidfd = st.pidfd_for(state)
         if pidfd is not None:
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 if status == "paused":
                     self._thaw(cg)  # a frozen process dies only once thawed
-                if not _wait_pidfd(pidfd, 10):
+                if not st.wait_pidfd(pidfd, 10):
                     self.warn(f"container {state['id']}: init did not exit after SIGKILL")
             except ProcessLookupError:
                 pass
@@ -661,7 +635,7 @@ class Runtime:
                                     no_new_privs, process_label, apparmor)  # fmt: skip
             terminal = bool(proc.get("terminal"))
             _check_console(terminal, bool(console_socket), detach)
-            pidfd = _pidfd_for(state)
+            pidfd = st.pidfd_for(state)
             if pidfd is None:
                 raise StateError("cannot exec in a stopped container")
             fds.append(pidfd)

@@ -2,15 +2,19 @@
 operations on one container serialized with flock, status read from the process itself; and
 the JSON shapes made from the record (`state`, the State hooks get).
 
+Opening, locking, reading state.json, the status rule and removing are the C state module's
+(csrc/state/, through sangja._native.state), which the C front end (csrc/front/) runs too:
+one implementation. Writing the record stays here (only create and update write it).
+
 The directory holds state.json (the record: every verb reads it), the exec fifo (until
 `start`), and what `exec` needs of the container as create compiled it: process.json (its
 process) and seccomp.bpf (its filter, never compiled again).
 """
 
-import fcntl
 import os
 
 from sangja import jsonio
+from sangja._native import state as _state
 from sangja.errors import ConfigError, NotFound, SangjaError
 
 DEFAULT_ROOT = "/run/sangja"
@@ -29,16 +33,23 @@ def check_id(cid):
 
 def proc_start_time(pid):
     """The process's start time in clock ticks (field 22 of /proc/PID/stat), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # comm may hold spaces and parens: split after the last ')'.
-    rest = data[data.rindex(b")") + 2 :].split()
-    if rest[0] == b"Z" or rest[0] == b"X":  # a zombie has finished running
-        return None
-    return int(rest[19])
+    return _state.proc_start_time(pid)
+
+
+def pidfd_for(state):
+    """A pidfd for the container's init, or None if that process is gone (pid reuse safe)."""
+    return _state.pidfd(state.get("pid", 0), state.get("pid_start"))
+
+
+def signal_init(state, sig):
+    """Send `sig` to the container's init if it is still the process the record names:
+    whether it was sent (False: gone)."""
+    return _state.signal(state.get("pid", 0), state.get("pid_start"), sig)
+
+
+def wait_pidfd(fd, timeout):
+    """Wait up to `timeout` seconds (None: for ever) for the pidfd's process to exit."""
+    return _state.wait_pidfd(fd, timeout)
 
 
 class ContainerDir:
@@ -54,17 +65,13 @@ class ContainerDir:
     def make(cls, root, cid):
         """Create the directory for a new container (an existing id is an error)."""
         check_id(cid)
-        try:
-            os.makedirs(root, mode=0o711, exist_ok=True)
-        except OSError as e:
-            raise SangjaError(f"mkdir {root}: {e.strerror}", errno=e.errno, path=root)
         path = os.path.join(root, cid)
         try:
-            os.mkdir(path, 0o711)
+            fd = _state.make(root, cid)
         except FileExistsError:
             raise SangjaError(f"container with id exists: {cid}", errno=17, path=path)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            raise SangjaError(f"mkdir {path}: {e.strerror}", errno=e.errno, path=path)
         return cls(root, cid, fd, path)
 
     @classmethod
@@ -73,12 +80,11 @@ class ContainerDir:
         check_id(cid)
         path = os.path.join(root, cid)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd, has_state = _state.open_dir(root, cid, shared)
         except FileNotFoundError:
             raise NotFound(f"container does not exist: {cid}", errno=2, path=path)
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self = cls(root, cid, fd, path)
-        if not os.path.exists(os.path.join(path, STATE_FILE)):
+        if not has_state:
             # Removed while we waited for the lock, or left by a create that was killed
             # between mkdir and its first state write (it held the lock until it died).
             if orphan_ok and os.path.isdir(path):
@@ -99,15 +105,15 @@ class ContainerDir:
         self.close()
 
     def read(self):
+        """-> (the record, its status): state.json parsed and the status decided in C. The
+        status is None where the record is damaged where the rule reads it."""
         p = os.path.join(self.path, STATE_FILE)
         try:
-            with open(p, "rb") as f:
-                state = jsonio.loads(f.read())
-        except (OSError, ValueError) as e:
+            return _state.read(self.fd)
+        except OSError as e:
+            raise SangjaError(f"read state {p}: {e.strerror}", errno=e.errno, path=p)
+        except ValueError as e:
             raise SangjaError(f"read state {p}: {e}", path=p)
-        if not isinstance(state, dict):
-            raise SangjaError(f"read state {p}: not a JSON object", path=p)
-        return state
 
     def write(self, state):
         """Write state.json atomically: a reader sees the old or the new file, never half."""
@@ -127,15 +133,10 @@ class ContainerDir:
 
     def remove(self):
         """Delete everything in the directory, then the directory (we hold its lock)."""
-        for name in os.listdir(self.path):
-            try:
-                os.unlink(os.path.join(self.path, name))
-            except FileNotFoundError:
-                pass
         try:
-            os.rmdir(self.path)
-        except FileNotFoundError:
-            pass
+            _state.remove(self.fd, self.root, self.id)
+        except OSError as e:
+            raise SangjaError(f"remove {self.path}: {e.strerror}", errno=e.errno, path=self.path)
         self.close()
 
     @property
@@ -151,11 +152,12 @@ class Container(ContainerDir):
     def load(cls, root, cid, shared=False):
         self = cls.open(root, cid, shared=shared)
         try:
-            self.record = self.read()
+            self.record, self.status = self.read()
+            if self.status is None:
+                raise SangjaError(f"state of {cid} is damaged: its status cannot be told")
         except BaseException:
             self.close()
             raise
-        self.status = status_of(self.record, self.fifo)
         return self
 
 
@@ -190,34 +192,37 @@ def spec_state(state, status):
     return out
 
 
-def status_of(state, fifo_path):
-    """created | running | paused | stopped, from the process, never from a bare pid."""
-    creator = state.get("creator")
-    if creator:  # create has not finished: still at it, or it died half-way
-        return "creating" if proc_start_time(creator[0]) == creator[1] else "stopped"
-    pid = state.get("pid", 0)
-    if not pid or proc_start_time(pid) != state.get("pid_start"):
-        return "stopped"
-    if state.get("cgroups") and _frozen(state["cgroups"]):
-        return "paused"
-    if os.path.exists(fifo_path):
-        return "created"
-    return "running"
-
-
-def _frozen(cg):
-    """The freezer `pause` uses (cgroups.Cgroups.freezer): v1's, else cgroup.freeze."""
-    paths = cg.get("paths", {})
+def peek(root, cid):
+    """(record, status) of a container read without its lock (state.json is replaced
+    atomically), for who only looks: None if it has no state; the status None if the
+    record is damaged where the rule reads. Raises OSError, ValueError as read()."""
     try:
-        if not cg.get("unified") and "freezer" in paths:
-            with open(f"{paths['freezer']}/freezer.state") as f:
-                return f.read().strip() in ("FROZEN", "FREEZING")
-        if "" in paths:
-            with open(f"{paths['']}/cgroup.freeze") as f:
-                return f.read().strip() == "1"
+        fd = os.open(os.path.join(root, cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        return _state.read(fd)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def status_of(state, fifo_path):
+    """The status of a record dict read elsewhere, by the state module's rule (the exec
+    fifo looked for at `fifo_path`'s directory). Prefer peek(), which reads it too."""
+    try:
+        fd = os.open(os.path.dirname(fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        pass
-    return False
+        fd = -1
+    try:
+        status = _state.status(jsonio.dumps(state).encode(), fd)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if status is None:
+        raise ValueError("state record damaged: its status cannot be told")
+    return status
 
 
 def list_ids(root):

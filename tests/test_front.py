@@ -1,0 +1,296 @@
+"""The C front end (csrc/front/): `state`, `start`, `kill`, `delete` run in C when nothing
+needs Python, with the Python CLI's output, exit codes and --log lines; everything else is
+handed to the Python CLI (`sangja-py` beside the binary) with argv unchanged.
+
+To see which path answered, the front end is also copied alone into a directory without
+`sangja-py`: there, what it handles itself works, and a hand-off fails with `exec …`.
+SANGJA_PYTHON=1 makes the installed binary hand every call over (the Python path)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from rtkit import cgroup_dirs_for, config, wait_for
+
+# the installed package (with its _native modules), imported before bundles.default_config
+# puts the source tree first on sys.path
+from sangja.runtime import state as st
+
+
+def _front(rt):
+    if rt.name != "sangja":
+        pytest.skip("the front end is sangja's")
+    with open(rt.binary, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            pytest.skip(f"{rt.binary} is not the C front end")
+
+
+@pytest.fixture
+def alone(rt, tmp_path):
+    """The front end with no Python CLI beside it."""
+    _front(rt)
+    path = tmp_path / "sangja"
+    shutil.copy(rt.binary, path)
+    return str(path)
+
+
+def run(argv, py=False, **kw):
+    env = dict(os.environ)
+    env.pop("SANGJA_PYTHON", None)
+    if py:
+        env["SANGJA_PYTHON"] = "1"
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=env, **kw)  # fmt: skip
+
+
+def both(rt, *args):
+    """The same call through C and through Python: (C's result, Python's)."""
+    argv = [rt.binary, *args]
+    return run(argv), run(argv, py=True)
+
+
+def test_state_same_in_c_and_python(rt, alone):
+    cfg = config(["sleep", "1000"])
+    cfg["annotations"] = {'quote"back\\slash': "tab\tnew\nline", "ünï": "€ 😀 \x7f"}
+    cid, _ = rt.created(cfg)
+    for form in (["--root", rt.root], [f"--root={rt.root}"], ["-root", rt.root],
+                 ["--systemd-cgroup", "--root", rt.root], ["--root", rt.root, "--debug=true",
+                 "--rootless", "false"]):  # fmt: skip
+        c, p = both(rt, *form, "state", cid)
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr)
+        assert json.loads(c.stdout)["annotations"] == cfg["annotations"]
+    solo = run([alone, "--root", rt.root, "state", cid])
+    assert solo.returncode == 0 and solo.stdout == p.stdout, solo.stderr
+    rt("start", cid).ok()
+    c, p = both(rt, "--root", rt.root, "state", cid)
+    assert c.stdout == p.stdout and json.loads(c.stdout)["status"] == "running"
+    rt("kill", cid, "KILL").ok()
+    rt.wait_stopped(cid)
+    c, p = both(rt, "--root", rt.root, "state", cid)
+    assert c.stdout == p.stdout and json.loads(c.stdout)["pid"] == 0
+
+
+def test_lifecycle_in_c_alone(rt, alone):
+    """start, kill, kill --all KILL, delete: no Python at all after create."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    dirs = cgroup_dirs_for(cid)
+    assert dirs
+    r = run([alone, "--root", rt.root, "start", cid])
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    assert rt.status(cid) == "running"
+    r = run([alone, "--root", rt.root, "kill", cid, "SIGCONT"])
+    assert r.returncode == 0 and r.stderr == "", r
+    assert rt.status(cid) == "running"
+    r = run([alone, "--root", rt.root, "kill", "--all", cid, "9"])
+    assert r.returncode == 0, r
+    rt.wait_stopped(cid)
+    r = run([alone, "--root", rt.root, "delete", cid])
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not [d for d in dirs if os.path.exists(d)]
+
+
+def test_delete_force_running_in_c(rt, alone):
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    dirs = cgroup_dirs_for(cid)
+    r = run([alone, "--root", rt.root, "delete", "-f", cid])
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "init gone")
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not [d for d in dirs if os.path.exists(d)]
+    # --force of what is not there: nothing to say, in C too
+    r = run([alone, "--root", rt.root, "delete", "--force=true", cid])
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_delete_force_paused_in_c(rt, alone):
+    """A paused container: its init is killed, thawed so that it can die, removed."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    r = rt("pause", cid)
+    if r.rc != 0:
+        pytest.skip(f"pause does not work here: {r.err.strip()}")
+    assert rt.status(cid) == "paused"
+    dirs = cgroup_dirs_for(cid)
+    r = run([alone, "--root", rt.root, "delete", cid])  # not without --force: Python says so
+    assert r.returncode == 1 and "sangja-py" in r.stderr
+    r = run([alone, "--root", rt.root, "delete", "--force", cid])
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "init gone")
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not [d for d in dirs if os.path.exists(d)]
+
+
+def test_delete_created_without_force_in_c(rt, alone):
+    """A created container goes without --force (runc's rule, and the Python runtime's)."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    r = run([alone, "--root", rt.root, "delete", cid])
+    assert r.returncode == 0, r
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["state", "nope"],
+        ["kill", "nope"],
+        ["delete", "nope"],
+        ["start", "nope"],
+        ["state"],
+        ["state", "a", "b"],
+        ["kill", "--bogus", "x"],
+        ["state", "../x"],
+    ],
+)
+def test_errors_same_in_c_and_python(rt, alone, args):
+    """Errors: the same line, exit code and --log record (text and json)."""
+    for fmt in ("text", "json"):
+        logs = [os.path.join(rt.workdir, f"{fmt}-{n}.log") for n in ("c", "py")]
+        c = run([rt.binary, "--root", rt.root, "--log", logs[0], "--log-format", fmt, *args])
+        p = run([rt.binary, "--root", rt.root, "--log", logs[1], "--log-format", fmt, *args],
+                py=True)  # fmt: skip
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr)
+        assert c.returncode != 0 and c.stderr.startswith("sangja: ")
+        lines = []
+        # a usage error is found before the log is opened: none is written, by either
+        assert os.path.exists(logs[0]) == os.path.exists(logs[1])
+        for path in filter(os.path.exists, logs):
+            with open(path) as f:
+                text = f.read()
+            if fmt == "json":
+                rec = json.loads(text)
+                lines.append((rec["level"], rec["msg"]))
+            else:
+                lines.append(text.split(" ", 1)[1])  # past time="…"
+        assert not lines or lines[0] == lines[1]
+
+
+def test_state_of_a_running_container_is_running_in_both(rt):
+    _front(rt)
+    cid, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    c, p = both(rt, "--root", rt.root, "kill", cid, "CONT")
+    assert c.returncode == p.returncode == 0
+    c, p = both(rt, "--root", rt.root, "state", cid)
+    assert json.loads(c.stdout)["status"] == json.loads(p.stdout)["status"] == "running"
+
+
+def test_hand_off(rt, alone, tmp_path):
+    """What needs Python goes to it: hooks, other verbs, the engine's commands; and
+    SANGJA_PYTHON=1 sends everything."""
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    cfg = config(["sleep", "1000"])
+    cfg["hooks"] = {"poststart": [{"path": str(hook)}]}
+    cid, _ = rt.created(cfg)
+    for args in (["start", cid], ["pause", cid], ["--version"], ["image", "ls"]):
+        r = run([alone, "--root", rt.root, *args])
+        assert r.returncode == 1 and "sangja-py" in r.stderr, (args, r)
+    # state needs no hooks: C answers it
+    assert run([alone, "--root", rt.root, "state", cid]).returncode == 0
+    env = dict(os.environ, SANGJA_PYTHON="1")
+    r = subprocess.run([alone, "--root", rt.root, "state", cid], capture_output=True,
+                       text=True, env=env)  # fmt: skip
+    assert r.returncode == 1 and "sangja-py" in r.stderr
+    rt("start", cid).ok()  # the installed one: through Python, hooks and all
+    assert rt.status(cid) == "running"
+
+
+def test_list_and_ps_json_same_in_c_and_python(rt, alone):
+    a, _ = rt.created(config(["sleep", "1000"]))
+    b, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", a).ok()
+    for args in (["list"], ["list", "-q"], ["list", "--format", "json"], ["-root", rt.root,
+                 "list", "-f=json"], ["ps", "--format", "json", a], ["ps", "-f", "json", b],
+                 ["list", "--format", "yaml"]):  # fmt: skip
+        c, p = both(rt, "--root", rt.root, *args)
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args
+    ids = [
+        s["id"] for s in json.loads(run([alone, "--root", rt.root, "list", "-f", "json"]).stdout)
+    ]
+    assert sorted(ids) == sorted([a, b])
+    pids = json.loads(run([alone, "--root", rt.root, "ps", "--format", "json", a]).stdout)
+    assert rt.state(a)["pid"] in pids
+    # the table of `ps` runs the ps program: Python's
+    r = run([alone, "--root", rt.root, "ps", a])
+    assert r.returncode == 1 and "sangja-py" in r.stderr
+
+
+def test_state_module_from_python(rt):
+    """The runtime's face of csrc/state/: peek() (no lock) and status_of() (a record read
+    elsewhere) give what the front end's `state` says, by the one rule."""
+    if rt.name != "sangja":
+        pytest.skip("sangja's own module")
+    assert st.peek(rt.root, "no-such-container") is None
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    fifo = os.path.join(rt.root, cid, st.FIFO)
+    for want in ("created", "running", "stopped"):
+        record, status = st.peek(rt.root, cid)
+        assert status == want == rt.status(cid)
+        assert record["id"] == cid and record["pid"] == pid
+        assert st.status_of(record, fifo) == want
+        if want == "created":
+            rt("start", cid).ok()
+        elif want == "running":
+            rt("kill", cid, "KILL").ok()
+            rt.wait_stopped(cid)
+    with pytest.raises(ValueError):
+        st.status_of({"pid": "not a number"}, fifo)
+
+
+def test_refusals_on_a_live_container_same_in_c_and_python(rt, alone):
+    """What C leaves to Python on a live container answers the same either way, and
+    leaves the container as it was."""
+    cid, _ = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    refusals = [
+        ["delete", cid],
+        ["delete", "--force=false", cid],
+        ["kill", cid, "SIGFOO"],
+        ["kill", cid, "0"],
+        ["kill", cid, "65"],
+        ["kill", cid, "SIG_DFL"],
+        ["kill", cid, "KILL", "extra"],
+        ["start", cid],
+        ["kill", "-all=maybe", cid],
+    ]
+    for args in refusals:
+        c, p = both(rt, "--root", rt.root, *args)
+        assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr), args
+        assert c.returncode != 0, args
+        assert rt.status(cid) == "running"
+    # spellings C takes itself: the signal by number, by name, any case
+    for sig in ("18", "cont", "SIGCONT", "sigcont"):
+        r = run([alone, "--root", rt.root, "kill", cid, sig])
+        assert r.returncode == 0, (sig, r)
+    assert rt.status(cid) == "running"
+
+
+def test_kill_all_any_signal_in_c(rt, alone):
+    """kill --all with a signal other than KILL: the cgroup frozen, every process
+    signalled, thawed. An exec'd `sleep` dies of USR1; the init (pid 1 of its namespace,
+    no handler) is left, and the container is not left frozen."""
+    cid, pid = rt.created(config(["sleep", "1000"]))
+    rt("start", cid).ok()
+    pidfile = os.path.join(rt.workdir, "exec.pid")
+    rt("exec", "-d", "--pid-file", pidfile, cid, "sleep", "1000").ok()
+    with open(pidfile) as f:
+        epid = int(f.read())
+    assert os.path.exists(f"/proc/{epid}")
+    r = run([alone, "--root", rt.root, "kill", "--all", cid, "USR1"])
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not os.path.exists(f"/proc/{epid}") or _zombie(epid), "exec'd sleep gone")
+    assert rt.status(cid) == "running"
+    assert os.path.exists(f"/proc/{pid}")
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
