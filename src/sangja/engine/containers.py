@@ -187,18 +187,15 @@ class Containers:
     def runtime_status(self, cid: str) -> str:
         """creating | created | running | paused | stopped | absent, read from the runtime's
         state without its lock (state.json is replaced atomically)."""
-        from sangja import jsonio
         from sangja.runtime import state as st
 
-        d = os.path.join(self.runtime_root, cid)
         try:
-            with open(os.path.join(d, st.STATE_FILE), "rb") as f:
-                state = jsonio.loads(f.read())
-        except FileNotFoundError:
-            return "absent"
+            got = st.peek(self.runtime_root, cid)
         except (OSError, ValueError):
             return "stopped"
-        return st.status_of(state, os.path.join(d, st.FIFO))
+        if got is None:
+            return "absent"
+        return got[1] or "stopped"  # a record damaged where the rule reads
 
     def observe(self, rec: Record, settle: float = 2.0) -> Record | None:
         """The record checked against the runtime and the monitor, fixed in the database if
@@ -264,12 +261,11 @@ class Containers:
     def _adopt(self, rec: Record) -> dict:
         """The fields a start killed before it recorded them: the init's pid (the
         runtime's), conmon's (its pid file), the time."""
-        from sangja.runtime.state import STATE_FILE
+        from sangja.runtime import state as st
 
         out: dict = {"started": time.time()}
-        state_file = os.path.join(self.runtime_root, rec.id, STATE_FILE)
-        with contextlib.suppress(OSError, ValueError, KeyError), open(state_file, "rb") as f:
-            out["pid"] = jsonio.loads(f.read())["pid"]
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            out["pid"] = st.peek(self.runtime_root, rec.id)[0]["pid"]
         pid_file = self.paths(rec.id).conmon_pid_file
         with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
             mpid = int(f.read().strip())

@@ -182,15 +182,13 @@ class Root:
 
 def _mount_ns(runtime_root: str, cid: str) -> int | None:
     """An fd of the container init's mount namespace (checked against pid reuse)."""
-    from sangja import jsonio
-    from sangja.runtime.state import STATE_FILE, proc_start_time
+    from sangja.runtime.state import peek, proc_start_time
 
     try:
-        with open(os.path.join(runtime_root, cid, STATE_FILE), "rb") as f:
-            state = jsonio.loads(f.read())
+        state = peek(runtime_root, cid)[0]
         pid = state["pid"]
         fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     if proc_start_time(pid) != state.get("pid_start"):
         os.close(fd)

@@ -240,20 +240,13 @@ def oom_killed(paths) -> bool:
 def init_pidfd(runtime_root: str, cid: str) -> int | None:
     """A pidfd of the container's init (from the runtime's state, checked against pid
     reuse), or None if it is gone."""
-    from sangja import jsonio
-    from sangja.runtime.state import STATE_FILE, proc_start_time
+    from sangja.runtime import state as st
 
     try:
-        with open(os.path.join(runtime_root, cid, STATE_FILE), "rb") as f:
-            state = jsonio.loads(f.read())
-        pid = state.get("pid") or 0
-        fd = os.pidfd_open(pid) if pid else None
+        got = st.peek(runtime_root, cid)
     except (OSError, ValueError):
         return None
-    if fd is not None and proc_start_time(pid) != state.get("pid_start"):
-        os.close(fd)
-        return None
-    return fd
+    return st.pidfd_for(got[0]) if got else None
 
 
 def wait_exit(paths, monitor: str, timeout: float | None = None,
