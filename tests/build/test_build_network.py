@@ -11,6 +11,7 @@ import http.server
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -61,7 +62,10 @@ def build(sj, ctx, *args):
 
 
 def nothing_held(sj):
-    db = held(sj)
+    try:
+        db = held(sj)
+    except sqlite3.OperationalError:  # no network tables: no step was on the bridge
+        db = {"endpoints": [], "sandboxes": []}
     return {"veths": veths(), "rules": network_rules(), "endpoints": db["endpoints"],
             "sandboxes": db["sandboxes"],
             "netns": os.listdir(os.path.join(sj.run_root, "@net", "netns"))
