@@ -674,7 +674,8 @@ class Builder:
                 raise BuildError(f"--mount target {m.target!r} must be an absolute path below /")
         network = ins.flag("network") or self.o.network
         if network not in NETWORKS:
-            raise BuildError(f"RUN --network={network}: not supported (want default, bridge, host or none)")
+            raise BuildError(f"RUN --network={network}: not supported (want default, bridge,"
+                             " host or none)")  # fmt: skip
         network = "default" if network == "bridge" else network  # one cache key
         if ins.flag("security") not in (None, "sandbox"):
             raise BuildError("RUN --security=insecure is not supported")

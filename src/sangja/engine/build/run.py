@@ -7,10 +7,11 @@ capabilities) with the step's command, the build args in the environment, /etc/h
 /etc/hostname and /etc/resolv.conf bind-mounted (never part of the layer) and the
 step's `--mount`s.  Its network: `default` (or `bridge`) an endpoint on the engine's
 default bridge, set up and torn down with the step by the engine's own network code
-(engine/containernet.py step_begin/step_end); `host` the host's; `none` lo only.  Its stdout and stderr are a pipe the build reads line by line, its
-stdin /dev/null.  Whatever happens, the container is deleted and the snapshot unmounted;
-mount points the runtime had to create (for a bind-mount or /proc in an image without
-one) are removed from the upper dir when nothing else was written there.
+(engine/containernet.py step_begin/step_end); `host` the host's; `none` lo only.
+Its stdout and stderr are a pipe the build reads line by line, its stdin /dev/null.
+Whatever happens, the container is deleted (its network released) and the snapshot
+unmounted; mount points the runtime had to create (for a bind-mount or /proc in an image
+without one) are removed from the upper dir when nothing else was written there.
 """
 
 from __future__ import annotations
