@@ -78,7 +78,8 @@ def empty(d):
 
 def test_default_run_is_on_the_default_bridge(sj, busybox, tmp_path, server):
     probe = ("echo IF; ip -o -4 addr show eth0; echo ROUTE; ip route; echo HOSTS;"
-             " cat /etc/hosts; echo HOSTNAME; cat /etc/hostname; echo GET;"
+             " cat /etc/hosts; echo HOSTNAME; cat /etc/hostname; cat /etc/resolv.conf;"
+             " echo GET;"
              f" wget -q -O - http://{GATEWAY}:{server}/")  # fmt: skip
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {busybox}\nRUN {probe}\n"})
     for args in ((), ("--network", "bridge", "--no-cache")):
@@ -91,6 +92,9 @@ def test_default_run_is_on_the_default_bridge(sj, busybox, tmp_path, server):
         assert f"hello from the host side, you are {addr}\n" in out
         host = re.search(r"^HOSTNAME\n(\S+)$", out, re.M).group(1)
         assert re.search(rf"^{re.escape(addr)}\s+{host}$", out, re.M), out  # /etc/hosts
+        # resolv.conf as a default-bridge container's: servers, none on the host's loopback
+        servers = re.findall(r"^nameserver (\S+)$", out, re.M)
+        assert servers and not [a for a in servers if a.startswith("127.")], out
         assert empty(nothing_held(sj)), nothing_held(sj)
 
 
