@@ -112,7 +112,7 @@ class Tool:
             sj = registrykit.sangja_binary()
             self.run([sj, "image", "pull", "-q", BASE])
             self.argv = [sj, "--root", os.path.join(base, "sangja-run"), "build", "-q",
-                         "-t", "bench:1", self.ctx]  # fmt: skip
+                         "--network", "none", "-t", "bench:1", self.ctx]  # fmt: skip
         else:
             self.pm = registrykit.Podman(base)
             self.pm.base += ["--cgroup-manager", "cgroupfs"]

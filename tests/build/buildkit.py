@@ -103,6 +103,17 @@ def config_fields(cfg):
     return {k: (cfg or {}).get(k) or None for k in keys}
 
 
+def runtime_state(sj):
+    """What the runtime's --root holds: RUN containers' state, and what the engine's
+    network run dir (@net: the default bridge's namespaces) keeps though no RUN runs."""
+    import enginekit
+
+    if not os.path.isdir(sj.run_root):
+        return []
+    return sorted(n for n in os.listdir(sj.run_root) if n != "@net") + enginekit.net_leftovers(
+        os.path.join(sj.run_root, "@net"))  # fmt: skip
+
+
 def cgroups_under(parent):
     """The cgroups below `parent` in every hierarchy (what RUN's containers may leave)."""
     import enginekit

@@ -3,6 +3,7 @@ CLI with a private engine root and runtime --root for each test, and the checks 
 build left nothing behind (no mount, no runtime state, no build working dir)."""
 
 import os
+import sqlite3
 import sys
 
 import pytest
@@ -18,16 +19,27 @@ import registrykit  # noqa: E402
 
 
 def leftovers(sj, tmp_path):
-    """What a finished build must not leave: mounts, runtime state, working dirs."""
+    """What a finished build must not leave: mounts, runtime state, working dirs, and of
+    RUN's networks a namespace, a bridge, a veth, a firewall rule or a lease."""
     with open("/proc/self/mountinfo") as f:
         mounts = [ln.split()[4] for ln in f if str(tmp_path) in ln.split()[4]]
-    state = sorted(os.listdir(sj.run_root)) if os.path.isdir(sj.run_root) else []
+    state = buildkit.runtime_state(sj)
     work = os.path.join(sj.root, "build", "work")
     dirs = sorted(os.listdir(work)) if os.path.isdir(work) else []
     tmp = os.path.join(sj.root, "tmp")
     tmps = sorted(n for n in os.listdir(tmp) if not n.endswith(".partial")) \
         if os.path.isdir(tmp) else []  # fmt: skip
-    return {"mounts": mounts, "runtime state": state, "build dirs": dirs, "tmp": tmps}
+    import enginekit
+    from test_networks import held, network_rules, veths
+
+    try:
+        db = held(sj)
+    except sqlite3.Error:  # no store, or no network tables: nothing leased
+        db = {}
+    leases = {k: v for k, v in db.items() if k in ("endpoints", "ports", "sandboxes") and v}
+    return {"mounts": mounts, "runtime state": state, "build dirs": dirs, "tmp": tmps,
+            "bridges": enginekit.bridges(), "veths": veths(), "rules": network_rules(),
+            "leases": leases}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ alone, on stdin).
       --platform P           only this host's platform (others are an error)
   -q, --quiet                print only the image id
       --iidfile FILE         write the image id to FILE
-      --network MODE         RUN's network: default (the host's), host, none
+      --network MODE         RUN's network: default (the default bridge; also bridge), host, none
       --secret id=ID,src=F   a secret for RUN --mount=type=secret (or env=VAR)
       --signature-policy F   content trust policy for FROM's images
 """

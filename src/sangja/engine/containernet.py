@@ -11,6 +11,13 @@ start     the container's network namespace made and netavark started on it befo
 stop      (the run torn down) addresses, ports, rules and the namespace released;
 connect/disconnect of a running container: its /etc/hosts and /etc/resolv.conf rewritten;
 rm        the endpoints forgotten.
+
+A build's RUN step (engine/build/run.py) has no container record: `step_begin` gives its
+container an endpoint on the default bridge and sets it up at once (the same lease,
+namespace, netavark set-up and etc files as a container's start), `step_end` tears it
+down and forgets it.  The build notes the step's id in its working dir first, so a killed
+build's step is released by the next build's sweep (engine/build/workspace.py), and
+`Endpoints.sweep` leaves `build-` ids to it.
 """
 
 from __future__ import annotations
@@ -118,6 +125,27 @@ def teardown(cs, rec) -> list[str]:
 
 def forget(cs, rec) -> None:
     endpoints(cs).forget(rec.id)
+
+
+def step_begin(store, runtime_root: str, cid: str, hostname: str):
+    """A build step's network on the default bridge, set up now: -> the Sandbox (its
+    namespace, the contents of its /etc/hostname, /etc/hosts, /etc/resolv.conf)."""
+    e = Endpoints(store, runtime_root)
+    body = {"Config": {}, "HostConfig": {"NetworkMode": "bridge"}}
+    try:
+        e.attach(cid, body)
+        return e.setup(cid, hostname, body, hostname=hostname)
+    except BaseException:
+        try:
+            e.forget(cid)
+        except Exception:  # the first error is the one to report
+            pass
+        raise
+
+
+def step_end(store, runtime_root: str, cid: str) -> list[str]:
+    """The step's network torn down, its endpoint forgotten (idempotent). -> warnings."""
+    return Endpoints(store, runtime_root).forget(cid)
 
 
 def settings(cs, rec) -> dict:

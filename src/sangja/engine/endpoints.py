@@ -594,14 +594,15 @@ class Endpoints:
 
     def sweep(self) -> list[str]:
         """Endpoints and set-ups of containers the store no longer has (a removal killed
-        between its steps): torn down and forgotten.  -> their ids."""
+        between its steps): torn down and forgotten.  -> their ids.  A build step's
+        (`build-<id>`, no record) is left to the build sweep (engine/build/workspace.py)."""
         db = self.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='containers'"
                       ).fetchone() is None:  # fmt: skip
             return []
         gone = [r[0] for r in db.execute(
             "SELECT container FROM net_endpoints UNION SELECT container FROM net_sandboxes"
-            " EXCEPT SELECT id FROM containers")]  # fmt: skip
+            " EXCEPT SELECT id FROM containers") if not r[0].startswith("build-")]  # fmt: skip
         for cid in gone:
             self.forget(cid)
         return gone

@@ -33,7 +33,7 @@ from sangja.errors import SangjaError
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
               "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")  # fmt: skip
-NETWORKS = ("default", "host", "none")
+NETWORKS = ("default", "bridge", "host", "none")  # bridge: the default (Docker's)
 
 
 class BuildError(SangjaError):
@@ -198,7 +198,7 @@ class Builder:
                 raise BuildError(f"invalid tag {t!r}: a tag may not name a digest")
         if o.network not in NETWORKS:
             raise BuildError(f"network mode {o.network!r} is not supported by build (want"
-                             " default, host or none)")  # fmt: skip
+                             " default, bridge, host or none)")  # fmt: skip
         host = mf.host_platform()
         self.native = f"{host.os}/{host.architecture}" + (
             f"/{host.variant}" if host.variant else ""
@@ -674,7 +674,9 @@ class Builder:
                 raise BuildError(f"--mount target {m.target!r} must be an absolute path below /")
         network = ins.flag("network") or self.o.network
         if network not in NETWORKS:
-            raise BuildError(f"RUN --network={network}: not supported (want default, host or none)")
+            raise BuildError(f"RUN --network={network}: not supported (want default, bridge,"
+                             " host or none)")  # fmt: skip
+        network = "default" if network == "bridge" else network  # one cache key
         if ins.flag("security") not in (None, "sandbox"):
             raise BuildError("RUN --security=insecure is not supported")
         prefix = f"|{len(argenv)} {' '.join(argenv)} " if argenv else ""
@@ -709,7 +711,7 @@ class Builder:
                 code = R.run(ws=self.ws, snap=snap, conf=state.config, args=args,
                              env=argenv + proxies, runtime_root=self.o.runtime_root,
                              log=self.o.log, network=network, extra_mounts=extra,
-                             output=lines, ctl=ctl, hostname=hostname)  # fmt: skip
+                             output=lines, ctl=ctl, hostname=hostname, store=st)  # fmt: skip
             finally:
                 self.running.discard(ctl)
                 lines.flush()

@@ -5,10 +5,13 @@ writes lands in the snapshot's upper dir, which the caller turns into a layer.  
 spec is the image config's (sangja.image.runspec: user, working dir, env, Docker's
 capabilities) with the step's command, the build args in the environment, /etc/hosts,
 /etc/hostname and /etc/resolv.conf bind-mounted (never part of the layer) and the
-step's `--mount`s.  Its stdout and stderr are a pipe the build reads line by line, its
-stdin /dev/null.  Whatever happens, the container is deleted and the snapshot unmounted;
-mount points the runtime had to create (for a bind-mount or /proc in an image without
-one) are removed from the upper dir when nothing else was written there.
+step's `--mount`s.  Its network: `default` (or `bridge`) an endpoint on the engine's
+default bridge, set up and torn down with the step by the engine's own network code
+(engine/containernet.py step_begin/step_end); `host` the host's; `none` lo only.
+Its stdout and stderr are a pipe the build reads line by line, its stdin /dev/null.
+Whatever happens, the container is deleted (its network released) and the snapshot
+unmounted; mount points the runtime had to create (for a bind-mount or /proc in an image
+without one) are removed from the upper dir when nothing else was written there.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def _hosts(path: str, hostname: str, host_network: bool) -> None:
 
 def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: str, log,
         network: str, extra_mounts: list[dict], output, ctl: Container | None = None,
-        hostname: str | None = None) -> int:  # fmt: skip
+        hostname: str | None = None, store=None) -> int:  # fmt: skip
     """Run `args` in the snapshot; `output(bytes)` gets its output as it comes.
     -> the exit code (128+N for a signal).  Raises SangjaError if it could not start."""
     from sangja.image import runspec
@@ -73,6 +76,8 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
     hostname = hostname or cid[6:18]
     bundle = snap.dir
     rootfd = os.open(snap.merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    bridge = network in ("default", "bridge")
+    released = not bridge
     try:
         spec = runspec.build(conf, snap.merged, command=args, entrypoint=[], env=env,
                              hostname=hostname)  # fmt: skip
@@ -95,11 +100,25 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
                                            if n["type"] != "network"]  # fmt: skip
         files = os.path.join(bundle, "files")
         os.mkdir(files, 0o755)
-        with open(os.path.join(files, "hostname"), "w") as f:
-            f.write(hostname + "\n")
-        _hosts(os.path.join(files, "hosts"), hostname, host_net)
         binds = [("/etc/hostname", os.path.join(files, "hostname")),
                  ("/etc/hosts", os.path.join(files, "hosts"))]  # fmt: skip
+        if bridge:
+            from sangja.engine import containernet
+
+            ws.note_container(cid, runtime_root)  # before anything is leased: swept if killed
+            sb = containernet.step_begin(store, runtime_root, cid, hostname)
+            spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                           if n["type"] != "network"]  # fmt: skip
+            spec["linux"]["namespaces"].append({"type": "network", "path": sb.netns})
+            for name, text in (("hostname", sb.hostname), ("hosts", sb.hosts),
+                               ("resolv.conf", sb.resolv)):  # fmt: skip
+                with open(os.path.join(files, name), "w") as f:
+                    f.write(text)
+            binds.append(("/etc/resolv.conf", os.path.join(files, "resolv.conf")))
+        else:
+            with open(os.path.join(files, "hostname"), "w") as f:
+                f.write(hostname + "\n")
+            _hosts(os.path.join(files, "hosts"), hostname, host_net)
         if host_net and os.path.exists("/etc/resolv.conf"):
             binds.append(("/etc/resolv.conf", os.path.realpath("/etc/resolv.conf")))
         for dst, src in binds:
@@ -117,13 +136,23 @@ def run(*, ws, snap, conf: dict, args: list[str], env: list[str], runtime_root: 
         code = _execute(Runtime(root=runtime_root, log=log), cid, bundle, spec, output, ctl)
         return code
     finally:
+        if not released:  # the container is deleted: its network goes
+            from sangja.engine import containernet
+
+            try:
+                for w in containernet.step_end(store, runtime_root, cid):
+                    output(f"warning: {w}\n".encode())
+                released = True
+            except (SangjaError, OSError):
+                pass  # its ctr- note stays: the workspace's clean-up tries again
         with contextlib.suppress(SangjaError):
             snap.unmount()
         os.close(rootfd)
         if "absent" in locals():
             _drop_mount_points(snap.upper, absent)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(ws.dir, f"ctr-{cid}"))
+        if released:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(ws.dir, f"ctr-{cid}"))
 
 
 def _execute(rt, cid, bundle, spec, output, ctl) -> int:

@@ -4,12 +4,14 @@
                                         exclusively (cache mounts are not removed under a RUN)
     <engine root>/build/work/<id>/      one per build, flock'ed by it while it runs:
         lock                            the build's flock
-        ctr-<container id>              a RUN container that may exist (content: --root)
+        ctr-<container id>              a RUN container that may exist (content: --root),
+                                        with its network on the default bridge
         snap-*/upper work merged        overlay snapshots (merged is mounted)
 
 A build removes its directory when it ends, whatever the outcome.  A build killed with
 -9 leaves it: the next build (or `builder prune`) finds its lock free, deletes the
-containers it names, unmounts whatever is mounted below it and removes it.
+containers it names (and tears their networks down: namespace, veth, rules, leases),
+unmounts whatever is mounted below it and removes it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class Workspace:
 
     def close(self):
         if self.dir:
-            _clean(self.dir)
+            _clean(self.dir, self.store)
             self.dir = None
         for fd in (self._lock, self._shared):
             with contextlib.suppress(OSError):
@@ -134,8 +136,9 @@ def _mounts_under(path: str) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-def _clean(d: str) -> None:
-    """Delete the containers a build dir names, unmount what is below it, remove it."""
+def _clean(d: str, store=None) -> None:
+    """Delete the containers a build dir names (their networks torn down), unmount what
+    is below it, remove it."""
     from sangja.image.snapshot import unmount
 
     with contextlib.suppress(FileNotFoundError):
@@ -150,6 +153,11 @@ def _clean(d: str) -> None:
 
                 with contextlib.suppress(SangjaError, OSError):
                     Runtime(root=root).delete(name[4:], force=True)
+                if store is not None:
+                    from sangja.engine import containernet
+
+                    with contextlib.suppress(SangjaError, OSError):
+                        containernet.step_end(store, root, name[4:])
     for mp in _mounts_under(d):
         with contextlib.suppress(SangjaError):
             unmount(mp)
@@ -177,12 +185,12 @@ def sweep(store, skip=None) -> int:
                     import time
 
                     if time.time() - os.stat(d).st_mtime > 60:
-                        _clean(d)
+                        _clean(d, store)
                 continue
             try:
                 fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CLOEXEC)
             except FileNotFoundError:
-                _clean(d)  # killed before it took its lock
+                _clean(d, store)  # killed before it took its lock
                 n += 1
                 continue
             except OSError as e:
@@ -194,7 +202,7 @@ def sweep(store, skip=None) -> int:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a build that runs
-                _clean(d)
+                _clean(d, store)
                 _release_holds(store, name)
                 n += 1
             finally:
