@@ -138,7 +138,8 @@ def usage():
     lines += [
         "",
         "engine commands (Docker's): image, container, login, logout, trust"
-        " (`sangja image --help`)",
+        " (`sangja image --help`),",
+        "                 system service (the Docker Engine API on a unix socket)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -407,6 +408,10 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if g.get("help") else 1
         cmd, args = rest[0], rest[1:]
+        if cmd == "system" and args[:1] == ["service"]:  # the Engine API service
+            from sangja.cli import service
+
+            return service.main(cmd, args, g)
         engine = cmd in ENGINE_WORDS
         if engine:  # imported only for these words
             import importlib
