@@ -93,7 +93,12 @@ class Routes:
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    # Content-Type exactly application/json (no charset): the docker CLI reads the message
+    # out of an error only then, else it prints the raw body
+    import json
+
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _status_of(e: SangjaError) -> int:
@@ -232,7 +237,7 @@ async def _headers(request, response) -> None:
     h.setdefault("Api-Version", API_VERSION)
     h.setdefault("Docker-Experimental", "false")
     h.setdefault("Ostype", "linux")
-    h.setdefault("Server", f"sangja/{__version__} (linux)")
+    h["Server"] = f"sangja/{__version__} (linux)"
 
 
 # ---- the socket ------------------------------------------------------------------------------

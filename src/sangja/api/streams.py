@@ -85,8 +85,9 @@ async def hijack(request: web.Request) -> Hijacked:
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     h = Hijacked(transport)
     transport.set_protocol(h)
-    with contextlib.suppress(AttributeError):
-        proto.force_close()  # aiohttp: nothing more on this connection once we return
+    # aiohttp: nothing more on this connection once we return (not force_close(): that
+    # closes the transport at once)
+    proto.keep_alive(False)
     lines = ["HTTP/1.1 101 UPGRADED" if upgrade else "HTTP/1.1 200 OK",
              f"Content-Type: {RAW_STREAM}"]  # fmt: skip
     if upgrade:

@@ -270,5 +270,7 @@ def _check_unsupported(cfg: dict, hc: dict, nc: dict) -> None:
         raise InvalidArgument("publishing ports (-P): not supported yet")
     if cfg.get("Volumes"):
         raise InvalidArgument("volumes (-v): not supported yet")
-    if (nc or {}).get("EndpointsConfig"):
-        raise InvalidArgument("network endpoints: networks are not supported yet")
+    for net, ep in ((nc or {}).get("EndpointsConfig") or {}).items():
+        # the docker CLI names the mode's own network with an empty endpoint: that is fine
+        if net not in ("default", "none", "host", mode) or any((ep or {}).values()):
+            raise InvalidArgument(f"network endpoint {net!r}: networks are not supported yet")
