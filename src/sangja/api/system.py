@@ -1,4 +1,4 @@
-"""/_ping, /version, /info, /auth (and /system/df, /events once the engine has them)."""
+"""/_ping, /version, /info, /system/df, /auth (and /events once the engine has events)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def setup(routes) -> None:
     routes.add("HEAD", "/_ping", ping)
     routes.add("GET", "/version", version)
     routes.add("GET", "/info", info)
+    routes.add("GET", "/system/df", df)
     routes.add("POST", "/auth", auth)
 
 
@@ -36,6 +37,17 @@ async def info(request):
 
         cs = eng.cs()
         return sysinfo.info(cs.store, containers=cs.counts())
+
+    return web.json_response(await eng.run(work))
+
+
+async def df(request):
+    eng = request.app["engine"]
+
+    def work():
+        from sangja.engine import sysinfo
+
+        return sysinfo.disk_usage(eng.cs())
 
     return web.json_response(await eng.run(work))
 

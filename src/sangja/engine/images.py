@@ -258,8 +258,9 @@ class Images:
         """`image rm REF`: a name among others is only untagged; the last name (or the id)
         deletes the image and whatever only it used; refused while a container holds it
         (with `force`: its names go, the image stays for the container, dangling).
-        -> [{"Untagged": name} | {"Deleted": id}, ...]"""
+        -> [{"Untagged": name (familiar, as dockerd)} | {"Deleted": id}, ...]"""
         from sangja.engine.containers import collect_dead
+        from sangja.image.reference import familiar
 
         collect_dead(self.store)  # containers whose create was killed hold no image
         store = self.store
@@ -273,7 +274,7 @@ class Images:
             tags = [n for n, k in refs if k == "tag"]
             if name is not None and [n for n in tags if n != name]:
                 store.untag(name)  # other names remain: only this one goes
-                return [{"Untagged": name}]
+                return [{"Untagged": familiar(name)}]
             users = store.holders(image_id)
             if users and not force:
                 raise Conflict(
@@ -285,7 +286,7 @@ class Images:
                     f"conflict: unable to delete {image_id[7:19]} (must be forced): the image"
                     f" is referenced in {len(tags)} repositories"
                 )
-            out += [{"Untagged": n} for n, _ in refs]
+            out += [{"Untagged": familiar(n)} for n, _ in refs]
             if users:  # force: the names go, the image stays for its containers (as docker)
                 for n, _ in refs:
                     store.untag(n)

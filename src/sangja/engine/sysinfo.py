@@ -87,3 +87,20 @@ def version() -> dict:
             "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
             "PythonVersion": platform.python_version(), "Os": "linux", "Arch": arch,
             "KernelVersion": uname.release, "Experimental": False}  # fmt: skip
+
+
+def disk_usage(cs) -> dict:
+    """Docker's /system/df: the layers' bytes, each image (with the bytes of its layers
+    other images use too: SharedSize), each container with its sizes.  No volumes and no
+    build cache yet (the engine has neither)."""
+    db = cs.store.db
+    layers = db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()[0]
+    shared = dict(db.execute(
+        "SELECT il.image, COALESCE(SUM(l.size), 0) FROM image_layers il"
+        " JOIN layers l ON l.chain_id = il.chain_id WHERE l.refs > 1 GROUP BY il.image"))  # fmt: skip
+    images = cs.images.list(all=True)
+    for img in images:
+        img["SharedSize"] = shared.get(img["Id"], 0)
+    return {"LayersSize": layers, "Images": images,
+            "Containers": cs.summaries(all=True, size=True), "Volumes": [],
+            "BuildCache": []}  # fmt: skip
