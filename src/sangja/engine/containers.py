@@ -383,7 +383,15 @@ class Containers:
             if rec.state in ("removing", "dead"):
                 raise Conflict(f"container {rec.id[:12]} is marked for removal and cannot be"
                                " started")  # fmt: skip
-            return self._start_locked(rec, on_created, foreground)
+            try:
+                return self._start_locked(rec, on_created, foreground)
+            except SangjaError:
+                # as dockerd: an AutoRemove (--rm) container that cannot start is removed
+                # (the docker CLI creates, then starts it through the API)
+                if rec.host_config.get("AutoRemove"):
+                    with contextlib.suppress(SangjaError, OSError):
+                        self._destroy(self._fresh(rec.id))
+                raise
 
     def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
         from sangja.engine import ocispec

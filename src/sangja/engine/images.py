@@ -128,13 +128,20 @@ class Images:
         """ImageList (/images/json): ImageSummary entries, newest first."""
         from sangja.image.reference import familiar
 
+        from sangja.engine.filters import parse_image_filters
+
+        refs = parse_image_filters(filters).get("reference")
         out = []
         for img in self.records(filters, all=all):
             conf = self.store.config_of(img.id)
+            tags, digests = img.tags, img.digests
+            if refs:  # as dockerd: only the names that match (the CLI shows a row each)
+                tags = [t for t in tags if _reference_match([t], refs)]
+                digests = [d for d in digests if _reference_match([d], refs)]
             out.append({
                 "Id": img.id, "ParentId": "",
-                "RepoTags": [familiar(t) for t in img.tags],
-                "RepoDigests": [familiar(d) for d in img.digests],
+                "RepoTags": [familiar(t) for t in tags],
+                "RepoDigests": [familiar(d) for d in digests],
                 "Created": _unix(img.created), "Size": img.size, "SharedSize": -1,
                 "VirtualSize": img.size,
                 "Labels": (conf.get("config") or {}).get("Labels") or {},
