@@ -237,8 +237,8 @@ def test_errors_are_dockers(api):
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", api.sock,
          "http://docker/v1.41/no/such/path"], capture_output=True, text=True).stdout  # fmt: skip
     assert status == "404"
-    body = subprocess.run(
-        ["curl", "-s", "--unix-socket", api.sock, "-X", "POST", "-H",
-         "Content-Type: application/json", "-d", "{not json",
-         "http://docker/v1.41/containers/create"], capture_output=True, text=True).stdout  # fmt: skip
+    argv = ["curl", "-s", "--unix-socket", api.sock, "-X", "POST", "-H",
+            "Content-Type: application/json", "-d", "{not json",
+            "http://docker/v1.41/containers/create"]  # fmt: skip
+    body = subprocess.run(argv, capture_output=True, text=True).stdout
     assert "invalid JSON" in json.loads(body)["message"]

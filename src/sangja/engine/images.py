@@ -126,9 +126,8 @@ class Images:
 
     def list(self, filters=None, all: bool = False) -> list[dict]:
         """ImageList (/images/json): ImageSummary entries, newest first."""
-        from sangja.image.reference import familiar
-
         from sangja.engine.filters import parse_image_filters
+        from sangja.image.reference import familiar
 
         refs = parse_image_filters(filters).get("reference")
         out = []

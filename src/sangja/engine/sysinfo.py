@@ -96,8 +96,8 @@ def disk_usage(cs) -> dict:
     db = cs.store.db
     layers = db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()[0]
     shared = dict(db.execute(
-        "SELECT il.image, COALESCE(SUM(l.size), 0) FROM image_layers il"
-        " JOIN layers l ON l.chain_id = il.chain_id WHERE l.refs > 1 GROUP BY il.image"))  # fmt: skip
+        "SELECT il.image, COALESCE(SUM(l.size), 0) FROM image_layers il JOIN layers l"
+        " ON l.chain_id = il.chain_id WHERE l.refs > 1 GROUP BY il.image"))  # fmt: skip
     images = cs.images.list(all=True)
     for img in images:
         img["SharedSize"] = shared.get(img["Id"], 0)
