@@ -42,5 +42,5 @@ SYSTEM = {
                    "[--socket PATH] [--timeout SECONDS]",
                    "serve the Docker Engine API on a unix socket (default"
                    " /run/sangja/docker.sock); --timeout N: exit after N idle seconds (0:"
-                   " never)", service),
+                   " never)", service, error_code=125),
 }  # fmt: skip
