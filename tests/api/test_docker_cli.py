@@ -242,3 +242,28 @@ def test_errors_are_dockers(api):
             "http://docker/v1.41/containers/create"]  # fmt: skip
     body = subprocess.run(argv, capture_output=True, text=True).stdout
     assert "invalid JSON" in json.loads(body)["message"]
+
+
+def test_attach_and_detach(api):
+    """docker attach to a running shell on a tty: input reaches it, its output comes back,
+    ctrl-p ctrl-q detaches and leaves it running."""
+    from apikit import DOCKER, pty_run
+
+    pulled(api)
+    api.ok("run", "-dit", "--name", "sh1", BUSYBOX, "sh")
+    with pty_run(dict(api.env, TERM="xterm"), [DOCKER, "attach", "sh1"]) as t:
+        t.write(b"echo at$((40+2))tach\r")
+        t.read_until(b"at42tach")
+        t.write(b"\x10\x11")
+        t.read_until(b"read escape sequence")
+        t.wait()
+    assert api.ok("inspect", "--format", "{{.State.Running}}", "sh1").strip() == "true"
+    # attach without a tty: stdin goes in, its output comes back, it ends with the container
+    api.ok("run", "-di", "--name", "counter", BUSYBOX, "sh", "-c",
+           "read x; for i in 1 2 3; do echo n$i; done")  # fmt: skip
+    api.ok("rm", "-f", "sh1")
+    r = subprocess.Popen([DOCKER, "attach", "counter"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=api.env, text=True)  # fmt: skip
+    out, _ = r.communicate("go\n", timeout=60)
+    assert out == "n1\nn2\nn3\n" and r.returncode == 0, (out, r.returncode)
+    api.ok("rm", "counter")
