@@ -13,6 +13,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "engine"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "image"))  # pushkit
 sys.path.insert(0, HERE)
 
 import apikit  # noqa: E402
@@ -61,3 +62,20 @@ def api(service):
     code = service.stop()
     assert code == 0, f"the service exited {code}: {service.log_tail()}"
     assert not os.path.exists(service.sock), "the service left its socket"
+
+
+@pytest.fixture
+def push_registry(tmp_path, fixtures):
+    """An empty registry of the test's own to push to (tests/image's pushkit)."""
+    import pushkit
+
+    started = []
+
+    def start(variant="plain"):
+        reg = pushkit.PushRegistry(fixtures, variant, tmp_path / f"reg-{len(started)}")
+        started.append(reg)
+        return reg
+
+    yield start
+    for reg in started:
+        reg.stop()

@@ -267,3 +267,40 @@ def test_attach_and_detach(api):
     out, _ = r.communicate("go\n", timeout=60)
     assert out == "n1\nn2\nn3\n" and r.returncode == 0, (out, r.returncode)
     api.ok("rm", "counter")
+
+
+def test_push_and_pull_back(api, push_registry):
+    pulled(api)
+    reg = push_registry("plain")
+    dst = f"{reg.addr}/mine/box:v1"
+    api.ok("tag", BUSYBOX, dst)
+    out = api.ok("push", dst)
+    assert f"The push refers to repository [{reg.addr}/mine/box]" in out, out
+    assert "Pushed" in out and "v1: digest: sha256:" in out, out
+    api.ok("rmi", dst)
+    out = api.ok("pull", dst)
+    assert "Digest: sha256:" in out and out.endswith(f"{dst}\n"), out
+    assert api.ok("images", "-q", dst).strip()
+    r = api.fail("push", f"{reg.addr}/mine/nothing:v9")
+    assert "No such image" in r.err or "does not exist" in r.err, r
+
+
+def test_login_and_pull_with_the_clients_credentials(api, fixtures):
+    """The docker CLI keeps the credentials (its own config) and sends them with each
+    pull (X-Registry-Auth); the service stores none."""
+    from registrykit import AUTH, PASSWORD, USER
+
+    fixtures.registry("auth")
+    ref = f"{AUTH}/test/busybox"
+    r = api.fail("pull", ref)
+    assert "unauthorized" in r.err.lower(), r
+    r = api.fail("login", "-u", USER, "-p", "wrong", AUTH)
+    assert "unauthorized" in r.err.lower(), r
+    out = api.ok("login", "-u", USER, "--password-stdin", AUTH, input=PASSWORD + "\n")
+    assert "Login Succeeded" in out
+    assert AUTH in open(os.path.join(api.env["DOCKER_CONFIG"], "config.json")).read()
+    assert not os.path.exists(os.path.join(api.sj.home, ".config", "sangja", "auth.json"))
+    api.ok("pull", ref)
+    api.ok("logout", AUTH)
+    api.ok("rmi", ref)
+    api.fail("pull", ref)
