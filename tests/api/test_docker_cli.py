@@ -304,3 +304,40 @@ def test_login_and_pull_with_the_clients_credentials(api, fixtures):
     api.ok("logout", AUTH)
     api.ok("rmi", ref)
     api.fail("pull", ref)
+
+
+def test_import_prune_update_and_run_options(api, tmp_path):
+    pulled(api)
+    # import: a root file system from the request body, with a change
+    import tarfile
+
+    tar = tmp_path / "rootfs.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add("/bin/busybox", "bin/busybox")  # busybox-static (make test installs it)
+        for cmd in ("sh", "echo"):
+            link = tarfile.TarInfo(f"bin/{cmd}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            t.addfile(link)
+    image_id = api.ok("import", "-c", 'CMD ["echo", "imported"]', str(tar), "imp:1").strip()
+    assert image_id.startswith("sha256:")
+    assert api.ok("run", "--rm", "imp:1") == "imported\n"
+    # prune: stopped containers go, running ones stay
+    api.ok("create", "--name", "dead", BUSYBOX, "true")
+    api.ok("run", "-d", "--name", "live", BUSYBOX, "sh", "-c", TRAP)
+    out = api.ok("container", "prune", "-f")
+    assert "Total reclaimed space" in out
+    assert api.ok("ps", "-a", "--format", "{{.Names}}").split() == ["live"]
+    # update: the limits change on the running container
+    api.ok("update", "--memory", "64m", "--memory-swap", "64m", "live")
+    assert api.ok("inspect", "--format", "{{.HostConfig.Memory}}", "live").strip() == "67108864"
+    api.ok("rm", "-f", "live")
+    api.ok("rmi", "imp:1")
+    assert api.ok("image", "prune", "-f").startswith("Total reclaimed space")
+    # a few of run's options, checked inside
+    out = api.ok("run", "--rm", "--read-only", "--cap-drop", "ALL", "-u", "1000", "-m", "32m",
+                 BUSYBOX, "sh", "-c", "id -u; touch /x 2>&1 || true")  # fmt: skip
+    assert out.splitlines()[0] == "1000" and "Read-only file system" in out, out
+    env = tmp_path / "env"
+    env.write_text("FROM_FILE=yes\n")
+    assert api.ok("run", "--rm", "--env-file", str(env), BUSYBOX, "sh", "-c",
+                  "echo $FROM_FILE") == "yes\n"  # fmt: skip
