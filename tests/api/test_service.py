@@ -53,3 +53,35 @@ def test_engine_verbs_do_not_load_aiohttp(sj):
         r = subprocess.run([sys.executable, "-c", code, "--root", sj.run_root, *verb],
                            env=env, capture_output=True, text=True, timeout=GUARD)  # fmt: skip
         assert "LOADED []" in r.stdout, r
+
+
+def test_socket_activation(service):
+    """The socket systemd passes (systemd-socket-activate does it as systemd does: fd 3,
+    LISTEN_PID, LISTEN_FDS): served, and the service leaves it in place when it exits."""
+    import shutil
+
+    import pytest
+    from apikit import docker_cli_missing
+
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate is not installed (Debian's systemd)")
+    why = docker_cli_missing()
+    if why:
+        pytest.skip(why)
+    argv = [activate, "-l", service.sock, sangja_binary(), "--root", service.sj.run_root,
+            "system", "service", "--timeout", "1"]  # fmt: skip
+    with service.netns.entered():
+        p = subprocess.Popen(argv, env=service.sj.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        from apikit import wait_for
+
+        wait_for(lambda: os.path.exists(service.sock), "the activation socket")
+        assert service.docker("version", "--format", "{{.Server.APIVersion}}").out == "1.41\n"
+        assert p.wait(GUARD) == 0  # idle: it exits
+        assert os.path.exists(service.sock)  # systemd's, not the service's to remove
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
