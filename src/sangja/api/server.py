@@ -122,6 +122,7 @@ class Service:
         self.active = 0
         self.last = time.monotonic()
         self.stopping: asyncio.Event | None = None
+        self.early: list[int] = []  # SIGTERM/SIGINT caught before the loop ran (main())
 
     # ---- the application -------------------------------------------------------------
     def app(self) -> web.Application:
@@ -186,6 +187,8 @@ class Service:
         self.stopping = asyncio.Event()
         for s in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(s, self.stopping.set)
+        if self.early:
+            self.stopping.set()
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=2.0)  # fmt: skip
         await runner.setup()
@@ -320,13 +323,19 @@ def _docker_gid() -> int | None:
 
 def main(socket_path: str | None, timeout: float, runtime_root: str) -> int:
     """`sangja system service`: serve until stopped, or idle for `timeout` seconds."""
+    import signal
+
+    service = Service(os.path.abspath(runtime_root), timeout)
+    # from the moment the socket exists a client may connect and a SIGTERM come: caught
+    # (an orderly end) rather than the default death, until the loop's handlers take over
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda n, _f: service.early.append(n))
     sock = activation_socket()
     made = None
     if sock is None:
         made = os.path.abspath(socket_path or DEFAULT_SOCKET)
         sock = listen_socket(made)
     sock.setblocking(False)
-    service = Service(os.path.abspath(runtime_root), timeout)
     try:
         asyncio.run(service.serve(sock))
     finally:
