@@ -341,3 +341,12 @@ def test_import_prune_update_and_run_options(api, tmp_path):
     env.write_text("FROM_FILE=yes\n")
     assert api.ok("run", "--rm", "--env-file", str(env), BUSYBOX, "sh", "-c",
                   "echo $FROM_FILE") == "yes\n"  # fmt: skip
+
+
+def test_run_pulls_a_missing_image(api):
+    """create answers 404 for an image the store lacks; the CLI then pulls it and asks
+    again (dockerd's way: the service itself never pulls on create)."""
+    r = api.docker("run", "--rm", BUSYBOX, "echo", "fresh")
+    assert r.rc == 0 and r.out.endswith("fresh\n"), r
+    assert f"Unable to find image '{BUSYBOX}:latest' locally" in r.err, r
+    assert api.ok("images", "-q", BUSYBOX).strip()
