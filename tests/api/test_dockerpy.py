@@ -1,8 +1,6 @@
 """docker-py (Debian's python3-docker 5, run by /usr/bin/python3) against the service:
 its high-level API (pull, images, containers.run, logs, exec_run, wait, remove), no client
-code of ours.  (A non-detached `containers.run()` returns None here, not the output:
-docker-py reads the output only when the log driver is called json-file or journald, and
-the engine names its log k8s-file, what conmon writes.)"""
+code of ours."""
 
 import json
 
@@ -21,13 +19,16 @@ out["ping"] = c.ping()
 img = c.images.pull(ref, tag="latest")
 out["image_tags"] = img.tags
 out["listed"] = sorted(t for i in c.images.list() for t in i.tags)
+# docker-py reads the output only when inspect names the log driver json-file
+out["run"] = c.containers.run(ref + ":latest", ["sh", "-c", "echo hi; echo oops >&2"],
+                              remove=True, stderr=True).decode()
 try:
     c.containers.run(ref + ":latest", ["sh", "-c", "exit 2"], remove=True)
 except docker.errors.ContainerError as e:
     out["run_failed"] = e.exit_status
 once = c.containers.run(ref + ":latest", ["sh", "-c", "echo hi; echo oops >&2"], detach=True)
 out["once_wait"] = once.wait()["StatusCode"]
-out["run"] = once.logs(stdout=True, stderr=True).decode()
+out["once"] = once.logs(stdout=True, stderr=True).decode()
 out["run_err"] = once.logs(stdout=False, stderr=True).decode()
 once.remove()
 box = c.containers.run(ref + ":latest", ["sh", "-c", "echo started; sleep 300"],
@@ -73,6 +74,7 @@ def test_dockerpy_high_level(api):
     assert out["run_failed"] == 2
     assert out["once_wait"] == 0
     assert sorted(out["run"].splitlines()) == ["hi", "oops"]
+    assert sorted(out["once"].splitlines()) == ["hi", "oops"]
     assert out["run_err"] == "oops\n"
     assert out["first_log"] == "started\n"
     assert out["status"] == "running"

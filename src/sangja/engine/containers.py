@@ -898,15 +898,22 @@ class Containers:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # ---- views and I/O (Docker's shapes; the work is in the modules named) ------------------
-    def inspect(self, ref: str, size: bool = False) -> dict:
-        """ContainerInspect (engine/inspect.py)."""
+    def inspect(self, ref: str, size: bool = False, docker_names: bool = False) -> dict:
+        """ContainerInspect (engine/inspect.py).  `docker_names` (the Engine API's): the
+        log driver k8s-file is called json-file, the name Docker's clients know: docker-py
+        and docker-compose read a container's output only from a json-file or journald
+        one (podman's compat API does the same); the engine reads either name's log."""
         from sangja.engine import inspect as view
 
         rec = self.get(ref)
         paths = self.paths(rec.id)
         sz = view.sizes(paths, self._image_size(rec.image)) if size else None
-        return view.inspect(rec, self._image_conf(rec.image), paths,
-                            self._image_lowers(rec.image), sz)  # fmt: skip
+        out = view.inspect(rec, self._image_conf(rec.image), paths,
+                           self._image_lowers(rec.image), sz)  # fmt: skip
+        lc = (out.get("HostConfig") or {}).get("LogConfig")
+        if docker_names and lc and lc.get("Type") == "k8s-file":
+            out["HostConfig"] = dict(out["HostConfig"], LogConfig=dict(lc, Type="json-file"))
+        return out
 
     def summaries(self, all: bool = False, filters=None, limit: int = -1,
                   size: bool = False) -> list[dict]:  # fmt: skip
