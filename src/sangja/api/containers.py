@@ -90,8 +90,9 @@ async def list_(request):
 async def inspect(request):
     eng = _eng(request)
     size = q_bool(request, "size")
-    return web.json_response(await eng.run(lambda: eng.cs().inspect(_id(request), size=size,
-                                                                     docker_names=True)))  # fmt: skip
+    ref = _id(request)
+    return web.json_response(
+        await eng.run(lambda: eng.cs().inspect(ref, size=size, docker_names=True)))  # fmt: skip
 
 
 async def start(request):
