@@ -170,7 +170,13 @@ def test_exec_and_run_with_a_tty(api):
         t.read_until(b"in6tty")
         t.write(b"exit\r")
         assert t.wait() == 0
-    api.ok("rm", "-f", "tt")
+    # run -it, then ctrl-p ctrl-q: the client leaves, the container runs on
+    with pty_run(env, [DOCKER, "run", "-it", "--name", "kept", BUSYBOX, "sh"]) as t:
+        t.read_until(b"# ")
+        t.write(b"\x10\x11")
+        assert t.wait() == 0
+    assert api.ok("inspect", "--format", "{{.State.Running}}", "kept").strip() == "true"
+    api.ok("rm", "-f", "tt", "kept")
     assert api.ok("ps", "-aq") == ""
 
 
