@@ -356,3 +356,55 @@ def test_run_pulls_a_missing_image(api):
     assert r.rc == 0 and r.out.endswith("fresh\n"), r
     assert f"Unable to find image '{BUSYBOX}:latest' locally" in r.err, r
     assert api.ok("images", "-q", BUSYBOX).strip()
+
+
+def test_exec_start_frames_on_the_wire(api):
+    """The hijacked stream itself: `101 UPGRADED` to a client that asks for the upgrade
+    (plain `200 OK` to one that does not), then Docker's frames: [1 stdout | 2 stderr,
+    0, 0, 0, big-endian uint32 size] + the bytes; the exit code recorded for inspect."""
+    import socket
+    import struct
+
+    from apikit import GUARD
+
+    pulled(api)
+    api.ok("run", "-d", "--name", "wire", BUSYBOX, "sh", "-c", TRAP)
+
+    def request(method, path, body, upgrade):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(api.sock)
+        data = json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n")  # fmt: skip
+        # the service closes a hijacked connection when the exec ends, others when asked
+        head += "Connection: Upgrade\r\nUpgrade: tcp\r\n" if upgrade else "Connection: close\r\n"
+        s.settimeout(GUARD)  # a hang guard: recv raises rather than blocks for ever
+        s.sendall(head.encode() + b"\r\n" + data)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        return got
+
+    for upgrade, status in ((True, b"HTTP/1.1 101 UPGRADED"), (False, b"HTTP/1.1 200 OK")):
+        created = request("POST", "/v1.41/containers/wire/exec",
+                          {"Cmd": ["sh", "-c", "printf out; printf err >&2; exit 9"],
+                           "AttachStdout": True, "AttachStderr": True}, False)  # fmt: skip
+        exec_id = json.loads(created.split(b"\r\n\r\n", 1)[1])["Id"]
+        raw = request("POST", f"/v1.41/exec/{exec_id}/start", {"Detach": False}, upgrade)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(status), head
+        assert b"Content-Type: application/vnd.docker.raw-stream" in head
+        frames = {}
+        while body:
+            kind, size = struct.unpack(">BxxxL", body[:8])
+            frames[kind] = frames.get(kind, b"") + body[8 : 8 + size]
+            body = body[8 + size :]
+        assert frames == {1: b"out", 2: b"err"}, frames
+        inspect = json.loads(request("GET", f"/v1.41/exec/{exec_id}/json", {}, False)
+                             .split(b"\r\n\r\n", 1)[1])  # fmt: skip
+        assert inspect["ExitCode"] == 9 and inspect["Running"] is False
+    api.ok("rm", "-f", "wire")
