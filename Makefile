@@ -17,7 +17,9 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 	libarchive-tools openssl apache2-utils attr curl python3-jwt python3-cryptography buildah
 # tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc;
 # tests/cri: containerd's CRI plugin with CNI's bridge/host-local/loopback, catatonit as pause
-ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins
+# tests/api: docker.io's client (20.10), docker-py (python3-docker) drive `system service`
+ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins \
+	python3-docker
 # tests/engine's volumes: setcap (a file capability that copy-up must keep)
 STORAGE_TEST_PACKAGES := libcap2-bin
 # the engine itself: conmon is each container's monitor, catatonit its --init
@@ -45,7 +47,8 @@ $(DEPS_STAMP): pyproject.toml | apt-deps
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check "setuptools>=61" wheel "Cython>=3.0" \
 		"pytest>=7" "pytest-benchmark>=4" "ruff>=0.5" "jeepney>=0.8" "cryptography>=38" \
-		"pynacl>=1.5" "grpcio>=1.50" "grpcio-tools>=1.50" "websocket-client>=1.5" "hypothesis>=6"
+		"pynacl>=1.5" "aiohttp>=3.8" "grpcio>=1.50" "grpcio-tools>=1.50" "websocket-client>=1.5" \
+		"hypothesis>=6"
 	@touch $@
 
 deps: apt-deps $(DEPS_STAMP)

@@ -171,6 +171,6 @@ def test_runtime_verbs_do_not_load_the_engine():
     loaded = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line]
     assert "sangja.cli.main" in loaded
     heavy = ("sangja.image", "sangja.engine", "sangja.cli.engine", "sqlite3", "_sqlite3",
-             "http", "ssl", "urllib")  # fmt: skip
+             "http", "ssl", "urllib", "aiohttp", "sangja.api")  # fmt: skip
     bad = [m for m in loaded if m.startswith(heavy)]
     assert bad == []

@@ -308,18 +308,10 @@ def container_rename(opts, pos, g):
 
 
 def container_prune(opts, pos, g):
-    from sangja.engine import filters as flt
-    from sangja.engine.units import human_size, parse_timestamp
+    from sangja.engine.units import human_size
 
     need(pos, "container prune", 0, 0)
-    f = flt.parse(opts.get("filter") or [])
-    until = None
-    if f.get("until"):
-        try:
-            until = parse_timestamp(f["until"][0])
-        except ValueError as e:
-            raise UsageError(str(e))
-    res = _cs(g).prune(until=until, labels=f.get("label", []))
+    res = _cs(g).prune(opts.get("filter") or [])
     ids = res["ContainersDeleted"] or []
     if ids:
         sys.stdout.write("Deleted Containers:\n" + "".join(i + "\n" for i in ids) + "\n")

@@ -56,13 +56,7 @@ def image_ls(opts, pos, g):
     from sangja.image.reference import familiar, split_name
 
     need(pos, "image ls", 0, 1)
-    store = _store()
-    images = store.images()
-    if pos:
-        from sangja.image.reference import parse as parse_ref
-
-        want = parse_ref(pos[0]).name
-        images = [i for i in images if any(split_name(t)[0] == want for t in i.tags + i.digests)]
+    images = _images().records(opts.get("filter") or [], name=pos[0] if pos else None)
     if opts.get("format") == "json":
         from sangja.jsonio import dumps_indent
 
@@ -104,12 +98,9 @@ def image_tag(opts, pos, g):
     from sangja.image.reference import parse as parse_ref
 
     need(pos, "image tag", 2, 2)
-    images = _images()
-    image_id = images.resolve(pos[0])
-    ref = parse_ref(pos[1])
-    if ref.digest:
+    if parse_ref(pos[1]).digest:
         raise UsageError("image tag: the target must be a tag, not a digest")
-    images.tag(image_id, ref.tagged)
+    _images().tag(pos[0], pos[1])
     return 0
 
 
@@ -134,12 +125,11 @@ def image_rm(opts, pos, g):
 
 
 def image_inspect(opts, pos, g):
-    from sangja.image import inspect
     from sangja.jsonio import dumps_indent
 
     need(pos, "image inspect", 1)
-    store, images = _store(), _images()
-    out = [inspect.inspect(store, images.resolve(s)) for s in pos]
+    images = _images()
+    out = [images.inspect(s) for s in pos]
     if opts.get("format"):
         from sangja.cli.output import print_template
 
@@ -149,25 +139,29 @@ def image_inspect(opts, pos, g):
 
 
 def image_history(opts, pos, g):
+    import time
+
     from sangja.engine.units import human_size
-    from sangja.image import inspect
 
     need(pos, "image history", 1, 1)
-    store = _store()
     rows = [("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")]
-    hist = inspect.history(store, _images().resolve(pos[0]))
+    hist = _images().history(pos[0])
     if opts.get("quiet"):
-        sys.stdout.write("".join(h["id"] + "\n" for h in hist))
+        sys.stdout.write("".join(h["Id"] + "\n" for h in hist))
         return 0
     humane = opts.get("human", True)
     for h in hist:
-        by = h["created_by"].replace("\t", " ")  # as docker shows it
+        by = h["CreatedBy"].replace("\t", " ")  # as docker shows it
         if not opts.get("no_trunc") and len(by) > 45:
             by = by[:44] + "…"
-        ident = h["id"] if h["id"] == "<missing>" or opts.get("no_trunc") else h["id"][7:19]
-        created = age(h["created"]) if humane else h["created"] or ""
-        size = human_size(h["size"]) if humane else str(h["size"])
-        rows.append((ident, created, by, size, h["comment"]))
+        ident = h["Id"] if h["Id"] == "<missing>" or opts.get("no_trunc") else h["Id"][7:19]
+        if humane:
+            created = age(h["Created"])
+        else:
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h["Created"])) \
+                if h["Created"] else ""  # fmt: skip
+        size = human_size(h["Size"]) if humane else str(h["Size"])
+        rows.append((ident, created, by, size, h["Comment"]))
     table(rows)
     return 0
 
@@ -247,7 +241,7 @@ def image_import(opts, pos, g):
 
 
 def login(opts, pos, g):
-    from sangja.image import auth, registry
+    from sangja.image import auth
 
     need(pos, "login", 1, 1)
     server = auth.normalize_key(pos[0])
@@ -268,11 +262,9 @@ def login(opts, pos, g):
         password = getpass.getpass("Password: ")
     if not user or not password:
         raise UsageError("login: user name and password must not be empty")
-    c = registry.Client(server, credentials=(user, password))
-    try:
-        c.check_login()
-    finally:
-        c.close()
+    from sangja.engine.images import Images
+
+    Images.check_login(server, user, password)
     path = auth.store(server, user, password)
     sys.stdout.write(f"Login Succeeded (credentials saved in {path})\n")
     return 0
@@ -300,7 +292,7 @@ IMAGE = {
                 "[OPTIONS] NAME[:TAG|@DIGEST]", "download an image from a registry", image_pull),
     "ls": Sub(flags(("-q", "--quiet", "quiet", B), ("--digests", "digests", B),
                     ("--no-trunc", "no_trunc", B), ("-a", "--all", "all", B),
-                    ("--format", "format", V)),
+                    ("--format", "format", V), ("-f", "--filter", "filter", M)),
               "[OPTIONS] [REPOSITORY]", "list images", image_ls),
     "rm": Sub(flags(("-f", "--force", "force", B)), "IMAGE...",
               "remove images (untag; delete the last)", image_rm),

@@ -146,7 +146,8 @@ def usage():
     lines += [
         "",
         "engine commands (Docker's): image, container, volume, network, system, info, version,"
-        " build, builder, login, logout, trust (`sangja image --help`)",
+        " build, builder, login, logout, trust (`sangja image --help`);",
+        "                 system service (the Docker Engine API on a unix socket)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -417,6 +418,10 @@ def main(argv=None):
         cmd, args = rest[0], rest[1:]
         if g.get("storage_driver"):  # the engine reads it (image/snapshot.requested_driver)
             os.environ["SANGJA_STORAGE_DRIVER"] = g["storage_driver"]
+        if cmd == "system" and args[:1] == ["service"]:  # the Engine API service
+            from sangja.cli import service
+
+            return service.main(cmd, args, g)
         engine = cmd in ENGINE_WORDS
         if engine:  # imported only for these words
             import importlib

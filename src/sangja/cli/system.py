@@ -101,25 +101,12 @@ def _df_verbose(df: dict) -> None:
 # ---- info / version -------------------------------------------------------------------------
 
 
-def container_counts(cs) -> dict:
-    n = {"total": 0, "running": 0, "paused": 0, "stopped": 0}
-    for rec in cs.list():
-        n["total"] += 1
-        if rec.state in ("running", "restarting"):
-            n["running"] += 1
-        elif rec.state == "paused":
-            n["paused"] += 1
-        else:
-            n["stopped"] += 1
-    return n
-
-
 def system_info(opts, pos, g):
     from sangja.engine import sysinfo
 
     need(pos, "info", 0, 0)
     cs = _cs(g)
-    i = sysinfo.info(cs.store, container_counts(cs), systemd_cgroup=bool(g.get("systemd_cgroup")))
+    i = sysinfo.info(cs.store, cs.counts(), systemd_cgroup=bool(g.get("systemd_cgroup")))
     if opts.get("format"):
         return print_template(opts["format"], [i])
     w = []

@@ -190,3 +190,48 @@ def _write_all(fd: int, data: bytes) -> None:
 def _nudge(fd):
     with contextlib.suppress(OSError):
         os.write(fd, b"w")
+
+
+class StartWatch:
+    """Who waits for a container's start, in one process (the API service, whose attach
+    requests come before their `start` request, as the docker CLI sends them): a
+    container's start calls `fire(id, paths)` once its monitor runs and before its process
+    is released, and each waiter connects then (engine/containers.py, attach_at_start).
+    Thread-safe: the service runs engine calls on worker threads."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self._waiting: dict[str, dict[int, object]] = {}
+        self._next = 0
+
+    def add(self, cid: str, fn) -> tuple[str, int]:
+        with self._lock:
+            self._next += 1
+            self._waiting.setdefault(cid, {})[self._next] = fn
+            return cid, self._next
+
+    def cancel(self, token) -> bool:
+        """-> True if it was still waiting (and now is not)."""
+        if token is None:
+            return False
+        cid, n = token
+        with self._lock:
+            fns = self._waiting.get(cid)
+            if not fns or n not in fns:
+                return False
+            del fns[n]
+            if not fns:
+                del self._waiting[cid]
+            return True
+
+    def fire(self, cid: str, paths) -> None:
+        with self._lock:
+            fns = self._waiting.pop(cid, {})
+        for fn in fns.values():
+            fn(paths)
+
+
+class DetachKeys(_Keys):
+    """The detach sequence spotted in a stream of input (the API's hijacked attach)."""

@@ -74,7 +74,10 @@ def _failpoint(name: str) -> None:
 
 
 class Containers:
-    def __init__(self, store=None, runtime_root: str = "/run/sangja", log=None):
+    def __init__(self, store=None, runtime_root: str = "/run/sangja", log=None, watch=None):
+        """`watch`: an attach.StartWatch shared by the callers of one process (the API
+        service): whoever waits there for a container's start is called once its monitor
+        runs and before its process does (an attach made before `start`)."""
         if store is None:
             from sangja.image.store import Store
 
@@ -84,6 +87,7 @@ class Containers:
         self.records = Records(store)
         self.runtime_root = os.path.abspath(runtime_root)
         self.log = log
+        self.watch = watch
         self._rt = None
         self._images = None
         self._mounts = None
@@ -181,6 +185,19 @@ class Containers:
             rec = self.observe(rec)
             if rec is not None:
                 out.append(rec)
+        return out
+
+    def counts(self) -> dict:
+        """{total, running, paused, stopped} (/info's)."""
+        out = {"total": 0, "running": 0, "paused": 0, "stopped": 0}
+        for rec in self.list():
+            out["total"] += 1
+            if rec.state in ("running", "restarting"):
+                out["running"] += 1
+            elif rec.state == "paused":
+                out["paused"] += 1
+            else:
+                out["stopped"] += 1
         return out
 
     # ---- what the runtime and the monitor confirm --------------------------------------
@@ -456,7 +473,15 @@ class Containers:
             if rec.state in ("removing", "dead"):
                 raise Conflict(f"container {rec.id[:12]} is marked for removal and cannot be"
                                " started")  # fmt: skip
-            return self._start_locked(rec, on_created, foreground)
+            try:
+                return self._start_locked(rec, on_created, foreground)
+            except SangjaError:
+                # as dockerd: an AutoRemove (--rm) container that cannot start is removed
+                # (the docker CLI creates, then starts it through the API)
+                if rec.host_config.get("AutoRemove"):
+                    with contextlib.suppress(SangjaError, OSError):
+                        self._destroy(self._fresh(rec.id))
+                raise
 
     def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
         from sangja.engine import ocispec
@@ -510,6 +535,8 @@ class Containers:
             if on_created is not None:
                 on_created(paths)
             self._network_finish(rec)
+            if self.watch is not None:
+                self.watch.fire(rec.id, paths)
             self.rt.start(rec.id)
             _failpoint("start:started")
         except BaseException as e:
@@ -615,37 +642,65 @@ class Containers:
                     self.log.warn(f"container {rec.id[:12]}: {w}")
 
     # ---- wait / stop / kill -------------------------------------------------------------
-    def wait(self, ref: str, condition: str = "not-running", teardown: bool = False) -> int:
+    def wait(self, ref: str, condition: str = "not-running", teardown: bool = False,
+             cancelled=None, ready=None) -> int:  # fmt: skip
         """ContainerWait: the exit code once the container is not running (condition
         `not-running`; `next-exit` waits for the next exit even of a stopped container,
-        `removed` until it is gone).  `teardown`: also do at once what the monitor's exit
-        command will do first (the runtime's state deleted, the overlay unmounted), so the
-        caller (a foreground run) returns with the container fully stopped."""
-        rec = self.get(ref)
+        `removed` until it is gone: its last exit code).  `teardown`: also do at once what
+        the monitor's exit command will do first (the runtime's state deleted, the overlay
+        unmounted), so the caller (a foreground run) returns with the container fully
+        stopped.  `cancelled()`: polled while waiting (a caller that went away).
+        `ready()`: called once what is awaited is fixed (the API answers the request's
+        headers then: the docker CLI starts the container only after that)."""
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition {condition!r}")
-        if condition == "next-exit" and rec.state not in ACTIVE:
-            while rec.state not in ACTIVE:  # a hang guard is the caller's
-                time.sleep(0.1)
-                rec = self.get(ref)
-        while rec.state in ACTIVE:
-            if rec.state == "restarting":
-                time.sleep(0.05)
-            else:
-                self._wait_exit(rec, None)
-            rec = self.observe(self._fresh(rec.id))
-            if rec is None:
-                break
+        rec = self.get(ref)
+        cid = rec.id
+        if ready is not None:
+            ready()
+        if condition in ("next-exit", "removed") and rec.state not in ACTIVE:
+            # not started yet (or stopped): wait until it runs, exits, or goes
+            runs = rec.run
+            while rec is not None and rec.state not in ACTIVE and rec.run == runs:
+                if condition == "removed" and rec.state in ("exited", "dead") and (
+                        not rec.host_config.get("AutoRemove") or rec.run):  # fmt: skip
+                    break  # it ran and stopped: now only its removal is awaited
+                self._pause(cancelled, 0.02)
+                rec = self.records.get(cid)
+                if rec is not None and rec.state == "running":
+                    rec = self.observe(rec)
         code = rec.exit_code if rec is not None else 0
+        while rec is not None and rec.state in ACTIVE:
+            if rec.state == "restarting":
+                self._pause(cancelled, 0.05)
+            else:
+                # conmon's exit file: read at once (an --rm container's record and files
+                # may be gone by the time we look at the record again)
+                got = self._wait_exit(rec, None if cancelled is None else 0.5)
+                if got is not None:
+                    code = got[0]
+                elif cancelled is not None and cancelled():
+                    raise EngineError("wait cancelled")
+            cur = self.records.get(cid)
+            rec = self.observe(cur) if cur is not None else None
+            if rec is not None and rec.state not in ACTIVE:
+                code = rec.exit_code
         if teardown and rec is not None and rec.state == "exited":
             with contextlib.suppress(NoSuchContainer), self._locked(rec.id):
                 cur = self.records.get(rec.id)
                 if cur is not None and cur.state == "exited":
                     self._teardown_run(cur)
         if condition == "removed":
-            while self.records.get(rec.id if rec else "") is not None:
-                time.sleep(0.05)
+            while (cur := self.records.get(cid)) is not None:
+                code = cur.exit_code
+                self._pause(cancelled, 0.02)
         return code
+
+    @staticmethod
+    def _pause(cancelled, seconds: float) -> None:
+        if cancelled is not None and cancelled():
+            raise EngineError("wait cancelled")
+        time.sleep(seconds)
 
     def stop(self, ref: str, timeout: int | None = None) -> bool:
         """ContainerStop: the stop signal (Config.StopSignal, the image's, else SIGTERM),
@@ -988,14 +1043,14 @@ class Containers:
             self.records.update(rec.id, body=jsonio.dumps(body))
         return []
 
-    def prune(self, until: float | None = None, labels: list[str] = (),
-              not_labels: list[str] = ()) -> dict:  # fmt: skip
-        """ContainerPrune: every stopped container (created, exited, dead); `labels`: only
-        those with every one, `not_labels`: none with any (Docker's label / label!).
+    def prune(self, filters=None) -> dict:
+        """ContainerPrune: every stopped container (created, exited, dead); `filters`
+        (Docker's: until=TIME, label=K[=V], label!=K[=V]; a dict or ["k=v", ...]).
         -> {"ContainersDeleted": [ids], "SpaceReclaimed": bytes}."""
-        from sangja.engine.filters import label_match
+        from sangja.engine.filters import label_match, parse_prune
         from sangja.image.store import _du
 
+        until, labels, not_labels = parse_prune(filters)
         deleted, freed = [], 0
         for rec in self.list():
             if rec.state in ACTIVE or rec.state in ("creating", "removing"):
@@ -1003,7 +1058,7 @@ class Containers:
             if until is not None and rec.created >= until:
                 continue
             have = rec.config.get("Labels") or {}
-            if not all(label_match(have, f) for f in labels):
+            if labels and not all(label_match(have, f) for f in labels):
                 continue
             if any(label_match(have, f) for f in not_labels):
                 continue
@@ -1017,8 +1072,11 @@ class Containers:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # ---- views and I/O (Docker's shapes; the work is in the modules named) ------------------
-    def inspect(self, ref: str, size: bool = False) -> dict:
-        """ContainerInspect (engine/inspect.py)."""
+    def inspect(self, ref: str, size: bool = False, docker_names: bool = False) -> dict:
+        """ContainerInspect (engine/inspect.py).  `docker_names` (the Engine API's): the
+        log driver k8s-file is called json-file, the name Docker's clients know: docker-py
+        and docker-compose read a container's output only from a json-file or journald
+        one (podman's compat API does the same); the engine reads either name's log."""
         from sangja.engine import inspect as view
 
         rec = self.get(ref)
@@ -1030,6 +1088,9 @@ class Containers:
         from sangja.engine import containernet
 
         out["NetworkSettings"] = containernet.settings(self, rec)
+        lc = (out.get("HostConfig") or {}).get("LogConfig")
+        if docker_names and lc and lc.get("Type") == "k8s-file":
+            out["HostConfig"] = dict(out["HostConfig"], LogConfig=dict(lc, Type="json-file"))
         return out
 
     def _mounts_api(self, cid: str, points=None) -> list[dict]:
@@ -1107,8 +1168,10 @@ class Containers:
 
     def logs(self, ref: str, *, stdout: bool = True, stderr: bool = True,
              timestamps: bool = False, since: float | None = None, until: float | None = None,
-             tail: int | None = None, follow: bool = False):  # fmt: skip
-        """ContainerLogs: yields (1 stdout | 2 stderr, bytes) (engine/logs.py)."""
+             tail: int | None = None, follow: bool = False, cancelled=None):  # fmt: skip
+        """ContainerLogs: yields (1 stdout | 2 stderr, bytes) (engine/logs.py).  With
+        `follow`, `cancelled()` is asked at each wake-up (at least every second): a reader
+        that went away ends the follow."""
         from sangja.engine import logs
 
         rec = self.get(ref)
@@ -1133,6 +1196,8 @@ class Containers:
                 ino.read()
 
         def running():
+            if cancelled is not None and cancelled():
+                return False
             cur = self.records.get(rec.id)
             if cur is None or cur.state not in ACTIVE:
                 return False
@@ -1154,6 +1219,42 @@ class Containers:
         if rec.state not in ("running", "paused"):
             raise Conflict("You cannot attach to a stopped container, start it first")
         return monitor.AttachSocket(self.paths(rec.id))
+
+    def attach_at_start(self, ref: str, connected) -> tuple[Record, object]:
+        """Attach now if the container runs, else at its next start (before its process
+        runs: it loses nothing).  Needs a `watch` (one process: the API service).
+        `connected(sock)` is called with the attach socket (or an exception) from the
+        thread that connects.  -> (record, a token for `watch.cancel`, or None if already
+        attached)."""
+        if self.watch is None:
+            raise EngineError("attach before start needs a start watch (the API service)")
+        rec = self.get(ref)
+
+        def fire(paths):
+            try:
+                connected(monitor.AttachSocket(paths))
+            except Exception as e:  # noqa: BLE001 (handed to the waiter)
+                connected(e)
+
+        if rec.state in ("running", "paused"):
+            fire(self.paths(rec.id))
+            return rec, None
+        if rec.state in ("removing", "dead"):
+            raise Conflict(f"container {rec.id[:12]} is marked for removal")
+        token = self.watch.add(rec.id, fire)
+        # started meanwhile (between our read and the registration)?
+        cur = self.records.get(rec.id)
+        if cur is not None and cur.state in ("running", "paused") and self.watch.cancel(token):
+            fire(self.paths(rec.id))
+            return cur, None
+        return rec, token
+
+    @property
+    def execs(self):
+        """Exec instances (engine/execs.py)."""
+        from sangja.engine.execs import Execs
+
+        return Execs(self)
 
     def resize(self, ref: str, height: int, width: int) -> None:
         rec = self.get(ref)

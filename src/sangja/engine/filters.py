@@ -128,3 +128,54 @@ def _port_in(want: str, ports: set[str]) -> bool:
         if pr == proto and lo_n <= int(n) <= hi_n:
             return True
     return False
+
+
+def parse_prune(items) -> tuple[float | None, list[str], list[str]]:
+    """Prune filters (containers, images, networks, volumes) as Docker reads them: until
+    (a time: Unix, RFC 3339 or a duration before now), label=K[=V], label!=K[=V].
+    -> (until, labels, not_labels)."""
+    from sangja.engine.units import parse_timestamp
+
+    if isinstance(items, dict):
+        f = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
+             items.items()}  # fmt: skip
+    else:
+        f = {}
+        for it in items or ():
+            k, eq, v = it.partition("=")
+            if not eq:
+                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
+            f.setdefault(k.strip().lower(), []).append(v)
+    for k in f:
+        if k not in ("until", "label", "label!"):
+            raise InvalidArgument(f"invalid filter '{k}'")
+    until = None
+    if f.get("until"):
+        try:
+            until = parse_timestamp(f["until"][0])
+        except ValueError as e:
+            raise InvalidArgument(str(e))
+    return until, f.get("label", []), f.get("label!", [])
+
+
+IMAGE_KEYS = ("dangling", "label", "reference", "before", "since")
+
+
+def parse_image_filters(items) -> dict[str, list[str]]:
+    """/images/json filters (a dict, or the CLI's ["k=v", ...]) -> {key: [values]}."""
+    if isinstance(items, dict):
+        out = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
+               items.items()}  # fmt: skip
+    else:
+        out = {}
+        for it in items or ():
+            k, eq, v = it.partition("=")
+            if not eq:
+                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
+            out.setdefault(k.strip().lower(), []).append(v)
+    for k, vs in out.items():
+        if k not in IMAGE_KEYS:
+            raise InvalidArgument(f"invalid filter '{k}'")
+        if k == "dangling" and any(v.lower() not in ("true", "false", "1", "0") for v in vs):
+            raise InvalidArgument(f"invalid filter 'dangling={vs[0]}'")
+    return out

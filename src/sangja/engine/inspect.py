@@ -157,7 +157,7 @@ def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": _exec_ids(paths) if rec.state in ("running", "paused") else None,
         "HostConfig": rec.host_config,
         "GraphDriver": {
             "Name": "overlay",
@@ -196,6 +196,17 @@ def inspect(rec: Record, image_conf: dict, paths, lowers: list[str],
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
     return out
+
+
+def _exec_ids(paths) -> list[str] | None:
+    """The container's exec instances that have not ended (Docker lists those)."""
+    try:
+        names = os.listdir(paths.execs)
+    except OSError:
+        return None
+    out = [n for n in sorted(names) if len(n) == 64
+           and not os.path.exists(os.path.join(paths.execs, n, "exit"))]  # fmt: skip
+    return out or None
 
 
 def sizes(paths, image_size: int, rw: int | None = None) -> tuple[int, int]:

@@ -49,9 +49,11 @@ def _env(extra: dict) -> dict:
     return env
 
 
-def _spawn(argv: list[str], env: dict, err_path: str, cwd: str) -> int:
+def _spawn(argv: list[str], env: dict, err_path: str, cwd: str, extra=(), released=None) -> int:
     """Run conmon with /dev/null as stdin/stdout, stderr to `err_path`, the sync pipe as
-    fd 3; wait for its first process (it double-forks); -> the read end of the sync pipe."""
+    fd 3 (and `extra` fds as fds 4, 5, ...); wait for its first process (it double-forks;
+    `released()` is called before that wait: what conmon needs to get there); -> the read
+    end of the sync pipe."""
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -61,7 +63,7 @@ def _spawn(argv: list[str], env: dict, err_path: str, cwd: str) -> int:
             (os.POSIX_SPAWN_DUP2, null, 1),
             (os.POSIX_SPAWN_DUP2, err, 2),
             (os.POSIX_SPAWN_DUP2, w, 3),
-        ]
+        ] + [(os.POSIX_SPAWN_DUP2, fd, 4 + i) for i, fd in enumerate(extra)]
         # conmon writes an `oom` file into its cwd too (besides --persist-dir): start it in
         # `cwd`; posix_spawn has no chdir action, so we step there and back.
         prev = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -78,6 +80,13 @@ def _spawn(argv: list[str], env: dict, err_path: str, cwd: str) -> int:
         os.close(w)
         os.close(null)
         os.close(err)
+    if released is not None:
+        try:
+            released()
+        except BaseException:
+            os.close(r)
+            os.waitpid(pid, 0)
+            raise
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         os.close(r)
@@ -187,33 +196,122 @@ def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: b
     return Started(int(msg["data"]), proc_id(mpid))
 
 
-def exec_detached(paths, cid: str, exec_id: str, process_file: str, *, runtime_root: str,
-                  tty: bool, env: dict) -> int:  # fmt: skip
-    """`exec -d`: conmon runs the runtime's `exec --detach --process FILE` and stays as the
-    process's parent (it reaps it), as podman does; output is not kept (Docker keeps none).
-    -> the process's host pid."""
+class ExecFiles:
+    """The files of one exec's conmon (its bundle: `containers/<id>/exec/<exec id>/`), named
+    as a container's (exit_file, ctl, ...) so the same helpers read them."""
+
+    def __init__(self, edir: str):
+        self.dir = edir
+        self.process = os.path.join(edir, "process.json")
+        self.exit_file = os.path.join(edir, "exit")
+        self.pid_file = os.path.join(edir, "pid")
+        self.conmon_pid_file = os.path.join(edir, "conmon.pid")
+        self.ctl = os.path.join(edir, "ctl")
+        self.err = os.path.join(edir, "conmon.err")
+
+
+def _exec_argv(cid: str, exec_id: str, files: ExecFiles, runtime_root: str, tty: bool,
+               stdin: bool) -> list[str]:  # fmt: skip
     from sangja.engine.paths import sangja_binary
 
-    edir = os.path.join(paths.execs, exec_id)
-    os.makedirs(edir, mode=0o700, exist_ok=True)
     argv = [
         conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id, "-e",
-        "--exec-process-spec", process_file, "-r", sangja_binary(),
+        "--exec-process-spec", files.process, "-r", sangja_binary(),
         "--runtime-arg", "--root", "--runtime-arg", runtime_root,
-        "-b", edir, "-p", os.path.join(edir, "pid"), "--persist-dir", edir,
-        "--full-attach", "-l", "none", "--log-level", "error",
+        "-b", files.dir, "-p", files.pid_file, "-P", files.conmon_pid_file,
+        "--persist-dir", files.dir, "--full-attach", "-l", "none", "--log-level", "error",
     ]  # fmt: skip
     if tty:
         argv.append("-t")
-    err = os.path.join(edir, "conmon.err")
-    r = _spawn(argv, _env(dict(env, _OCI_SYNCPIPE="3")), err, edir)
+    elif stdin:
+        argv.append("-i")
+    return argv
+
+
+def _conmon_of(files: ExecFiles) -> str:
+    try:
+        with open(files.conmon_pid_file) as f:
+            return proc_id(int(f.read().strip()))
+    except (OSError, ValueError):
+        return ""
+
+
+def exec_detached(paths, cid: str, exec_id: str, process_file: str, *, runtime_root: str,
+                  tty: bool, env: dict) -> int:  # fmt: skip
+    """`exec -d`: conmon runs the runtime's `exec --detach --process FILE` and stays as the
+    process's parent (it reaps it, and writes its exit code), as podman does; output is not
+    kept (Docker keeps none).  -> the process's host pid."""
+    files = ExecFiles(os.path.join(paths.execs, exec_id))
+    os.makedirs(files.dir, mode=0o700, exist_ok=True)
+    argv = _exec_argv(cid, exec_id, files, runtime_root, tty, False)
+    r = _spawn(argv, _env(dict(env, _OCI_SYNCPIPE="3")), files.err, files.dir)
     try:
         msg = _read_sync(r)
     finally:
         os.close(r)
     if msg is None or msg.get("data", -1) < 0:
-        raise _runtime_error((msg or {}).get("message") or _read_tail(err))
+        raise _runtime_error((msg or {}).get("message") or _read_tail(files.err))
     return int(msg["data"])
+
+
+class ExecSession:
+    """An exec whose conmon waits for us: its attach socket is connected before the
+    process runs (nothing it writes is lost), as podman's `--exec-attach`."""
+
+    def __init__(self, files: ExecFiles, sock, pid: int, monitor: str):
+        self.files, self.sock, self.pid, self.monitor = files, sock, pid, monitor
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code once conmon wrote it (None: timeout, or conmon gone without)."""
+        got = wait_exit(self.files, self.monitor, timeout)
+        return None if got is None else got[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def exec_attached(paths, cid: str, exec_id: str, process_file: str, *, runtime_root: str,
+                  tty: bool, stdin: bool, env: dict) -> ExecSession:  # fmt: skip
+    """conmon for an exec with its stdio on the attach socket: conmon's protocol
+    (`_OCI_STARTPIPE`: a first write lets it go on and fork, a second one lets it run the
+    runtime's exec; `_OCI_ATTACHPIPE`: it says there when its attach socket listens),
+    the socket connected in between.  -> the session once the process runs."""
+    files = ExecFiles(os.path.join(paths.execs, exec_id))
+    os.makedirs(files.dir, mode=0o700, exist_ok=True)
+    if process_file != files.process:
+        os.replace(process_file, files.process)
+    argv = _exec_argv(cid, exec_id, files, runtime_root, tty, stdin) + ["--exec-attach"]
+    start_r, start_w = os.pipe()
+    attach_r, attach_w = os.pipe()
+    env = _env(dict(env, _OCI_SYNCPIPE="3", _OCI_STARTPIPE="4", _OCI_ATTACHPIPE="5"))
+    sock = None
+    try:
+        try:
+            r = _spawn(argv, env, files.err, files.dir, extra=(start_r, attach_w),
+                       released=lambda: os.write(start_w, b"0"))  # fmt: skip
+        finally:
+            os.close(start_r)
+            os.close(attach_w)
+        try:
+            ready = _read_sync(attach_r)
+            if ready is None or ready.get("data", -1) < 0:
+                raise EngineError(f"exec: conmon failed: {_read_tail(files.err)}")
+            sock = AttachSocket(files)
+            os.write(start_w, b"1")  # attached: now the runtime's exec
+            msg = _read_sync(r)
+        finally:
+            os.close(r)
+        if msg is None or msg.get("data", -1) < 0:
+            raise _runtime_error((msg or {}).get("message") or _read_tail(files.err))
+        return ExecSession(files, sock, int(msg["data"]), _conmon_of(files))
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        kill(_conmon_of(files))
+        raise
+    finally:
+        os.close(start_w)
+        os.close(attach_r)
 
 
 # ---- after the start ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ def system_prune(cs, all: bool = False, volumes: bool = False, filters=None) -> 
     out = {"ContainersDeleted": [], "NetworksDeleted": [], "VolumesDeleted": [],
            "ImagesDeleted": [], "CachesDeleted": [], "SpaceReclaimed": 0}  # fmt: skip
     labels, not_labels = f.get("label", []), f.get("label!", [])
-    c = cs.prune(until=until, labels=labels, not_labels=not_labels)
+    c = cs.prune({k: v for k, v in f.items() if k in ("until", "label", "label!")})
     out["ContainersDeleted"] = c["ContainersDeleted"] or []
     out["SpaceReclaimed"] += c["SpaceReclaimed"]
     from sangja.engine.networks import Networks

@@ -93,6 +93,11 @@ def save(store: Store, refs: list[str], output: str | None, fmt: str = "docker-a
     if not refs:
         raise ArchiveError("save: name at least one image")
     items = _items(store, refs)
+    if hasattr(output, "write"):  # a stream of the caller's (the Engine API's response)
+        if fmt == "oci-dir":
+            raise ArchiveError("oci-dir cannot be written to a stream")
+        _write_tar(store, items, fmt, output)
+        return
     if fmt == "oci-dir":
         if not output:
             raise ArchiveError("oci-dir needs an output directory (-o DIR)")
@@ -380,7 +385,10 @@ def _spool(store: Store, src) -> str:
 def _plain_tar(store: Store, path: str | None) -> tuple[str, list[str]]:
     """-> (a path to read: an uncompressed tar or an OCI directory, temp files to remove)."""
     temps = []
-    if path is None or path == "-":
+    if hasattr(path, "read"):  # a stream of the caller's (the Engine API's request body)
+        path = _spool(store, path)
+        temps.append(path)
+    elif path is None or path == "-":
         if sys.stdin.isatty():
             raise ArchiveError("requested load from stdin, but stdin is a terminal (use -i FILE)")
         path = _spool(store, sys.stdin.buffer)
@@ -725,7 +733,11 @@ def import_rootfs(store: Store, path: str | None, name: str | None = None,
         staging = Staging(store)
         temps = []
         try:
-            if path is None or path == "-":
+            if hasattr(path, "read"):  # a stream of the caller's (the Engine API's body)
+                tmp = _spool(store, path)
+                temps.append(tmp)
+                path = tmp
+            elif path is None or path == "-":
                 if sys.stdin.isatty():
                     raise ArchiveError("import: stdin is a terminal (give a file, or pipe one)")
                 tmp = _spool(store, sys.stdin.buffer)

@@ -134,3 +134,53 @@ def _bar(done: int, total: int) -> str:
     fill = min(BAR, int(BAR * done / total))
     head = ">" if fill < BAR else ""
     return "[" + "=" * fill + head + " " * (BAR - fill - len(head)) + "]"
+
+
+class JSONProgress:
+    """The same reports as Docker's JSON messages (the Engine API's streams of pull, push,
+    load, build): each change becomes a dict handed to `emit` ({"status", "id",
+    "progressDetail", "progress"}), which the docker CLI draws as it draws dockerd's.
+    Called from several threads (pull and push work in pools)."""
+
+    def __init__(self, emit):
+        self.emit = emit
+        self.lock = threading.Lock()
+        self.rows: dict[str, list] = {}  # id -> [status, done, total, last sent]
+        self.started = time.monotonic()
+        self.quiet = False
+
+    def line(self, text: str) -> None:
+        self.emit({"status": text})
+
+    def add(self, rid: str, status: str, total: int = 0) -> None:
+        with self.lock:
+            self.rows[rid] = [status, 0, total, 0.0]
+        self.emit({"status": status, "progressDetail": {}, "id": rid})
+
+    def status(self, rid: str, status: str) -> None:
+        with self.lock:
+            row = self.rows.setdefault(rid, [None, 0, 0, 0.0])
+            if row[0] == status:
+                return
+            row[0] = status
+        self.emit({"status": status, "progressDetail": {}, "id": rid})
+
+    def bytes(self, rid: str, done: int, total: int, verb: str = "Downloading") -> None:
+        now = time.monotonic()
+        with self.lock:
+            row = self.rows.setdefault(rid, [verb, 0, total, 0.0])
+            row[1], row[2] = done, total
+            if row[0] == verb and now - row[3] < 0.1 and done < total:
+                return  # at most ten a second per row, as dockerd sends them
+            row[0], row[3] = verb, now
+        bar = _bar(done, total) if total else ""
+        text = f"{bar} {human(done):>7}/{human(total)}" if total else human(done)
+        self.emit({"status": verb, "progressDetail": {"current": done, "total": total},
+                   "progress": text, "id": rid})  # fmt: skip
+
+    def finish(self) -> None:
+        pass
+
+    def summary(self) -> str:
+        done = sum(r[1] for r in self.rows.values())
+        return f"{human(done)} in {time.monotonic() - self.started:.1f}s"

@@ -57,17 +57,18 @@ def parse_config(data: bytes, n_layers: int | None) -> tuple[dict, list[str]]:
 
 
 def pull(ref_str: str, *, platform: str | None = None, store: Store | None = None,
-         progress=None, all_tags: bool = False,
-         signature_policy: str | None = None) -> PullResult:  # fmt: skip
+         progress=None, all_tags: bool = False, signature_policy: str | None = None,
+         credentials: tuple[str, str] | None = None) -> PullResult:  # fmt: skip
     """signature_policy: a containers-policy.json to obey (content trust: sangja.image.trust
-    says when one is in force without it)."""
+    says when one is in force without it).  credentials: (user, password) for this pull
+    (the Engine API's X-Registry-Auth), else the stored ones."""
     if all_tags:
         raise PullError("--all-tags is not supported")
     ref = reference.parse(ref_str)
     want = mf.parse_platform(platform)
     store = store or Store()
     verifier = trust.verifier(signature_policy, store)  # None: trust is off
-    client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
+    client = registry.Client(ref.domain, credentials=credentials or auth.lookup(ref.domain))
     try:
         return _pull(ref, want, platform is not None, store, client, progress, verifier)
     finally:

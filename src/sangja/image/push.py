@@ -63,13 +63,14 @@ def targets(store: Store, ref_str: str, all_tags: bool) -> tuple[reference.Refer
     return ref, tags
 
 
-def push(ref_str: str, *, store: Store | None = None, progress=None,
-         all_tags: bool = False, sign_by=None) -> list[PushResult]:  # fmt: skip
+def push(ref_str: str, *, store: Store | None = None, progress=None, all_tags: bool = False,
+         sign_by=None, credentials: tuple[str, str] | None = None) -> list[PushResult]:  # fmt: skip
     """Push NAME[:TAG] (or, all_tags, every tag of NAME in the store).  sign_by: a
-    trust.keys.PrivateKey that signs each pushed tag (its signature stored beside it)."""
+    trust.keys.PrivateKey that signs each pushed tag (its signature stored beside it).
+    credentials: (user, password) for this push, else the stored ones."""
     store = store or Store()
     ref, tags = targets(store, ref_str, all_tags)
-    client = registry.Client(ref.domain, credentials=auth.lookup(ref.domain))
+    client = registry.Client(ref.domain, credentials=credentials or auth.lookup(ref.domain))
     try:
         if progress:
             progress.line(f"The push refers to repository [{ref.name}]")

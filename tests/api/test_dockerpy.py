@@ -1,0 +1,87 @@
+"""docker-py (Debian's python3-docker 5, run by /usr/bin/python3) against the service:
+its high-level API (pull, images, containers.run, logs, exec_run, wait, remove), no client
+code of ours."""
+
+import json
+
+import pytest
+from apikit import dockerpy_missing
+from enginekit import BUSYBOX
+
+SCRIPT = r"""
+import json, sys
+import docker
+
+ref = sys.argv[1]
+c = docker.from_env(version="1.41")
+out = {}
+out["ping"] = c.ping()
+img = c.images.pull(ref, tag="latest")
+out["image_tags"] = img.tags
+out["listed"] = sorted(t for i in c.images.list() for t in i.tags)
+# docker-py reads the output only when inspect names the log driver json-file
+out["run"] = c.containers.run(ref + ":latest", ["sh", "-c", "echo hi; echo oops >&2"],
+                              remove=True, stderr=True).decode()
+try:
+    c.containers.run(ref + ":latest", ["sh", "-c", "exit 2"], remove=True)
+except docker.errors.ContainerError as e:
+    out["run_failed"] = e.exit_status
+once = c.containers.run(ref + ":latest", ["sh", "-c", "echo hi; echo oops >&2"], detach=True)
+out["once_wait"] = once.wait()["StatusCode"]
+out["once"] = once.logs(stdout=True, stderr=True).decode()
+out["run_err"] = once.logs(stdout=False, stderr=True).decode()
+once.remove()
+box = c.containers.run(ref + ":latest", ["sh", "-c", "echo started; sleep 300"],
+                       detach=True, name="pybox", environment={"K": "v"})
+for chunk in box.logs(stream=True, follow=True):
+    out["first_log"] = chunk.decode()
+    break
+box.reload()
+out["status"] = box.status
+r = box.exec_run(["sh", "-c", "echo $K; exit 3"], environment={"K": "from-exec"})
+out["exec"] = [r.exit_code, r.output.decode()]
+r = box.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
+out["demux"] = [r.output[0].decode(), r.output[1].decode()]
+out["names"] = [x.name for x in c.containers.list()]
+box.kill()
+out["wait"] = box.wait()["StatusCode"]
+box.remove()
+out["after"] = [x.name for x in c.containers.list(all=True)]
+try:
+    c.containers.get("pybox")
+except docker.errors.NotFound as e:
+    out["notfound"] = str(e.explanation)
+try:
+    c.containers.run("nothing/here:x", "true")
+except docker.errors.ImageNotFound:
+    out["pull_missing"] = "ImageNotFound"
+except docker.errors.APIError as e:
+    out["pull_missing"] = f"APIError {e.status_code}"
+print(json.dumps(out))
+"""
+
+
+def test_dockerpy_high_level(api):
+    why = dockerpy_missing()
+    if why:
+        pytest.skip(why)
+    r = api.python(SCRIPT, BUSYBOX)
+    assert r.rc == 0, r
+    out = json.loads(r.out.strip().splitlines()[-1])
+    assert out["ping"] is True
+    assert f"{BUSYBOX}:latest" in out["image_tags"]
+    assert f"{BUSYBOX}:latest" in out["listed"]
+    assert out["run_failed"] == 2
+    assert out["once_wait"] == 0
+    assert sorted(out["run"].splitlines()) == ["hi", "oops"]
+    assert sorted(out["once"].splitlines()) == ["hi", "oops"]
+    assert out["run_err"] == "oops\n"
+    assert out["first_log"] == "started\n"
+    assert out["status"] == "running"
+    assert out["exec"] == [3, "from-exec\n"]
+    assert out["demux"] == ["o\n", "e\n"]
+    assert out["names"] == ["pybox"]
+    assert out["wait"] == 137
+    assert out["after"] == []
+    assert "No such container: pybox" in out["notfound"]
+    assert out["pull_missing"] in ("ImageNotFound", "APIError 404", "APIError 500"), out
