@@ -15,7 +15,7 @@ def main(word: str, args: list[str], g: dict) -> int:
 
 
 def service(opts, pos, g):
-    from sangja.engine.units import parse_duration
+    from sangja.gounits import parse_duration
 
     if pos:
         raise UsageError(f'"system service" accepts no arguments (got {pos[0]!r})')
