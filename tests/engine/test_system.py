@@ -56,7 +56,7 @@ def test_df_figures_are_du_of_the_directories(sj, fixtures):
     assert rows["Images"]["TotalCount"] == "2" and rows["Images"]["Active"] == "0"
     total = df["LayersSize"]
     assert rows["Images"]["Reclaimable"].endswith("(100%)")
-    from sangja.cli.system import size
+    from sangja.cli.output import size
 
     assert rows["Images"]["Size"] == size(total)
     vsize = sum(v["UsageData"]["Size"] for v in vols.values())

@@ -7,13 +7,8 @@ import os
 import sys
 
 from sangja.cli.groups import Sub, need
+from sangja.cli.groups import containers as _cs
 from sangja.cli.parse import B, M, UsageError, V, flags
-
-
-def _cs(g):
-    from sangja.cli.containers import _cs
-
-    return _cs(g)
 
 
 def container_commit(opts, pos, g):

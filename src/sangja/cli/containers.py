@@ -8,6 +8,7 @@ import os
 import sys
 
 from sangja.cli.groups import Sub, dispatch, need
+from sangja.cli.groups import containers as _cs
 from sangja.cli.output import print_formatted, print_template, table
 from sangja.cli.parse import B, M, UsageError, V, flags
 from sangja.cli.runflags import RUN_FLAGS, body_from
@@ -15,17 +16,6 @@ from sangja.cli.runflags import RUN_FLAGS, body_from
 
 def main(word: str, args: list[str], g: dict) -> int:
     return dispatch("container", CONTAINER, ALIASES, args, g)
-
-
-def _cs(g):
-    from sangja.engine.containers import Containers
-
-    log = None
-    if g.get("log") or g.get("debug"):
-        from sangja.log import Log
-
-        log = Log(g.get("log"), g.get("log_format", "text"), g.get("debug", False))
-    return Containers(runtime_root=g.get("root") or "/run/sangja", log=log)
 
 
 def _each(pos, fn) -> int:

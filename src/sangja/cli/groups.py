@@ -85,3 +85,15 @@ def need(pos: list[str], cmd: str, lo: int, hi: int | None = None) -> None:
         raise UsageError(f'"{cmd}" requires at least {lo} argument{"s" if lo > 1 else ""}')
     if hi is not None and len(pos) > hi:
         raise UsageError(f'"{cmd}" requires at most {hi} argument{"s" if hi > 1 else ""}')
+
+
+def containers(g):
+    """The engine's Containers for this command's global flags (--root, --log, --debug)."""
+    from sangja.engine.containers import Containers
+
+    log = None
+    if g.get("log") or g.get("debug"):
+        from sangja.log import Log
+
+        log = Log(g.get("log"), g.get("log_format", "text"), g.get("debug", False))
+    return Containers(runtime_root=g.get("root") or "/run/sangja", log=log)

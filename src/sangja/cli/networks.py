@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from sangja.cli.groups import Sub, dispatch, need
+from sangja.cli.groups import containers as _cs
 from sangja.cli.parse import B, M, UsageError, V, flags
 
 
@@ -167,12 +168,6 @@ def network_prune(opts, pos, g):
     if gone:
         sys.stdout.write("Deleted Networks:\n" + "".join(n + "\n" for n in gone))
     return 0
-
-
-def _cs(g):
-    from sangja.engine.containers import Containers
-
-    return Containers(runtime_root=g.get("root") or "/run/sangja")
 
 
 def network_connect(opts, pos, g):

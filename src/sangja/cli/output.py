@@ -113,3 +113,19 @@ class _Titles:
         if name.startswith("_"):
             raise AttributeError(name)
         return self._titles.get(name, name.upper())
+
+
+def size(n: float) -> str:
+    """go-units HumanSize: 1000-based, 4 significant digits ('16.43MB', '0B')."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.4g}{unit}"
+        n /= 1000
+    return f"{n}B"
+
+
+def confirm(warning: str) -> bool:
+    """Docker's prompt: anything but y/yes (an empty stdin too) is a no."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 
 from sangja.cli.groups import Sub, dispatch, need
-from sangja.cli.output import Struct, age, print_formatted, print_template, table
+from sangja.cli.groups import containers as _cs
+from sangja.cli.output import Struct, age, print_formatted, print_template, size, table
 from sangja.cli.parse import B, M, UsageError, V, flags
 
 
@@ -15,21 +16,6 @@ def main(word: str, args: list[str], g: dict) -> int:
     if word in ("info", "version"):
         args = [word, *args]
     return dispatch("system", SYSTEM, {}, args, g)
-
-
-def size(n: float) -> str:
-    """go-units HumanSize: 1000-based, 4 significant digits ('16.43MB', '0B')."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.4g}{unit}"
-        n /= 1000
-    return f"{n}B"
-
-
-def _cs(g):
-    from sangja.engine.containers import Containers
-
-    return Containers(runtime_root=g.get("root") or "/run/sangja")
 
 
 # ---- df -------------------------------------------------------------------------------------
@@ -237,7 +223,7 @@ def system_events(opts, pos, g):
 
 
 def system_prune(opts, pos, g):
-    from sangja.cli.volumes import confirm
+    from sangja.cli.output import confirm
     from sangja.engine import prune
 
     need(pos, "system prune", 0, 0)

@@ -108,15 +108,8 @@ def volume_rm(opts, pos, g):
     return failed
 
 
-def confirm(warning: str) -> bool:
-    """Docker's prompt: anything but y/yes (an empty stdin too) is a no."""
-    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
-    sys.stdout.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
 def volume_prune(opts, pos, g):
-    from sangja.cli.system import size
+    from sangja.cli.output import confirm, size
     from sangja.engine.volumes import parse_filters
 
     need(pos, "volume prune", 0, 0)

@@ -101,9 +101,9 @@ def commit(cs, ref: str, repo_tag: str | None = None, changes=(), message: str =
 
             with open(marker, "w") as f:
                 f.write(proc_id())
-            from sangja.engine.containers import _failpoint
+            from sangja.engine.failpoints import failpoint
 
-            _failpoint("commit:paused")
+            failpoint("commit:paused")
         if vfs:
             from sangja.image import treecopy
             from sangja.image.store import remove_tree

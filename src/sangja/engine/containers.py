@@ -56,21 +56,13 @@ from sangja.engine.errors import (
     NoSuchContainer,
     NotRunning,
 )
+from sangja.engine.failpoints import failpoint
 from sangja.engine.paths import ContainerPaths, containers_dir, sangja_binary
 from sangja.engine.records import ACTIVE, Record, Records, alive, proc_id
 from sangja.errors import SangjaError
 
 STOP_KILL_WAIT = 30.0  # after SIGKILL: how long to wait for the exit (a hang guard)
 TRASH = ".removing-"  # a removed container's directory, until it is deleted
-
-
-def _failpoint(name: str) -> None:
-    """Fault injection for the tests: with SANGJA_FAILPOINT=<name> the command stops itself
-    (SIGSTOP) at that step, for the test to `kill -9` it exactly there."""
-    if os.environ.get("SANGJA_FAILPOINT") == name:
-        import _signal
-
-        os.kill(os.getpid(), _signal.SIGSTOP)
 
 
 class Containers:
@@ -359,13 +351,13 @@ class Containers:
             from sangja.engine import containernet
 
             containernet.attach(self, rec)
-            _failpoint("create:row")
+            failpoint("create:row")
             lowers = self._image_lowers(image_id)
             ocispec.make_init_layer(paths.init, lowers)
             os.mkdir(paths.monitor, 0o700)
             self._make_root(paths, lowers)
             self._create_mounts(rec)
-            _failpoint("create:mounts")
+            failpoint("create:mounts")
         except BaseException:
             with contextlib.suppress(SangjaError, OSError):
                 self._destroy(rec, volumes=True, quiet=True)
@@ -496,7 +488,7 @@ class Containers:
             with contextlib.suppress(SangjaError, OSError):
                 self._network_teardown(rec)
             raise
-        _failpoint("start:mounted")
+        failpoint("start:mounted")
         started = None
         try:
             body = rec.spec
@@ -531,14 +523,14 @@ class Containers:
                 log_driver=lc.get("Type") or "k8s-file",
                 exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
             )  # fmt: skip
-            _failpoint("start:created")
+            failpoint("start:created")
             if on_created is not None:
                 on_created(paths)
             self._network_finish(rec)
             if self.watch is not None:
                 self.watch.fire(rec.id, paths)
             self.rt.start(rec.id)
-            _failpoint("start:started")
+            failpoint("start:started")
         except BaseException as e:
             if started is not None:
                 monitor.kill(started.monitor)
@@ -727,7 +719,7 @@ class Containers:
             if timeout != 0:
                 self._signal(rec, sig)
                 self.event(rec, "kill", signal=sig)
-                _failpoint("stop:signalled")
+                failpoint("stop:signalled")
                 got = self._wait_exit(rec, None if timeout < 0 else timeout)
             if got is None:
                 self._signal(rec, 9)
@@ -870,7 +862,7 @@ class Containers:
             from sangja.engine import health
 
             health.stop_checker(paths)
-        _failpoint("rm:killed")
+        failpoint("rm:killed")
         self._network_teardown(rec)
         from sangja.engine import containernet
 
@@ -884,7 +876,7 @@ class Containers:
             raise EngineError(f"unable to remove container {rec.id[:12]}: {e}")
         self.mounts.db  # noqa: B018 (its tables exist before the row's transaction)
         used = self.records.delete(rec.id, also=self.mounts.forget)
-        _failpoint("rm:row")
+        failpoint("rm:row")
         if not quiet:
             self.event(rec, "destroy")
         if volumes and used:

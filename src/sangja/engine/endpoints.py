@@ -24,11 +24,11 @@ host port: netavark's DNAT rules are in the order the networks were set up).
 
 from __future__ import annotations
 
-import os
 import time
 
 from sangja import jsonio
 from sangja.engine import netns as nsmod
+from sangja.engine.failpoints import failpoint
 from sangja.engine.neterrors import (
     NetworkConflict,
     NetworkError,
@@ -39,15 +39,6 @@ from sangja.engine.netns import RunDirs
 from sangja.engine.networks import Network, Networks
 
 MAX_NAMESERVERS = 3
-
-
-def _failpoint(name: str) -> None:
-    """Fault injection for the tests: with SANGJA_FAILPOINT=<name> the process stops itself
-    (SIGSTOP) at that step, for the test to `kill -9` it exactly there."""
-    if os.environ.get("SANGJA_FAILPOINT") == name:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def network_mode(hc: dict) -> str:
@@ -349,9 +340,9 @@ class Endpoints:
                 sb.extra = extra
                 return self.files(sb, body, hostname) if hostname is not None else sb
             eps, mappings = self._lease(cid, body, path, image_exposed)
-            _failpoint("net:leased")
+            failpoint("net:leased")
             nsmod.create(path)
-            _failpoint("net:netns")
+            failpoint("net:netns")
             sb = Sandbox(mode, path, ports=mappings)
             sb.eps, sb.extra = eps, extra
             if hostname is not None:
@@ -385,7 +376,7 @@ class Endpoints:
         try:
             status = netavark.status(call.wait())
             self._pending.pop(cid, None)
-            _failpoint("net:setup")
+            failpoint("net:setup")
             self._record_macs(cid, eps, status)
             self._wait_dns(sb.netns, eps, name)
         except BaseException:
