@@ -234,3 +234,37 @@ def test_commit_and_export(api, tmp_path):
     assert "No such container: nothing" in r.err, r
     api.ok("rm", "-f", "src")
     api.ok("rmi", "mine/committed:1")
+
+
+@needs_net
+def test_run_with_network_options_and_volumes_from(api):
+    """The create body's EndpointsConfig (IPAMConfig, aliases), Dns*, ExtraHosts,
+    VolumesFrom and Mounts as the docker CLI sends them; ps's Networks and Ports."""
+    api.ok("pull", BUSYBOX)
+    api.ok("network", "create", "--subnet", "10.89.9.0/24", "opts")
+    api.ok("run", "-d", "--name", "holder", "--network", "opts", "--ip", "10.89.9.9",
+           "--network-alias", "hold", "-v", "/shared", "--mount",
+           "type=tmpfs,target=/fast", BUSYBOX, *SLEEP)  # fmt: skip
+    assert api.ok("ps", "--format", "{{.Names}} {{.Networks}}").split() == ["holder", "opts"]
+    net = api.json("inspect", "--format", "{{json .NetworkSettings.Networks.opts}}", "holder")
+    assert net["IPAddress"] == "10.89.9.9" and "hold" in net["Aliases"], net
+    assert net["IPAMConfig"]["IPv4Address"] == "10.89.9.9", net
+    mounts = api.json("inspect", "--format", "{{json .Mounts}}", "holder")
+    assert {m["Destination"]: m["Type"] for m in mounts} == {
+        "/shared": "volume",
+        "/fast": "tmpfs",
+    }, mounts
+    api.ok("exec", "holder", "sh", "-c", "echo from-holder > /shared/x")
+    script = (
+        "cat /shared/x; grep nameserver /etc/resolv.conf; grep search /etc/resolv.conf;"
+        " grep myhost /etc/hosts; " + retry("ping -c 1 -W 2 hold >/dev/null")
+    )
+    out = api.ok("run", "--rm", "--volumes-from", "holder", "--network", "opts", "--dns",
+                 "10.89.9.1", "--dns-search", "example.test", "--add-host",
+                 "myhost:10.1.2.3", BUSYBOX, "sh", "-c", script).splitlines()  # fmt: skip
+    assert out[0] == "from-holder", out
+    assert "example.test" in out[2] and out[3].split()[:2] == ["10.1.2.3", "myhost"], out
+    r = api.docker("run", "--rm", "--network", "nonet", BUSYBOX, "true")
+    assert r.rc == 125 and "nonet" in r.err, r
+    api.ok("rm", "-f", "-v", "holder")
+    api.ok("network", "rm", "opts")
