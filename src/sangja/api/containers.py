@@ -544,8 +544,10 @@ async def export(request):
     try:
         await writer
     except Exception:
-        # the headers are out: the client sees a cut stream (dockerd does the same)
-        resp.force_close()
+        # the headers are out: the connection is dropped without the chunked stream's end,
+        # so the client sees a cut stream, never a tar that looks whole
+        if request.transport is not None:
+            request.transport.abort()
         return resp
     with contextlib.suppress(ConnectionError, RuntimeError):
         await resp.write_eof()
