@@ -264,6 +264,11 @@ def test_run_with_network_options_and_volumes_from(api):
                  "myhost:10.1.2.3", BUSYBOX, "sh", "-c", script).splitlines()  # fmt: skip
     assert out[0] == "from-holder", out
     assert "example.test" in out[2] and out[3].split()[:2] == ["10.1.2.3", "myhost"], out
+    # NetworkMode container:NAME and none
+    out = api.ok("run", "--rm", "--network", "container:holder", BUSYBOX, "ip", "-4", "addr")
+    assert "10.89.9.9/24" in out, out
+    out = api.ok("run", "--rm", "--network", "none", BUSYBOX, "ip", "-o", "link")
+    assert [ln.split(":")[1].strip() for ln in out.splitlines()] == ["lo"], out
     r = api.docker("run", "--rm", "--network", "nonet", BUSYBOX, "true")
     assert r.rc == 125 and "nonet" in r.err, r
     api.ok("rm", "-f", "-v", "holder")
