@@ -246,6 +246,9 @@ def test_run_with_network_options_and_volumes_from(api):
            "--network-alias", "hold", "-v", "/shared", "--mount",
            "type=tmpfs,target=/fast", BUSYBOX, *SLEEP)  # fmt: skip
     assert api.ok("ps", "--format", "{{.Names}} {{.Networks}}").split() == ["holder", "opts"]
+    assert api.ok("ps", "-q", "--filter", "network=opts").split() != []
+    assert api.ok("ps", "-q", "--filter", "network=bridge") == ""
+    assert api.ok("ps", "--format", "{{.Names}}", "--filter", "volume=/shared") == "holder\n"
     net = api.json("inspect", "--format", "{{json .NetworkSettings.Networks.opts}}", "holder")
     assert net["IPAddress"] == "10.89.9.9" and "hold" in net["Aliases"], net
     assert net["IPAMConfig"]["IPv4Address"] == "10.89.9.9", net
