@@ -85,3 +85,74 @@ def test_dockerpy_high_level(api):
     assert out["after"] == []
     assert "No such container: pybox" in out["notfound"]
     assert out["pull_missing"] in ("ImageNotFound", "APIError 404", "APIError 500"), out
+
+
+NET_SCRIPT = r"""
+import json, sys
+import docker
+
+ref = sys.argv[1] + ":latest"
+c = docker.from_env(version="1.41")
+out = {}
+c.images.pull(ref)
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.89.11.0/24")])
+net = c.networks.create("pynet", driver="bridge", ipam=ipam, labels={"by": "py"})
+out["net_listed"] = [n.name for n in c.networks.list(filters={"label": "by=py"})]
+vol = c.volumes.create("pyvol", labels={"by": "py"})
+out["vol_listed"] = [v.name for v in c.volumes.list(filters={"label": "by=py"})]
+server = c.containers.run(ref, ["sh", "-c", "echo kept > /data/f; httpd -f -p 80 -h /data"],
+                          detach=True, name="pyserver", network="pynet",
+                          volumes={"pyvol": {"bind": "/data", "mode": "rw"}})
+net.reload()
+out["members"] = [x.name for x in net.containers]
+client = c.containers.run(ref, ["sh", "-c", "for i in $(seq 100); do wget -q -O - "
+                                "http://pyserver/f && exit 0; sleep 0.1; done; exit 1"],
+                          network="pynet", remove=True)
+out["fetched"] = client.decode()
+other = c.containers.run(ref, ["sleep", "300"], detach=True, name="pyother")
+net.connect(other, aliases=["other-alias"])
+other.reload()
+out["other_nets"] = sorted(other.attrs["NetworkSettings"]["Networks"])
+net.disconnect(other)
+other.reload()
+out["other_nets_after"] = sorted(other.attrs["NetworkSettings"]["Networks"])
+reader = c.containers.run(ref, ["cat", "/v/f"], volumes=["pyvol:/v:ro"], remove=True)
+out["read"] = reader.decode()
+try:
+    vol.remove()
+except docker.errors.APIError as e:
+    out["vol_in_use"] = e.status_code
+for x in (server, other):
+    x.remove(force=True)
+net.remove()
+out["pruned_volumes"] = c.volumes.prune()["VolumesDeleted"]
+try:
+    c.networks.get("pynet")
+except docker.errors.NotFound:
+    out["net_gone"] = True
+print(json.dumps(out))
+"""
+
+
+def test_dockerpy_networks_and_volumes(api):
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "net"))
+    import netkit
+
+    why = dockerpy_missing() or netkit.missing_tools()
+    if why:
+        pytest.skip(why)
+    r = api.python(NET_SCRIPT, BUSYBOX)
+    assert r.rc == 0, r
+    out = json.loads(r.out.strip().splitlines()[-1])
+    assert out["net_listed"] == ["pynet"] and out["vol_listed"] == ["pyvol"], out
+    assert out["members"] == ["pyserver"]
+    assert out["fetched"] == "kept\n"
+    assert out["other_nets"] == ["bridge", "pynet"]
+    assert out["other_nets_after"] == ["bridge"]
+    assert out["read"] == "kept\n"
+    assert out["vol_in_use"] == 409
+    assert out["pruned_volumes"] == ["pyvol"]
+    assert out["net_gone"] is True

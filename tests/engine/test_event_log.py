@@ -160,3 +160,26 @@ def test_follow_streams_new_events_from_other_processes(esj):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+def test_follow_ends_when_cancelled(esj):
+    """follow(cancelled=...) (the API's events stream, whose client may close while no
+    event comes): it returns once cancelled() is true, without an event to wake it."""
+    import threading
+
+    from sangja.engine import events
+
+    os.makedirs(esj.root)
+    stop = threading.Event()
+    got = []
+
+    def reader():
+        got.extend(events.follow(esj.root, cancelled=stop.is_set))
+        got.append("ended")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    events.emit("volume", "create", "c1", root=esj.root)
+    stop.set()
+    t.join(60)  # a hang guard
+    assert not t.is_alive() and got[-1] == "ended"

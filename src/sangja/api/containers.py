@@ -20,7 +20,7 @@ from sangja.api.streams import (
     hijack,
     relay,
 )
-from sangja.api.system import json_body, q_bool, q_filters, q_int
+from sangja.api.system import json_body, q_bool, q_filters, q_int, q_time
 
 
 def setup(routes) -> None:
@@ -48,6 +48,8 @@ def setup(routes) -> None:
     add("PUT", "/containers/{id}/archive", archive_put)
     add("POST", "/containers/{id}/rename", rename)
     add("POST", "/containers/{id}/update", update)
+    add("GET", "/containers/{id}/export", export)
+    add("POST", "/commit", commit)
 
 
 def _eng(request):
@@ -220,8 +222,8 @@ async def logs(request):
         raise BadParameter("Bad parameters: you must choose at least one stream")
     follow = q_bool(request, "follow")
     stamps = q_bool(request, "timestamps")
-    since = _time(request, "since")
-    until = _time(request, "until")
+    since = q_time(request, "since")
+    until = q_time(request, "until")
     tail = request.query.get("tail")
     tail = None if tail in (None, "", "all") else _int_param(tail, "tail")
     if tail is not None and tail < 0:
@@ -263,21 +265,6 @@ async def logs(request):
     with contextlib.suppress(ConnectionError, RuntimeError):
         await resp.write_eof()
     return resp
-
-
-def _time(request, name: str) -> float | None:
-    v = request.query.get(name)
-    if not v or v == "0":
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        from sangja.engine.units import parse_timestamp
-
-        try:
-            return parse_timestamp(v)
-        except ValueError as e:
-            raise BadParameter(str(e))
 
 
 def _int_param(v: str, name: str) -> int:
@@ -488,3 +475,80 @@ async def archive_put(request):
     reader = ThreadReader(asyncio.get_running_loop(), request.content)
     await eng.run(lambda: eng.cs().archive_put(ref, path, reader, copy_uidgid))
     return web.Response(status=200)
+
+
+# ---- commit, export (engine/commit.py) ---------------------------------------------------------
+
+
+async def commit(request):
+    """POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=... (changes:
+    one Dockerfile instruction per value, as the docker CLI sends each --change)."""
+    from sangja.engine.commit import commit as commit_container
+
+    eng = _eng(request)
+    ref = request.query.get("container")
+    if not ref:
+        raise BadParameter("a container is required (?container=)")
+    repo, tag = request.query.get("repo") or "", request.query.get("tag") or ""
+    if tag and not repo:
+        raise BadParameter("a tag needs a repository (?repo=)")
+    repo_tag = f"{repo}:{tag}" if repo and tag else repo or None
+    changes = [c for v in request.query.getall("changes", []) for c in v.split("\n") if c]
+    body = await json_body(request)
+    if body:
+        # the body is a Config to merge into the image's; the engine takes changes only
+        raise BadParameter("a container config in the commit body is not supported: use"
+                           " changes (docker commit -c)")  # fmt: skip
+    kw = dict(changes=changes, message=request.query.get("comment") or "",
+              author=request.query.get("author") or "",
+              pause=q_bool(request, "pause", True))  # fmt: skip
+    image_id = await eng.run(lambda: commit_container(eng.cs(), ref, repo_tag, **kw))
+    return web.json_response({"Id": image_id}, status=201)
+
+
+async def export(request):
+    """The container's root file system as a tar: the engine writes it into a pipe, a
+    second worker reads the pipe into the response."""
+    import os
+
+    from sangja.engine.commit import export as export_container
+
+    eng = _eng(request)
+    ref = _id(request)
+    await eng.run(lambda: eng.cs().get(ref))  # 404 before any output
+    r, w = os.pipe2(os.O_CLOEXEC)
+    out = ThreadWriter(asyncio.get_running_loop())
+
+    def write():
+        try:
+            export_container(eng.cs(), ref, w)
+        finally:
+            os.close(w)
+
+    def read():
+        try:
+            while chunk := os.read(r, 1 << 16):
+                out.write(chunk)
+        except Gone:
+            pass
+        finally:
+            os.close(r)  # a writer still writing gets EPIPE and stops
+            out.close()
+
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    writer, reader = eng.run(write), eng.run(read)
+    await out.pump(resp.write)
+    await reader
+    try:
+        await writer
+    except Exception:
+        # the headers are out: the connection is dropped without the chunked stream's end,
+        # so the client sees a cut stream, never a tar that looks whole
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await resp.write_eof()
+    return resp

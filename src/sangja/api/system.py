@@ -1,4 +1,4 @@
-"""/_ping, /version, /info, /system/df, /auth (and /events once the engine has events)."""
+"""/_ping, /version, /info, /system/df, /auth, /events."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def setup(routes) -> None:
     routes.add("GET", "/info", info)
     routes.add("GET", "/system/df", df)
     routes.add("POST", "/auth", auth)
+    routes.add("GET", "/events", events)
 
 
 async def ping(request):
@@ -68,6 +69,47 @@ async def auth(request):
 
     await eng.run(work)
     return web.json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+async def events(request):
+    """The engine's event log (engine/events.py) as dockerd streams it: one JSON object a
+    line, the logged ones from `since`, then each new one until `until` (without it, until
+    the client closes)."""
+    import asyncio
+    import contextlib
+
+    from sangja.api.streams import Gone, ThreadWriter, client_gone
+    from sangja.engine import events as ev
+    from sangja.jsonio import dumps
+
+    eng = request.app["engine"]
+    since, until = q_time(request, "since"), q_time(request, "until")
+    try:
+        filters = ev.parse_filters(q_filters(request))
+    except ValueError as e:
+        raise BadParameter(str(e))
+    root = await eng.run(lambda: eng.cs().store.root)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)  # at once, as dockerd: the client waits for the headers
+    out = ThreadWriter(asyncio.get_running_loop())
+
+    def job():
+        try:
+            for e in ev.follow(root, since, until, filters,
+                               cancelled=lambda: out.gone or client_gone(request)):  # fmt: skip
+                out.write((dumps(e) + "\n").encode())
+        except Gone:
+            pass
+        finally:
+            out.close()
+
+    task = eng.run(job)
+    await out.pump(resp.write)
+    await task
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await resp.write_eof()
+    return resp
 
 
 # ---- request helpers (query and body), shared by the other modules --------------------------
@@ -138,6 +180,23 @@ def q_filters(request):
         else:
             out[k] = [str(v)]
     return out
+
+
+def q_time(request, name: str) -> float | None:
+    """A time parameter (since, until): Unix seconds (what the docker CLI sends), or
+    anything engine/units.py reads (RFC 3339, a duration ago)."""
+    v = request.query.get(name)
+    if not v or v == "0":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        from sangja.engine.units import parse_timestamp
+
+        try:
+            return parse_timestamp(v)
+        except ValueError as e:
+            raise BadParameter(str(e))
 
 
 def registry_auth(request):

@@ -4,10 +4,10 @@ value checked before anything is made.
 
 Both faces hand the engine this body: the CLI builds it from `run`/`create` flags the way
 the docker CLI does (cli/runflags.py), the HTTP API (issue 18) passes the client's JSON.
-What belongs to other parts of the engine is refused here with a clear error until they
-exist: volumes (issue 16: Binds, Mounts, VolumesFrom) and links.  The network part
-(NetworkMode, NetworkingConfig, PortBindings, Dns, ExtraHosts, ...) is checked by
-engine/endpoints.py at create, where the networks are known.
+Mounts (Binds, Mounts, VolumesFrom, Tmpfs, Config.Volumes) are read by engine/mounts.py
+here; links are refused.  The network part (NetworkMode, NetworkingConfig, PortBindings,
+Dns, ExtraHosts, ...) is checked by engine/endpoints.py at create, where the networks are
+known.
 """
 
 from __future__ import annotations

@@ -208,9 +208,11 @@ def read(root: str | None = None, since: float | None = None, until: float | Non
 
 
 def follow(root: str | None = None, since: float | None = None, until: float | None = None,
-           filters: dict | None = None, interval: float = 0.1):  # fmt: skip
+           filters: dict | None = None, interval: float = 0.1,
+           cancelled=None):  # fmt: skip
     """Docker's event stream: the logged events from `since` (none when it is None), then
-    each new one as it is written, until `until` has passed (forever when it is None)."""
+    each new one as it is written, until `until` has passed (forever when it is None) or
+    `cancelled()` is true (the API's client has gone: asked between reads)."""
     path = log_path(root)
     if since is not None:
         yield from read(root, since, until, filters)
@@ -219,7 +221,7 @@ def follow(root: str | None = None, since: float | None = None, until: float | N
         inode, offset = st.st_ino, st.st_size
     except FileNotFoundError:
         inode, offset = None, 0
-    while until is None or time.time() <= until:
+    while (until is None or time.time() <= until) and not (cancelled and cancelled()):
         try:
             st = os.stat(path)
         except FileNotFoundError:
