@@ -100,12 +100,13 @@ async def list_(request):
 
 
 async def inspect(request):
+    from sangja.engine.errors import NoSuchImage
     from sangja.image.store import ImageNotFound
 
     eng = _eng(request)
     try:
         return web.json_response(await eng.run(lambda: eng.images().inspect(_name(request))))
-    except ImageNotFound:
+    except (ImageNotFound, NoSuchImage):
         # dockerd's words: docker-compose builds a service's image only on a 404 that says
         # "No such image" (and pulls on any other answer)
         return error_response(404, f"No such image: {_name(request)}")
