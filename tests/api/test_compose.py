@@ -47,7 +47,7 @@ def make_project(d):
     with open(os.path.join(d, "docker-compose.yml"), "w") as f:
         f.write(COMPOSE)
     with open(os.path.join(d, "store", "Dockerfile"), "w") as f:
-        f.write("ARG BASE\nFROM $BASE\nCOPY start.sh /start.sh\nCMD [\"sh\", \"/start.sh\"]\n")
+        f.write('ARG BASE\nFROM $BASE\nCOPY start.sh /start.sh\nCMD ["sh", "/start.sh"]\n')
     with open(os.path.join(d, "store", "start.sh"), "w") as f:
         f.write(START)
     return d
@@ -71,6 +71,7 @@ def test_compose_build_up_ps_logs_exec_down(api, tmp_path):
     for svc in ("sjproj_store_1", "sjproj_client_1", "sjproj_peer_1"):
         line = next((x for x in ps.out.splitlines() if x.startswith(svc)), "")
         assert " Up" in line, ps
+
     # client reached store by its name on the project's network
     def client_got():
         r = api.compose(d, *env_project, "logs", "--no-color", "client")
