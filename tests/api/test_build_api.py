@@ -105,6 +105,7 @@ def test_build_failing_run_leaves_nothing(api, tmp_path):
     # the same failure with -q: the kept output and the message on stderr
     r = api.docker("build", "-q", ctx)
     assert r.rc == 3 and "returned a non-zero code: 3" in r.err, r
+    assert "about to fail" in r.err and r.out == "", r  # the RUN's output, kept for the error
     # a Dockerfile the parser refuses: an error, nothing built
     bad = project(tmp_path / "bad", f"FROM {BUSYBOX}\nFROBNICATE now\n")
     r = api.docker("build", bad)
@@ -214,3 +215,44 @@ def test_build_output_streams_while_the_run_runs(api, tmp_path):
             p.kill()
             p.wait()
     assert api.ok("run", "--rm", "streamed/x") == "go\n"
+
+
+def test_build_cancelled_when_the_client_goes_away(api, tmp_path):
+    """docker build killed while its RUN waits (printing nothing): the service kills the
+    RUN and removes what the build made, as dockerd cancels a build whose client left."""
+    import signal
+    import socket
+    import subprocess
+
+    import rtkit
+    from apikit import DOCKER, wait_for
+
+    with api.netns.entered():
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+    port = srv.getsockname()[1]
+    ctx = project(tmp_path / "ctx", f"FROM {BUSYBOX}\nRUN echo started-run; nc 127.0.0.1"
+                                    f" {port}\n")  # fmt: skip
+    p = subprocess.Popen([DOCKER, "build", "--network", "host", "-t", "cancelled/x", ctx],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=api.env)  # fmt: skip
+    try:
+        for line in p.stdout:
+            if line.strip() == "started-run":
+                break
+        assert rtkit.runtime_ids(api.sj.run_root), "the RUN's container is not running"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        # never answered: the RUN ends only if the service kills it
+        wait_for(lambda: not rtkit.runtime_ids(api.sj.run_root), "the RUN killed")
+        wait_for(lambda: not os.listdir(os.path.join(api.sj.root, "build", "work"))
+                 if os.path.isdir(os.path.join(api.sj.root, "build", "work")) else True,
+                 "the build's workspace removed")  # fmt: skip
+    finally:
+        srv.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert api.docker("inspect", "cancelled/x").rc != 0
+    api.sj.assert_consistent()

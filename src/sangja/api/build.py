@@ -21,7 +21,7 @@ import json
 from aiohttp import web
 
 from sangja.api.server import BadParameter
-from sangja.api.streams import ThreadReader, json_stream
+from sangja.api.streams import ThreadReader, client_gone, json_stream
 from sangja.api.system import q_bool, q_filters
 
 
@@ -115,8 +115,12 @@ async def build(request):
             send({"stream": n})
         p = CallbackPrinter(quiet, lambda text: send({"stream": text}),
                             lambda image_id: send({"aux": {"ID": image_id}}))  # fmt: skip
+        b = Builder(o, eng._store(), p)
+        builders.append(b)
+        if gone[0]:
+            return
         try:
-            Builder(o, eng._store(), p).build()
+            b.build()
         except SangjaError as e:
             code = e.exit_code if e.exit_code != type(e).exit_code else 1
             if not sent and code == 1:
@@ -125,7 +129,23 @@ async def build(request):
             msg = str(e)
             emit({"errorDetail": {"code": code, "message": msg}, "error": msg})
 
-    return await json_stream(request, eng, work)
+    builders: list = []
+    gone = [False]
+
+    async def watch():
+        # the client going away (docker build's Ctrl-C) cancels the build, as with dockerd,
+        # even while a RUN prints nothing (a write would notice it only then)
+        while not client_gone(request):
+            await asyncio.sleep(0.25)
+        gone[0] = True
+        for b in builders:
+            b.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await json_stream(request, eng, work)
+    finally:
+        watcher.cancel()
 
 
 async def prune(request):

@@ -102,6 +102,12 @@ class Printer:
     def result(self, image_id: str) -> None:
         """The image is made (before `Successfully built`): nothing to print here."""
 
+    def kept(self, text: str) -> None:
+        """A failed RUN's output under -q: on stderr, with the error."""
+        import sys
+
+        sys.stderr.write(text)
+
     def close(self):
         if self.own and self.fd >= 0:
             os.close(self.fd)
@@ -141,6 +147,11 @@ class CallbackPrinter(Printer):
         if self.on_result is not None:
             with self.lock:
                 self.on_result(image_id)
+
+    def kept(self, text: str) -> None:
+        # the docker CLI prints a quiet build's stream on stderr when it fails
+        with self.lock:
+            self.send(text)
 
 
 class _Lines:
@@ -205,6 +216,13 @@ class Builder:
         self.sde = None
         self._tls = threading.local()
         self._home = threading.current_thread()  # the thread that uses self.store
+
+    def cancel(self) -> None:
+        """Stop from another thread (the API's client went away): the RUNs in progress are
+        killed and no step starts; build() raises and cleans up as on a failure."""
+        self.failed.set()
+        for c in list(self.running):
+            c.kill()
 
     # ---- the whole build ----------------------------------------------------------------
     def build(self) -> str:
@@ -758,9 +776,7 @@ class Builder:
                 if self.failed.is_set():
                     raise Cancelled("cancelled")
                 if self.o.quiet and lines.all:
-                    import sys
-
-                    sys.stderr.write(lines.text())
+                    self.p.kept(lines.text())
                 raise R.RunFailed(f"The command '{created_by}' returned a non-zero code: {code}",
                                   code)  # fmt: skip
             self.p.line(f"Removing intermediate container {hostname}")
