@@ -256,3 +256,39 @@ def test_build_cancelled_when_the_client_goes_away(api, tmp_path):
             p.wait()
     assert api.docker("inspect", "cancelled/x").rc != 0
     api.sj.assert_consistent()
+
+
+def test_service_stopped_during_a_build(api, tmp_path):
+    """SIGTERM while a RUN waits: the service cancels the build (the RUN killed, nothing
+    left) and exits 0; started again, it serves."""
+    import socket
+    import subprocess
+
+    import rtkit
+    from apikit import DOCKER
+
+    with api.netns.entered():
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+    port = srv.getsockname()[1]
+    ctx = project(tmp_path / "ctx", f"FROM {BUSYBOX}\nRUN echo started-run; nc 127.0.0.1"
+                                    f" {port}\n")  # fmt: skip
+    p = subprocess.Popen([DOCKER, "build", "--network", "host", ctx], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=api.env)  # fmt: skip
+    try:
+        for line in p.stdout:
+            if line.strip() == "started-run":
+                break
+        assert rtkit.runtime_ids(api.sj.run_root), "the RUN's container is not running"
+        assert api.stop() == 0, api.log_tail()
+        assert p.wait() != 0
+        assert rtkit.runtime_ids(api.sj.run_root) == []
+    finally:
+        srv.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    api.sj.assert_consistent()
+    api.start()
+    assert api.ok("version", "--format", "{{.Server.APIVersion}}").strip() == "1.41"

@@ -28,6 +28,15 @@ from sangja.api.system import q_bool, q_filters
 def setup(routes) -> None:
     routes.add("POST", "/build", build)
     routes.add("POST", "/build/prune", prune)
+    routes.app["builds"] = set()
+    routes.app.on_shutdown.append(_cancel_all)
+
+
+async def _cancel_all(app) -> None:
+    """The service stops (SIGTERM): the builds in progress are cancelled, so that no RUN
+    outlives it and the worker threads it waits for end."""
+    for b in list(app["builds"]):
+        b.cancel()
 
 
 def _json_map(request, name: str, nulls: bool = False) -> dict:
@@ -88,7 +97,7 @@ async def build(request):
         raise BadParameter(f"builder version {q['version']} is not supported (BuildKit); the"
                            " classic builder (version 1) is")  # fmt: skip
     notes = []
-    if q.get("cachefrom") and json.loads(q["cachefrom"] or "null"):
+    if q.get("cachefrom", "").strip() not in ("", "[]", "null"):
         notes.append("[Note] --cache-from is ignored: sangja's build cache is the local one\n")
     quiet = q_bool(request, "q")
     o = Options(
@@ -119,6 +128,7 @@ async def build(request):
         builders.append(b)
         if gone[0]:
             return
+        request.app["builds"].add(b)
         try:
             b.build()
         except SangjaError as e:
@@ -128,6 +138,8 @@ async def build(request):
             # the docker CLI exits with the code (a failing RUN's own)
             msg = str(e)
             emit({"errorDetail": {"code": code, "message": msg}, "error": msg})
+        finally:
+            request.app["builds"].discard(b)
 
     builders: list = []
     gone = [False]
