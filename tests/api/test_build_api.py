@@ -122,6 +122,11 @@ def test_build_quiet_and_dockerfile_flag(api, tmp_path):
     assert image_id.startswith("sha256:") and len(image_id) == 71, r  # the id alone
     assert api.ok("inspect", "--format", "{{.Id}}", "q/x").strip() == image_id
     assert api.ok("run", "--rm", "q/x", "cat", "/q") == "quiet\n"
+    # --iidfile: the id the CLI read from the stream's aux message
+    iid = str(tmp_path / "iid")
+    api.ok("build", "--iidfile", iid, "-f", os.path.join(ctx, "Other.dockerfile"), ctx)
+    with open(iid) as f:
+        assert f.read() == image_id
     # the context as a tar on stdin (the CLI sends it as it is)
     import io
     import tarfile
