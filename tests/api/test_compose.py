@@ -1,13 +1,14 @@
 """docker-compose 1.29 (Debian's, Python) against the service: a project of three
 services -- one built from a Dockerfile, one that waits on it (depends_on) and talks to it
 by name over the project's network, a named volume shared by two -- through up -d, ps,
-logs, exec and down -v; each step checked by what compose shows and what the engine
-holds.  Needs the API's /build and its /networks and /volumes."""
+logs (-f), exec, restart, scale and down -v, then a second up from the build cache; each
+step checked by what compose shows and what the engine holds.  Needs the API's /build and its /networks and /volumes."""
 
 import os
+import subprocess
 
 import pytest
-from apikit import compose_missing, wait_for
+from apikit import COMPOSE, compose_missing, wait_for
 from enginekit import BUSYBOX
 
 START = """\
@@ -85,6 +86,30 @@ def test_compose_build_up_ps_logs_exec_down(api, tmp_path):
     assert r.rc == 0 and r.out == f"stored by {store_id[:12]}\n", r
     r = api.compose(d, *env_project, "exec", "-T", "store", "sh", "-c", "echo $((6*7))")
     assert r.rc == 0 and r.out.strip() == "42", r
+    # logs -f follows (read until the client's line, then the follower is stopped)
+    f = subprocess.Popen([COMPOSE, *env_project, "logs", "-f", "--no-color", "client"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=api.env, cwd=d)  # fmt: skip
+    try:
+        got = next((x for x in f.stdout if "client got: stored by" in x), None)
+        assert got is not None, "logs -f ended without the client's line"
+        assert f.poll() is None  # still following
+    finally:
+        f.kill()
+        f.wait()
+    # restart and scale
+    started = api.ok("inspect", "--format", "{{.State.StartedAt}}", "sjproj_peer_1").strip()
+    r = api.compose(d, *env_project, "restart", "peer")
+    assert r.rc == 0, r
+    assert api.ok("inspect", "--format", "{{.State.StartedAt}}",
+                  "sjproj_peer_1").strip() != started  # fmt: skip
+    r = api.compose(d, *env_project, "up", "-d", "--scale", "peer=2")
+    assert r.rc == 0, r
+    r = api.compose(d, *env_project, "exec", "-T", "--index=2", "peer", "cat",
+                    "/shared/index.html")  # fmt: skip
+    assert r.rc == 0 and r.out == f"stored by {store_id[:12]}\n", r
+    names = api.ok("ps", "--format", "{{.Names}}").split()
+    assert sorted(n for n in names if "peer" in n) == ["sjproj_peer_1", "sjproj_peer_2"], names
     assert "sjproj_data" in api.ok("volume", "ls", "-q").split()
     assert "sjproj_default" in api.ok("network", "ls", "--format", "{{.Name}}").split()
     # down -v: containers, the network and the volume are gone
