@@ -17,7 +17,7 @@ START = """\
 exec httpd -f -p 8080 -h /data
 """
 
-COMPOSE = f"""\
+PROJECT_YML = f"""\
 version: "3.7"
 services:
   store:
@@ -46,7 +46,7 @@ volumes:
 def make_project(d):
     os.makedirs(os.path.join(d, "store"))
     with open(os.path.join(d, "docker-compose.yml"), "w") as f:
-        f.write(COMPOSE)
+        f.write(PROJECT_YML)
     with open(os.path.join(d, "store", "Dockerfile"), "w") as f:
         f.write('ARG BASE\nFROM $BASE\nCOPY start.sh /start.sh\nCMD ["sh", "/start.sh"]\n')
     with open(os.path.join(d, "store", "start.sh"), "w") as f:
