@@ -2,7 +2,8 @@
 services -- one built from a Dockerfile, one that waits on it (depends_on) and talks to it
 by name over the project's network, a named volume shared by two -- through up -d, ps,
 logs (-f), exec, restart, scale and down -v, then a second up from the build cache; each
-step checked by what compose shows and what the engine holds.  Needs the API's /build and its /networks and /volumes."""
+step checked by what compose shows and what the engine holds.  Needs the API's /build
+and its /networks and /volumes."""
 
 import os
 import subprocess
