@@ -297,3 +297,18 @@ def test_service_stopped_during_a_build(api, tmp_path):
     api.sj.assert_consistent()
     api.start()
     assert api.ok("version", "--format", "{{.Server.APIVersion}}").strip() == "1.41"
+
+
+def test_build_from_a_registry_that_wants_a_login(api, fixtures, tmp_path):
+    """FROM an image behind a login: the CLI sends its logins (X-Registry-Config) and the
+    build's pull uses them; without a login the build fails with the registry's answer."""
+    from registrykit import AUTH, PASSWORD, USER
+
+    fixtures.registry("auth")
+    ctx = project(tmp_path / "ctx", f"FROM {AUTH}/test/busybox\nRUN echo authed > /a\n")
+    r = api.docker("build", "-t", "authed/x", ctx)
+    assert r.rc != 0 and "unauthorized" in (r.out + r.err).lower(), r
+    api.ok("login", "-u", USER, "--password-stdin", AUTH, input=PASSWORD + "\n")
+    api.ok("build", "-t", "authed/x", ctx)
+    assert api.ok("run", "--rm", "authed/x", "cat", "/a") == "authed\n"
+    assert not os.path.exists(os.path.join(api.sj.home, ".config", "sangja", "auth.json"))
