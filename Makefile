@@ -17,9 +17,10 @@ IMAGE_TEST_PACKAGES := docker-registry skopeo umoci podman debootstrap zstd pigz
 	libarchive-tools openssl apache2-utils attr curl python3-jwt python3-cryptography buildah
 # tests/engines: podman (+conmon), containerd (+ctr), dockerd drive sangja in place of runc;
 # tests/cri: containerd's CRI plugin with CNI's bridge/host-local/loopback, catatonit as pause
-# tests/api: docker.io's client (20.10), docker-py (python3-docker) drive `system service`
+# tests/api: docker.io's client (20.10), docker-py (python3-docker), docker-compose drive
+# `system service`
 ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containernetworking-plugins \
-	python3-docker
+	python3-docker docker-compose
 # tests/engine's volumes: setcap (a file capability that copy-up must keep)
 STORAGE_TEST_PACKAGES := libcap2-bin
 # the engine itself: conmon is each container's monitor, catatonit its --init

@@ -8,7 +8,7 @@ import contextlib
 
 from aiohttp import web
 
-from sangja.api.server import BadParameter
+from sangja.api.server import BadParameter, error_response
 from sangja.api.streams import Gone, ThreadReader, ThreadWriter, json_stream
 from sangja.api.system import q_bool, q_filters, q_int, registry_auth
 
@@ -100,8 +100,16 @@ async def list_(request):
 
 
 async def inspect(request):
+    from sangja.engine.errors import NoSuchImage
+    from sangja.image.store import ImageNotFound
+
     eng = _eng(request)
-    return web.json_response(await eng.run(lambda: eng.images().inspect(_name(request))))
+    try:
+        return web.json_response(await eng.run(lambda: eng.images().inspect(_name(request))))
+    except (ImageNotFound, NoSuchImage):
+        # dockerd's words: docker-compose builds a service's image only on a 404 that says
+        # "No such image" (and pulls on any other answer)
+        return error_response(404, f"No such image: {_name(request)}")
 
 
 async def history(request):

@@ -51,7 +51,8 @@ class Options:
                  platform: str | None = None, quiet: bool = False, iidfile: str | None = None,
                  network: str = "default", secrets: dict | None = None,
                  runtime_root: str = "/run/sangja", log=None,
-                 signature_policy: str | None = None, stdin=None):  # fmt: skip
+                 signature_policy: str | None = None, stdin=None,
+                 registry_auth: dict | None = None):  # fmt: skip
         self.context, self.dockerfile, self.tags = context, dockerfile, list(tags)
         self.build_args = dict(build_args or {})
         self.target, self.no_cache, self.pull = target, no_cache, pull
@@ -62,6 +63,9 @@ class Options:
         self.runtime_root, self.log = runtime_root, log
         self.signature_policy = signature_policy
         self.stdin = stdin
+        # registry host -> (user, password) for FROM's pulls (the API's X-Registry-Config);
+        # None: the stored credentials (sangja login)
+        self.registry_auth = dict(registry_auth or {})
 
 
 class Printer:
@@ -95,6 +99,15 @@ class Printer:
                 n = os.write(self.fd, view)
                 view = view[n:]
 
+    def result(self, image_id: str) -> None:
+        """The image is made (before `Successfully built`): nothing to print here."""
+
+    def kept(self, text: str) -> None:
+        """A failed RUN's output under -q: on stderr, with the error."""
+        import sys
+
+        sys.stderr.write(text)
+
     def close(self):
         if self.own and self.fd >= 0:
             os.close(self.fd)
@@ -116,6 +129,29 @@ class Printer:
                 return False
 
         return _S()
+
+
+class CallbackPrinter(Printer):
+    """The output given to `send(text)` (whole lines) instead of an fd: the API service
+    streams it as Docker's JSON messages; `on_result(image_id)` hears of the image."""
+
+    def __init__(self, quiet: bool, send, on_result=None):
+        super().__init__(quiet, stream=-1)
+        self.send, self.on_result = send, on_result
+
+    def write(self, b: bytes) -> None:
+        with self.lock:
+            self.send(b.decode("utf-8", "replace"))
+
+    def result(self, image_id: str) -> None:
+        if self.on_result is not None:
+            with self.lock:
+                self.on_result(image_id)
+
+    def kept(self, text: str) -> None:
+        # the docker CLI prints a quiet build's stream on stderr when it fails
+        with self.lock:
+            self.send(text)
 
 
 class _Lines:
@@ -179,6 +215,14 @@ class Builder:
         self.total = 0
         self.sde = None
         self._tls = threading.local()
+        self._home = threading.current_thread()  # the thread that uses self.store
+
+    def cancel(self) -> None:
+        """Stop from another thread (the API's client went away): the RUNs in progress are
+        killed and no step starts; build() raises and cleans up as on a failure."""
+        self.failed.set()
+        for c in list(self.running):
+            c.kill()
 
     # ---- the whole build ----------------------------------------------------------------
     def build(self) -> str:
@@ -247,6 +291,7 @@ class Builder:
             image_id = layers.to_image(self.store, state, o.tags)
         finally:
             self._cleanup()
+        self.p.result(image_id)
         self.p.line(f"Successfully built {image_id.split(':', 1)[1][:12]}")
         for t in o.tags:
             self.p.line(f"Successfully tagged {reference.familiar(reference.parse(t).tagged)}")
@@ -364,7 +409,7 @@ class Builder:
 
     def _store(self):
         """A Store of this thread's own (SQLite connections are per thread)."""
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is self._home:
             return self.store
         st = getattr(self._tls, "store", None)
         if st is None:
@@ -488,13 +533,25 @@ class Builder:
         try:
             res = pull(ref, store=st, progress=Progress(self.p.stream(), tty=False,
                                                         quiet=self.o.quiet),
-                       signature_policy=self.o.signature_policy)  # fmt: skip
+                       signature_policy=self.o.signature_policy,
+                       credentials=self._credentials(ref))  # fmt: skip
         except trust.Refused:
             raise
         except SangjaError as e:
             raise BuildError(f"image {ref}: {e}", errno=e.errno)
         self._hold(st, res.image_id)
         return res.image_id
+
+    def _credentials(self, ref: str):
+        if not self.o.registry_auth:
+            return None
+        from sangja.image import reference
+
+        try:
+            domain = reference.parse(ref).domain
+        except reference.ReferenceError:
+            return None
+        return self.o.registry_auth.get(domain)
 
     def _hold(self, st, image_id: str) -> None:
         holder = f"build-{self.ws.id}-{len(self.holds)}"
@@ -719,9 +776,7 @@ class Builder:
                 if self.failed.is_set():
                     raise Cancelled("cancelled")
                 if self.o.quiet and lines.all:
-                    import sys
-
-                    sys.stderr.write(lines.text())
+                    self.p.kept(lines.text())
                 raise R.RunFailed(f"The command '{created_by}' returned a non-zero code: {code}",
                                   code)  # fmt: skip
             self.p.line(f"Removing intermediate container {hostname}")
