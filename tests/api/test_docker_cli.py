@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 
+from apikit import wait_for
 from enginekit import BUSYBOX
 
 TRAP = 'trap "exit 7" TERM; while true; do sleep 0.1; done'
@@ -347,6 +348,23 @@ def test_import_prune_update_and_run_options(api, tmp_path):
     env.write_text("FROM_FILE=yes\n")
     assert api.ok("run", "--rm", "--env-file", str(env), BUSYBOX, "sh", "-c",
                   "echo $FROM_FILE") == "yes\n"  # fmt: skip
+    # the seed's other run options: capabilities, privileged, CPU shares, restart policy
+    caps = api.ok("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", BUSYBOX,
+                  "sh", "-c", "grep CapEff /proc/self/status")  # fmt: skip
+    assert caps.split()[-1] == f"{1 << 12:016x}", caps  # CAP_NET_ADMIN only
+    assert api.ok("run", "--rm", "--privileged", BUSYBOX, "sh", "-c",
+                  "mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mounted"
+                  ).splitlines()[-1] == "mounted"  # fmt: skip
+    api.ok("run", "-d", "--name", "shares", "-c", "512", BUSYBOX, "sleep", "300")
+    assert api.ok("inspect", "--format", "{{.HostConfig.CpuShares}}", "shares").strip() == "512"
+    api.ok("rm", "-f", "shares")
+    api.ok("run", "-d", "--name", "again", "--restart", "on-failure:2", BUSYBOX, "sh", "-c",
+           "exit 3")  # fmt: skip
+    fmt = "{{.RestartCount}} {{.State.Status}}"
+    wait_for(lambda: api.ok("inspect", "--format", fmt, "again").strip() == "2 exited",
+             "two restarts, then the end")  # fmt: skip
+    assert api.ok("inspect", "--format", "{{.State.ExitCode}}", "again").strip() == "3"
+    api.ok("rm", "-f", "again")
 
 
 def test_run_pulls_a_missing_image(api):

@@ -156,3 +156,41 @@ def test_dockerpy_networks_and_volumes(api):
     assert out["vol_in_use"] == 409
     assert out["pruned_volumes"] == ["pyvol"]
     assert out["net_gone"] is True
+
+
+PUSH_SCRIPT = r"""
+import json, sys
+import docker
+
+src, dst = sys.argv[1] + ":latest", sys.argv[2]
+repo, tag = dst.rsplit(":", 1)
+c = docker.from_env(version="1.41")
+out = {}
+img = c.images.pull(src)
+img.tag(repo, tag)
+events = list(c.images.push(repo, tag=tag, stream=True, decode=True))
+out["errors"] = [e for e in events if "error" in e]
+out["digest"] = [e["aux"]["Digest"] for e in events if "aux" in e]
+c.images.remove(dst)
+out["gone"] = dst not in [t for i in c.images.list() for t in i.tags]
+back = c.images.pull(repo, tag=tag)
+out["back"] = back.tags
+out["same"] = back.id == img.id
+print(json.dumps(out))
+"""
+
+
+def test_dockerpy_push_and_pull_back(api, push_registry):
+    """images.push streams Docker's progress JSON with the pushed digest; the image comes
+    back from the registry the same."""
+    why = dockerpy_missing()
+    if why:
+        pytest.skip(why)
+    reg = push_registry("plain")
+    dst = f"{reg.addr}/py/box:v1"
+    r = api.python(PUSH_SCRIPT, BUSYBOX, dst)
+    assert r.rc == 0, r
+    out = json.loads(r.out.strip().splitlines()[-1])
+    assert out["errors"] == [] and len(out["digest"]) == 1
+    assert out["digest"][0].startswith("sha256:")
+    assert out["gone"] and dst in out["back"] and out["same"], out

@@ -85,7 +85,11 @@ async def push(request):
     creds = registry_auth(request)
 
     def do_push(emit):
-        eng.images().push(ref, JSONProgress(emit), credentials=creds)
+        for res in eng.images().push(ref, JSONProgress(emit), credentials=creds):
+            # dockerd's last message of each tag: what docker-py and compose read
+            tag = res.reference.rsplit(":", 1)[-1]
+            emit({"progressDetail": {},
+                  "aux": {"Tag": tag, "Digest": res.digest, "Size": res.size}})  # fmt: skip
 
     return await json_stream(request, eng, do_push)
 
