@@ -20,9 +20,8 @@ import json
 
 from aiohttp import web
 
-from sangja.api.server import BadParameter
+from sangja.api.request import BadParameter, q_bool, q_filters
 from sangja.api.streams import ThreadReader, client_gone, json_stream
-from sangja.api.system import q_bool, q_filters
 
 
 def setup(routes) -> None:

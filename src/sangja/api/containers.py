@@ -8,7 +8,7 @@ import contextlib
 
 from aiohttp import web
 
-from sangja.api.server import BadParameter
+from sangja.api.request import BadParameter, json_body, q_bool, q_filters, q_int, q_time
 from sangja.api.streams import (
     RAW_STREAM,
     Done,
@@ -20,7 +20,6 @@ from sangja.api.streams import (
     hijack,
     relay,
 )
-from sangja.api.system import json_body, q_bool, q_filters, q_int, q_time
 
 
 def setup(routes) -> None:

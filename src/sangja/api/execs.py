@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sangja.api.request import json_body, q_int
 from sangja.api.streams import STDOUT, Done, frame, hijack, relay
-from sangja.api.system import json_body, q_int
 
 
 def setup(routes) -> None:

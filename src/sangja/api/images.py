@@ -8,9 +8,8 @@ import contextlib
 
 from aiohttp import web
 
-from sangja.api.server import BadParameter, error_response
+from sangja.api.request import BadParameter, error_response, q_bool, q_filters, q_int, registry_auth
 from sangja.api.streams import Gone, ThreadReader, ThreadWriter, json_stream
-from sangja.api.system import q_bool, q_filters, q_int, registry_auth
 
 
 def setup(routes) -> None:

@@ -27,11 +27,11 @@ import time
 
 from aiohttp import web
 
+from sangja.api.request import _status_of, error_response
 from sangja.engine.errors import EngineError
+from sangja.engine.sysinfo import API_VERSION, MIN_API_VERSION
 from sangja.errors import SangjaError
 
-API_VERSION = "1.41"
-MIN_API_VERSION = "1.24"
 DEFAULT_SOCKET = "/run/sangja/docker.sock"
 WORKERS = 256  # engine calls at once (waits, follows and attaches hold one each)
 _VERSION_PREFIX = r"{version:v[0-9]+(?:\.[0-9]+)?}"
@@ -90,29 +90,6 @@ class Routes:
     def add(self, method: str, path: str, handler) -> None:
         for p in (path, "/" + _VERSION_PREFIX + path):
             self.app.router.add_route(method, p, handler)
-
-
-def error_response(status: int, message: str) -> web.Response:
-    # Content-Type exactly application/json (no charset): the docker CLI reads the message
-    # out of an error only then, else it prints the raw body
-    import json
-
-    body = json.dumps({"message": message}).encode()
-    return web.Response(body=body, status=status, content_type="application/json")
-
-
-def _status_of(e: SangjaError) -> int:
-    if isinstance(e, EngineError):
-        return e.status
-    from sangja.image.store import ImageNotFound
-
-    if isinstance(e, ImageNotFound):
-        return 404
-    return getattr(e, "status", 500) or 500
-
-
-class BadParameter(EngineError):
-    status = 400
 
 
 class Service:

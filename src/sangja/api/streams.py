@@ -73,7 +73,7 @@ class Hijacked(asyncio.Protocol):
 
 async def hijack(request: web.Request) -> Hijacked:
     """Answer the upgrade and take the connection (see the module's doc)."""
-    from sangja.api.server import API_VERSION
+    from sangja.engine.sysinfo import API_VERSION
 
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -188,7 +188,7 @@ async def json_stream(request: web.Request, eng, work, status: int = 200) -> web
     `emit(dict)` for each.  As dockerd, the answer starts with the first message: an error
     raised before any is an ordinary error response (404, 500, ...); one raised later is
     Docker's last message {"errorDetail": {"message": ...}, "error": ...}."""
-    from sangja.api.server import _status_of, error_response
+    from sangja.api.request import _status_of, error_response
     from sangja.errors import SangjaError
     from sangja.jsonio import dumps
 

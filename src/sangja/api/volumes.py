@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sangja.api.server import BadParameter
-from sangja.api.system import json_body, q_bool, q_filters
+from sangja.api.request import BadParameter, json_body, q_bool, q_filters
 
 
 def setup(routes) -> None:
