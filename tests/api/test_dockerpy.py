@@ -194,3 +194,37 @@ def test_dockerpy_push_and_pull_back(api, push_registry):
     assert out["errors"] == [] and len(out["digest"]) == 1
     assert out["digest"][0].startswith("sha256:")
     assert out["gone"] and dst in out["back"] and out["same"], out
+
+
+STATS_SCRIPT = r"""
+import json, sys
+import docker
+
+c = docker.from_env(version="1.41")
+box = c.containers.run(sys.argv[1] + ":latest", ["sleep", "300"], detach=True, name="pystats")
+samples = []
+for s in box.stats(stream=True, decode=True):
+    samples.append({"read": s["read"], "mem": s["memory_stats"].get("usage", 0),
+                    "cpu": s["cpu_stats"]["cpu_usage"]["total_usage"], "pids": s["pids_stats"]})
+    if len(samples) == 2:
+        break
+one = box.stats(stream=False)
+box.remove(force=True)
+print(json.dumps({"samples": samples, "one": sorted(one)}))
+"""
+
+
+def test_dockerpy_stats_stream_and_one_shot(api):
+    """GET /containers/{id}/stats streams a sample a second until the client stops reading;
+    stream=false answers one."""
+    why = dockerpy_missing()
+    if why:
+        pytest.skip(why)
+    api.ok("pull", BUSYBOX)
+    r = api.python(STATS_SCRIPT, BUSYBOX)
+    assert r.rc == 0, r
+    out = json.loads(r.out.strip().splitlines()[-1])
+    first, second = out["samples"]
+    assert first["read"] < second["read"]  # two samples, one after the other
+    assert second["mem"] > 0 and second["pids"].get("current", 0) >= 1, out
+    assert {"cpu_stats", "memory_stats", "pids_stats", "read"} <= set(out["one"])
