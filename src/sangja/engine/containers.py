@@ -657,7 +657,7 @@ class Containers:
                 if condition == "removed" and rec.state in ("exited", "dead") and (
                         not rec.host_config.get("AutoRemove") or rec.run):  # fmt: skip
                     break  # it ran and stopped: now only its removal is awaited
-                self._pause(cancelled, 0.02)
+                self._pause(cancelled, 0.005)  # a short poll: `run --rm` waits on it
                 rec = self.records.get(cid)
                 if rec is not None and rec.state == "running":
                     rec = self.observe(rec)
@@ -682,10 +682,16 @@ class Containers:
                 cur = self.records.get(rec.id)
                 if cur is not None and cur.state == "exited":
                     self._teardown_run(cur)
+        if (condition == "removed" and rec is not None and rec.state == "exited"
+                and rec.host_config.get("AutoRemove")):  # fmt: skip
+            # removed here, as dockerd removes it, rather than awaited from the monitor's
+            # exit command (a Python start later); whichever comes second finds it gone
+            with contextlib.suppress(NoSuchContainer, Conflict):
+                self.remove(cid)
         if condition == "removed":
             while (cur := self.records.get(cid)) is not None:
                 code = cur.exit_code
-                self._pause(cancelled, 0.02)
+                self._pause(cancelled, 0.005)
         return code
 
     @staticmethod
