@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 
+from enginekit import PtyIO
 from registrykit import sangja_binary
 
 DOCKER = "/usr/bin/docker"
@@ -196,34 +197,11 @@ def pty_run(env, argv, rows=24, cols=80):
         t.close()
 
 
-class PtyClient:
+class PtyClient(PtyIO):
     def __init__(self, pid, fd):
         self.pid, self.fd = pid, fd
         self.out = b""
         self.code = None
-
-    def read_until(self, want: bytes, guard=GUARD):
-        import select
-
-        end = time.monotonic() + guard
-        while want not in self.out:
-            if time.monotonic() > end:
-                raise AssertionError(f"no {want!r} on the terminal: {self.out[-800:]!r}")
-            r, _, _ = select.select([self.fd], [], [], 0.2)
-            if r:
-                try:
-                    b = os.read(self.fd, 4096)
-                except OSError:
-                    b = b""
-                if not b:
-                    if want not in self.out:
-                        raise AssertionError(f"terminal closed: {self.out[-800:]!r}")
-                    break
-                self.out += b
-        return self.out
-
-    def write(self, data: bytes):
-        os.write(self.fd, data)
 
     def resize(self, rows, cols):
         import fcntl

@@ -152,7 +152,35 @@ def state(s, ref):
     return inspect(s, ref)["State"]
 
 
-class Terminal:
+class PtyIO:
+    """A pty's master side (`fd`): what came out of it so far (`out`), what we type."""
+
+    fd: int
+    out: bytes
+
+    def read_until(self, want: bytes, guard=GUARD):
+        end = time.monotonic() + guard
+        while want not in self.out:
+            if time.monotonic() > end:
+                raise AssertionError(f"no {want!r} on the terminal: {self.out[-800:]!r}")
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if r:
+                try:
+                    b = os.read(self.fd, 4096)
+                except OSError:
+                    b = b""
+                if not b:
+                    if want not in self.out:
+                        raise AssertionError(f"terminal closed: {self.out[-800:]!r}")
+                    break
+                self.out += b
+        return self.out
+
+    def write(self, data: bytes):
+        os.write(self.fd, data)
+
+
+class Terminal(PtyIO):
     """The CLI on a pty of our own (80x24): what it prints, what we type."""
 
     def __init__(self, s, *args):
@@ -163,27 +191,6 @@ class Terminal:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.out = b""
         self.code = None
-
-    def read_until(self, want: bytes, guard=GUARD):
-        end = time.monotonic() + guard
-        while want not in self.out:
-            if time.monotonic() > end:
-                raise AssertionError(f"no {want!r} on the terminal: {self.out[-500:]!r}")
-            r, _, _ = select.select([self.fd], [], [], 0.2)
-            if r:
-                try:
-                    b = os.read(self.fd, 4096)
-                except OSError:
-                    b = b""
-                if not b:
-                    if want not in self.out:
-                        raise AssertionError(f"terminal closed: {self.out[-500:]!r}")
-                    break
-                self.out += b
-        return self.out
-
-    def write(self, data: bytes):
-        os.write(self.fd, data)
 
     def wait(self, guard=GUARD):
         end = time.monotonic() + guard
