@@ -80,13 +80,18 @@ build_front()
 
 # One folder of csrc/ per library, one library per extension module:
 # (module, static library, its C sources, system libraries). The layer writer (pack) shares
-# the extractor's SHA-256.
+# the extractor's SHA-256 and its way of showing a name in an error.
 PARTS = [
     ("launch", "sjlaunch", sources("launch"), []),
     ("extract", "sjextract", sources("extract"), ["z", "zstd", "isal"]),
     ("seccomp", "sjseccomp", sources("seccomp"), ["seccomp"]),
     ("cgroup", "sjcgroup", sources("cgroup"), []),
-    ("pack", "sjpack", [*sources("pack"), "csrc/extract/sha256.c"], ["z", "zstd", "isal"]),
+    (
+        "pack",
+        "sjpack",
+        [*sources("pack"), "csrc/extract/sha256.c", "csrc/extract/shown.c"],
+        ["z", "zstd", "isal"],
+    ),
     ("state", "sjstate", sources("state"), ["yajl"]),
 ]
 # Headers are named by their path under csrc/ ("launch/launch.h") outside their own folder.

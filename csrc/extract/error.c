@@ -5,25 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
-
-/* An entry name as shown in a message: control bytes escaped, very long
- * names shortened in the middle. */
-static void show_name(const char *in, char *out, size_t cap) {
-  size_t n = strlen(in), w = 0;
-  for (size_t i = 0; i < n && w + 8 < cap; i++) {
-    unsigned char ch = (unsigned char)in[i];
-    if (n > 600 && i == 250) {
-      w += (size_t)snprintf(out + w, cap - w, "...");
-      i = n - 250;
-      ch = (unsigned char)in[i];
-    }
-    if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
-      w += (size_t)snprintf(out + w, cap - w, "\\x%02x", ch);
-    else
-      out[w++] = (char)ch;
-  }
-  out[w] = 0;
-}
+#include "shown.h"
 
 int sjx_fail(struct sj_extract_error *e, int err, const char *entry, const char *fmt, ...) {
   char what[SJ_EXTRACT_MSG_MAX / 2], shown[SJ_EXTRACT_MSG_MAX / 3];
@@ -36,7 +18,7 @@ int sjx_fail(struct sj_extract_error *e, int err, const char *entry, const char 
   e->err = err;
   if (entry) {
     snprintf(e->entry, sizeof e->entry, "%s", entry);
-    show_name(entry, shown, sizeof shown);
+    sjx_show_name(entry, shown, sizeof shown);
     snprintf(e->msg, sizeof e->msg, "layer entry \"%s\": %s", shown, what);
   } else {
     e->entry[0] = 0;

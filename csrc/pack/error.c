@@ -4,26 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../extract/shown.h"
 #include "internal.h"
-
-/* A path as shown in a message: control bytes escaped, very long paths
- * shortened in the middle. */
-static void show_path(const char *in, char *out, size_t cap) {
-  size_t n = strlen(in), w = 0;
-  for (size_t i = 0; i < n && w + 8 < cap; i++) {
-    unsigned char ch = (unsigned char)in[i];
-    if (n > 600 && i == 250) {
-      w += (size_t)snprintf(out + w, cap - w, "...");
-      i = n - 250;
-      ch = (unsigned char)in[i];
-    }
-    if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
-      w += (size_t)snprintf(out + w, cap - w, "\\x%02x", ch);
-    else
-      out[w++] = (char)ch;
-  }
-  out[w] = 0;
-}
 
 int sjp_fail(struct sj_pack_error *e, int err, const char *path, const char *fmt, ...) {
   char what[SJP_MSG_MAX / 2], shown[SJP_MSG_MAX / 3];
@@ -36,7 +18,7 @@ int sjp_fail(struct sj_pack_error *e, int err, const char *path, const char *fmt
   e->err = err;
   if (path) {
     snprintf(e->path, sizeof e->path, "%s", path);
-    show_path(path[0] ? path : ".", shown, sizeof shown);
+    sjx_show_name(path[0] ? path : ".", shown, sizeof shown);
     snprintf(e->msg, sizeof e->msg, "\"%s\": %s", shown, what);
   } else {
     e->path[0] = 0;
