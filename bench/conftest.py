@@ -105,3 +105,17 @@ def pytest_terminal_summary(terminalreporter):
             ratio = f" ({v / base:.2f}x {ref})" if base and rt != ref else ""
             parts.append(f"{rt} {shown:.{2 if unit == 'Gbit/s' else 1}f} {unit}{ratio}")
         tr.write_line(f"{g:28} " + " | ".join(parts))
+
+
+@pytest.fixture(scope="module")
+def fixtures():
+    """The fixtures' registries (the plain one started), in their network namespace."""
+    import registrykit
+
+    gen = registrykit.session_fixtures()
+    fx = next(gen)
+    fx.registry("plain")
+    with fx.netns.entered():
+        yield fx
+    with pytest.raises(StopIteration):
+        next(gen)

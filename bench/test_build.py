@@ -50,17 +50,6 @@ CMD ["/usr/bin/sh", "-c", "cat main.py"]
 
 
 @pytest.fixture(scope="module")
-def fixtures():
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
-    with fx.netns.entered():
-        yield fx
-    with pytest.raises(StopIteration):
-        next(gen)
-
-
-@pytest.fixture(scope="module")
 def base():
     d = tempfile.mkdtemp(prefix="sangja-bench-build-", dir="/dev/shm")
     ctx = os.path.join(d, "ctx")

@@ -32,17 +32,6 @@ WRITE = "mkdir /data && for i in $(seq 100); do head -c 1000000 /dev/urandom > /
 
 
 @pytest.fixture(scope="module")
-def fixtures():
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
-    with fx.netns.entered():
-        yield fx
-    with pytest.raises(StopIteration):
-        next(gen)
-
-
-@pytest.fixture(scope="module")
 def base():
     d = tempfile.mkdtemp(prefix="sangja-bench-commit-", dir="/dev/shm")
     yield d

@@ -36,17 +36,6 @@ RESULTS = {}
 
 
 @pytest.fixture(scope="module")
-def fixtures():
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
-    with fx.netns.entered():
-        yield fx
-    with pytest.raises(StopIteration):
-        next(gen)
-
-
-@pytest.fixture(scope="module")
 def base():
     d = tempfile.mkdtemp(prefix="sangja-bench-push-", dir="/dev/shm")
     yield d
