@@ -92,23 +92,21 @@ class Images:
              signature_policy: str | None = None, credentials=None) -> str:  # fmt: skip
         """ImageCreate (fromImage): -> the image id.  `credentials`: (user, password) for
         this pull (the API's X-Registry-Auth), else the stored ones."""
-        from sangja.image.pull import pull
-
         try:
-            res = pull(ref, platform=platform, store=self.store, progress=progress,
-                       signature_policy=signature_policy, credentials=credentials)  # fmt: skip
+            return self.fetch(ref, platform, progress, signature_policy=signature_policy,
+                              credentials=credentials).image_id  # fmt: skip
         except SangjaError as e:
             raise EngineError(str(e), errno=e.errno)
-        self._named("pull", res.reference)
-        return res.image_id
 
     def fetch(self, ref: str, platform: str | None = None, progress=None,
-              all_tags: bool = False, signature_policy: str | None = None):  # fmt: skip
+              all_tags: bool = False, signature_policy: str | None = None,
+              credentials=None):  # fmt: skip
         """`image pull`: -> sangja.image.pull's PullResult (its errors as they are)."""
         from sangja.image.pull import pull
 
         res = pull(ref, platform=platform, store=self.store, progress=progress,
-                   all_tags=all_tags, signature_policy=signature_policy)  # fmt: skip
+                   all_tags=all_tags, signature_policy=signature_policy,
+                   credentials=credentials)  # fmt: skip
         self._named("pull", res.reference)
         return res
 
