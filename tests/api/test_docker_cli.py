@@ -249,6 +249,11 @@ def test_errors_are_dockers(api):
             "http://docker/v1.41/containers/create"]  # fmt: skip
     body = subprocess.run(argv, capture_output=True, text=True).stdout
     assert "invalid JSON" in json.loads(body)["message"]
+    bad = {"Image": BUSYBOX, "Tty": True, "HostConfig": {"ConsoleSize": [-1, 5]}}
+    argv[-3:] = ["-w", "\n%{http_code}", "-d", json.dumps(bad),
+                 "http://docker/v1.41/containers/create"]  # fmt: skip
+    body, _, status = subprocess.run(argv, capture_output=True, text=True).stdout.rpartition("\n")
+    assert status == "400" and "ConsoleSize" in json.loads(body)["message"], (status, body)
 
 
 def test_attach_and_detach(api):

@@ -181,14 +181,16 @@ class PtyIO:
 
 
 class Terminal(PtyIO):
-    """The CLI on a pty of our own (80x24): what it prints, what we type."""
+    """The CLI on a pty of our own (80x24 unless `size` says rows, columns), sized before
+    the CLI starts: what it prints, what we type."""
 
-    def __init__(self, s, *args):
+    def __init__(self, s, *args, size=(24, 80)):
+        winsz = struct.pack("HHHH", size[0], size[1], 0, 0)
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, winsz)
             argv = [sangja_binary(), "--root", s.run_root, *args]
             os.execve(argv[0], argv, s.env)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.out = b""
         self.code = None
 

@@ -547,6 +547,8 @@ def container_exec(opts, pos, g):
             "Env": env or None, "Cmd": pos[1:], "WorkingDir": opts.get("workdir") or "",
             "User": opts.get("user") or "", "Privileged": bool(opts.get("privileged")),
             "DetachKeys": opts.get("detach_keys") or ""}  # fmt: skip
+    if body["Tty"]:
+        body["ConsoleSize"] = runflags.console_size()
     cs = _cs(g)
     if opts.get("detach"):
         cs.exec_detached(pos[0], body)

@@ -318,8 +318,21 @@ def body_from(opts: dict, pos: list[str]) -> dict:
         "PidsLimit": _int(opts, "pids_limit", None),
         "Ulimits": _ulimits(opts.get("ulimit")) or None,
     }
+    if cfg["Tty"]:
+        hc["ConsoleSize"] = console_size()
     nc = {"EndpointsConfig": endpoints} if endpoints else {}
     return {**cfg, "HostConfig": hc, "NetworkingConfig": nc}
+
+
+def console_size() -> list[int]:
+    """[rows, columns] of the terminal we print on ([0, 0]: none, or one nobody sized):
+    the container's pty gets it before its process runs, as the docker CLI sends it, so
+    the first thing the process asks (`stty size`, a shell's prompt) sees the size."""
+    try:
+        size = os.get_terminal_size(1)
+    except OSError:
+        return [0, 0]
+    return [size.lines, size.columns]
 
 
 def _ports(opts: dict) -> tuple[dict, dict]:

@@ -82,10 +82,25 @@ def normalize(body: dict) -> dict:
     if cfg["StopSignal"]:
         _signal(cfg["StopSignal"], "StopSignal")
     _check_health(cfg.get("Healthcheck"))
+    hc["ConsoleSize"] = check_console_size(hc.get("ConsoleSize"), "HostConfig.ConsoleSize")
     _check_host(hc)
     _check_mounts(cfg, hc)
     _check_unsupported(cfg, hc, nc)
     return {"Config": cfg, "HostConfig": hc, "NetworkingConfig": nc}
+
+
+def check_console_size(value, where: str) -> list[int]:
+    """[height, width], each 0..65535 (a pty's unsigned short), or InvalidArgument."""
+    if value is None:
+        return [0, 0]
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535
+                   for v in value)
+    ):  # fmt: skip
+        raise InvalidArgument(f"{where} must be [height, width], each 0 to 65535")
+    return value
 
 
 def _log_config(driver: str, conf: dict) -> tuple[str, dict]:

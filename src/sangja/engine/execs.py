@@ -76,6 +76,12 @@ def process_spec(containers, rec, body: dict) -> dict:
         caps = host_capabilities()
         proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     proc.pop("consoleSize", None)
+    if body.get("Tty"):
+        from sangja.engine.ocispec import console_size
+
+        size = console_size(body.get("ConsoleSize"))
+        if size:
+            proc["consoleSize"] = size
     return proc
 
 
@@ -114,6 +120,9 @@ class Execs:
             raise InvalidArgument(
                 f"the working directory {body['WorkingDir']!r} is not absolute"
             )  # fmt: skip
+        from sangja.engine.createconfig import check_console_size
+
+        body["ConsoleSize"] = check_console_size(body.get("ConsoleSize"), "ConsoleSize")
         rec = _check_running(self.cs, ref)
         paths = self.cs.paths(rec.id)
         self._collect(paths)

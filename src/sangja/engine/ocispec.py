@@ -238,6 +238,9 @@ def build(body: dict, image_conf: dict, *, cid: str, name: str, paths, rootfs: s
 
     proc = spec["process"]
     proc["terminal"] = bool(cfg.get("Tty"))
+    size = console_size(hc.get("ConsoleSize")) if cfg.get("Tty") else None
+    if size:
+        proc["consoleSize"] = size
     proc["args"] = args_of(cfg, icfg, bool(hc.get("Init")))
     user = cfg.get("User") or icfg.get("User") or ""
     try:
@@ -586,3 +589,12 @@ def _default_ulimits(named: set) -> list:
     defaults = settings.get("default-ulimits") or {}
     return [{"type": f"RLIMIT_{n.upper()}", "soft": lim(soft), "hard": lim(hard)}
             for n, (soft, hard) in defaults.items() if n not in named]  # fmt: skip
+
+
+def console_size(value) -> dict | None:
+    """Docker's ConsoleSize ([height, width]) as the spec's process.consoleSize: the pty
+    is that size before the process runs.  None for [0, 0] (no terminal on the client).
+    Checked where the body is taken (createconfig/execs)."""
+    if not value or not any(value):
+        return None
+    return {"height": int(value[0]), "width": int(value[1])}
