@@ -753,8 +753,10 @@ def import_rootfs(store: Store, path: str | None, name: str | None = None,
                 diff_id = digest if kind == "none" else compress.diff_id(store.blob_path(digest))
                 layers = _unpack_all(store, staging, [digest], [diff_id], f"import {shown}")
             except SangjaError as e:  # name the user's file, not the blob we copied it to
-                raise ArchiveError(f"import {shown}: {_without(str(e), store.blob_path(digest))}",
-                                   errno=e.errno)  # fmt: skip
+                msg = _without(str(e), store.blob_path(digest))
+                if not msg.startswith(f"import {shown}:"):  # _unpack_all's say it already
+                    msg = f"import {shown}: {msg}"
+                raise ArchiveError(msg, errno=e.errno)
             from sangja.log import now_rfc3339
 
             created = now_rfc3339()
