@@ -5,6 +5,7 @@ import os
 import subprocess
 import tempfile
 
+import pytest
 from rtkit import TIMEOUT, Result, config, read
 
 # The process's open fds: `ls` execs with what the container's process had, and opens one
@@ -267,3 +268,45 @@ def test_runtime_fds_do_not_leak_create_start(rt):
     rt("--log", log, "start", cid).ok()
     rt.wait_stopped(cid)
     assert sorted(map(int, read(outfile).split())) == [0, 1, 2, 3]
+
+
+_LIBRARY_CREATE = """
+import json, os, sys
+from sangja.runtime.container import Runtime
+
+root, bundle, cid = sys.argv[1:4]
+r, w = os.pipe2(os.O_CLOEXEC)
+null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+ours = [os.fstat(i) for i in (0, 1, 2)]
+rt = Runtime(root=root)
+pid, pidfd = rt.create(cid, bundle, stdio=(null, w, w))
+same = all(os.path.samestat(a, os.fstat(i)) for i, a in enumerate(ours))
+os.close(w)
+rt.start(cid)
+out = b""
+while chunk := os.read(r, 65536):
+    out += chunk
+os.waitpid(pid, 0)
+rt.delete(cid, force=True)
+print(json.dumps({"pid": pid, "ours_unchanged": same, "out": out.decode()}))
+"""
+
+
+@pytest.mark.sangja_only("the runtime library's create(stdio=), which the build engine uses")
+def test_library_create_gives_the_init_its_own_stdio(rt):
+    """create(stdio=(in, out, err)): the init's 0-2 are those fds, set in the child only;
+    the caller's own 0-2 never change (a threaded engine's other children would see a swap)."""
+    import json
+    import sys
+
+    b = rt.bundle(config(["sh", "-c", "echo out; echo err >&2; readlink /proc/self/fd/0"]))
+    cid = rt.new_id()
+    python = os.path.join(os.path.dirname(os.path.realpath(rt.binary)), "python3")
+    python = python if os.path.exists(python) else sys.executable
+    p = subprocess.run([python, "-c", _LIBRARY_CREATE, rt.root, b.path, cid],
+                       capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    rt.pids.add(res["pid"])
+    assert res["ours_unchanged"]
+    assert sorted(res["out"].split()) == ["/dev/null", "err", "out"]

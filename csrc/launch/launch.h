@@ -152,6 +152,7 @@ struct sj_plan {
   int preserve_fds; /* keep 3 .. 3+preserve_fds-1 across execve */
   int exec_fifo_fd; /* O_PATH fd of the exec fifo; -1: exec at once after READY */
   int console_fd;   /* connected console socket, -1: no terminal */
+  int stdio_fds[3]; /* put on 0, 1, 2 in the child only (the caller's stay); -1: inherit */
   unsigned int console_rows, console_cols;
   int setsid;    /* new session (the init: yes) */
   int hook_sync; /* stop before pivot_root with SJ_MSG_HOOKS */

@@ -74,6 +74,27 @@ static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tra
   sj_close_fds_except(from, keep, nfixed + plan->nmounts);
 }
 
+/* The caller's choice of stdio (a build step's pipe) takes 0-2 in the child
+ * only: the caller's own never change, whatever its other threads spawn
+ * meanwhile.  Each is first moved above 2, as one may be another's source. */
+static void adopt_stdio(const struct sj_plan *plan) {
+  int moved[3] = {-1, -1, -1};
+  for (int i = 0; i < 3; i++) {
+    if (plan->stdio_fds[i] < 0)
+      continue;
+    moved[i] = fcntl(plan->stdio_fds[i], F_DUPFD_CLOEXEC, 3);
+    if (moved[i] < 0)
+      _exit(125); /* the caller sees the init die during setup */
+  }
+  for (int i = 0; i < 3; i++) {
+    if (moved[i] < 0)
+      continue;
+    if (dup2(moved[i], i) < 0)
+      _exit(125);
+    close(moved[i]);
+  }
+}
+
 __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd, pid_t ppid,
                                                int tramp_fd) {
   struct sj_ctx ctx;
@@ -91,6 +112,7 @@ __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int s
   ctx.own_root = !ctx.exec && (ctx.mntns || (plan->rootfs && strcmp(plan->rootfs, "/") != 0));
   ctx.rootfd = -1;
   ctx.null_tree = -1;
+  adopt_stdio(plan);
   close_inherited_fds(plan, sync_fd, tramp_fd);
   if (plan->cgroup_fd >= 0)
     close(plan->cgroup_fd); /* used by our clone3 only: no host cgroup fd until execve */

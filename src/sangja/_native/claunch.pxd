@@ -97,6 +97,7 @@ cdef extern from "launch/launch.h" nogil:
         int preserve_fds
         int exec_fifo_fd
         int console_fd
+        int stdio_fds[3]
         unsigned int console_rows, console_cols
         int setsid
         int hook_sync

@@ -185,6 +185,8 @@ cdef _fill(_Arena a, sj_plan *p, plan):
     p.preserve_fds = plan.preserve_fds
     p.exec_fifo_fd = plan.exec_fifo_fd
     p.console_fd = plan.console_fd
+    for i in range(3):
+        p.stdio_fds[i] = plan.stdio_fds[i]
     p.console_rows = plan.console_rows
     p.console_cols = plan.console_cols
     p.setsid = plan.setsid

@@ -142,11 +142,13 @@ class Runtime:
     # -- create ------------------------------------------------------------------------
     def create(self, cid, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
                no_new_keyring=False, preserve_fds=0, exec_fifo=True, detach=True,
-               config=None, console_fd=None):  # fmt: skip
+               config=None, console_fd=None, stdio=None):  # fmt: skip
         """Set the container up; its init waits for `start`. Returns (pid, pidfd).
 
         `console_fd`: instead of `console_socket`, a connected socket the pty master is sent
-        to (the caller keeps and closes it; see tty.ConsoleRelay)."""
+        to (the caller keeps and closes it; see tty.ConsoleRelay).  `stdio`: three fds
+        (None: inherit ours) the init gets as 0, 1, 2 instead of ours, which never change
+        (a threaded caller cannot swap its own without every thread's children seeing it)."""
         from sangja.runtime import cgroups, spec
         from sangja.runtime.plan import compile_create, namespace_paths
 
@@ -164,6 +166,8 @@ class Runtime:
             log_fd=self.log.fileno() if self.log else -1, warn=self.warn,
             seccomp_cache=st.seccomp_cache_dir(),
         )  # fmt: skip
+        if stdio is not None:
+            plan.stdio_fds = tuple(-1 if fd is None else fd for fd in stdio)
         hooks = config.get("hooks") or {}
 
         cdir = st.ContainerDir.make(self.root, cid)

@@ -113,6 +113,7 @@ class LaunchPlan:
         self.preserve_fds = 0
         self.exec_fifo_fd = -1
         self.console_fd = -1
+        self.stdio_fds = (-1, -1, -1)  # the init's 0-2 instead of ours (create(stdio=))
         self.console_rows = self.console_cols = 0
         self.setsid = True
         self.hook_sync = False

@@ -24,8 +24,6 @@ import threading
 
 from sangja.errors import LaunchError, SangjaError
 
-# the process's fds 0-2 are swapped for a RUN's while its init is cloned: one at a time
-_SPAWN_LOCK = threading.Lock()
 _EXEC_CODES = {2: 127, 13: 126, 8: 126}  # ENOENT, EACCES, ENOEXEC: as a shell says it
 
 
@@ -161,20 +159,14 @@ def _execute(rt, cid, bundle, spec, output, ctl) -> int:
     created = False
     pid = pidfd = None
     try:
-        with _SPAWN_LOCK:
-            saved = [os.dup(0), os.dup(1), os.dup(2)]
-            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.dup2(null, 0)
-                os.dup2(w, 1)
-                os.dup2(w, 2)
-                pid, pidfd = rt.create(cid, bundle, config=spec, exec_fifo=True)
-                created = True
-            finally:
-                for i, fd in enumerate(saved):
-                    os.dup2(fd, i)
-                    os.close(fd)
-                os.close(null)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # the step's stdio is the init's alone: ours never change (the API service
+            # runs builds in threads beside others that spawn processes)
+            pid, pidfd = rt.create(cid, bundle, config=spec, exec_fifo=True,
+                                   stdio=(null, w, w))  # fmt: skip
+            created = True
+        finally:
+            os.close(null)
         os.close(w)
         w = -1
         if ctl is not None:
