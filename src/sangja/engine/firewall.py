@@ -85,12 +85,15 @@ def driver() -> str:
 
 
 def stub_dir() -> str:
-    """The directory of the no-op iptables (installed with sangja; $SANGJA_IPTABLES_STUB
-    names another)."""
+    """The directory of the no-op iptables (installed with sangja, beside its bin/;
+    $SANGJA_IPTABLES_STUB names another)."""
     import sys
 
+    # the installation's prefix: the venv the interpreter is in (sys.prefix is not it
+    # under `python -S`, as the sangja program runs it)
+    prefix = os.path.dirname(os.path.dirname(sys.executable))
     d = os.environ.get("SANGJA_IPTABLES_STUB") or os.path.join(
-        sys.prefix, "libexec", "sangja", "iptables-stub")  # fmt: skip
+        prefix, "libexec", "sangja", "iptables-stub")  # fmt: skip
     if not os.access(os.path.join(d, "iptables"), os.X_OK):
         raise NetworkError(f"the no-op iptables for netavark is not installed ({d}/iptables;"
                            " reinstall sangja, or set firewall = \"netavark\")")  # fmt: skip
