@@ -59,12 +59,13 @@ _MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 _LOOPBACK = {4: "127.0.0.0/8", 6: "::1/128"}
 _CMD = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 
-# the chains and the jumps to them from the built-in chains: (table, chain, jumps)
+# the chains and the jumps to them from the built-in chains: (table, chain, jumps); each
+# jump is inserted at the top, so the last one listed comes first
 _CHAINS = (
     ("nat", "SANGJA-DNAT", (("PREROUTING", "-m addrtype --dst-type LOCAL -j SANGJA-DNAT"),
                             ("OUTPUT", "-m addrtype --dst-type LOCAL -j SANGJA-DNAT"))),
-    ("nat", "SANGJA-HAIRPIN", (("POSTROUTING", "-j SANGJA-HAIRPIN"),)),
     ("nat", "SANGJA-POSTROUTING", (("POSTROUTING", "-j SANGJA-POSTROUTING"),)),
+    ("nat", "SANGJA-HAIRPIN", (("POSTROUTING", "-j SANGJA-HAIRPIN"),)),
     ("filter", "SANGJA-ISOLATION-2", ()),
     ("filter", "SANGJA-FORWARD", (("FORWARD", "-j SANGJA-FORWARD"),)),
     ("filter", "SANGJA-ISOLATION-1", (("FORWARD", "-j SANGJA-ISOLATION-1"),)),
