@@ -13,6 +13,7 @@ import pytest
 from netkit import exchange, in_ns, run, talk
 
 from sangja.engine import firewall, netavark
+from sangja.engine.neterrors import NetworkError
 
 pytestmark = pytest.mark.usefixtures("sangja_firewall")
 
@@ -211,3 +212,35 @@ def test_twenty_containers_in_parallel(eng, tmp_path):
     for cid in ids[1::2]:
         eng.teardown(cid)
     assert not [ln for ln in saved() if "sangja:" in ln]
+
+
+def test_the_setting_and_a_container_keeping_its_driver(eng, tmp_path, monkeypatch):
+    """`firewall` in the config file chooses (SANGJA_FIREWALL wins); a container set up by
+    netavark's driver is torn down by it though the setting changed meanwhile: none of its
+    rules stays, and nothing of sangja's was written for it."""
+    from sangja import settings
+
+    conf = tmp_path / "engine.toml"
+    conf.write_text('firewall = "netavark"\n')
+    monkeypatch.setenv("SANGJA_CONFIG", str(conf))
+    monkeypatch.delenv("SANGJA_FIREWALL")
+    settings.clear_cache()
+    try:
+        assert firewall.driver() == "netavark"
+        monkeypatch.setenv("SANGJA_FIREWALL", "sangja")
+        assert firewall.driver() == "sangja"
+        monkeypatch.setenv("SANGJA_FIREWALL", "nft")
+        with pytest.raises(NetworkError, match="SANGJA_FIREWALL='nft'"):
+            firewall.driver()
+        monkeypatch.delenv("SANGJA_FIREWALL")
+        s = start(eng, A, body(ports={"80/tcp": [{"HostIp": "", "HostPort": "8075"}]}))
+        assert os.path.exists(eng.dirs.firewall_mark(A)) and tagged(A) == []
+        assert [ln for ln in saved() if "8075" in ln and "NETAVARK-" in ln]
+        assert exchange(s.netns, "0.0.0.0", 80, None, "127.0.0.1", 8075).startswith("hello")
+        conf.write_text('firewall = "sangja"\n')
+        settings.clear_cache()
+        assert eng.teardown(A) == []
+        assert not [ln for ln in saved() if "8075" in ln or "NETAVARK-DN-" in ln]
+        assert not os.path.exists(eng.dirs.firewall_mark(A))
+    finally:
+        settings.clear_cache()
