@@ -114,9 +114,22 @@ class Call:
             os.close(self._lock)
             raise
         self._input = jsonio.dumps(opts)
+        self._done = None  # (output, error) once waited for
 
     def wait(self) -> str:
-        """-> netavark's output, or NetworkError with its message."""
+        """-> netavark's output, or NetworkError with its message (the same again when
+        called again: a teardown after a failed set-up abandons the call it waited for)."""
+        if self._done is None:
+            try:
+                self._done = (self._wait(), None)
+            except NetworkError as e:
+                self._done = (None, e)
+        out, err = self._done
+        if err is not None:
+            raise err
+        return out
+
+    def _wait(self) -> str:
         from sangja import jsonio
 
         try:
