@@ -244,3 +244,20 @@ def test_the_setting_and_a_container_keeping_its_driver(eng, tmp_path, monkeypat
         assert not os.path.exists(eng.dirs.firewall_mark(A))
     finally:
         settings.clear_cache()
+
+
+def test_forward_policy_drop(eng):
+    """On a host whose FORWARD policy is DROP (as Docker leaves it), a container still goes
+    out (masquerade) and a published port is reached from another host: sangja accepts its
+    own containers' traffic, DNAT'd connections included."""
+    out_ns, cleanup = netkit.outside(None)
+    run("iptables", "-P", "FORWARD", "DROP")
+    try:
+        s = start(eng, A, body(ports={"80/tcp": [{"HostIp": "", "HostPort": "8076"}]}))
+        assert exchange(out_ns, "0.0.0.0", 9004, s.netns, "192.0.2.2") == "hello from 192.0.2.1"
+        assert exchange(s.netns, "0.0.0.0", 80, out_ns, "192.0.2.1", 8076) == (
+            "hello from 192.0.2.2")  # fmt: skip
+    finally:
+        eng.teardown(A)
+        run("iptables", "-P", "FORWARD", "ACCEPT")
+        cleanup()
