@@ -89,8 +89,9 @@ STUB_EXES = [os.path.join(STUB_DIR, n) for n in ("iptables", "ip6tables")]
 def build_stub():
     os.makedirs(STUB_DIR, exist_ok=True)
     cc = shlex.split(os.environ.get("CC") or "cc")
+    # static: no dynamic loader at each of netavark's dozens of execs (~0.5 against ~0.6 ms)
     for exe in STUB_EXES:  # two copies: data_files installs files, not links
-        subprocess.run([*cc, *CFLAGS, "-o", exe, STUB_SRC], check=True)
+        subprocess.run([*cc, *CFLAGS, "-static", "-o", exe, STUB_SRC], check=True)
 
 
 build_stub()
