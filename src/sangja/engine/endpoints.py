@@ -11,15 +11,18 @@ A run, in this order (so that a `kill -9` anywhere leaves what `teardown` remove
   1. one transaction: the addresses leased (net_endpoints.ipv4/ipv6, ipam.py), the host
      ports chosen (net_ports, ports.py), a `net_sandboxes` row naming the namespace;
   2. the namespace made and bind-mounted (netns.py);
-  3. netavark setup (bridge, veth, routes, firewall, DNS names).
+  3. netavark setup (bridge, veth, routes, DNS names) and, beside it, the container's
+     firewall rules in one iptables-restore (firewall.py; with `firewall = "netavark"`
+     netavark's own driver writes them, and a marker file says so until the teardown).
 `teardown` undoes whatever is there: netavark teardown from the rows (the same options as
-the setup: networks are immutable and their rows outlive the run), the namespace unmounted,
-then the leases and ports released and the sandbox row removed in one transaction.  It is
-idempotent, and the engine calls it before each start and when a container stops or is
-removed.
+the setup: networks are immutable and their rows outlive the run), the rules tagged with
+the container's id, the namespace unmounted, then the leases and ports released and the
+sandbox row removed in one transaction.  It is idempotent, and the engine calls it before
+each start and when a container stops or is removed.
 
-Ports are published on every network the container is on (Docker's first network wins a
-host port: netavark's DNAT rules are in the order the networks were set up).
+Ports are published on the container's first non-internal network (sangja's rules); with
+netavark's driver on every network it is on (Docker's first network wins a host port:
+netavark's DNAT rules are in the order the networks were set up).
 """
 
 from __future__ import annotations
