@@ -25,8 +25,9 @@ ENGINE_TEST_PACKAGES := podman conmon catatonit containerd docker.io containerne
 STORAGE_TEST_PACKAGES := libcap2-bin
 # the engine itself: conmon is each container's monitor, catatonit its --init
 ENGINE_PACKAGES := conmon catatonit
-# container networks: netavark (bridges, veths, NAT, port forwarding; its firewall driver
-# runs iptables) and aardvark-dns (names on user networks); iperf3 for the network bench
+# container networks: netavark (bridges, veths, addresses, routes; with firewall = "netavark"
+# its iptables driver writes the rules), aardvark-dns (names on user networks), iptables
+# (iptables-restore/-save: the engine's own firewall batches); iperf3 for the network bench
 NETWORK_PACKAGES := netavark aardvark-dns iptables iperf3
 APT_PACKAGES := build-essential pkg-config python3 python3-dev python3-venv busybox-static \
 	runc crun libseccomp-dev libzstd-dev libisal-dev zlib1g-dev iproute2 strace util-linux \

@@ -12,7 +12,9 @@ own (registrykit: the fixtures' registry serves the busybox image there):
 
 Each round runs sangja then podman or podman then sangja, alternately, so that a change in
 the machine's load hits both alike; the summary prints the medians and sangja/podman.
-Goals (issue 15): start-up <= 0.5x podman's, throughput within 5 % of podman's.
+Goals (issue 15): start-up <= 0.5x podman's, throughput within 5 % of podman's.  sangja runs
+with its default firewall (the engine's rules in one iptables-restore, netavark with the
+no-op iptables: engine/firewall.py); SANGJA_FIREWALL=netavark measures netavark's driver.
 Run as root: `make bench`, or `pytest bench/test_network.py`.
 """
 
@@ -149,6 +151,8 @@ def world():
                                           "--runtime", shutil.which("runc") or "runc"],
                     penv)  # fmt: skip
     sj = registrykit.Sangja(tmp + "/sj")
+    if os.environ.get("SANGJA_FIREWALL"):  # (the CLI's environment is the bench's own)
+        sj.env["SANGJA_FIREWALL"] = os.environ["SANGJA_FIREWALL"]
     sangja = Engine("sangja", [registrykit.sangja_binary(), "--root", sj.run_root], sj.env)
     engines = {"sangja": sangja, "podman": podman}
     try:

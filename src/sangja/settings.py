@@ -13,6 +13,7 @@ them where Docker has the setting.
     mtu = 1450
     dns = ["10.0.0.2"]
     default-address-pools = [{ base = "10.90.0.0/16", size = 24 }]
+    firewall = "sangja"                      # or "netavark": its own iptables driver
     [default-ulimits]
     nofile = "1024:4096"                     # or { soft = 1024, hard = 4096 }
 
@@ -225,6 +226,8 @@ SCHEMA = {
     "dns-search": _strings,
     "dns-opts": _strings,
     "default-address-pools": _pools,
+    # who writes containers' firewall rules (engine/firewall.py); $SANGJA_FIREWALL wins
+    "firewall": _one_of("sangja", "netavark"),
 }
 
 

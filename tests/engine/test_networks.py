@@ -122,6 +122,14 @@ def held(sj):
         db.close()
 
 
+@pytest.fixture(params=["sangja", "netavark"])
+def firewall(request, sj):
+    """Who writes the firewall rules: the engine in one batch (the default) or netavark's
+    own iptables driver (`firewall = "netavark"`; SANGJA_FIREWALL here)."""
+    sj.env["SANGJA_FIREWALL"] = request.param
+    return request.param
+
+
 def test_default_bridge_gives_an_address_and_a_default_route(sj):
     pull(sj, BUSYBOX)
     run(sj, "-d", "--name", "a", BUSYBOX, "sleep", "1000")
@@ -197,10 +205,13 @@ def test_names_on_a_user_network_not_on_the_default_bridge(sj):
     sj.ok("network", "rm", "app")
 
 
-def test_published_ports_tcp_udp_and_the_host(sj):
+def test_published_ports_tcp_udp_and_the_host(sj, firewall):
     pull(sj, BUSYBOX, DEBIAN)
     serve(sj, "web", "-p", "8080:80", "-p", "127.0.0.1::80", "--expose", "81", "-P")
     cid = inspect(sj, "web")["Id"]
+    rules = netkit.nat_rules()  # the engine's (tagged with the container's id) or netavark's
+    assert (f"sangja:{cid}:" in rules) == (firewall == "sangja")
+    assert (f"dnat name: bridge id: {cid}" in rules) == (firewall == "netavark")
     ports = inspect(sj, "web")["NetworkSettings"]["Ports"]
     assert ports["80/tcp"][0] == {"HostIp": "0.0.0.0", "HostPort": "8080"}
     local = int(ports["80/tcp"][1]["HostPort"])
@@ -258,7 +269,7 @@ def test_published_ports_tcp_udp_and_the_host(sj):
     assert "8080" not in netkit.nat_rules() and "5353" not in netkit.nat_rules()
 
 
-def test_outside_internal_and_isolation(sj, fixtures):
+def test_outside_internal_and_isolation(sj, fixtures, firewall):
     pull(sj, BUSYBOX)
     out_ns, cleanup = netkit.outside(fixtures.netns)
     try:

@@ -30,6 +30,7 @@ dns = ["10.0.0.2", "fd00::53"]
 dns-search = ["example.org"]
 dns-opts = ["ndots:2"]
 default-address-pools = [{ base = "10.90.0.0/16", size = 24 }]
+firewall = "netavark"
 
 [default-ulimits]
 nofile = "1024:4096"
@@ -60,6 +61,7 @@ def test_every_key_is_read_and_typed(conf):
     assert got["default-ulimits"] == {"nofile": (1024, 4096), "nproc": (100, 200), "core": (0, 0)}
     assert got["log-opts"] == {"max-size": "10m", "max-file": "1"}
     assert got["default-address-pools"] == [{"base": "10.90.0.0/16", "size": 24}]
+    assert got["firewall"] == "netavark"
     assert set(got) == set(settings.SCHEMA)  # the example names every key there is
 
 
@@ -73,6 +75,7 @@ def test_every_key_is_read_and_typed(conf):
     ('default-address-pools = [{ base = "10.0.0.0/8", size = 24, gw = "x" }]\n',
      'unknown key "default-address-pools.0.gw"'),
     ('mtu = "1500"\n', 'key "mtu": want an integer from 68 to 65535'),
+    ('firewall = "nft"\n', 'key "firewall": want one of'),
     ('mtu = 20\n', 'key "mtu": want an integer from 68 to 65535, got 20'),
     ('bip = "10.55.0.0/24"\n', 'key "bip": want the bridge\'s own address in its subnet (e.g.'
      ' 10.55.0.1/24)'),

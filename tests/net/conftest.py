@@ -51,3 +51,11 @@ def eng(netns, tmp_path):
     assert pid is None, f"aardvark-dns {pid} still runs"
     assert not bridges, f"bridges left: {bridges}"
     assert not mounts, f"mounts left: {mounts}"
+
+
+@pytest.fixture(params=["sangja", "netavark"])
+def firewall(request, monkeypatch):
+    """Who writes the firewall rules (engine/firewall.py): the engine in one batch, or
+    netavark's own iptables driver (`firewall = "netavark"`)."""
+    monkeypatch.setenv("SANGJA_FIREWALL", request.param)
+    return request.param

@@ -155,7 +155,7 @@ def test_two_containers_talk_by_name(eng):
     assert not eng.nets.inspect(eng.nets.get("app"))["Containers"]
 
 
-def test_published_ports_tcp_udp_and_random(eng):
+def test_published_ports_tcp_udp_and_random(eng, firewall):
     b = body(ports={"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
                     "53/udp": [{"HostIp": "", "HostPort": "5353"}],
                     "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
@@ -170,6 +170,9 @@ def test_published_ports_tcp_udp_and_random(eng):
     assert r81.host_ip == "127.0.0.1" and r81.host_port > 1024 and r82.host_port > 1024
     rules = nat_rules()
     assert f"--to-destination {ip}:80" in rules and "--dport 8080" in rules
+    # written by the engine (tagged with the container's id) or by netavark
+    assert (f"sangja:{A}:" in rules) == (firewall == "sangja")
+    assert ("NETAVARK-DN-" in rules) == (firewall == "netavark")
     # the host (this namespace) reaches them through 127.0.0.1 and the bridge's address
     assert exchange(sb.netns, "0.0.0.0", 80, None, "127.0.0.1", 8080).startswith("hello from")
     assert exchange(sb.netns, "0.0.0.0", 80, None, "172.17.0.1", 8080).startswith("hello from")
@@ -199,7 +202,7 @@ def test_published_ports_tcp_udp_and_random(eng):
     eng.teardown(B)
 
 
-def test_masquerade_to_the_outside_and_internal_has_no_way_out(eng, netns):
+def test_masquerade_to_the_outside_and_internal_has_no_way_out(eng, netns, firewall):
     out_ns, cleanup = netkit.outside(netns)
     try:
         eng.nets.create("inner", internal=True, subnets=[{"Subnet": "10.66.0.0/24"}])
@@ -220,7 +223,7 @@ def test_masquerade_to_the_outside_and_internal_has_no_way_out(eng, netns):
         cleanup()
 
 
-def test_networks_are_isolated(eng):
+def test_networks_are_isolated(eng, firewall):
     eng.nets.create("red", subnets=[{"Subnet": "10.10.0.0/24"}])
     eng.nets.create("blue", subnets=[{"Subnet": "10.20.0.0/24"}])
     s1 = start(eng, A, body("red"))

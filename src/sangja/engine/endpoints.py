@@ -11,19 +11,23 @@ A run, in this order (so that a `kill -9` anywhere leaves what `teardown` remove
   1. one transaction: the addresses leased (net_endpoints.ipv4/ipv6, ipam.py), the host
      ports chosen (net_ports, ports.py), a `net_sandboxes` row naming the namespace;
   2. the namespace made and bind-mounted (netns.py);
-  3. netavark setup (bridge, veth, routes, firewall, DNS names).
+  3. netavark setup (bridge, veth, routes, DNS names) and, beside it, the container's
+     firewall rules in one iptables-restore (firewall.py; with `firewall = "netavark"`
+     netavark's own driver writes them, and a marker file says so until the teardown).
 `teardown` undoes whatever is there: netavark teardown from the rows (the same options as
-the setup: networks are immutable and their rows outlive the run), the namespace unmounted,
-then the leases and ports released and the sandbox row removed in one transaction.  It is
-idempotent, and the engine calls it before each start and when a container stops or is
-removed.
+the setup: networks are immutable and their rows outlive the run), the rules tagged with
+the container's id, the namespace unmounted, then the leases and ports released and the
+sandbox row removed in one transaction.  It is idempotent, and the engine calls it before
+each start and when a container stops or is removed.
 
-Ports are published on every network the container is on (Docker's first network wins a
-host port: netavark's DNAT rules are in the order the networks were set up).
+Ports are published on the container's first non-internal network (sangja's rules); with
+netavark's driver on every network it is on (Docker's first network wins a host port:
+netavark's DNAT rules are in the order the networks were set up).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from sangja import jsonio
@@ -106,7 +110,7 @@ class Sandbox:
         self.mode, self.netns = mode, netns
         self.hostname, self.hosts, self.resolv = hostname, hosts, resolv
         self.share, self.ports = share, list(ports)
-        self.pending = None  # (netavark call, endpoints, name): see Endpoints.finish
+        self.pending = None  # (netavark call, rules, endpoints, name): see Endpoints.finish
         self.eps, self.extra = [], []  # for the etc files (Endpoints.files)
 
 
@@ -115,7 +119,7 @@ class Endpoints:
         self.store = store
         self.nets = Networks(store)
         self.dirs = RunDirs(runtime_root)
-        self._pending: dict = {}  # container -> its netavark setup still running
+        self._pending: dict = {}  # container -> (its netavark setup, its rules) still running
 
     @property
     def db(self):
@@ -348,12 +352,19 @@ class Endpoints:
             if hostname is not None:
                 self.files(sb, body, hostname)
             if eps:
-                from sangja.engine import netavark
+                from sangja.engine import firewall, netavark, ports
 
+                own = self._mark_firewall(cid, firewall.driver() == "netavark")
                 opts = self._options(cid, name, eps, mappings, dns_defaults(hc)[0])
-                call = netavark.Call(self.dirs, "setup", path, opts)
-                self._pending[cid] = call
-                sb.pending = (call, eps, name)
+                call = netavark.Call(self.dirs, "setup", path, opts, own)
+                fw = None
+                try:  # the rules are written while netavark works
+                    if not own:
+                        fw = firewall.Setup(cid, [ep for ep in eps if ep.active],
+                                            ports.netavark_mappings(mappings))  # fmt: skip
+                finally:
+                    self._pending[cid] = (call, fw)
+                sb.pending = (call, fw, eps, name)
             if not defer:
                 self.finish(cid, sb)
             return sb
@@ -371,10 +382,17 @@ class Endpoints:
             return
         from sangja.engine import netavark
 
-        call, eps, name = sb.pending
+        call, fw, eps, name = sb.pending
         sb.pending = None
         try:
-            status = netavark.status(call.wait())
+            try:
+                out = call.wait()
+            finally:
+                if fw is not None and call.p.returncode:
+                    fw.abandon()
+            if fw is not None:
+                fw.wait()
+            status = netavark.status(out)
             self._pending.pop(cid, None)
             failpoint("net:setup")
             self._record_macs(cid, eps, status)
@@ -537,24 +555,33 @@ class Endpoints:
         """Undo the run's network set-up, whatever of it there is (idempotent).  ->
         warnings (netavark's errors: what it could not undo is removed with the namespace
         and, for a bridge no other container uses, by deleting the device)."""
-        from sangja.engine import netavark
+        from sangja.engine import firewall, netavark
 
         warnings = []
-        call = self._pending.pop(cid, None)
-        if call is not None:  # a deferred setup this process started: let it end first
-            call.abandon()
+        pending = self._pending.pop(cid, None)
+        if pending is not None:  # a deferred setup this process started: let it end first
+            pending[0].abandon()
+            if pending[1] is not None:
+                pending[1].abandon()
         sb = self.sandbox(cid)
         own = self.dirs.netns(cid)
         if sb is not None and sb[0] == "bridge":
             eps = [ep for ep in self.endpoints(cid) if ep.active]
+            own_fw = os.path.exists(self.dirs.firewall_mark(cid))
             # nothing but lo: netavark never ran (killed before it), nothing to undo
             if eps and nsmod.is_netns(sb[1]) and nsmod.links(sb[1]) != ["lo"]:
                 try:
                     netavark.teardown(self.dirs, sb[1], self._options(
-                        cid, "", eps, self.mappings(cid), ()))  # fmt: skip
+                        cid, "", eps, self.mappings(cid), ()), own_fw)  # fmt: skip
                 except NetworkError as e:
                     warnings.append(str(e))
                     self._drop_unused_bridges(cid, eps)
+            if eps and not own_fw:  # also what a set-up killed half-way wrote
+                try:
+                    firewall.teardown(cid, _families(eps))
+                except NetworkError as e:
+                    warnings.append(str(e))
+        self._mark_firewall(cid, False)
         nsmod.remove(own)  # never another container's (container:X shares X's)
         if sb is None and self.db.execute(
             "SELECT 1 FROM net_endpoints WHERE container=? AND (ipv4 IS NOT NULL OR ipv6 IS"
@@ -570,6 +597,21 @@ class Endpoints:
             tx.execute("DELETE FROM net_ports WHERE container=?", (cid,))
             tx.execute("DELETE FROM net_sandboxes WHERE container=?", (cid,))
         return warnings
+
+    def _mark_firewall(self, cid: str, own: bool) -> bool:
+        """Record (or clear) that netavark writes this container's firewall rules, so its
+        teardown runs the same way whatever the config file says by then. -> `own`."""
+        mark = self.dirs.firewall_mark(cid)
+        if own:
+            os.makedirs(os.path.dirname(mark), mode=0o700, exist_ok=True)
+            with open(mark, "w"):
+                pass
+        else:
+            try:
+                os.unlink(mark)
+            except FileNotFoundError:
+                pass
+        return own
 
     def _drop_unused_bridges(self, cid: str, eps: list[Endpoint]) -> None:
         from sangja.engine.networks import remove_device
@@ -630,11 +672,14 @@ class Endpoints:
         try:
             with self.nets.transaction() as tx:
                 self._lease_one(tx, new)
-            from sangja.engine import netavark
+            from sangja.engine import firewall, netavark
 
             servers = dns_defaults(host_config or {})[0]
+            own = os.path.exists(self.dirs.firewall_mark(cid))
             opts = self._options(cid, name, [new], self.mappings(cid), servers)
-            status = netavark.setup(self.dirs, sb[1], opts)
+            status = netavark.setup(self.dirs, sb[1], opts, own)
+            if not own:  # the ports stay on the network they were published on
+                firewall.Setup(cid, [new], []).wait()
             self._record_macs(cid, [new], status)
             self._wait_dns(sb[1], [new], name)
         except BaseException:
@@ -653,14 +698,20 @@ class Endpoints:
         return Endpoint(r, self.nets.by_id(nid))
 
     def _release(self, cid: str, ep: Endpoint, path: str, name: str) -> None:
-        from sangja.engine import netavark
+        from sangja.engine import firewall, netavark
 
+        own = os.path.exists(self.dirs.firewall_mark(cid))
         if ep.active and nsmod.is_netns(path):
             try:
                 opts = self._options(cid, name, [ep], self.mappings(cid), ())
-                netavark.teardown(self.dirs, path, opts)
+                netavark.teardown(self.dirs, path, opts, own)
             except NetworkError:
                 self._drop_unused_bridges(cid, [ep])
+        if ep.active and not own:
+            try:
+                firewall.teardown(cid, _families([ep]), ep.net.id)
+            except NetworkError:
+                pass  # gone with the container's teardown, which reports it
         with self.nets.transaction() as tx:
             tx.execute("UPDATE net_endpoints SET ipv4=NULL, ipv6=NULL, mac=NULL WHERE"
                        " container=? AND network=?", (cid, ep.net.id))  # fmt: skip
@@ -751,6 +802,12 @@ def _docker_endpoint(net: Network, ep: Endpoint | None, name: str, cid: str) -> 
     if ep is not None and net.dns:
         d["DNSNames"] = [name, *ep.aliases, cid[:12]]
     return d
+
+
+def _families(eps: list[Endpoint]) -> list[int]:
+    """The IP versions the endpoints' rules are written for."""
+    out = [4] if any(ep.ipv4 for ep in eps) else []
+    return out + ([6] if any(ep.ipv6 and ep.net.ipv6 for ep in eps) else [])
 
 
 def etc_of(paths) -> dict[str, str]:

@@ -12,6 +12,10 @@ bridge goes with its last container, aardvark-dns with the last container that h
 sangja does the IPAM itself (netavark 1.4 takes static addresses only), so the options
 carry each container's leased addresses.  Calls are serialized by a lock file: two
 netavark processes making the same firewall chains at once race.
+
+By default the engine writes the firewall rules itself, in one batch (engine/firewall.py):
+netavark then runs with a no-op `iptables` first on its PATH and writes none; with
+`firewall = "netavark"` it runs the real one and writes its own.
 """
 
 from __future__ import annotations
@@ -87,8 +91,9 @@ class Call:
     the namespace up while the runtime creates the container (the container's process
     does not run before `start`).  Holds the lock until it is waited for."""
 
-    def __init__(self, dirs, verb: str, netns: str, opts: dict):
+    def __init__(self, dirs, verb: str, netns: str, opts: dict, own_firewall: bool = False):
         from sangja import jsonio
+        from sangja.engine import firewall
 
         self.verb = verb
         argv = [binary(), "--config", dirs.base, "--aardvark-binary", aardvark_binary(),
@@ -97,8 +102,9 @@ class Call:
         self._lock = os.open(dirs.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
-            # its own PATH: netavark runs iptables by name, dozens of times per call
-            env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+            # its own PATH: netavark runs iptables by name, dozens of times per call (the
+            # no-op one unless it writes the firewall itself)
+            env = dict(os.environ, PATH=firewall.netavark_path(own_firewall))
             self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
         except OSError as e:
@@ -108,9 +114,22 @@ class Call:
             os.close(self._lock)
             raise
         self._input = jsonio.dumps(opts)
+        self._done = None  # (output, error) once waited for
 
     def wait(self) -> str:
-        """-> netavark's output, or NetworkError with its message."""
+        """-> netavark's output, or NetworkError with its message (the same again when
+        called again: a teardown after a failed set-up abandons the call it waited for)."""
+        if self._done is None:
+            try:
+                self._done = (self._wait(), None)
+            except NetworkError as e:
+                self._done = (None, e)
+        out, err = self._done
+        if err is not None:
+            raise err
+        return out
+
+    def _wait(self) -> str:
         from sangja import jsonio
 
         try:
@@ -154,15 +173,15 @@ def status(out: str) -> dict:
         raise NetworkError(f"netavark setup: unreadable answer: {out[:200]!r}")
 
 
-def setup(dirs, netns: str, opts: dict) -> dict:
+def setup(dirs, netns: str, opts: dict, own_firewall: bool = False) -> dict:
     if not opts["networks"]:
         return {}
-    return status(Call(dirs, "setup", netns, opts).wait())
+    return status(Call(dirs, "setup", netns, opts, own_firewall).wait())
 
 
-def teardown(dirs, netns: str, opts: dict) -> None:
+def teardown(dirs, netns: str, opts: dict, own_firewall: bool = False) -> None:
     if opts["networks"]:
-        Call(dirs, "teardown", netns, opts).wait()
+        Call(dirs, "teardown", netns, opts, own_firewall).wait()
 
 
 def aardvark_pid(dirs) -> int | None:

@@ -42,7 +42,8 @@ class RunDirs:
     container id can have ('@' is not allowed in one):
         @net/                netavark's --config: aardvark-dns/ (its config and pid file)
         @net/netns/<id>      the containers' network namespaces (bind mounts)
-        @net/netavark.lock   serializes netavark's calls (its firewall chains)"""
+        @net/netavark.lock   serializes netavark's calls (its firewall chains)
+        @net/netavark-fw/<id>  the container's firewall is netavark's (engine/firewall.py)"""
 
     NAME = "@net"
 
@@ -54,6 +55,9 @@ class RunDirs:
 
     def netns(self, cid: str) -> str:
         return os.path.join(self.netns_dir, cid)
+
+    def firewall_mark(self, cid: str) -> str:
+        return os.path.join(self.base, "netavark-fw", cid)
 
 
 def is_netns(path: str) -> bool:
