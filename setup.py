@@ -119,7 +119,18 @@ HEADERS = sorted(glob.glob("csrc/*/*.h"))
 
 setup(
     libraries=[
-        (lib, {"sources": srcs, "include_dirs": [*INCLUDE_DIRS, TRAMPOLINE_DIR], "cflags": CFLAGS})
+        (
+            lib,
+            {
+                "sources": srcs,
+                "include_dirs": [*INCLUDE_DIRS, TRAMPOLINE_DIR],
+                "cflags": CFLAGS,
+                # build_clib recompiles only the sources newer than their objects: a
+                # changed header (a struct's layout) must recompile every object, or the
+                # library mixes two layouts of one struct
+                "obj_deps": {"": [*HEADERS, TRAMPOLINE_HEADER]},
+            },
+        )
         for _, lib, srcs, _ in PARTS
     ],
     ext_modules=cythonize(
