@@ -6,10 +6,12 @@ offset (`2024-01-02T15:04:05.123456789+00:00`: always 35 bytes), STREAM `stdout`
 without a newline).  stdout and stderr stay apart, as Docker keeps them; `-t` prints each
 line's time as Docker does (UTC, RFC 3339 with nine digits).
 
-conmon keeps one file: with `--log-opt max-size` it starts the file again when it would
-grow past the size (conmon's ctr_logging.c, reopen_k8s_file: it writes a new file and
-renames it over the old one), so `max-file` above 1 cannot be honoured and is refused at
-create (createconfig.py).  Because conmon writes the file itself, nothing is lost when the
+conmon keeps one file: with `--log-opt max-size` alone it starts the file again when it
+would grow past the size (conmon's ctr_logging.c, reopen_k8s_file: it writes a new file and
+renames it over the old one).  With `max-file` above 1 the log writer (logfiles.py) keeps
+the older files as `ctr.log.1` (the newest of them) ... `ctr.log.(N-1)`; they are read
+oldest first, `--tail` counts from the newest back, `-f` follows across rotations.
+Because conmon (or the writer, at conmon's pace) writes the files, nothing is lost when the
 container writes faster than anyone reads.
 """
 
@@ -79,50 +81,99 @@ def _records(data: bytes, opts, cache: dict, out: list) -> None:
         out.append((cur_stream, b"".join(cur)))
 
 
-def _tail_offset(f, n: int) -> int:
-    """Where the last `n` records of the file begin."""
+def _tail_offset(f, n: int) -> tuple[int, int]:
+    """Where the last `n` lines of the file begin, and how many it holds (fewer than `n`:
+    the whole file, from 0).  A line is its F record and the P records before it (conmon
+    writes a P record when a line reaches it in two reads): Docker counts lines."""
     end = f.seek(0, os.SEEK_END)
     if n <= 0:
-        return end
-    pos, count = end, 0
-    block = 1 << 16
-    last = b""
+        return end, 0
+    pos, count, carry = end, 0, b""
     while pos > 0:
-        step = min(block, pos)
+        step = min(1 << 16, pos)
         pos -= step
         f.seek(pos)
-        buf = f.read(step) + last
-        # the final newline of the file does not start a record
-        nl = buf.count(b"\n") - (1 if pos + len(buf) == end and buf.endswith(b"\n") else 0)
-        if count + nl >= n:
-            idx = len(buf) - (1 if pos + len(buf) == end and buf.endswith(b"\n") else 0)
-            for _ in range(n - count):
-                idx = buf.rindex(b"\n", 0, idx)
-            return pos + idx + 1
-        count += nl
-        last = b""
-    return 0
+        data = f.read(step) + carry
+        e = len(data)  # the end of the record to look at (after its newline)
+        while e > 0:
+            s = data.rfind(b"\n", 0, e - 1) + 1
+            if s == 0 and pos > 0:
+                break  # it may begin in the block before
+            if data[s + TS_LEN + 8 : s + TS_LEN + 9] != b"P":
+                if count == n:  # the line before the first one wanted
+                    return pos + e, n
+                count += 1
+            e = s
+        carry = data[:e]
+    return 0, count
+
+
+def _open_set(path: str) -> list:
+    """The log's files, oldest first (`path.N` ... `path.1`, `path`), open.  The log writer
+    (logfiles.py) rotates holding an exclusive lock on `path`; a shared one here while the
+    files are opened gives a set that no rotation cut in half."""
+    import fcntl
+
+    while True:
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return []
+        files = [f]
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # rotated between the open and the lock: again
+                f.close()
+                continue
+            i = 1
+            while True:
+                try:
+                    files.append(open(f"{path}.{i}", "rb"))
+                except FileNotFoundError:
+                    break
+                i += 1
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        except BaseException:
+            for x in files:
+                x.close()
+            raise
+        return files[::-1]
+
+
+def _ino(f) -> int:
+    return os.fstat(f.fileno()).st_ino
 
 
 def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
          since: float | None = None, until: float | None = None, tail: int | None = None,
          follow: bool = False, running=None, wait_change=None):  # fmt: skip
-    """Yield (STDOUT|STDERR, bytes) in the order written.  `follow`: go on while
-    `running()` says the container runs, waiting with `wait_change(timeout)` (or polling),
-    and stop at the end of what it wrote."""
+    """Yield (STDOUT|STDERR, bytes) in the order written, from the oldest file of a rotated
+    log to `path`.  `follow`: go on while `running()` says the container runs, waiting
+    with `wait_change(timeout)` (or polling), across rotations, and stop at the end of
+    what it wrote."""
     opts = (stdout, stderr, timestamps, since, until)
     cache: dict = {}
+    files = _open_set(path)  # oldest first; the last is the one written to
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        f = None
-    ino = os.fstat(f.fileno()).st_ino if f else None
-    try:
-        if f is not None and tail is not None:
-            f.seek(_tail_offset(f, tail))
+        if files and tail is not None:  # the newest `tail` records, from the newest file back
+            left, first = tail, len(files) - 1
+            for i in range(len(files) - 1, -1, -1):
+                off, got = _tail_offset(files[i], left)
+                files[i].seek(off)
+                first, left = i, left - got
+                if left <= 0 or tail <= 0:
+                    break
+            for f in files[:first]:
+                f.close()
+            files = files[first:]
         rest = b""
         while True:
-            if f is not None:
+            while files:  # every file to its end; all but the last are finished
+                f = files[0]
                 while True:
                     b = f.read(CHUNK)
                     if not b:
@@ -133,24 +184,31 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
                     out: list = []
                     _records(data[:cut], opts, cache, out)
                     yield from out
+                if len(files) == 1:
+                    break
+                files.pop(0).close()
+                rest = b""  # a rotated file holds whole records
             if not follow:
                 return
-            # conmon may have started the file again (max-size): finish the old, open the new
+            # rotated (the writer), or started again (conmon at max-size): finish the file
+            # read so far, then go on with the ones after it (all, if it is gone already)
+            ino = _ino(files[0]) if files else None
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 st = None
             if st is not None and st.st_ino != ino:
-                if f is not None:
-                    f.close()
-                f = open(path, "rb")
-                ino = os.fstat(f.fileno()).st_ino
-                rest = b""
+                new = _open_set(path)
+                inos = [_ino(x) for x in new]
+                k = inos.index(ino) + 1 if ino in inos else 0
+                for x in new[:k]:
+                    x.close()
+                files = files + new[k:]
                 continue
             if running is not None and not running():
-                if f is not None:  # what it wrote last, then the end
-                    b = f.read()
-                    if b:
+                if files:  # what it wrote last, then the end
+                    b = files[0].read()
+                    if b or rest:
                         out = []
                         _records(rest + b, opts, cache, out)
                         yield from out
@@ -160,5 +218,5 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
             else:
                 time.sleep(0.1)
     finally:
-        if f is not None:
+        for f in files:
             f.close()
