@@ -7,7 +7,9 @@
  * gives conmon a FIFO as its log path, and this program reads the records conmon writes
  * there and appends them to LOG.  Before a record would take LOG past MAX_SIZE it rotates:
  * LOG.(N-2) -> LOG.(N-1) ... LOG.1 -> LOG.2, LOG -> LOG.1, a new empty LOG.  Records are
- * never split across files (each ends with a newline: conmon ends a partial one too).
+ * never split across files (each ends with a newline: conmon ends a partial one too), nor
+ * are the parts of one line, unless the file would grow past MAX_SIZE by more than
+ * min(MAX_SIZE, 64 KiB) (see put).
  *
  * It starts before conmon: it makes the FIFO, forks and the first process exits once the
  * second wrote PIDFILE ("pid:start time", as the engine names processes), so the engine
@@ -114,30 +116,44 @@ static void write_all(const char *p, size_t n) {
   }
 }
 
-/* Whole records (each ends with '\n'), rotating between two when the next would not fit. */
+/* A record is "TIME STREAM TAG TEXT\n", TIME 35 bytes, TAG F (it ends a line) or P (a part
+ * of one: conmon read the line in two pieces).  open_part[stream]: the stream's last
+ * record was a P, its line goes on in the next record of that stream. */
+#define TS_LEN 35
+static int open_part[2];
+
+static void note(const char *r, size_t len) {
+  if (len < TS_LEN + 10 || r[TS_LEN] != ' ')
+    return;
+  int stream = memcmp(r + TS_LEN + 1, "stderr", 6) == 0;
+  open_part[stream] = r[TS_LEN + 8] == 'P';
+}
+
+/* Whole records, rotating before one that would take the file past max-size (a record
+ * longer than that gets a file of its own).  A line conmon cut in parts (it reads 8 KiB
+ * at a time, and the other stream's records may come between the parts) is not split
+ * between two files unless that would take the file `slack` past max-size: a reader of
+ * the oldest file then does not start in the middle of a line. */
+static long long slack;
+
 static void put(const char *p, size_t n) {
-  while (n > 0) {
-    if (log_size + (long long)n <= max_size) {
-      write_all(p, n);
-      return;
-    }
-    /* as many records as fit; at least one if the file is empty (a record longer than
-     * max-size goes into a file of its own) */
-    size_t fit = 0;
-    while (fit < n) {
-      const char *nl = memchr(p + fit, '\n', n - fit);
-      size_t end = nl ? (size_t)(nl - p) + 1 : n;
-      if (log_size + (long long)end > max_size && (fit > 0 || log_size > 0))
-        break;
-      fit = end;
-    }
-    if (fit > 0)
-      write_all(p, fit);
-    p += fit;
-    n -= fit;
-    if (n > 0)
+  size_t start = 0, at = 0; /* [start, at): taken for the current file, not written yet */
+  while (at < n) {
+    const char *nl = memchr(p + at, '\n', n - at);
+    size_t end = nl ? (size_t)(nl - p) + 1 : n;
+    long long after = log_size + (long long)(end - start);
+    int in_line = open_part[0] || open_part[1];
+    if (after > max_size && (log_size > 0 || at > start) &&
+        !(in_line && after <= max_size + slack)) {
+      write_all(p + start, at - start);
       rotate();
+      start = at;
+      continue; /* the same record, for the new file */
+    }
+    note(p + at, end - at);
+    at = end;
   }
+  write_all(p + start, at - start);
 }
 
 static void copy(int in) {
@@ -207,6 +223,7 @@ int main(int argc, char **argv) {
   log_path = argv[2];
   max_size = number(argv[3], 1, "max size");
   max_file = (int)number(argv[4], 2, "max file count");
+  slack = max_size < 64 * 1024 ? max_size : 64 * 1024;
   if (max_file > 1000 || strlen(log_path) + 16 > PATH_MAX) {
     fprintf(stderr, "sangja-logwriter: bad max file count or log path\n");
     return 2;

@@ -148,6 +148,25 @@ def _ino(f) -> int:
     return os.fstat(f.fileno()).st_ino
 
 
+def _newer(cur, path: str) -> list:
+    """The files written after `cur` (None: none read yet), open, if `path` is no longer
+    `cur`: rotated (the log writer), or started again (conmon at max-size); all of them
+    if `cur` is gone already.  Holding them open keeps them readable when they rotate
+    out: a follower that looks often loses nothing."""
+    ino = _ino(cur) if cur is not None else None
+    try:
+        if os.stat(path).st_ino == ino:
+            return []
+    except FileNotFoundError:
+        return []
+    new = _open_set(path)
+    inos = [_ino(x) for x in new]
+    k = inos.index(ino) + 1 if ino in inos else 0
+    for x in new[:k]:
+        x.close()
+    return new[k:]
+
+
 def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
          since: float | None = None, until: float | None = None, tail: int | None = None,
          follow: bool = False, running=None, wait_change=None):  # fmt: skip
@@ -157,9 +176,10 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
     what it wrote."""
     opts = (stdout, stderr, timestamps, since, until)
     cache: dict = {}
+    step = CHUNK if not follow else CHUNK // 4  # a follower looks for rotations more often
     files = _open_set(path)  # oldest first; the last is the one written to
     try:
-        if files and tail is not None:  # the newest `tail` records, from the newest file back
+        if files and tail is not None:  # the newest `tail` lines, from the newest file back
             left, first = tail, len(files) - 1
             for i in range(len(files) - 1, -1, -1):
                 off, got = _tail_offset(files[i], left)
@@ -171,11 +191,12 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
                 f.close()
             files = files[first:]
         rest = b""
+        final = False  # the container ended: one last pass over what it wrote
         while True:
             while files:  # every file to its end; all but the last are finished
                 f = files[0]
                 while True:
-                    b = f.read(CHUNK)
+                    b = f.read(step)
                     if not b:
                         break
                     data = rest + b
@@ -184,35 +205,26 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
                     out: list = []
                     _records(data[:cut], opts, cache, out)
                     yield from out
+                    if follow and len(files) == 1:
+                        files += _newer(f, path)
                 if len(files) == 1:
                     break
                 files.pop(0).close()
                 rest = b""  # a rotated file holds whole records
-            if not follow:
+            if follow:
+                more = _newer(files[0] if files else None, path)
+                if more:
+                    files += more
+                    continue
+            if not follow or final:
+                if final and rest:  # a last record without its newline
+                    out = []
+                    _records(rest, opts, cache, out)
+                    yield from out
                 return
-            # rotated (the writer), or started again (conmon at max-size): finish the file
-            # read so far, then go on with the ones after it (all, if it is gone already)
-            ino = _ino(files[0]) if files else None
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                st = None
-            if st is not None and st.st_ino != ino:
-                new = _open_set(path)
-                inos = [_ino(x) for x in new]
-                k = inos.index(ino) + 1 if ino in inos else 0
-                for x in new[:k]:
-                    x.close()
-                files = files + new[k:]
-                continue
             if running is not None and not running():
-                if files:  # what it wrote last, then the end
-                    b = files[0].read()
-                    if b or rest:
-                        out = []
-                        _records(rest + b, opts, cache, out)
-                        yield from out
-                return
+                final = True
+                continue
             if wait_change is not None:
                 wait_change(1.0)
             else:

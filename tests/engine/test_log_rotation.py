@@ -1,0 +1,215 @@
+"""Log rotation (`--log-opt max-size=S --log-opt max-file=N`, N > 1): conmon writes to the
+log writer's FIFO, the writer keeps ctr.log, ctr.log.1 ... ctr.log.(N-1); `logs` reads
+them oldest first (--tail, --since, --until, -t across files), `logs -f` follows across
+rotations; the writer leaks no fd into the container and leaves nothing behind (the
+`sj` fixture fails a test that leaves a writer process); bad values are refused as
+Docker refuses them."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from enginekit import BUSYBOX, inspect, kill9, ps, start_stopped, wait_for
+from registrykit import sangja_binary
+
+ROT = ("--log-opt", "max-size=100k", "--log-opt", "max-file=3")
+
+
+def _files(sj, ref):
+    d = os.path.dirname(inspect(sj, ref)["LogPath"])
+    return {
+        n: os.path.getsize(os.path.join(d, n)) for n in os.listdir(d) if n.startswith("ctr.log")
+    }
+
+
+def _numbers(text):
+    return [int(x) for x in text.split()]
+
+
+N = 60000
+
+
+def _lines(text, prefix):
+    """'out5\nout6\n' -> [5, 6], each line checked to be of its stream."""
+    got = text.splitlines()
+    assert all(line.startswith(prefix) for line in got), got[:3]
+    return [int(line[len(prefix) :]) for line in got]
+
+
+def test_rotation_keeps_max_file_files_and_logs_reads_them_in_order(sj):
+    # both streams, one line each in turn, ~6 MB of log records
+    loop = f"i=0; while [ $i -lt {N} ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"
+    sj.ok("container", "run", "--name", "r", *ROT, BUSYBOX, "sh", "-c", loop)
+    files = _files(sj, "r")
+    assert sorted(files) == ["ctr.log", "ctr.log.1", "ctr.log.2"], files
+    # (a line conmon wrote in two parts may take a file up to 64k past: see the writer)
+    assert all(size <= 164 * 1024 for size in files.values()), files
+    r = sj.ok("container", "logs", "r")
+    out, err = _lines(r.out, "out"), _lines(r.err, "err")
+    # the newest lines of each stream, in order, none repeated, the last one there
+    assert out == list(range(out[0], N)) and out[0] > N // 2
+    assert err == list(range(err[0], N)) and err[0] > N // 2
+    # the files hold whole records: each begins with one
+    d = os.path.dirname(inspect(sj, "r")["LogPath"])
+    for n in files:
+        with open(os.path.join(d, n), "rb") as f:
+            first = f.readline()
+        assert first[35:43] in (b" stdout ", b" stderr ") and first.endswith(b"\n")
+
+    # --tail counts lines (of both streams) from the newest file back, across files
+    t = sj.ok("container", "logs", "--tail", "3000", "r")
+    tout, terr = _lines(t.out, "out"), _lines(t.err, "err")
+    assert len(tout) + len(terr) == 3000 and len(tout) > 1000 and len(terr) > 1000
+    assert tout == out[-len(tout) :] and terr == err[-len(terr) :]
+    last = sj.ok("container", "logs", "--tail", "1", "r")
+    assert f"{N - 1}\n" in (last.out + last.err) and len((last.out + last.err).split()) == 1
+    for every in ("all", "999999"):
+        a = sj.ok("container", "logs", "--tail", every, "r")
+        assert (a.out, a.err) == (r.out, r.err)
+
+    # -t: the records' times, never going back across files; --since/--until cut there
+    stamped = sj.ok("container", "logs", "-t", "r").out.splitlines()
+    stamps = [line.split(" ", 1)[0] for line in stamped]
+    assert stamps == sorted(stamps) and len(stamped) == len(out)
+    out = [int(line.split(" ", 1)[1][3:]) for line in stamped]
+    # (--since/--until read microseconds: the records of mid's microsecond go with it)
+    mid = next(s for s in stamps[len(stamps) // 2 :] if 100 <= int(s[26:29]) <= 900)
+    since = _lines(sj.ok("container", "logs", "--since", mid, "r").out, "out")
+    assert since == [o for o, s in zip(out, stamps, strict=True) if s[:26] >= mid[:26]]
+    until = _lines(sj.ok("container", "logs", "--until", mid, "r").out, "out")
+    assert until == [o for o, s in zip(out, stamps, strict=True) if s[:26] < mid[:26]]
+    assert 0 < len(until) < len(out) and since[0] > out[0]
+
+    # inspect shows the config as given; rm removes every file
+    lc = inspect(sj, "r")["HostConfig"]["LogConfig"]
+    assert lc["Config"] == {"max-size": "100k", "max-file": "3"}
+    sj.ok("container", "rm", "r")
+    assert not os.path.exists(d)
+
+
+def _reads(pid, path):
+    try:
+        return any(
+            os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd")
+        )
+    except OSError:
+        return False
+
+
+def test_follow_across_rotations(sj, tmp_path):
+    """A `logs -f` started before the writes sees the lines in order, once, across the
+    rotations, and every line of the kept range.  (One that falls more than max-file
+    files behind a burst loses the files that rotated out before it opened them, as
+    Docker's does: it opens each new file as soon as it sees it.)"""
+    go = tmp_path / "go"
+    go.mkdir()
+    sj.ok("container", "run", "-d", "--name", "f", "--log-opt", "max-size=512k",
+          "--log-opt", "max-file=3", "-v", f"{go}:/go", BUSYBOX, "sh", "-c",
+          "while [ ! -e /go/now ]; do sleep 0.05; done; seq 1 100000; echo end >&2")  # fmt: skip
+    log = inspect(sj, "f")["LogPath"]
+    p = subprocess.Popen([sangja_binary(), "--root", sj.run_root, "container", "logs", "-f", "f"],
+                         env=sj.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        wait_for(lambda: _reads(p.pid, log), "logs -f to open the log")
+        (go / "now").touch()
+        out, err = p.communicate(timeout=300)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert len(_files(sj, "f")) == 3  # it did rotate (~5 MB of records)
+    got = _numbers(out.decode())
+    kept = _numbers(sj.ok("container", "logs", "f").out)
+    assert kept == list(range(kept[0], 100001)) and kept[0] > 1
+    assert got == sorted(set(got)) and got[0] == 1  # in order, none twice
+    assert got[-len(kept) :] == kept and err == b"end\n"
+
+
+def test_writer_leaks_no_fd_and_goes_with_the_container(sj):
+    sj.ok("container", "run", "-d", "--name", "w", *ROT, BUSYBOX, "sleep", "1000")
+    st = inspect(sj, "w")["State"]
+    d = os.path.dirname(inspect(sj, "w")["LogPath"])
+    # the container's process: its stdio only (the pipes conmon holds)
+    fds = os.listdir(f"/proc/{st['Pid']}/fd")
+    assert sorted(fds) == ["0", "1", "2"], fds
+    assert all(os.readlink(f"/proc/{st['Pid']}/fd/{fd}").startswith(("pipe:", "/dev/null"))
+               for fd in fds)  # fmt: skip
+    # the writer: the FIFO, its lock, the log, /dev/null and its error file; nothing of
+    # the CLI that started it (the store's database, sockets)
+    with open(os.path.join(d, "monitor", "logwriter.pid")) as f:
+        pid = int(f.read().split(":")[0])
+    targets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    allowed = {"/dev/null", f"{d}/monitor/logwriter.err", f"{d}/monitor/log.fifo",
+               f"{d}/monitor/log.fifo.lock", f"{d}/ctr.log"}  # fmt: skip
+    assert targets <= allowed, targets - allowed
+    out = sj.ok("container", "exec", "w", "ls", "/proc/1/fd").out.split()
+    assert out == ["0", "1", "2"]
+    # stopped: the writer ends with its conmon; rm then leaves no process
+    sj.ok("container", "stop", "-t", "0", "w")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the writer to end")
+    sj.ok("container", "start", "w")  # a new run: a new writer, the same files
+    with open(os.path.join(d, "monitor", "logwriter.pid")) as f:
+        pid2 = int(f.read().split(":")[0])
+    assert pid2 != pid and os.path.exists(f"/proc/{pid2}")
+    sj.ok("container", "rm", "-f", "w")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid2}") or _zombie(pid2), "the writer to go")
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_logs_kept_across_restarts(sj):
+    """Each run appends to the same files (a new writer per run, one at a time)."""
+    sj.ok("container", "run", "--name", "again", *ROT, BUSYBOX, "sh", "-c", "seq 1 3")
+    sj.ok("container", "start", "-a", "again")
+    assert _numbers(sj.ok("container", "logs", "again").out) == [1, 2, 3, 1, 2, 3]
+
+
+@pytest.mark.parametrize("point", ["start:logwriter", "start:created"])
+def test_cli_killed_after_the_writer_started(sj, point):
+    """kill -9 of the CLI between the writer's start and conmon's (or just after conmon's):
+    the next start runs (a writer left waiting is released), `rm -f` removes all (the
+    fixture checks that no writer process stays)."""
+    sj.ok("container", "create", "--name", "k", *ROT, BUSYBOX, "sh", "-c", "echo hello")
+    kill9(start_stopped(sj, "container", "start", "k", failpoint=point))
+    sj.ok("container", "start", "-a", "k")
+    assert sj.ok("container", "logs", "k").out == "hello\n"
+    sj.ok("container", "create", "--name", "k2", *ROT, BUSYBOX, "sleep", "1000")
+    kill9(start_stopped(sj, "container", "start", "k2", failpoint=point))
+    sj.ok("container", "rm", "-f", "k2")
+    kill9(start_stopped(sj, "container", "run", "-d", "--name", "k3", *ROT, BUSYBOX, "sleep",
+                        "1000", failpoint=point))  # fmt: skip
+    assert "k3" not in ps(sj)  # a run killed before it returned: collected
+
+
+@pytest.mark.parametrize("opts,error", [
+    (["max-size=100k", "max-file=0"], "max-file cannot be less than 1"),
+    (["max-size=100k", "max-file=x"], 'strconv.Atoi: parsing "x": invalid syntax'),
+    (["max-size=100k", "max-file=-2"], "max-file cannot be less than 1"),
+    (["max-size=0", "max-file=2"], "max-size must be a positive number"),
+    (["max-size=12q"], "invalid log opt max-size"),
+    (["max-size=1m", "compress=true"], "unknown log opt 'compress'"),
+])  # fmt: skip
+def test_bad_values(sj, opts, error):
+    flags = [a for o in opts for a in ("--log-opt", o)]
+    r = sj("container", "run", *flags, BUSYBOX, "true")
+    assert r.rc == 125 and error in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert ps(sj) == {}
+
+
+def test_max_file_without_max_size_is_one_file(sj):
+    """As Docker: accepted, and nothing rotates (no writer: conmon writes the file)."""
+    sj.ok("container", "run", "--name", "one", "--log-opt", "max-file=3", BUSYBOX, "sh", "-c",
+          "seq 1 30000")  # fmt: skip
+    assert list(_files(sj, "one")) == ["ctr.log"]
+    d = os.path.dirname(inspect(sj, "one")["LogPath"])
+    assert not os.path.exists(os.path.join(d, "monitor", "logwriter.pid"))
+    assert _numbers(sj.ok("container", "logs", "one").out) == list(range(1, 30001))
+    lc = json.loads(sj.ok("container", "inspect", "--format", "{{json .HostConfig.LogConfig}}",
+                          "one").out)  # fmt: skip
+    assert lc["Config"] == {"max-file": "3"}
