@@ -25,6 +25,7 @@ STDOUT, STDERR = 1, 2
 TS_LEN = 35
 _FAST = re.compile(rb"(?m)^.{35} stdout F ")
 CHUNK = 1 << 20
+PIN_BYTES = 64 << 20  # a follower holds at most this much of files ahead of the one it reads
 
 
 def _ts_epoch(ts: bytes, cache: dict) -> float:
@@ -167,6 +168,16 @@ def _newer(cur, path: str) -> list:
     return new[k:]
 
 
+def _unpin(files: list) -> None:
+    """Close the oldest of the files waiting behind the one being read (files[0]) while
+    they hold more than PIN_BYTES: a follower that stalls loses those lines, it does not
+    keep rotated files on the disk without bound.  The newest stays."""
+    sizes = [os.fstat(x.fileno()).st_size for x in files[1:-1]]
+    while sizes and sum(sizes) > PIN_BYTES:
+        files.pop(1).close()
+        sizes.pop(0)
+
+
 def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
          since: float | None = None, until: float | None = None, tail: int | None = None,
          follow: bool = False, running=None, wait_change=None):  # fmt: skip
@@ -176,7 +187,7 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
     what it wrote."""
     opts = (stdout, stderr, timestamps, since, until)
     cache: dict = {}
-    step = CHUNK if not follow else CHUNK // 4  # a follower looks for rotations more often
+    step = CHUNK if not follow else 1 << 16  # a follower looks for rotations more often
     files = _open_set(path)  # oldest first; the last is the one written to
     try:
         if files and tail is not None:  # the newest `tail` lines, from the newest file back
@@ -205,14 +216,17 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
                     out: list = []
                     _records(data[:cut], opts, cache, out)
                     yield from out
-                    if follow and len(files) == 1:
-                        files += _newer(f, path)
+                    if follow:  # newer files open now: still there when we get to them
+                        more = _newer(files[-1], path)
+                        if more:
+                            files += more
+                            _unpin(files)
                 if len(files) == 1:
                     break
                 files.pop(0).close()
                 rest = b""  # a rotated file holds whole records
             if follow:
-                more = _newer(files[0] if files else None, path)
+                more = _newer(files[-1] if files else None, path)
                 if more:
                     files += more
                     continue
