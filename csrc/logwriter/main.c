@@ -246,7 +246,9 @@ int main(int argc, char **argv) {
     return r == 1 && c == 0 ? 0 : 1;
   }
   close(ready[0]);
-  setsid(); /* out of the caller's session: a terminal's signals are not ours */
+  setsid();           /* out of the caller's session: a terminal's signals are not ours */
+  if (chdir("/") < 0) /* no directory of the caller's held (the paths are absolute) */
+    fail("cannot enter", "/");
   signal(SIGPIPE, SIG_IGN);
   write_pidfile(argv[5]);
   char ok = 0;

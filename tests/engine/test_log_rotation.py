@@ -146,6 +146,7 @@ def test_writer_leaks_no_fd_and_goes_with_the_container(sj):
     allowed = {"/dev/null", f"{d}/monitor/logwriter.err", f"{d}/monitor/log.fifo",
                f"{d}/monitor/log.fifo.lock", f"{d}/ctr.log"}  # fmt: skip
     assert targets <= allowed, targets - allowed
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"  # no directory of the CLI's held
     out = sj.ok("container", "exec", "w", "ls", "/proc/1/fd").out.split()
     assert out == ["0", "1", "2"]
     # stopped: the writer ends with its conmon; rm then leaves no process

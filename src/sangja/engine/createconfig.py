@@ -117,7 +117,7 @@ def log_limits(conf: dict) -> tuple[int, int]:
             raise InvalidArgument(f"invalid log opt max-size: {conf['max-size']!r}")
         if max_size <= 0:
             raise InvalidArgument("max-size must be a positive number")
-    if conf.get("max-file") is not None:
+    if conf.get("max-file") not in (None, ""):  # (an empty one was accepted before)
         import re
 
         text = str(conf["max-file"])

@@ -41,8 +41,9 @@ def start(paths, max_size: int, max_file: int) -> str:
     conmon to open the FIFO (give conmon `k8s-file:<paths.log_fifo>`)."""
     os.makedirs(paths.monitor, mode=0o700, exist_ok=True)
     release(paths)  # a writer a killed start left waiting for a conmon that never came
-    argv = [writer_path(), paths.log_fifo, paths.log, str(max_size), str(max_file),
-            paths.logwriter_pid]  # fmt: skip
+    a = os.path.abspath  # it works from / (it holds no directory of the caller's)
+    argv = [writer_path(), a(paths.log_fifo), a(paths.log), str(max_size), str(max_file),
+            a(paths.logwriter_pid)]  # fmt: skip
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     err = os.open(paths.logwriter_err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
