@@ -169,10 +169,16 @@ def _zombie(pid):
 
 
 def test_logs_kept_across_restarts(sj):
-    """Each run appends to the same files (a new writer per run, one at a time)."""
+    """Each run appends to the same files (a new writer per run, one at a time), also when
+    the restart policy starts it again from the monitor's exit command."""
     sj.ok("container", "run", "--name", "again", *ROT, BUSYBOX, "sh", "-c", "seq 1 3")
     sj.ok("container", "start", "-a", "again")
     assert _numbers(sj.ok("container", "logs", "again").out) == [1, 2, 3, 1, 2, 3]
+    sj.ok("container", "run", "-d", "--name", "of", "--restart", "on-failure:2", *ROT, BUSYBOX,
+          "sh", "-c", "seq 1 2; exit 1")  # fmt: skip
+    wait_for(lambda: inspect(sj, "of")["RestartCount"] == 2
+             and inspect(sj, "of")["State"]["Status"] == "exited", "two restarts")  # fmt: skip
+    assert _numbers(sj.ok("container", "logs", "of").out) == [1, 2, 1, 2, 1, 2]
 
 
 @pytest.mark.parametrize("point", ["start:logwriter", "start:created"])
