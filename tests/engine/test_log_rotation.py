@@ -7,6 +7,7 @@ Docker refuses them."""
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -127,6 +128,42 @@ def test_follow_across_rotations(sj, tmp_path):
     kept = _numbers(sj.ok("container", "logs", "f").out)
     assert kept == list(range(kept[0], 100001)) and kept[0] > 1
     assert got == list(range(1, 100001)) and err == b"end\n"
+
+
+def _wchan(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def test_a_stopped_writer_holds_the_container_back(sj, tmp_path):
+    """Backpressure, not loss: while the writer is stopped (a real SIGSTOP), conmon blocks
+    on the full FIFO and the container on its full pipe; once it goes on, every line is
+    in the log."""
+    go = tmp_path / "go"
+    go.mkdir()
+    sj.ok("container", "run", "-d", "--name", "slow", "--log-opt", "max-size=50m",
+          "--log-opt", "max-file=2", "-v", f"{go}:/go", BUSYBOX, "sh", "-c",
+          "while [ ! -e /go/now ]; do sleep 0.05; done; seq 1 200000")  # fmt: skip
+    d = os.path.join(os.path.dirname(inspect(sj, "slow")["LogPath"]), "monitor")
+    with open(os.path.join(d, "logwriter.pid")) as f:
+        writer = int(f.read().split(":")[0])
+    with open(os.path.join(d, "conmon.pid")) as f:
+        conmon = int(f.read())
+    if _wchan(conmon) in ("", "0"):
+        pytest.skip("this kernel does not show where a process waits (/proc/PID/wchan)")
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        (go / "now").touch()
+        # (the kernel names the wait pipe_write, or anon_pipe_write since 6.x)
+        wait_for(lambda: "pipe_write" in _wchan(conmon), "conmon to wait on the full FIFO")
+        assert inspect(sj, "slow")["State"]["Running"]  # its output is not all taken yet
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    assert sj.ok("container", "wait", "slow").out == "0\n"
+    assert _numbers(sj.ok("container", "logs", "slow").out) == list(range(1, 200001))
 
 
 def test_writer_leaks_no_fd_and_goes_with_the_container(sj):
