@@ -261,3 +261,63 @@ def test_max_file_without_max_size_is_one_file(sj):
     lc = json.loads(sj.ok("container", "inspect", "--format", "{{json .HostConfig.LogConfig}}",
                           "one").out)  # fmt: skip
     assert lc["Config"] == {"max-file": "3"}
+
+
+def _pinned(under):
+    """Bytes of deleted files under `under` this process holds open."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(under) and target.endswith(" (deleted)"):
+                total += os.stat(f"/proc/self/fd/{fd}").st_size
+        except OSError:
+            pass
+    return total
+
+
+def test_a_slow_follower_holds_a_bounded_amount(tmp_path):
+    """The real writer (no container: the test writes conmon's records into its FIFO) and
+    engine/logs.py's follower, read one piece at a time while ~120 MB go by: it holds
+    the rotated files it has not read yet, up to 64 MiB of them (besides the one it reads
+    and the newest), then lets the oldest go; what it yields stays in order, none twice,
+    to the last."""
+    from sangja.engine import logs
+
+    writer = os.path.join(os.path.dirname(os.path.realpath(sangja_binary())), "sangja-logwriter")
+    fifo, log = str(tmp_path / "fifo"), str(tmp_path / "ctr.log")
+    subprocess.run([writer, fifo, log, str(4 << 20), "2", str(tmp_path / "pid")], check=True)
+    w = os.open(fifo, os.O_WRONLY)
+    stamp = b"2026-01-01T00:00:00.000000000+00:00 stdout F "
+    n = 0
+
+    def put(count):
+        nonlocal n
+        os.write(w, b"".join(stamp + b"%d\n" % i for i in range(n, n + count)))
+        n += count
+
+    done = False
+    put(1000)
+    gen = logs.read(log, follow=True, running=lambda: not done, wait_change=lambda t: None)
+    got, most = [], 0
+    try:
+        for _ in range(300):  # ~120 MB of records, a piece (64 KiB) read after each 400 KB
+            got.append(next(gen))
+            for _ in range(8):
+                put(1000)
+            most = max(most, _pinned(str(tmp_path)))
+        os.close(w)
+        w = -1
+        with open(str(tmp_path / "pid")) as f:
+            pid = int(f.read().split(":")[0])
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the writer")
+        done = True
+        got += list(gen)
+    finally:
+        if w >= 0:
+            os.close(w)
+        gen.close()
+    lines = [int(x) for x in b"".join(b for _, b in got).split()]
+    assert lines == sorted(set(lines)) and lines[0] == 0 and lines[-1] == n - 1
+    assert len(lines) < n  # it fell behind by more than it may hold: it lost some
+    assert 64 << 20 < most <= (64 + 2 * 4 + 1) << 20, most
