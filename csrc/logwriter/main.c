@@ -42,7 +42,7 @@ static const char *log_path;
 static long long max_size;
 static int max_file;
 static int log_fd = -1;
-static long long log_size;
+static long long log_size; /* bytes in LOG (since the last try to rotate, if one failed) */
 static int write_failed;
 
 static void fail(const char *what, const char *path) {
@@ -76,12 +76,14 @@ static int open_log(const char *path, int flags) {
 
 /* LOG becomes LOG.1 (and each LOG.i LOG.i+1, the oldest dropped), a new LOG takes its
  * place.  LOG always exists: the new file is made aside and renamed over it, after LOG.1
- * was made a second name of the old one. */
-static void rotate(void) {
+ * was made a second name of the old one.  If that fails (said on stderr), LOG goes on
+ * and the next try comes after another max-size. */
+static int rotate(void) {
   int fd = open_log(numbered(-1), O_TRUNC);
   if (fd < 0) {
     warn_once("cannot rotate");
-    return;
+    log_size = 0;
+    return 0;
   }
   flock(log_fd, LOCK_EX); /* readers opening the set wait (they hold it shortly) */
   for (int i = max_file - 1; i >= 2; i--)
@@ -94,11 +96,13 @@ static void rotate(void) {
     unlink(numbered(-1));
     close(fd);
     flock(log_fd, LOCK_UN);
-    return;
+    log_size = 0;
+    return 0;
   }
   close(log_fd); /* drops the lock */
   log_fd = fd;
   log_size = 0;
+  return 1;
 }
 
 static void write_all(const char *p, size_t n) {
@@ -146,9 +150,9 @@ static void put(const char *p, size_t n) {
     if (after > max_size && (log_size > 0 || at > start) &&
         !(in_line && after <= max_size + slack)) {
       write_all(p + start, at - start);
-      rotate();
       start = at;
-      continue; /* the same record, for the new file */
+      if (rotate())
+        continue; /* the same record, for the new file */
     }
     note(p + at, end - at);
     at = end;
