@@ -5,6 +5,7 @@ rotations; the writer leaks no fd into the container and leaves nothing behind (
 `sj` fixture fails a test that leaves a writer process); bad values are refused as
 Docker refuses them."""
 
+import datetime
 import json
 import os
 import signal
@@ -74,13 +75,20 @@ def test_rotation_keeps_max_file_files_and_logs_reads_them_in_order(sj):
     stamps = [line.split(" ", 1)[0] for line in stamped]
     assert stamps == sorted(stamps) and len(stamped) == len(out)
     out = [int(line.split(" ", 1)[1][3:]) for line in stamped]
-    # (--since/--until read microseconds: the records of mid's microsecond go with it)
-    mid = next(s for s in stamps[len(stamps) // 2 :] if 100 <= int(s[26:29]) <= 900)
-    since = _lines(sj.ok("container", "logs", "--since", mid, "r").out, "out")
-    assert since == [o for o, s in zip(out, stamps, strict=True) if s[:26] >= mid[:26]]
-    until = _lines(sj.ok("container", "logs", "--until", mid, "r").out, "out")
-    assert until == [o for o, s in zip(out, stamps, strict=True) if s[:26] < mid[:26]]
-    assert 0 < len(until) < len(out) and since[0] > out[0]
+
+    # --since/--until read microseconds (and compare as floats, ~0.2 us apart at best): cut
+    # where two records are more than 2 us apart, the later one well inside its microsecond
+    def us(stamp):
+        d = datetime.datetime.fromisoformat(stamp[:26] + "+00:00")
+        return round(d.timestamp() * 1e6)
+
+    cut = next(i for i in range(len(stamps) // 2, len(stamps))
+               if us(stamps[i]) - us(stamps[i - 1]) > 2
+               and int(stamps[i][26:29]) >= 600)  # fmt: skip
+    since = _lines(sj.ok("container", "logs", "--since", stamps[cut], "r").out, "out")
+    assert since == out[cut:]
+    until = _lines(sj.ok("container", "logs", "--until", stamps[cut], "r").out, "out")
+    assert until == out[:cut]
 
     # inspect shows the config as given; rm removes every file
     lc = inspect(sj, "r")["HostConfig"]["LogConfig"]
