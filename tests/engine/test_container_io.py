@@ -28,6 +28,8 @@ def test_logs_keep_stdout_and_stderr_apart(sj):
     r = sj.ok("container", "logs", "-t", "l")
     stamps = [line.split(" ", 1)[0] for line in r.out.splitlines()]
     assert all(len(s) == 30 and s.endswith("Z") and s[10] == "T" for s in stamps), stamps
+    # a line written in two pieces is one line, with one time (its first piece's)
+    assert [line.split(" ", 1)[1] for line in r.out.splitlines()] == ["out1", "partialout2"]
     r = sj.ok("container", "logs", "--tail", "1", "l")
     assert r.out == "out2\n" and r.err == ""
     assert sj.ok("container", "logs", "--tail", "0", "l").out == ""

@@ -50,13 +50,19 @@ def _ts_docker(ts: bytes, cache: dict) -> bytes:
 
 
 def _records(data: bytes, opts, cache: dict, out: list) -> None:
-    """Complete lines of the file -> (stream, bytes) pieces appended to `out`."""
+    """Complete lines of the file -> (stream, bytes) pieces appended to `out`.  `cache`:
+    what one read keeps from call to call (times already parsed, lines in pieces)."""
     want_out, want_err, stamps, since, until = opts
     if (want_out and not stamps and since is None and until is None
             and b" stderr " not in data and b" stdout P " not in data):  # fmt: skip
         out.append((STDOUT, _FAST.sub(b"", data)))  # the common case, at C speed
         return
     cur_stream, cur = 0, []
+    # A line conmon wrote in pieces (P records, then its F) is one line: its first piece's
+    # time is its time (-t, --since, --until).  Whether each stream is in the middle of a
+    # line, and whether that line is shown, go from one call to the next.
+    mid = cache.setdefault("mid-line", [False, False, False])
+    keep = cache.setdefault("keep-line", [True, True, True])
     for line in data.split(b"\n"):
         if len(line) < TS_LEN + 10:
             continue
@@ -64,14 +70,19 @@ def _records(data: bytes, opts, cache: dict, out: list) -> None:
         if (stream == STDOUT and not want_out) or (stream == STDERR and not want_err):
             continue
         ts = line[:TS_LEN]
-        if since is not None or until is not None:
+        first = not mid[stream]
+        whole = line[TS_LEN + 8 : TS_LEN + 9] == b"F"
+        mid[stream] = not whole
+        if first and (since is not None or until is not None):
             t = _ts_epoch(ts, cache)
-            if (since is not None and t < since) or (until is not None and t > until):
-                continue
+            keep[stream] = not ((since is not None and t < since)
+                                or (until is not None and t > until))  # fmt: skip
+        if not keep[stream]:
+            continue
         text = line[TS_LEN + 10 :]
-        if line[TS_LEN + 8 : TS_LEN + 9] == b"F":
+        if whole:
             text += b"\n"
-        if stamps:
+        if stamps and first:
             text = _ts_docker(ts, cache) + b" " + text
         if stream != cur_stream and cur:
             out.append((cur_stream, b"".join(cur)))
@@ -96,6 +107,12 @@ def _tail_offset(f, n: int) -> tuple[int, int]:
         f.seek(pos)
         data = f.read(step) + carry
         e = len(data)  # the end of the record to look at (after its newline)
+        if pos > 0 and b" P " not in data:  # every record here ends a line: count them in C
+            k = data.count(b"\n", 0, e - 1)  # the records that begin in this block
+            if count + k < n:  # and the first one wanted is further back
+                count += k
+                carry = data[: data.find(b"\n", 0, e - 1) + 1 or e]
+                continue
         while e > 0:
             s = data.rfind(b"\n", 0, e - 1) + 1
             if s == 0 and pos > 0:
