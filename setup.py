@@ -96,6 +96,21 @@ def build_stub():
 
 build_stub()
 
+# The log writer (csrc/logwriter/): between conmon and a container's log when it rotates
+# (`--log-opt max-file` above 1; see its header). A program of its own, installed beside
+# `sangja`.
+LOGWRITER_EXE = os.path.join("build", "logwriter", "sangja-logwriter")
+
+
+def build_logwriter():
+    os.makedirs(os.path.dirname(LOGWRITER_EXE), exist_ok=True)
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    flags = [*CFLAGS, "-Wl,-z,now", "-Wl,--as-needed"]
+    subprocess.run([*cc, *flags, "-o", LOGWRITER_EXE, *sources("logwriter")], check=True)
+
+
+build_logwriter()
+
 # One folder of csrc/ per library, one library per extension module:
 # (module, static library, its C sources, system libraries). The layer writer (pack) shares
 # the extractor's SHA-256 and its way of showing a name in an error.
@@ -149,6 +164,9 @@ setup(
         language_level=3,
     ),
     scripts=["scripts/sangja-py"],
-    # a program, not a script (setuptools' scripts are text): installed as data into bin/
-    data_files=[("bin", [FRONT_EXE]), ("libexec/sangja/iptables-stub", STUB_EXES)],
+    # programs, not scripts (setuptools' scripts are text): installed as data into bin/
+    data_files=[
+        ("bin", [FRONT_EXE, LOGWRITER_EXE]),
+        ("libexec/sangja/iptables-stub", STUB_EXES),
+    ],
 )

@@ -127,6 +127,24 @@ def test_run_detached_logs_wait(api):
     api.ok("rm", "talk", "slow")
 
 
+def test_log_rotation(api):
+    """--log-opt max-size/max-file through the API: the same engine code (rotated files,
+    read oldest first); the config shown as given, under Docker's driver name."""
+    pulled(api)
+    cid = api.ok("run", "-d", "--name", "rot", "--log-opt", "max-size=10k", "--log-opt",
+                 "max-file=2", BUSYBOX, "seq", "1", "5000").strip()  # fmt: skip
+    assert api.ok("wait", cid).strip() == "0"
+    out = [int(x) for x in api.ok("logs", "rot").split()]
+    assert out == list(range(out[0], 5001)) and out[0] > 1
+    assert api.ok("logs", "--tail", "2", "rot") == "4999\n5000\n"
+    lc = api.json("inspect", "--format", "{{json .HostConfig.LogConfig}}", "rot")
+    assert lc == {"Type": "json-file", "Config": {"max-size": "10k", "max-file": "2"}}
+    r = api.docker("run", "--log-opt", "max-size=1k", "--log-opt", "max-file=0", BUSYBOX, "true")
+    assert r.rc == 125 and "max-file cannot be less than 1" in r.err, r
+    api.ok("rm", "rot")
+    assert api.ok("ps", "-aq") == ""
+
+
 def test_exec(api):
     pulled(api)
     api.ok("run", "-d", "--name", "box", BUSYBOX, "sh", "-c", TRAP)

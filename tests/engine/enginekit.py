@@ -44,7 +44,8 @@ def remove_cgroup_parent(name):
 
 
 def monitor_processes(tmp):
-    """conmon (and its exit commands) of this test: their command line names its root."""
+    """conmon (its exit commands, log writers) of this test: their command line names its
+    root."""
     out = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -59,7 +60,7 @@ def monitor_processes(tmp):
         if (
             st != "Z"
             and str(tmp) in cmd
-            and any(w in cmd for w in ("conmon", "cleanup", "healthcheck"))
+            and any(w in cmd for w in ("conmon", "cleanup", "healthcheck", "sangja-logwriter"))
         ):
             out.append(f"{p}: {cmd[:120]}")
     return out

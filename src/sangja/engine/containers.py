@@ -489,7 +489,7 @@ class Containers:
                 self._network_teardown(rec)
             raise
         failpoint("start:mounted")
-        started = None
+        started = log_fifo = None
         try:
             body = rec.spec
             cfg, hc = body["Config"], body["HostConfig"]
@@ -505,11 +505,16 @@ class Containers:
             # run that comes sooner waits for our lock, one of a run killed before then
             # finds an older number and leaves the repair to the next command
             lc = hc.get("LogConfig") or {}
-            max_size = 0
-            if (lc.get("Config") or {}).get("max-size"):
-                from sangja.gounits import parse_size
+            from sangja.engine.createconfig import log_limits
 
-                max_size = parse_size(lc["Config"]["max-size"])
+            max_size, max_file = log_limits(lc.get("Config") or {})
+            if max_file > 1 and lc.get("Type") != "none":
+                # conmon cannot keep older files: it writes to the log writer's FIFO
+                from sangja.engine import logfiles
+
+                logfiles.start(paths, max_size, max_file)
+                log_fifo, max_size = paths.log_fifo, 0
+                failpoint("start:logwriter")
             exit_command = [sangja_binary(), "--root", self.runtime_root, "container",
                             "cleanup", "--run", str(run)]  # fmt: skip
             if foreground and (hc.get("RestartPolicy") or {}).get("Name", "no") == "no":
@@ -520,7 +525,7 @@ class Containers:
                 paths, rec.id, rec.name, runtime_root=self.runtime_root,
                 tty=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
                 stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
-                log_driver=lc.get("Type") or "k8s-file",
+                log_driver=lc.get("Type") or "k8s-file", log_path=log_fifo,
                 exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
             )  # fmt: skip
             failpoint("start:created")
@@ -534,6 +539,10 @@ class Containers:
         except BaseException as e:
             if started is not None:
                 monitor.kill(started.monitor)
+            if log_fifo is not None:  # a writer whose conmon never came ends
+                from sangja.engine import logfiles
+
+                logfiles.release(paths)
             with contextlib.suppress(SangjaError):
                 self.rt.delete(rec.id, force=True)
             with contextlib.suppress(SangjaError, OSError):
@@ -864,6 +873,10 @@ class Containers:
             self.rt.delete(rec.id, force=True)  # kills the init, waits, removes its cgroups
         if rec.monitor:
             monitor.kill(rec.monitor)  # no exit command for a container being removed
+        if os.path.exists(paths.logwriter_pid):
+            from sangja.engine import logfiles
+
+            logfiles.kill(paths)
         if rec.health:
             from sangja.engine import health
 
@@ -1193,15 +1206,25 @@ class Containers:
                 p.poll(int(timeout * 1000))
                 ino.read()
 
+        def written():
+            """A log writer (max-file > 1) has written all the ended container said."""
+            if os.path.exists(paths.logwriter_pid):
+                from sangja.engine import logfiles
+
+                logfiles.wait_done(paths)
+
         def running():
             if cancelled is not None and cancelled():
                 return False
             cur = self.records.get(rec.id)
-            if cur is None or cur.state not in ACTIVE:
-                return False
-            return monitor.exit_status(paths) is None and (cur.state == "restarting"
-                                                          or alive(cur.monitor))  # fmt: skip
+            live = (cur is not None and cur.state in ACTIVE and monitor.exit_status(paths) is None
+                    and (cur.state == "restarting" or alive(cur.monitor)))  # fmt: skip
+            if not live:
+                written()
+            return live
 
+        if rec.state not in ACTIVE:
+            written()
         try:
             yield from logs.read(paths.log, stdout=stdout, stderr=stderr,
                                  timestamps=timestamps, since=since, until=until, tail=tail,

@@ -118,6 +118,39 @@ def _log_config(driver: str, conf: dict) -> tuple[str, dict]:
     return driver, conf
 
 
+def log_limits(conf: dict) -> tuple[int, int]:
+    """(max-size in bytes, 0: none; max-file) of a log config, checked as Docker's json-file
+    driver checks them (its texts).  max-file without max-size is accepted and changes
+    nothing, as in Docker: the one file never rotates."""
+    max_size, max_file = 0, 1
+    if conf.get("max-size"):
+        from sangja.gounits import parse_size
+
+        try:
+            max_size = parse_size(conf["max-size"])
+        except ValueError:
+            raise InvalidArgument(f"invalid log opt max-size: {conf['max-size']!r}")
+        if max_size <= 0:
+            raise InvalidArgument("max-size must be a positive number")
+    if conf.get("max-file") not in (None, ""):  # (an empty one was accepted before)
+        import re
+
+        text = str(conf["max-file"])
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise InvalidArgument(f'invalid log opt max-file: strconv.Atoi: parsing "{text}":'
+                                  " invalid syntax")  # fmt: skip
+        max_file = int(text)
+        if max_file < 1:
+            raise InvalidArgument("max-file cannot be less than 1")
+        from sangja.engine.logfiles import MAX_FILES
+
+        if max_file > MAX_FILES:
+            raise InvalidArgument(f"max-file {max_file} is more than sangja keeps ({MAX_FILES})")
+    if not max_size:
+        max_file = 1
+    return max_size, max_file
+
+
 def _signal(s, what: str) -> int:
     from sangja.errors import SangjaError
     from sangja.runtime.container import parse_signal
@@ -208,20 +241,7 @@ def _check_host(hc: dict) -> None:
     for k in conf:
         if k not in ("max-size", "max-file"):
             raise InvalidArgument(f"unknown log opt '{k}' for {driver} log driver")
-    if conf.get("max-size"):
-        from sangja.gounits import parse_size
-
-        try:
-            parse_size(conf["max-size"])
-        except ValueError:
-            raise InvalidArgument(f"invalid log opt max-size: {conf['max-size']!r}")
-    if conf.get("max-file") not in (None, "", "1"):
-        # conmon keeps one file: at max-size it starts it again (ctr_logging.c,
-        # reopen_k8s_file), so there are no older files to keep
-        raise InvalidArgument(
-            f"log opt max-file={conf['max-file']} is not supported: the monitor (conmon)"
-            " keeps a single log file (max-file=1)"
-        )
+    log_limits(conf)  # checked now: nothing is made for a container that cannot start
     hc["LogConfig"] = {"Type": "k8s-file" if driver == "json-file" else driver, "Config": conf}
     for key, allowed in (("IpcMode", ("", "private", "shareable", "host")),
                          ("PidMode", ("", "private", "host")),

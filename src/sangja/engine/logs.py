@@ -6,10 +6,12 @@ offset (`2024-01-02T15:04:05.123456789+00:00`: always 35 bytes), STREAM `stdout`
 without a newline).  stdout and stderr stay apart, as Docker keeps them; `-t` prints each
 line's time as Docker does (UTC, RFC 3339 with nine digits).
 
-conmon keeps one file: with `--log-opt max-size` it starts the file again when it would
-grow past the size (conmon's ctr_logging.c, reopen_k8s_file: it writes a new file and
-renames it over the old one), so `max-file` above 1 cannot be honoured and is refused at
-create (createconfig.py).  Because conmon writes the file itself, nothing is lost when the
+conmon keeps one file: with `--log-opt max-size` alone it starts the file again when it
+would grow past the size (conmon's ctr_logging.c, reopen_k8s_file: it writes a new file and
+renames it over the old one).  With `max-file` above 1 the log writer (logfiles.py) keeps
+the older files as `ctr.log.1` (the newest of them) ... `ctr.log.(N-1)`; they are read
+oldest first, `--tail` counts from the newest back, `-f` follows across rotations.
+Because conmon (or the writer, at conmon's pace) writes the files, nothing is lost when the
 container writes faster than anyone reads.
 """
 
@@ -23,6 +25,7 @@ STDOUT, STDERR = 1, 2
 TS_LEN = 35
 _FAST = re.compile(rb"(?m)^.{35} stdout F ")
 CHUNK = 1 << 20
+PIN_BYTES = 64 << 20  # a follower holds at most this much of files ahead of the one it reads
 
 
 def _ts_epoch(ts: bytes, cache: dict) -> float:
@@ -46,14 +49,37 @@ def _ts_docker(ts: bytes, cache: dict) -> bytes:
             + "Z").encode()  # fmt: skip
 
 
+def _stdout_text(data: bytes) -> bytes | None:
+    """Whole stdout records -> their text: an F record's prefix goes (one regex over the
+    lot); a P record's prefix and newline go (its text runs on into the next piece's:
+    conmon writes one at each 8 KiB read that ends inside a line, so they are few).
+    None if a P tag shows where no record begins (then record by record)."""
+    pieces, start = [], 0
+    while (at := data.find(b" stdout P ", start)) >= 0:
+        head, end = at - TS_LEN, data.find(b"\n", at)
+        if head < start or (head > 0 and data[head - 1] != 0x0A) or end < 0:
+            return None
+        pieces += (_FAST.sub(b"", data[start:head]), data[at + 10 : end])
+        start = end + 1
+    pieces.append(_FAST.sub(b"", data[start:]))
+    return b"".join(pieces)
+
+
 def _records(data: bytes, opts, cache: dict, out: list) -> None:
-    """Complete lines of the file -> (stream, bytes) pieces appended to `out`."""
+    """Complete lines of the file -> (stream, bytes) pieces appended to `out`.  `cache`:
+    what one read keeps from call to call (times already parsed, lines in pieces)."""
     want_out, want_err, stamps, since, until = opts
-    if (want_out and not stamps and since is None and until is None
-            and b" stderr " not in data and b" stdout P " not in data):  # fmt: skip
-        out.append((STDOUT, _FAST.sub(b"", data)))  # the common case, at C speed
-        return
+    if want_out and not stamps and since is None and until is None and b" stderr " not in data:
+        text = _stdout_text(data)  # the common case, at C speed
+        if text is not None:
+            out.append((STDOUT, text))
+            return
     cur_stream, cur = 0, []
+    # A line conmon wrote in pieces (P records, then its F) is one line: its first piece's
+    # time is its time (-t, --since, --until).  Whether each stream is in the middle of a
+    # line, and whether that line is shown, go from one call to the next.
+    mid = cache.setdefault("mid-line", [False, False, False])
+    keep = cache.setdefault("keep-line", [True, True, True])
     for line in data.split(b"\n"):
         if len(line) < TS_LEN + 10:
             continue
@@ -61,14 +87,19 @@ def _records(data: bytes, opts, cache: dict, out: list) -> None:
         if (stream == STDOUT and not want_out) or (stream == STDERR and not want_err):
             continue
         ts = line[:TS_LEN]
-        if since is not None or until is not None:
+        first = not mid[stream]
+        whole = line[TS_LEN + 8 : TS_LEN + 9] == b"F"
+        mid[stream] = not whole
+        if first and (since is not None or until is not None):
             t = _ts_epoch(ts, cache)
-            if (since is not None and t < since) or (until is not None and t > until):
-                continue
+            keep[stream] = not ((since is not None and t < since)
+                                or (until is not None and t > until))  # fmt: skip
+        if not keep[stream]:
+            continue
         text = line[TS_LEN + 10 :]
-        if line[TS_LEN + 8 : TS_LEN + 9] == b"F":
+        if whole:
             text += b"\n"
-        if stamps:
+        if stamps and first:
             text = _ts_docker(ts, cache) + b" " + text
         if stream != cur_stream and cur:
             out.append((cur_stream, b"".join(cur)))
@@ -79,52 +110,138 @@ def _records(data: bytes, opts, cache: dict, out: list) -> None:
         out.append((cur_stream, b"".join(cur)))
 
 
-def _tail_offset(f, n: int) -> int:
-    """Where the last `n` records of the file begin."""
+def _tail_offset(f, n: int) -> tuple[int, int]:
+    """Where the last `n` lines of the file begin, and how many it holds (fewer than `n`:
+    the whole file, from 0).  A line is its F record and the P records before it (conmon
+    writes a P record when a line reaches it in two reads): Docker counts lines."""
     end = f.seek(0, os.SEEK_END)
     if n <= 0:
-        return end
-    pos, count = end, 0
-    block = 1 << 16
-    last = b""
+        return end, 0
+    pos, count, carry = end, 0, b""
     while pos > 0:
-        step = min(block, pos)
+        step = min(1 << 16, pos)
         pos -= step
         f.seek(pos)
-        buf = f.read(step) + last
-        # the final newline of the file does not start a record
-        nl = buf.count(b"\n") - (1 if pos + len(buf) == end and buf.endswith(b"\n") else 0)
-        if count + nl >= n:
-            idx = len(buf) - (1 if pos + len(buf) == end and buf.endswith(b"\n") else 0)
-            for _ in range(n - count):
-                idx = buf.rindex(b"\n", 0, idx)
-            return pos + idx + 1
-        count += nl
-        last = b""
-    return 0
+        data = f.read(step) + carry
+        e = len(data)  # the end of the record to look at (after its newline)
+        if pos > 0 and b" P " not in data:  # every record here ends a line: count them in C
+            k = data.count(b"\n", 0, e - 1)  # the records that begin in this block
+            if count + k < n:  # and the first one wanted is further back
+                count += k
+                carry = data[: data.find(b"\n", 0, e - 1) + 1 or e]
+                continue
+        while e > 0:
+            s = data.rfind(b"\n", 0, e - 1) + 1
+            if s == 0 and pos > 0:
+                break  # it may begin in the block before
+            if data[s + TS_LEN + 8 : s + TS_LEN + 9] != b"P":
+                if count == n:  # the line before the first one wanted
+                    return pos + e, n
+                count += 1
+            e = s
+        carry = data[:e]
+    return 0, count
+
+
+def _open_set(path: str) -> list:
+    """The log's files, oldest first (`path.N` ... `path.1`, `path`), open.  The log writer
+    (logfiles.py) rotates holding an exclusive lock on `path`; a shared one here while the
+    files are opened gives a set that no rotation cut in half."""
+    import fcntl
+
+    while True:
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return []
+        files = [f]
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # rotated between the open and the lock: again
+                f.close()
+                continue
+            i = 1
+            while True:
+                try:
+                    files.append(open(f"{path}.{i}", "rb"))
+                except FileNotFoundError:
+                    break
+                i += 1
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        except BaseException:
+            for x in files:
+                x.close()
+            raise
+        return files[::-1]
+
+
+def _ino(f) -> int:
+    return os.fstat(f.fileno()).st_ino
+
+
+def _newer(cur, path: str) -> list:
+    """The files written after `cur` (None: none read yet), open, if `path` is no longer
+    `cur`: rotated (the log writer), or started again (conmon at max-size); all of them
+    if `cur` is gone already.  Holding them open keeps them readable when they rotate
+    out: a follower that looks often loses nothing."""
+    ino = _ino(cur) if cur is not None else None
+    try:
+        if os.stat(path).st_ino == ino:
+            return []
+    except FileNotFoundError:
+        return []
+    new = _open_set(path)
+    inos = [_ino(x) for x in new]
+    k = inos.index(ino) + 1 if ino in inos else 0
+    for x in new[:k]:
+        x.close()
+    return new[k:]
+
+
+def _unpin(files: list) -> None:
+    """Close the oldest of the files waiting behind the one being read (files[0]) while
+    they hold more than PIN_BYTES: a follower that stalls loses those lines, it does not
+    keep rotated files on the disk without bound.  The newest stays."""
+    sizes = [os.fstat(x.fileno()).st_size for x in files[1:-1]]
+    while sizes and sum(sizes) > PIN_BYTES:
+        files.pop(1).close()
+        sizes.pop(0)
 
 
 def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
          since: float | None = None, until: float | None = None, tail: int | None = None,
          follow: bool = False, running=None, wait_change=None):  # fmt: skip
-    """Yield (STDOUT|STDERR, bytes) in the order written.  `follow`: go on while
-    `running()` says the container runs, waiting with `wait_change(timeout)` (or polling),
-    and stop at the end of what it wrote."""
+    """Yield (STDOUT|STDERR, bytes) in the order written, from the oldest file of a rotated
+    log to `path`.  `follow`: go on while `running()` says the container runs, waiting
+    with `wait_change(timeout)` (or polling), across rotations, and stop at the end of
+    what it wrote."""
     opts = (stdout, stderr, timestamps, since, until)
     cache: dict = {}
+    step = CHUNK if not follow else 1 << 16  # a follower looks for rotations more often
+    files = _open_set(path)  # oldest first; the last is the one written to
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        f = None
-    ino = os.fstat(f.fileno()).st_ino if f else None
-    try:
-        if f is not None and tail is not None:
-            f.seek(_tail_offset(f, tail))
+        if files and tail is not None:  # the newest `tail` lines, from the newest file back
+            left, first = tail, len(files) - 1
+            for i in range(len(files) - 1, -1, -1):
+                off, got = _tail_offset(files[i], left)
+                files[i].seek(off)
+                first, left = i, left - got
+                if left <= 0 or tail <= 0:
+                    break
+            for f in files[:first]:
+                f.close()
+            files = files[first:]
         rest = b""
+        final = False  # the container ended: one last pass over what it wrote
         while True:
-            if f is not None:
+            while files:  # every file to its end; all but the last are finished
+                f = files[0]
                 while True:
-                    b = f.read(CHUNK)
+                    b = f.read(step)
                     if not b:
                         break
                     data = rest + b
@@ -133,32 +250,33 @@ def read(path: str, *, stdout: bool = True, stderr: bool = True, timestamps: boo
                     out: list = []
                     _records(data[:cut], opts, cache, out)
                     yield from out
-            if not follow:
+                    if follow:  # newer files open now: still there when we get to them
+                        more = _newer(files[-1], path)
+                        if more:
+                            files += more
+                            _unpin(files)
+                if len(files) == 1:
+                    break
+                files.pop(0).close()
+                rest = b""  # a rotated file holds whole records
+            if follow:
+                more = _newer(files[-1] if files else None, path)
+                if more:
+                    files += more
+                    continue
+            if not follow or final:
+                if final and rest:  # a last record without its newline
+                    out = []
+                    _records(rest, opts, cache, out)
+                    yield from out
                 return
-            # conmon may have started the file again (max-size): finish the old, open the new
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                st = None
-            if st is not None and st.st_ino != ino:
-                if f is not None:
-                    f.close()
-                f = open(path, "rb")
-                ino = os.fstat(f.fileno()).st_ino
-                rest = b""
-                continue
             if running is not None and not running():
-                if f is not None:  # what it wrote last, then the end
-                    b = f.read()
-                    if b:
-                        out = []
-                        _records(rest + b, opts, cache, out)
-                        yield from out
-                return
+                final = True
+                continue
             if wait_change is not None:
                 wait_change(1.0)
             else:
                 time.sleep(0.1)
     finally:
-        if f is not None:
+        for f in files:
             f.close()

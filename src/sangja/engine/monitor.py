@@ -7,7 +7,8 @@ the log (k8s-file lines: `TIME stdout|stderr F|P TEXT`, stdout and stderr kept a
 serves the attach socket, takes terminal resizes on its `ctl` fifo, and when the
 container ends writes the exit code (`monitor/exit`) and `monitor/oom` if the kernel
 OOM-killed in it, then runs the engine's exit command (`sangja container cleanup`).
-What conmon cannot do is said where it matters (logs.py: one log file, no max-file).
+What conmon cannot do is said where it matters (logs.py, logfiles.py: conmon keeps one log
+file; with max-file > 1 it writes to a FIFO that sangja-logwriter turns into rotated files).
 
 Its protocol, as podman uses it:
   - fd 3 (`_OCI_SYNCPIPE=3`): one JSON line, {"data": PID} once the runtime's create
@@ -151,10 +152,12 @@ class Started:
 
 def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: bool,
            stdin_once: bool, log_size_max: int, exit_command: list[str], env: dict,
-           log_driver: str = "k8s-file") -> Started:  # fmt: skip
+           log_driver: str = "k8s-file", log_path: str | None = None) -> Started:  # fmt: skip
     """Start conmon for the container whose bundle is `paths.dir`: it runs the runtime's
-    `create` (the init then waits for `start`) and stays to monitor.  -> Started once the
-    runtime's create succeeded; on failure the runtime's error (126/127 for the command)."""
+    `create` (the init then waits for `start`) and stays to monitor.  `log_path`: where it
+    writes the log instead of `paths.log` (the log writer's FIFO, logfiles.py).  -> Started
+    once the runtime's create succeeded; on failure the runtime's error (126/127 for the
+    command)."""
     from sangja.engine.paths import sangja_binary
 
     os.makedirs(paths.monitor, mode=0o700, exist_ok=True)
@@ -167,7 +170,7 @@ def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: b
         "-r", sangja, "--runtime-arg", "--root", "--runtime-arg", runtime_root,
         "-b", paths.dir, "-p", paths.pid_file, "-P", paths.conmon_pid_file,
         "--persist-dir", paths.monitor, "--full-attach",
-        "-l", "none" if log_driver == "none" else f"k8s-file:{paths.log}",
+        "-l", "none" if log_driver == "none" else f"k8s-file:{log_path or paths.log}",
         "--log-level", "error", "--exit-command", exit_command[0],
     ]  # fmt: skip
     for a in exit_command[1:]:

@@ -9,10 +9,13 @@ Engine root (`SANGJA_ROOT`, default /var/lib/sangja; the image store's root):
         upper/ work/          the overlay's writable layer and its work dir
         rootfs/               the overlay mount, while the container runs
         hostname hosts resolv.conf   bind-mounted over the container's /etc files
-        ctr.log               the log conmon writes (k8s-file: "TIME STREAM P|F TEXT")
+        ctr.log               the log conmon writes (k8s-file: "TIME STREAM P|F TEXT");
+        ctr.log.1 ...         with --log-opt max-file=N > 1, the older files (newest first),
+                              written by sangja-logwriter from conmon's FIFO (logfiles.py)
         attach ctl winsz      conmon's attach socket and control fifos (while it runs)
         monitor/              conmon's own: `exit` (the exit code), `oom`, pid files, and
-                              what conmon says on its stderr before it detaches
+                              what conmon says on its stderr before it detaches; the log
+                              writer's `log.fifo`, `log.fifo.lock`, `logwriter.pid|err`
         exec/<exec id>/       a detached exec's conmon (its bundle path)
         storage-driver        the driver that made rootfs/ (overlay, or vfs: rootfs/ is a
                               full copy and upper/ work/ do not exist)
@@ -59,6 +62,9 @@ _FILES = {
     "pid_file": "monitor/pid",
     "conmon_pid_file": "monitor/conmon.pid",
     "conmon_err": "monitor/conmon.err",
+    "log_fifo": "monitor/log.fifo",
+    "logwriter_pid": "monitor/logwriter.pid",
+    "logwriter_err": "monitor/logwriter.err",
     "execs": "exec",
     "storage_driver": "storage-driver",
 }
