@@ -293,13 +293,21 @@ print(json.dumps({"pid": pid, "ours_unchanged": same, "out": out.decode()}))
 
 
 @pytest.mark.sangja_only("the runtime library's create(stdio=), which the build engine uses")
-def test_library_create_gives_the_init_its_own_stdio(rt):
+@pytest.mark.parametrize("join", [False, True], ids=["clone", "join-netns"])
+def test_library_create_gives_the_init_its_own_stdio(rt, join):
     """create(stdio=(in, out, err)): the init's 0-2 are those fds, set in the child only;
-    the caller's own 0-2 never change (a threaded engine's other children would see a swap)."""
+    the caller's own 0-2 never change (a threaded engine's other children would see a swap).
+    Also when the init comes from an intermediate that joins a namespace first (a build
+    step on a network: the namespace's path), which must hand the fds on."""
     import json
     import sys
 
-    b = rt.bundle(config(["sh", "-c", "echo out; echo err >&2; readlink /proc/self/fd/0"]))
+    c = config(["sh", "-c", "echo out; echo err >&2; readlink /proc/self/fd/0; ls /proc/self/fd"])
+    if join:  # this test's own network namespace, by path
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/proc/{os.getpid()}/ns/net"
+    b = rt.bundle(c)
     cid = rt.new_id()
     python = os.path.join(os.path.dirname(os.path.realpath(rt.binary)), "python3")
     python = python if os.path.exists(python) else sys.executable
@@ -309,4 +317,7 @@ def test_library_create_gives_the_init_its_own_stdio(rt):
     res = json.loads(p.stdout)
     rt.pids.add(res["pid"])
     assert res["ours_unchanged"]
-    assert sorted(res["out"].split()) == ["/dev/null", "err", "out"]
+    lines = res["out"].split()
+    assert lines[:3] == ["out", "err", "/dev/null"] or sorted(lines[:3]) == [
+        "/dev/null", "err", "out"]  # fmt: skip
+    assert sorted(map(int, lines[3:])) == [0, 1, 2, 3]  # no other fd of the caller's

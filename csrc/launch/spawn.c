@@ -63,8 +63,9 @@ static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *ar
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
 static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tramp_fd) {
-  int fixed[] = {sync_fd,         plan->exec_fifo_fd, plan->console_fd,   plan->log_fd,
-                 plan->cgroup_fd, plan->exec_pidfd,   plan->exec_root_fd, tramp_fd};
+  int fixed[] = {sync_fd,          plan->exec_fifo_fd, plan->console_fd,   plan->log_fd,
+                 plan->cgroup_fd,  plan->exec_pidfd,   plan->exec_root_fd, tramp_fd,
+                 plan->stdio_fds[0], plan->stdio_fds[1], plan->stdio_fds[2]};
   size_t nfixed = sizeof fixed / sizeof fixed[0];
   int keep[nfixed + plan->nmounts];
   memcpy(keep, fixed, sizeof fixed);
@@ -74,9 +75,10 @@ static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tra
   sj_close_fds_except(from, keep, nfixed + plan->nmounts);
 }
 
-/* The caller's choice of stdio (a build step's pipe) takes 0-2 in the child
+/* The caller's choice of stdio (a build step's pipe) takes 0-2 in the init
  * only: the caller's own never change, whatever its other threads spawn
- * meanwhile.  Each is first moved above 2, as one may be another's source. */
+ * meanwhile.  Each is first moved above 2, as one may be another's source;
+ * the sources above 2 are closed then (an intermediate keeps them for us). */
 static void adopt_stdio(const struct sj_plan *plan) {
   int moved[3] = {-1, -1, -1};
   for (int i = 0; i < 3; i++) {
@@ -93,6 +95,9 @@ static void adopt_stdio(const struct sj_plan *plan) {
       _exit(125);
     close(moved[i]);
   }
+  for (int i = 0; i < 3; i++)
+    if (plan->stdio_fds[i] > 2)
+      close(plan->stdio_fds[i]); /* twice if two are one fd: EBADF, harmless */
 }
 
 __attribute__((noreturn)) static void run_init(const struct sj_plan *plan, int sync_fd, pid_t ppid,
