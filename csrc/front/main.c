@@ -6,6 +6,8 @@
  * anything, it hands to the Python CLI (`sangja-py` beside it) with argv unchanged, which
  * then answers exactly as it always has: flags it does not know, a container that does not
  * exist, a wrong state. SANGJA_PYTHON=1 hands every call over (the tests run both ways).
+ * Of the engine's words it answers one: the monitor's exit command while the foreground
+ * run it names still lives (container_cleanup below).
  *
  * The state dir is read, locked, judged and removed by csrc/state/, the code the Python
  * runtime runs too. Errors it must report itself (after it has acted) are worded as the
@@ -60,6 +62,8 @@ static const struct flag LIST[] = {{"--format", "format", 'v'},
                                    {"-q", "quiet", 'b'},
                                    {0, 0, 0}};
 static const struct flag PS[] = {{"--format", "format", 'v'}, {"-f", "format", 'v'}, {0, 0, 0}};
+static const struct flag CLEANUP[] = {
+    {"--run", "run", 'v'}, {"--unless-alive", "unless_alive", 'v'}, {0, 0, 0}};
 static const struct flag DELETE[] = {{"--force", "force", 'b'}, {"-f", "force", 'b'}, {0, 0, 0}};
 
 static const struct flag *lookup(const struct flag *t, const char *name, size_t len) {
@@ -158,6 +162,44 @@ static int parse(int argc, char **argv, int i, const struct flag *table, int sto
   return i;
 }
 
+static int all_digits(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
+/* `container cleanup [--run N] --unless-alive PID:START ID`: conmon's exit command after a
+ * foreground run, whose CLI waits for the container and removes it itself. While that
+ * process lives (the check of cli/containers.py's container_cleanup: /proc/PID/stat not a
+ * zombie, its start time, field 22, the same text) there is nothing to do, and this
+ * answers at once instead of starting Python on every foreground run, beside the CLI's
+ * own removal. Anything else is Python's, argv unchanged. */
+static int container_cleanup(int argc, char **argv, int i) {
+  struct opts o = {0};
+  parse(argc, argv, i, CLEANUP, 0, &o);
+  const char *waiter = sj_opt(&o, "unless_alive");
+  if (o.npos != 1 || !waiter)
+    sj_hand_off();
+  const char *colon = strchr(waiter, ':');
+  if (!colon || colon - waiter > 19)
+    sj_hand_off();
+  char pid[20], now[32];
+  memcpy(pid, waiter, (size_t)(colon - waiter));
+  pid[colon - waiter] = 0;
+  if (!all_digits(pid))
+    sj_hand_off();
+  long long start = sj_proc_start_time(strtoll(pid, NULL, 10));
+  if (start < 0)
+    sj_hand_off(); /* gone, or a zombie: the clean-up is the exit command's */
+  snprintf(now, sizeof now, "%lld", start);
+  if (strcmp(now, colon + 1))
+    sj_hand_off(); /* another process has that pid now */
+  return 0;
+}
+
 int main(int argc, char **argv) {
   struct sj_log log = {-1, 0, 0};
   sj_exit_init(argv, &log);
@@ -169,6 +211,8 @@ int main(int argc, char **argv) {
   if (g.npos == 0)
     sj_hand_off(); /* usage */
   const char *cmd = g.pos[0];
+  if (!strcmp(cmd, "container") && i < argc && !strcmp(argv[i], "cleanup"))
+    return container_cleanup(argc, argv, i + 1);
   const struct flag *table;
   int nmax = 1;
   if (!strcmp(cmd, "state") || !strcmp(cmd, "start"))

@@ -107,6 +107,25 @@ def test_killed_foreground_run_rm_is_removed_by_its_monitor(sj):
     assert runtime_entries(sj.run_root) == []
 
 
+def test_foreground_run_exit_command_leaves_it_to_the_cli(sj):
+    """A foreground run waits for its container and does the clean-up itself: the monitor's
+    exit command (`cleanup --unless-alive` naming the CLI; answered by the C front end)
+    does nothing and reports nothing, and the record is the CLI's."""
+    r = sj("container", "run", "--name", "fg", BUSYBOX, "sh", "-c", "exit 3")
+    assert r.rc == 3, r
+    cid = inspect_id(sj, "fg")
+    wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command to end")
+    err = os.path.join(sj.root, "containers", cid, "monitor", "cleanup.err")
+    assert not os.path.exists(err) or open(err).read() == ""
+    st = state(sj, "fg")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 3)
+    assert not _mounts(sj) and runtime_entries(sj.run_root) == []
+    assert sj("container", "run", "--rm", BUSYBOX, "sh", "-c", "exit 5").rc == 5
+    wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command to end")
+    assert list(ps(sj)) == ["fg"]
+    assert sorted(os.listdir(os.path.join(sj.root, "containers"))) == [cid]
+
+
 def test_killed_pull_leaves_no_half_layers(sj):
     """A pull killed while it unpacks leaves layers/.tmp-*: the next command that writes to
     the store removes them (they belong to no one once it holds the store's lock)."""
