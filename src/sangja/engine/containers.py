@@ -438,7 +438,8 @@ class Containers:
         fd, rec = self._create(body, image_id, name)
         try:
             try:
-                return self._start_locked(rec, on_created, foreground)
+                # made just now under the lock we hold: no run of it to tear down
+                return self._start_locked(rec, on_created, foreground, fresh=True)
             except BaseException:
                 if body["HostConfig"].get("AutoRemove"):
                     with contextlib.suppress(SangjaError, OSError):
@@ -475,11 +476,16 @@ class Containers:
                         self._destroy(self._fresh(rec.id))
                 raise
 
-    def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
+    def _start_locked(self, rec: Record, on_created=None, foreground: bool = False,
+                      fresh: bool = False) -> Record:  # fmt: skip
+        """`fresh`: the container was made by this process under the lock it holds (run),
+        so no earlier run left anything (a start killed half-way, before it recorded its
+        run and monitor, may have: `_teardown_run` for any other)."""
         from sangja.engine import ocispec
 
         paths = self.paths(rec.id)
-        self._teardown_run(rec)
+        if not fresh:
+            self._teardown_run(rec)
         drv = self.storage(rec.id)
         self._network_begin(rec)  # netavark works while the rest is made
         try:
@@ -623,12 +629,14 @@ class Containers:
         self.mounts.stop(rec.id, self._live)
         self.storage(rec.id).unmount(paths.dir)
 
-    def _network_teardown(self, rec: Record) -> None:
-        """The run's network: netavark teardown, the namespace, the addresses and ports."""
+    def _network_teardown(self, rec: Record, forget: bool = False) -> None:
+        """The run's network: netavark teardown, the namespace, the addresses and ports;
+        `forget` (the container is removed): its endpoints too, in the same pass."""
         from sangja.engine import containernet
 
         self.__dict__.get("_net_pending", {}).pop(rec.id, None)
-        for w in containernet.teardown(self, rec):
+        undo = containernet.forget if forget else containernet.teardown
+        for w in undo(self, rec):
             if self.log is not None:
                 with contextlib.suppress(OSError):
                     self.log.warn(f"container {rec.id[:12]}: {w}")
@@ -869,10 +877,7 @@ class Containers:
 
             health.stop_checker(paths)
         failpoint("rm:killed")
-        self._network_teardown(rec)
-        from sangja.engine import containernet
-
-        containernet.forget(self, rec)
+        self._network_teardown(rec, forget=True)
         try:
             self.mounts.stop(rec.id, self._live)
             self.storage(rec.id).unmount(paths.dir)
