@@ -528,6 +528,7 @@ class Containers:
                 stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
                 log_driver=lc.get("Type") or "k8s-file",
                 exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
+                meanwhile=lambda: self._preload(foreground),
             )  # fmt: skip
             failpoint("start:created")
             if on_created is not None:
@@ -564,6 +565,13 @@ class Containers:
         self.event(rec, "start")
         self._health_start(self._fresh(rec.id))
         return self._fresh(rec.id)
+
+    def _preload(self, foreground: bool) -> None:
+        """While the runtime creates the container: the modules the rest of the start
+        (the runtime's Python API for `start`) and a foreground run's relay import."""
+        self.rt  # noqa: B018
+        if foreground:
+            import sangja.engine.attach  # noqa: F401
 
     def _network_begin(self, rec: Record) -> None:
         """The container's network namespace made, addresses and ports leased, netavark
