@@ -499,7 +499,9 @@ class Containers:
         try:
             body = rec.spec
             cfg, hc = body["Config"], body["HostConfig"]
-            spec = ocispec.build(body, self.store.config_of(rec.image), cid=rec.id,
+            # the image's config as create read it (content-addressed: it cannot change)
+            conf = self.__dict__.get("_confs", {}).get(rec.image) or self.store.config_of(rec.image)
+            spec = ocispec.build(body, conf, cid=rec.id,
                                  name=rec.name, paths=paths, rootfs=paths.rootfs)  # fmt: skip
             self._network_setup(rec, spec)  # the etc files too
             self._volume_mounts(rec, spec)
@@ -563,8 +565,8 @@ class Containers:
                             started=now, exit_code=0, error="", oom_killed=0, run=run,
                             owner=proc_id() if foreground else "")  # fmt: skip
         self.event(rec, "start")
-        self._health_start(self._fresh(rec.id))
-        return self._fresh(rec.id)
+        rec = self._fresh(rec.id)
+        return self._fresh(rec.id) if self._health_start(rec) else rec
 
     def _preload(self, foreground: bool) -> None:
         """While the runtime creates the container: the modules the rest of the start
@@ -601,20 +603,23 @@ class Containers:
         spec["mounts"] = self.mounts.start(rec.id, self.paths(rec.id).rootfs,
                                            spec.get("mounts") or [], self._live)  # fmt: skip
 
-    def _health_start(self, rec: Record) -> None:
+    def _health_start(self, rec: Record) -> bool:
         """A container with a health check (Config.Healthcheck, or the image's) gets its
-        checker process and State.Health "starting" (engine/health.py)."""
+        checker process and State.Health "starting" (engine/health.py).  -> whether the
+        record changed."""
         hc = rec.config.get("Healthcheck") or (
             (self._image_conf(rec.image).get("config") or {}).get("Healthcheck"))  # fmt: skip
         if not hc or not hc.get("Test") or hc["Test"][0] == "NONE":
             if rec.health:
                 self.records.update(rec.id, health="")
-            return
+                return True
+            return False
         from sangja.engine import health
 
         self.records.update(rec.id, health=jsonio.dumps(
             {"Status": "starting", "FailingStreak": 0, "Log": []}))  # fmt: skip
         health.start_checker(self, rec)
+        return True
 
     def _teardown_run(self, rec: Record) -> None:
         """What a run leaves: the runtime's state and cgroups, the overlay mount, the
