@@ -742,34 +742,41 @@ class Containers:
             if timeout is None:
                 timeout = 10
             sig = self._stop_signal(rec)
-            if not rec.host_config.get("AutoRemove"):
-                self._handling(rec)
-            got = None
-            if timeout != 0:
-                self._signal(rec, sig)
-                self.event(rec, "kill", signal=sig)
-                failpoint("stop:signalled")
-                got = self._wait_exit(rec, None if timeout < 0 else timeout)
-            if got is None:
-                self._signal(rec, 9)
-                got = self._wait_gone(rec)
-            self._finish(rec, got)
+            note = None if rec.host_config.get("AutoRemove") else self._handling(rec)
+            try:
+                got = None
+                if timeout != 0:
+                    self._signal(rec, sig)
+                    self.event(rec, "kill", signal=sig)
+                    failpoint("stop:signalled")
+                    got = self._wait_exit(rec, None if timeout < 0 else timeout)
+                if got is None:
+                    self._signal(rec, 9)
+                    got = self._wait_gone(rec)
+                self._finish(rec, got)
+            except BaseException:
+                # not done: the exit command does it (this process may live on: the API)
+                if note is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(note)
+                raise
             self.event(rec, "stop")
             return True
 
-    def _handling(self, rec: Record) -> None:
+    def _handling(self, rec: Record) -> str:
         """Before `stop` ends the run: this process will record its end and tear it down,
         and no policy restarts a stopped container, so the monitor's exit command has
         nothing to do while this process lives (as `--unless-alive` says for a foreground
         run).  The front end (csrc/front/) reads the note, `monitor/handled`: "RUN
         PID:START", and answers without starting Python; a stop killed half-way leaves a
         dead process there and the exit command does it all.  Written whole (renamed
-        into place); a note of an older run or process is no note."""
+        into place); a note of an older run or process is no note.  -> its path."""
         path = os.path.join(self.paths(rec.id).monitor, "handled")
         with contextlib.suppress(OSError):
             with open(path + ".tmp", "w") as f:
                 f.write(f"{rec.run} {proc_id()}")
             os.rename(path + ".tmp", path)
+        return path
 
     def _stop_signal(self, rec: Record) -> int:
         from sangja.runtime.container import parse_signal
