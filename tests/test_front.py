@@ -294,3 +294,98 @@ def _zombie(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def _proc_id(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f"{pid}:{f.read().rsplit(')', 1)[1].split()[19]}"
+
+
+def test_exit_command_of_a_live_foreground_run_in_c(rt, alone, tmp_path):
+    """conmon's exit command after a foreground run (`container cleanup --unless-alive
+    PID:START`): while that process lives the front end answers 0 itself; a waiter that is
+    gone, a zombie, a pid reused (another start time), or a command line it does not
+    know goes to Python, argv unchanged."""
+    waiter = subprocess.Popen(["sleep", "1000"])
+    try:
+        me = _proc_id(waiter.pid)
+        cid = "a" * 64
+        ok = run([alone, "--root", rt.root, "container", "cleanup", "--run", "3",
+                  "--unless-alive", me, cid])  # fmt: skip
+        assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", ""), ok
+        for form in (["--run=3", f"--unless-alive={me}", cid], ["-unless-alive", me, cid]):
+            r = run([alone, "--root", rt.root, "container", "cleanup", *form])
+            assert r.returncode == 0 and r.stderr == "", (form, r)
+        pid, start = me.split(":")
+        for args in (
+            ["--run", "3", "--unless-alive", f"{pid}:{int(start) + 1}", cid],  # reused pid
+            ["--run", "3", "--unless-alive", f"{pid}:0{start}", cid],  # not the same text
+            ["--run", "3", "--unless-alive", f"x{pid}:{start}", cid],
+            ["--run", "3", cid],  # no waiter
+            ["--run", "3", "--unless-alive", me],  # no container
+            ["--run", "3", "--unless-alive", me, "--force", cid],  # a flag it does not know
+        ):  # fmt: skip
+            r = run([alone, "--root", rt.root, "container", "cleanup", *args])
+            assert r.returncode == 1 and "sangja-py" in r.stderr, (args, r)
+        env = dict(os.environ, SANGJA_PYTHON="1")
+        r = subprocess.run([alone, "--root", rt.root, "container", "cleanup", "--run", "3",
+                            "--unless-alive", me, cid], capture_output=True, text=True,
+                           env=env)  # fmt: skip
+        assert r.returncode == 1 and "sangja-py" in r.stderr
+    finally:
+        waiter.kill()
+    # a zombie is no waiter (not reaped yet: still in /proc)
+    wait_for(lambda: _zombie(waiter.pid), "the waiter a zombie")
+    r = run([alone, "--root", rt.root, "container", "cleanup", "--run", "3",
+             "--unless-alive", me, cid])  # fmt: skip
+    assert r.returncode == 1 and "sangja-py" in r.stderr, r
+    waiter.wait()
+    # through Python: the same answer for a live waiter (and nothing to do for an unknown id)
+    keep = _proc_id(os.getpid())
+    c, p = both(rt, "--root", rt.root, "container", "cleanup", "--run", "3", "--unless-alive",
+                keep, cid)  # fmt: skip
+    assert (c.returncode, c.stdout, c.stderr) == (p.returncode, p.stdout, p.stderr) == (0, "", "")
+
+
+def test_exit_command_while_a_stop_handles_the_run_in_c(rt, alone, tmp_path):
+    """`container cleanup --run N ID` while a `stop` of run N lives (its note
+    `monitor/handled` under $SANGJA_ROOT: "N PID:START", engine/containers.py
+    `_handling`): answered 0 in C.  Another run, a dead stopper, no note, a root that is
+    not absolute, an id that is not 64 hex digits: Python's."""
+    cid = "b" * 64
+    mon = tmp_path / "root" / "containers" / cid / "monitor"
+    mon.mkdir(parents=True)
+    stopper = subprocess.Popen(["sleep", "1000"])
+    env = dict(os.environ, SANGJA_ROOT=str(tmp_path / "root"))
+    env.pop("SANGJA_PYTHON", None)
+
+    def cleanup(*args, **extra):
+        return subprocess.run([alone, "--root", rt.root, "container", "cleanup", *args],
+                              capture_output=True, text=True, env=dict(env, **extra))  # fmt: skip
+
+    sid = _proc_id(stopper.pid)
+    try:
+        (mon / "handled").write_text(f"3 {sid}")
+        r = cleanup("--run", "3", cid)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r
+        gone = f"{2**22 + 1}:1"  # a foreground waiter gone: the stop's note still holds
+        assert cleanup("--run", "3", "--unless-alive", gone, cid).returncode == 0
+        for args, extra in (
+            (["--run", "4", cid], {}),  # a later run
+            (["--run", "03", cid], {}),  # not the same text
+            (["--run", "3", "c" * 64], {}),  # no note
+            (["--run", "3", cid.upper()], {}),
+            (["--run", "3", cid], {"SANGJA_ROOT": "root"}),  # relative: not the engine's
+            (["--run", "3", cid], {"SANGJA_ROOT": ""}),
+            ([cid], {}),  # no run named
+        ):  # fmt: skip
+            r = cleanup(*args, **extra)
+            assert r.returncode == 1 and "sangja-py" in r.stderr, (args, extra, r)
+        pid, start = sid.split(":")
+        (mon / "handled").write_text(f"3 {pid}:{int(start) + 1}")  # that pid, reused
+        assert "sangja-py" in cleanup("--run", "3", cid).stderr
+    finally:
+        stopper.kill()
+        stopper.wait()
+    (mon / "handled").write_text(f"3 {sid}")
+    assert "sangja-py" in cleanup("--run", "3", cid).stderr  # the stopper is gone

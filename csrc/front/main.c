@@ -6,6 +6,8 @@
  * anything, it hands to the Python CLI (`sangja-py` beside it) with argv unchanged, which
  * then answers exactly as it always has: flags it does not know, a container that does not
  * exist, a wrong state. SANGJA_PYTHON=1 hands every call over (the tests run both ways).
+ * Of the engine's words it answers one: the monitor's exit command when nothing is left
+ * for it (container_cleanup below).
  *
  * The state dir is read, locked, judged and removed by csrc/state/, the code the Python
  * runtime runs too. Errors it must report itself (after it has acted) are worded as the
@@ -60,6 +62,8 @@ static const struct flag LIST[] = {{"--format", "format", 'v'},
                                    {"-q", "quiet", 'b'},
                                    {0, 0, 0}};
 static const struct flag PS[] = {{"--format", "format", 'v'}, {"-f", "format", 'v'}, {0, 0, 0}};
+static const struct flag CLEANUP[] = {
+    {"--run", "run", 'v'}, {"--unless-alive", "unless_alive", 'v'}, {0, 0, 0}};
 static const struct flag DELETE[] = {{"--force", "force", 'b'}, {"-f", "force", 'b'}, {0, 0, 0}};
 
 static const struct flag *lookup(const struct flag *t, const char *name, size_t len) {
@@ -158,6 +162,83 @@ static int parse(int argc, char **argv, int i, const struct flag *table, int sto
   return i;
 }
 
+static int all_digits(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
+/* Is the process "PID:START" names alive: /proc/PID/stat not a zombie, its start time
+ * (field 22) the same text? (cli/containers.py container_cleanup's check.) */
+static int waiter_alive(const char *waiter) {
+  const char *colon = strchr(waiter, ':');
+  if (!colon || colon - waiter > 19)
+    return 0;
+  char pid[20], now[32];
+  memcpy(pid, waiter, (size_t)(colon - waiter));
+  pid[colon - waiter] = 0;
+  if (!all_digits(pid))
+    return 0;
+  long long start = sj_proc_start_time(strtoll(pid, NULL, 10));
+  if (start < 0)
+    return 0; /* gone, or a zombie */
+  snprintf(now, sizeof now, "%lld", start);
+  return !strcmp(now, colon + 1); /* else another process has that pid now */
+}
+
+/* Is a live command handling the end of run `run` of container `id` (it records it and
+ * tears the run down, and nothing is left for the exit command: engine/containers.py
+ * `_handling`, `stop` of a container no policy restarts and that is not --rm)? Its note:
+ * `monitor/handled` in the container's directory under $SANGJA_ROOT (the engine gives
+ * conmon that variable): "RUN PID:START". */
+static int run_handled(const char *id, const char *run) {
+  const char *root = getenv("SANGJA_ROOT");
+  if (!root || root[0] != '/' || strlen(id) != 64 || !all_digits(run) || strlen(run) > 20)
+    return 0;
+  for (const char *c = id; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+      return 0;
+  char path[PATH_MAX], buf[64];
+  if (snprintf(path, sizeof path, "%s/containers/%s/monitor/handled", root, id) >= (int)sizeof path)
+    return 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char *sp = strchr(buf, ' ');
+  if (!sp)
+    return 0;
+  *sp = 0;
+  return !strcmp(buf, run) && waiter_alive(sp + 1);
+}
+
+/* `container cleanup [--run N] [--unless-alive PID:START] ID`: conmon's exit command.
+ * Nothing is left for it while the foreground run it names lives (that CLI waits for the
+ * container and removes it itself), nor while a `stop` of this run lives (it records the
+ * end and tears the run down): answered here, without starting Python beside the CLI
+ * that does the work.
+ * Anything else is Python's, argv unchanged. */
+static int container_cleanup(int argc, char **argv, int i) {
+  struct opts o = {0};
+  parse(argc, argv, i, CLEANUP, 0, &o);
+  if (o.npos != 1)
+    sj_hand_off();
+  const char *waiter = sj_opt(&o, "unless_alive");
+  if (waiter && waiter_alive(waiter))
+    return 0;
+  const char *run = sj_opt(&o, "run");
+  if (run && run_handled(o.pos[0], run))
+    return 0;
+  sj_hand_off();
+}
+
 int main(int argc, char **argv) {
   struct sj_log log = {-1, 0, 0};
   sj_exit_init(argv, &log);
@@ -169,6 +250,8 @@ int main(int argc, char **argv) {
   if (g.npos == 0)
     sj_hand_off(); /* usage */
   const char *cmd = g.pos[0];
+  if (!strcmp(cmd, "container") && i < argc && !strcmp(argv[i], "cleanup"))
+    return container_cleanup(argc, argv, i + 1);
   const struct flag *table;
   int nmax = 1;
   if (!strcmp(cmd, "state") || !strcmp(cmd, "start"))

@@ -62,6 +62,16 @@ def dumps(obj):
     return "".join(_encode(obj, 0))
 
 
+_encode_sorted = _json.make_encoder(
+    None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", True, False, True
+)
+
+
+def dumps_sorted(obj):
+    """json.dumps(obj, sort_keys=True)'s text, byte for byte (a canonical form to hash)."""
+    return "".join(_encode_sorted(obj, 0))
+
+
 def dumps_indent(obj, indent="  ", level=0):
     """Indented JSON (for output people read, e.g. `state`)."""
     if isinstance(obj, dict) and obj:

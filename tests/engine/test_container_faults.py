@@ -107,6 +107,60 @@ def test_killed_foreground_run_rm_is_removed_by_its_monitor(sj):
     assert runtime_entries(sj.run_root) == []
 
 
+def test_foreground_run_exit_command_leaves_it_to_the_cli(sj):
+    """A foreground run waits for its container and does the clean-up itself: the monitor's
+    exit command (`cleanup --unless-alive` naming the CLI; answered by the C front end)
+    does nothing and reports nothing, and the record is the CLI's."""
+    r = sj("container", "run", "--name", "fg", BUSYBOX, "sh", "-c", "exit 3")
+    assert r.rc == 3, r
+    cid = inspect_id(sj, "fg")
+    wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command to end")
+    err = os.path.join(sj.root, "containers", cid, "monitor", "cleanup.err")
+    assert not os.path.exists(err) or open(err).read() == ""
+    st = state(sj, "fg")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 3)
+    assert not _mounts(sj) and runtime_entries(sj.run_root) == []
+    assert sj("container", "run", "--rm", BUSYBOX, "sh", "-c", "exit 5").rc == 5
+    wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command to end")
+    assert list(ps(sj)) == ["fg"]
+    assert sorted(os.listdir(os.path.join(sj.root, "containers"))) == [cid]
+
+
+def test_stop_leaves_nothing_to_the_exit_command(sj):
+    """`stop` records the run's end and tears it down itself; its note (`monitor/handled`:
+    the run's number and the stopping process) lets the front end answer the monitor's
+    exit command without Python.  A restart policy does not bring a stopped container
+    back, an --rm one is still removed (by the exit command: no note for it), and a later
+    run that ends by itself is recorded and torn down by its exit command."""
+    sj.ok("container", "run", "-d", "--name", "s", "--restart", "always", BUSYBOX, "sleep",
+          "1000")  # fmt: skip
+    cid = inspect_id(sj, "s")
+    mon = os.path.join(sj.root, "containers", cid, "monitor")
+    for run in (1, 2):
+        if run == 2:
+            sj.ok("container", "start", "s")
+        sj.ok("container", "stop", "-t", "0", "s")
+        wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command")
+        with open(os.path.join(mon, "handled")) as f:
+            assert f.read().split(" ")[0] == str(run)
+        assert not os.path.exists(os.path.join(mon, "cleanup.err"))
+        st = state(sj, "s")
+        assert (st["Status"], st["ExitCode"]) == ("exited", 137)
+        assert not _mounts(sj) and runtime_entries(sj.run_root) == []
+    # a run that ends by itself after a stopped one: the exit command does its work
+    sj.ok("container", "update", "--restart", "no", "s")
+    sj.ok("container", "start", "s")
+    sj.ok("container", "kill", "s")
+    wait_for(lambda: state(sj, "s")["Status"] == "exited", "the exit recorded")
+    wait_for(lambda: not monitor_processes(sj.tmp), "the monitor and its exit command")
+    assert not _mounts(sj) and runtime_entries(sj.run_root) == []
+    sj.ok("container", "run", "-d", "--rm", "--name", "r", BUSYBOX, "sleep", "1000")
+    rid = inspect_id(sj, "r")
+    sj.ok("container", "stop", "-t", "0", "r")
+    wait_for(lambda: "r" not in ps(sj), "the --rm container removed by its exit command")
+    assert not os.path.exists(os.path.join(sj.root, "containers", rid))
+
+
 def test_killed_pull_leaves_no_half_layers(sj):
     """A pull killed while it unpacks leaves layers/.tmp-*: the next command that writes to
     the store removes them (they belong to no one once it holds the store's lock)."""

@@ -333,3 +333,63 @@ def umount(path, bint detach=True):
         import os
 
         raise OSError(e, os.strerror(e), path)
+
+
+# mount(2), unshare(2), setns(2) for the engine (overlay roots, volumes, network
+# namespaces): what it otherwise reached through ctypes, whose import alone costs more
+# than the calls of a whole `container run`.
+cdef extern from "<sys/mount.h>" nogil:
+    int c_mount "mount"(const char *source, const char *target, const char *fstype,
+                        unsigned long flags, const void *data)
+
+
+cdef extern from "<sched.h>" nogil:
+    int c_unshare "unshare"(int flags)
+    int c_setns "setns"(int fd, int nstype)
+
+
+cdef const char *_opt(bytes b):
+    return NULL if b is None else <const char *>b
+
+
+def mount(bytes source, bytes target, bytes fstype, unsigned long flags, bytes data):
+    """mount(2); None for an absent source, fstype or data.  Raises OSError(errno)."""
+    cdef const char *s = _opt(source)
+    cdef const char *t = target
+    cdef const char *f = _opt(fstype)
+    cdef const char *d = _opt(data)
+    cdef int rc, e = 0
+    with nogil:
+        rc = c_mount(s, t, f, flags, d)
+        if rc < 0:
+            e = errno
+    if rc < 0:
+        import os
+
+        raise OSError(e, os.strerror(e))
+
+
+def unshare(int flags):
+    """unshare(2) (of the calling thread's namespaces, for CLONE_NEWNET). OSError(errno)."""
+    cdef int rc, e = 0
+    with nogil:
+        rc = c_unshare(flags)
+        if rc < 0:
+            e = errno
+    if rc < 0:
+        import os
+
+        raise OSError(e, os.strerror(e))
+
+
+def setns(int fd, int nstype):
+    """setns(2) of the calling thread.  Raises OSError(errno)."""
+    cdef int rc, e = 0
+    with nogil:
+        rc = c_setns(fd, nstype)
+        if rc < 0:
+            e = errno
+    if rc < 0:
+        import os
+
+        raise OSError(e, os.strerror(e))

@@ -123,8 +123,8 @@ def teardown(cs, rec) -> list[str]:
     return endpoints(cs).teardown(rec.id)
 
 
-def forget(cs, rec) -> None:
-    endpoints(cs).forget(rec.id)
+def forget(cs, rec) -> list[str]:
+    return endpoints(cs).forget(rec.id)
 
 
 def step_begin(store, runtime_root: str, cid: str, hostname: str):

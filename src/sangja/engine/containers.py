@@ -438,7 +438,8 @@ class Containers:
         fd, rec = self._create(body, image_id, name)
         try:
             try:
-                return self._start_locked(rec, on_created, foreground)
+                # made just now under the lock we hold: no run of it to tear down
+                return self._start_locked(rec, on_created, foreground, fresh=True)
             except BaseException:
                 if body["HostConfig"].get("AutoRemove"):
                     with contextlib.suppress(SangjaError, OSError):
@@ -475,11 +476,16 @@ class Containers:
                         self._destroy(self._fresh(rec.id))
                 raise
 
-    def _start_locked(self, rec: Record, on_created=None, foreground: bool = False) -> Record:
+    def _start_locked(self, rec: Record, on_created=None, foreground: bool = False,
+                      fresh: bool = False) -> Record:  # fmt: skip
+        """`fresh`: the container was made by this process under the lock it holds (run),
+        so no earlier run left anything (a start killed half-way, before it recorded its
+        run and monitor, may have: `_teardown_run` for any other)."""
         from sangja.engine import ocispec
 
         paths = self.paths(rec.id)
-        self._teardown_run(rec)
+        if not fresh:
+            self._teardown_run(rec)
         drv = self.storage(rec.id)
         self._network_begin(rec)  # netavark works while the rest is made
         try:
@@ -493,7 +499,9 @@ class Containers:
         try:
             body = rec.spec
             cfg, hc = body["Config"], body["HostConfig"]
-            spec = ocispec.build(body, self.store.config_of(rec.image), cid=rec.id,
+            # the image's config as create read it (content-addressed: it cannot change)
+            conf = self.__dict__.get("_confs", {}).get(rec.image) or self.store.config_of(rec.image)
+            spec = ocispec.build(body, conf, cid=rec.id,
                                  name=rec.name, paths=paths, rootfs=paths.rootfs)  # fmt: skip
             self._network_setup(rec, spec)  # the etc files too
             self._volume_mounts(rec, spec)
@@ -527,6 +535,7 @@ class Containers:
                 stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
                 log_driver=lc.get("Type") or "k8s-file", log_path=log_fifo,
                 exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
+                meanwhile=lambda: self._preload(foreground),
             )  # fmt: skip
             failpoint("start:created")
             if on_created is not None:
@@ -565,8 +574,15 @@ class Containers:
                             started=now, exit_code=0, error="", oom_killed=0, run=run,
                             owner=proc_id() if foreground else "")  # fmt: skip
         self.event(rec, "start")
-        self._health_start(self._fresh(rec.id))
-        return self._fresh(rec.id)
+        rec = self._fresh(rec.id)
+        return self._fresh(rec.id) if self._health_start(rec) else rec
+
+    def _preload(self, foreground: bool) -> None:
+        """While the runtime creates the container: the modules the rest of the start
+        (the runtime's Python API for `start`) and a foreground run's relay import."""
+        self.rt  # noqa: B018
+        if foreground:
+            import sangja.engine.attach  # noqa: F401
 
     def _network_begin(self, rec: Record) -> None:
         """The container's network namespace made, addresses and ports leased, netavark
@@ -596,20 +612,23 @@ class Containers:
         spec["mounts"] = self.mounts.start(rec.id, self.paths(rec.id).rootfs,
                                            spec.get("mounts") or [], self._live)  # fmt: skip
 
-    def _health_start(self, rec: Record) -> None:
+    def _health_start(self, rec: Record) -> bool:
         """A container with a health check (Config.Healthcheck, or the image's) gets its
-        checker process and State.Health "starting" (engine/health.py)."""
+        checker process and State.Health "starting" (engine/health.py).  -> whether the
+        record changed."""
         hc = rec.config.get("Healthcheck") or (
             (self._image_conf(rec.image).get("config") or {}).get("Healthcheck"))  # fmt: skip
         if not hc or not hc.get("Test") or hc["Test"][0] == "NONE":
             if rec.health:
                 self.records.update(rec.id, health="")
-            return
+                return True
+            return False
         from sangja.engine import health
 
         self.records.update(rec.id, health=jsonio.dumps(
             {"Status": "starting", "FailingStreak": 0, "Log": []}))  # fmt: skip
         health.start_checker(self, rec)
+        return True
 
     def _teardown_run(self, rec: Record) -> None:
         """What a run leaves: the runtime's state and cgroups, the overlay mount, the
@@ -632,12 +651,14 @@ class Containers:
         self.mounts.stop(rec.id, self._live)
         self.storage(rec.id).unmount(paths.dir)
 
-    def _network_teardown(self, rec: Record) -> None:
-        """The run's network: netavark teardown, the namespace, the addresses and ports."""
+    def _network_teardown(self, rec: Record, forget: bool = False) -> None:
+        """The run's network: netavark teardown, the namespace, the addresses and ports;
+        `forget` (the container is removed): its endpoints too, in the same pass."""
         from sangja.engine import containernet
 
         self.__dict__.get("_net_pending", {}).pop(rec.id, None)
-        for w in containernet.teardown(self, rec):
+        undo = containernet.forget if forget else containernet.teardown
+        for w in undo(self, rec):
             if self.log is not None:
                 with contextlib.suppress(OSError):
                     self.log.warn(f"container {rec.id[:12]}: {w}")
@@ -730,18 +751,41 @@ class Containers:
             if timeout is None:
                 timeout = 10
             sig = self._stop_signal(rec)
-            got = None
-            if timeout != 0:
-                self._signal(rec, sig)
-                self.event(rec, "kill", signal=sig)
-                failpoint("stop:signalled")
-                got = self._wait_exit(rec, None if timeout < 0 else timeout)
-            if got is None:
-                self._signal(rec, 9)
-                got = self._wait_gone(rec)
-            self._finish(rec, got)
+            note = None if rec.host_config.get("AutoRemove") else self._handling(rec)
+            try:
+                got = None
+                if timeout != 0:
+                    self._signal(rec, sig)
+                    self.event(rec, "kill", signal=sig)
+                    failpoint("stop:signalled")
+                    got = self._wait_exit(rec, None if timeout < 0 else timeout)
+                if got is None:
+                    self._signal(rec, 9)
+                    got = self._wait_gone(rec)
+                self._finish(rec, got)
+            except BaseException:
+                # not done: the exit command does it (this process may live on: the API)
+                if note is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(note)
+                raise
             self.event(rec, "stop")
             return True
+
+    def _handling(self, rec: Record) -> str:
+        """Before `stop` ends the run: this process will record its end and tear it down,
+        and no policy restarts a stopped container, so the monitor's exit command has
+        nothing to do while this process lives (as `--unless-alive` says for a foreground
+        run).  The front end (csrc/front/) reads the note, `monitor/handled`: "RUN
+        PID:START", and answers without starting Python; a stop killed half-way leaves a
+        dead process there and the exit command does it all.  Written whole (renamed
+        into place); a note of an older run or process is no note.  -> its path."""
+        path = os.path.join(self.paths(rec.id).monitor, "handled")
+        with contextlib.suppress(OSError):
+            with open(path + ".tmp", "w") as f:
+                f.write(f"{rec.run} {proc_id()}")
+            os.rename(path + ".tmp", path)
+        return path
 
     def _stop_signal(self, rec: Record) -> int:
         from sangja.runtime.container import parse_signal
@@ -882,10 +926,7 @@ class Containers:
 
             health.stop_checker(paths)
         failpoint("rm:killed")
-        self._network_teardown(rec)
-        from sangja.engine import containernet
-
-        containernet.forget(self, rec)
+        self._network_teardown(rec, forget=True)
         try:
             self.mounts.stop(rec.id, self._live)
             self.storage(rec.id).unmount(paths.dir)

@@ -16,7 +16,6 @@ Docker writes them, and `--add-host`/`--dns*` checked.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from sangja.engine.neterrors import NetworkInvalid
@@ -46,6 +45,8 @@ def parse_extra_host(item: str) -> tuple[str, str]:
     if not sep or not name or not ip:
         raise NetworkInvalid(f"bad format for add-host: {item!r}")
     if ip != HOST_GATEWAY:
+        import ipaddress
+
         try:
             ipaddress.ip_address(ip)
         except ValueError:
@@ -56,6 +57,8 @@ def parse_extra_host(item: str) -> tuple[str, str]:
 def check_dns(servers: list[str] | None) -> list[str]:
     out = []
     for s in servers or ():
+        import ipaddress
+
         try:
             out.append(str(ipaddress.ip_address(s)))
         except ValueError:
@@ -123,6 +126,10 @@ def parse_resolv(text: str) -> tuple[list[str], list[str], list[str]]:
 
 
 def _loopback(ip: str) -> bool:
+    if ":" not in ip and not ip.startswith("127."):
+        return False  # not in 127/8 (ipaddress, ~2 ms to import, would say the same)
+    import ipaddress
+
     try:
         return ipaddress.ip_address(ip.split("%")[0]).is_loopback
     except ValueError:

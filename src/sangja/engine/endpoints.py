@@ -153,7 +153,7 @@ class Endpoints:
     def validate(self, body: dict, resolve_container=None) -> None:
         """Everything about networks in a ContainerCreate body, checked before anything is
         made (InvalidArgument-like errors naming the problem, Docker's texts)."""
-        from sangja.engine import dns, ipam, ports
+        from sangja.engine import dns, ports
 
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
@@ -168,6 +168,8 @@ class Endpoints:
         dns.check_search(hc.get("DnsSearch"))
         mac = cfg.get("MacAddress") or ""
         if mac:
+            from sangja.engine import ipam
+
             ipam.check_mac(mac)
         other = _container_mode(mode)
         if other is not None:
@@ -296,10 +298,7 @@ class Endpoints:
 
     def forget(self, cid: str) -> list[str]:
         """The container is removed: its run torn down, its endpoints gone. -> warnings."""
-        warnings = self.teardown(cid)
-        with self.nets.transaction() as tx:
-            tx.execute("DELETE FROM net_endpoints WHERE container=?", (cid,))
-        return warnings
+        return self.teardown(cid, forget=True)
 
     # ---- a run --------------------------------------------------------------------------
     def setup(self, cid: str, name: str, body: dict, *, hostname: str | None,
@@ -551,12 +550,11 @@ class Endpoints:
         box.extra = [self._extra_host(h, cid) for h in hc.get("ExtraHosts") or ()]
         return self.files(box, body, hostname)
 
-    def teardown(self, cid: str) -> list[str]:
+    def teardown(self, cid: str, forget: bool = False) -> list[str]:
         """Undo the run's network set-up, whatever of it there is (idempotent).  ->
         warnings (netavark's errors: what it could not undo is removed with the namespace
-        and, for a bridge no other container uses, by deleting the device)."""
-        from sangja.engine import firewall, netavark
-
+        and, for a bridge no other container uses, by deleting the device).  `forget`:
+        the endpoints' rows go too, in the same transaction (the container is removed)."""
         warnings = []
         pending = self._pending.pop(cid, None)
         if pending is not None:  # a deferred setup this process started: let it end first
@@ -570,6 +568,8 @@ class Endpoints:
             own_fw = os.path.exists(self.dirs.firewall_mark(cid))
             # nothing but lo: netavark never ran (killed before it), nothing to undo
             if eps and nsmod.is_netns(sb[1]) and nsmod.links(sb[1]) != ["lo"]:
+                from sangja.engine import netavark
+
                 try:
                     netavark.teardown(self.dirs, sb[1], self._options(
                         cid, "", eps, self.mappings(cid), ()), own_fw)  # fmt: skip
@@ -577,23 +577,29 @@ class Endpoints:
                     warnings.append(str(e))
                     self._drop_unused_bridges(cid, eps)
             if eps and not own_fw:  # also what a set-up killed half-way wrote
+                from sangja.engine import firewall
+
                 try:
                     firewall.teardown(cid, _families(eps))
                 except NetworkError as e:
                     warnings.append(str(e))
         self._mark_firewall(cid, False)
         nsmod.remove(own)  # never another container's (container:X shares X's)
+        # held: leases (any endpoint row at all when it is to be forgotten) or ports
+        held = "" if forget else " AND (ipv4 IS NOT NULL OR ipv6 IS NOT NULL OR mac IS NOT NULL)"
         if sb is None and self.db.execute(
-            "SELECT 1 FROM net_endpoints WHERE container=? AND (ipv4 IS NOT NULL OR ipv6 IS"
-            " NOT NULL OR mac IS NOT NULL) UNION ALL SELECT 1 FROM net_ports WHERE container=?",
-            (cid, cid),
+            f"SELECT 1 FROM net_endpoints WHERE container=?{held}"
+            " UNION ALL SELECT 1 FROM net_ports WHERE container=?", (cid, cid),
         ).fetchone() is None:  # fmt: skip
             return warnings  # nothing held: no write (every start tears down first)
         with self.nets.transaction() as tx:
-            tx.execute(
-                "UPDATE net_endpoints SET last_ipv4=COALESCE(ipv4, last_ipv4),"
-                " last_ipv6=COALESCE(ipv6, last_ipv6), ipv4=NULL, ipv6=NULL, mac=NULL"
-                " WHERE container=?", (cid,))  # fmt: skip
+            if forget:
+                tx.execute("DELETE FROM net_endpoints WHERE container=?", (cid,))
+            else:
+                tx.execute(
+                    "UPDATE net_endpoints SET last_ipv4=COALESCE(ipv4, last_ipv4),"
+                    " last_ipv6=COALESCE(ipv6, last_ipv6), ipv4=NULL, ipv6=NULL, mac=NULL"
+                    " WHERE container=?", (cid,))  # fmt: skip
             tx.execute("DELETE FROM net_ports WHERE container=?", (cid,))
             tx.execute("DELETE FROM net_sandboxes WHERE container=?", (cid,))
         return warnings

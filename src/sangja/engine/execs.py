@@ -18,10 +18,9 @@ its stdio on an attach socket (podman's way), or detached.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import secrets
 
+from sangja import jsonio
 from sangja.engine import monitor
 from sangja.engine.errors import (
     EngineError,
@@ -47,7 +46,7 @@ def process_spec(containers, rec, body: dict) -> dict:
     paths = containers.paths(rec.id)
     try:
         with open(paths.config) as f:
-            base = json.load(f)["process"]
+            base = jsonio.loads(f.read())["process"]
     except (OSError, ValueError, KeyError) as e:
         raise EngineError(f"exec: the container's config.json: {e}")
     cmd = body.get("Cmd")
@@ -126,7 +125,7 @@ class Execs:
         rec = _check_running(self.cs, ref)
         paths = self.cs.paths(rec.id)
         self._collect(paths)
-        exec_id = secrets.token_hex(32)
+        exec_id = os.urandom(32).hex()  # secrets.token_hex's bytes (secrets loads hashlib)
         edir = os.path.join(paths.execs, exec_id)
         os.makedirs(edir, mode=0o700)
         _write_json(os.path.join(edir, "exec.json"),
@@ -165,7 +164,7 @@ class Execs:
             edir = os.path.join(containers_dir(self.cs.root), cid, "exec", exec_id)
             try:
                 with open(os.path.join(edir, "exec.json")) as f:
-                    conf = json.load(f)
+                    conf = jsonio.loads(f.read())
             except (OSError, ValueError):
                 continue
             rec = self.cs.records.get(cid)
@@ -295,7 +294,7 @@ def _start_code(e: EngineError) -> int:
 
 def _write_json(path: str, obj) -> None:
     with open(path, "w") as f:
-        json.dump(obj, f)
+        f.write(jsonio.dumps(obj))
 
 
 def _write_exit(files, code: int) -> None:

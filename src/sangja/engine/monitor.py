@@ -152,12 +152,15 @@ class Started:
 
 def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: bool,
            stdin_once: bool, log_size_max: int, exit_command: list[str], env: dict,
-           log_driver: str = "k8s-file", log_path: str | None = None) -> Started:  # fmt: skip
+           log_driver: str = "k8s-file", log_path: str | None = None,
+           meanwhile=None) -> Started:  # fmt: skip
     """Start conmon for the container whose bundle is `paths.dir`: it runs the runtime's
     `create` (the init then waits for `start`) and stays to monitor.  `log_path`: where it
     writes the log instead of `paths.log` (the log writer's FIFO, logfiles.py).  -> Started
     once the runtime's create succeeded; on failure the runtime's error (126/127 for the
-    command)."""
+    command).  `meanwhile()`: called while conmon and the runtime work (the caller loads
+    what it needs next instead of waiting idle; its errors are ignored: the later use meets
+    them)."""
     from sangja.engine.paths import sangja_binary
 
     os.makedirs(paths.monitor, mode=0o700, exist_ok=True)
@@ -185,6 +188,9 @@ def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: b
         argv.append("-i")
     r = _spawn(argv, _env(dict(env, _OCI_SYNCPIPE="3")), paths.conmon_err, paths.monitor)
     try:
+        if meanwhile is not None:
+            with contextlib.suppress(Exception):
+                meanwhile()
         msg = _read_sync(r)
     finally:
         os.close(r)

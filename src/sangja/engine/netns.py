@@ -22,19 +22,6 @@ MNT_DETACH = 2
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3): the namespace type of an nsfs fd
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
-_libc = None
-
-
-def _c():
-    global _libc
-    if _libc is None:
-        import ctypes
-
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return _libc
-
 
 class RunDirs:
     """What the engine keeps for networks under the runtime's root (a tmpfs: gone at boot,
@@ -104,44 +91,51 @@ def create(path: str) -> None:
 def _make(path: str, err: list) -> None:
     """In a thread of its own: unshare, lo up, bind-mount.  The thread then ends, taking
     the namespace change with it."""
-    import ctypes
     import threading
 
+    from sangja._native import launch  # mount, unshare: no ctypes (its import is ~3 ms)
+
     try:
-        libc = _c()
-        if libc.unshare(CLONE_NEWNET) != 0:
-            n = ctypes.get_errno()
-            raise OSError(n, f"unshare(CLONE_NEWNET): {os.strerror(n)}")
+        try:
+            launch.unshare(CLONE_NEWNET)
+        except OSError as e:
+            raise OSError(e.errno, f"unshare(CLONE_NEWNET): {e.strerror}")
         _lo_up()
         src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-        if libc.mount(src, path.encode(), None, MS_BIND, None) != 0:
-            n = ctypes.get_errno()
-            raise OSError(n, f"bind mount on {path}: {os.strerror(n)}")
+        try:
+            launch.mount(src, path.encode(), None, MS_BIND, None)
+        except OSError as e:
+            raise OSError(e.errno, f"bind mount on {path}: {e.strerror}")
     except BaseException as e:  # handed to the caller's thread
         err.append(e)
 
 
 def _lo_up() -> None:
-    import socket
+    import _socket  # the C module: `socket` pulls in enum, selectors, array
+    import fcntl
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        import fcntl
-
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
         req = struct.pack("16sh22x", b"lo", 0)
         flags = struct.unpack("16sh22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 def remove(path: str) -> None:
     """Unmount (lazily: a process still in the namespace keeps it alive, not the mount) and
     remove the file.  Nothing there is fine."""
-    import ctypes
+    from sangja._native import launch
 
-    libc = _c()
-    while libc.umount2(path.encode(), MNT_DETACH) == 0:
-        pass  # mounted twice (a repeated bind): each layer goes
-    n = ctypes.get_errno()
+    while True:
+        try:
+            launch.umount(path, True)  # MNT_DETACH
+        except OSError as e:
+            n = e.errno
+            break
+        # mounted twice (a repeated bind): each layer goes
     if n not in (errno.EINVAL, errno.ENOENT):
         raise NetworkError(f"unmount {path}: {os.strerror(n)}", errno=n, path=path)
     try:
@@ -155,8 +149,9 @@ def remove(path: str) -> None:
 def run_in(path: str, fn):
     """fn() in a thread that joins the namespace at `path` (sockets it makes live there);
     -> its result.  This thread never leaves its own namespace."""
-    import ctypes
     import threading
+
+    from sangja._native import launch
 
     out: list = []
     err: list = []
@@ -165,9 +160,10 @@ def run_in(path: str, fn):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                if _c().setns(fd, CLONE_NEWNET) != 0:
-                    n = ctypes.get_errno()
-                    raise OSError(n, f"setns {path}: {os.strerror(n)}")
+                try:
+                    launch.setns(fd, CLONE_NEWNET)
+                except OSError as e:
+                    raise OSError(e.errno, f"setns {path}: {e.strerror}")
             finally:
                 os.close(fd)
             out.append(fn())

@@ -146,14 +146,14 @@ def _port_key(port: str) -> tuple[int, str]:
 
 def check_bindings(bindings: dict | None) -> None:
     """HostConfig.PortBindings as the API gives it: well formed, or NetworkInvalid."""
-    import ipaddress
-
     for port, lst in (bindings or {}).items():
         _port_key(port)
         for b in lst or ():
             if not isinstance(b, dict):
                 raise NetworkInvalid(f"PortBindings[{port!r}]: want [{{HostIp, HostPort}}]")
             if b.get("HostIp"):
+                import ipaddress
+
                 try:
                     ipaddress.ip_address(b["HostIp"])
                 except ValueError:

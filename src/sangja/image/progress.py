@@ -10,8 +10,8 @@ dependency that costs more to import than a whole runtime verb.
 
 from __future__ import annotations
 
+import _thread  # threading's Lock is this one (threading itself pulls in weakref and more)
 import sys
-import threading
 import time
 
 BAR = 50
@@ -33,7 +33,7 @@ class Progress:
         self.quiet = quiet
         self.rows: dict[str, list] = {}  # id -> [status, done, total]
         self.order: list[str] = []
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.drawn = 0  # lines of the live block on screen
         self.last_draw = 0.0
         self.started = time.monotonic()
@@ -144,7 +144,7 @@ class JSONProgress:
 
     def __init__(self, emit):
         self.emit = emit
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.rows: dict[str, list] = {}  # id -> [status, done, total, last sent]
         self.started = time.monotonic()
         self.quiet = False

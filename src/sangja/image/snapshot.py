@@ -21,7 +21,6 @@ the engine root, and vfs with a warning when it cannot.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno as _errno
 import os
 import stat as _stat
@@ -33,16 +32,29 @@ MS_NODEV = 0x4
 MNT_DETACH = 0x2
 OPTION_MAX = 4000  # a mount option string must fit a page
 
-_libc = None
+
+def _mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
+           data: bytes | None) -> int:  # fmt: skip
+    """mount(2) -> 0 or its errno (the native binding: ctypes costs more to import than a
+    whole run's mounts)."""
+    from sangja._native import launch
+
+    try:
+        launch.mount(source, target, fstype, flags, data)
+    except OSError as e:
+        return e.errno
+    return 0
 
 
-def _c():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return _libc
+def _umount(target: str, detach: bool) -> int:
+    """umount2(2) -> 0 or its errno."""
+    from sangja._native import launch
+
+    try:
+        launch.umount(target, detach)
+    except OSError as e:
+        return e.errno
+    return 0
 
 
 class SnapshotError(SangjaError):
@@ -76,37 +88,32 @@ def mount_overlay(lowers: list[str], upper: str, work: str, target: str, extra: 
         cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         os.chdir(base)
     try:
-        rc = _c().mount(b"overlay", os.fsencode(target), b"overlay", MS_NODEV,
-                        opts.encode())  # fmt: skip
-        err = ctypes.get_errno()
+        err = _mount(b"overlay", os.fsencode(target), b"overlay", MS_NODEV, opts.encode())
     finally:
         if cwd is not None:
             os.fchdir(cwd)
             os.close(cwd)
-    if rc != 0:
+    if err != 0:
         raise SnapshotError(f"mount overlay on {target}: {os.strerror(err)}", errno=err)
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
     """mount(2), for the local volume driver's `--opt type/device/o` volumes."""
-    rc = _c().mount(source.encode() if source else None, os.fsencode(target),
-                    fstype.encode() if fstype else None, flags,
-                    data.encode() if data else None)  # fmt: skip
-    if rc != 0:
-        err = ctypes.get_errno()
+    err = _mount(source.encode() if source else None, os.fsencode(target),
+                 fstype.encode() if fstype else None, flags,
+                 data.encode() if data else None)  # fmt: skip
+    if err != 0:
         raise SnapshotError(f"mount {source} on {target}: {os.strerror(err)}", errno=err,
                             path=target)  # fmt: skip
 
 
 def unmount(target: str) -> None:
     """Unmount (lazily if busy); nothing mounted there is not an error."""
-    rc = _c().umount2(os.fsencode(target), 0)
-    if rc != 0:
-        err = ctypes.get_errno()
+    err = _umount(target, False)
+    if err != 0:
         if err == _errno.EBUSY:
-            rc = _c().umount2(os.fsencode(target), MNT_DETACH)
-            err = ctypes.get_errno() if rc else 0
-        if rc != 0 and err not in (_errno.EINVAL, _errno.ENOENT):
+            err = _umount(target, True)
+        if err != 0 and err not in (_errno.EINVAL, _errno.ENOENT):
             raise SnapshotError(f"unmount {target}: {os.strerror(err)}", errno=err)
 
 
