@@ -63,9 +63,17 @@ static void init_clone_args(const struct sj_plan *plan, struct sj_clone_args *ar
  * so that a pipe held by the caller's caller is not kept open by an init
  * that may wait on its exec fifo for a long time. */
 static void close_inherited_fds(const struct sj_plan *plan, int sync_fd, int tramp_fd) {
-  int fixed[] = {sync_fd,          plan->exec_fifo_fd, plan->console_fd,   plan->log_fd,
-                 plan->cgroup_fd,  plan->exec_pidfd,   plan->exec_root_fd, tramp_fd,
-                 plan->stdio_fds[0], plan->stdio_fds[1], plan->stdio_fds[2]};
+  int fixed[] = {sync_fd,
+                 plan->exec_fifo_fd,
+                 plan->console_fd,
+                 plan->log_fd,
+                 plan->cgroup_fd,
+                 plan->exec_pidfd,
+                 plan->exec_root_fd,
+                 tramp_fd,
+                 plan->stdio_fds[0],
+                 plan->stdio_fds[1],
+                 plan->stdio_fds[2]};
   size_t nfixed = sizeof fixed / sizeof fixed[0];
   int keep[nfixed + plan->nmounts];
   memcpy(keep, fixed, sizeof fixed);
