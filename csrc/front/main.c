@@ -204,14 +204,8 @@ static int run_handled(const char *id, const char *run) {
   char path[PATH_MAX], buf[64];
   if (snprintf(path, sizeof path, "%s/containers/%s/monitor/handled", root, id) >= (int)sizeof path)
     return 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
+  if (sj_read_short(path, O_NOFOLLOW, buf, sizeof buf) <= 0)
     return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
   char *sp = strchr(buf, ' ');
   if (!sp)
     return 0;

@@ -32,19 +32,25 @@ int sj_state_valid_id(const char *id) {
   return 1;
 }
 
+ssize_t sj_read_short(const char *path, int flags, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0)
+    return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n < 0)
+    return -1;
+  buf[n] = 0;
+  return n;
+}
+
 long long sj_proc_start_time(long long pid) {
   char path[64], buf[1024];
   if (pid <= 0)
     return -1;
   snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (sj_read_short(path, 0, buf, sizeof buf) <= 0)
     return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = 0;
   /* comm may hold spaces and parens: the fields start after the last ')'. */
   char *p = strrchr(buf, ')');
   if (!p || p[1] != ' ')
@@ -259,14 +265,8 @@ static int frozen(const struct sj_record *rec) {
     return 0;
   snprintf(path, sizeof path, "%s/%s", rec->frozen,
            rec->freezer == 1 ? "freezer.state" : "cgroup.freeze");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (sj_read_short(path, 0, buf, sizeof buf) <= 0)
     return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
   buf[strcspn(buf, "\n")] = 0;
   if (rec->freezer == 1)
     return !strcmp(buf, "FROZEN") || !strcmp(buf, "FREEZING");

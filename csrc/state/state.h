@@ -8,6 +8,7 @@
 #define SJ_STATE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <yajl/yajl_tree.h>
 
 #define SJ_STATE_FILE "state.json"
@@ -29,6 +30,10 @@ int sj_state_valid_id(const char *id);
 
 /* The start time of `pid` in clock ticks, or -1 if it has none (gone, a zombie). */
 long long sj_proc_start_time(long long pid);
+
+/* A small file's text, at most size - 1 bytes, NUL-terminated (open `flags` added to
+ * O_RDONLY | O_CLOEXEC). -> its length (0: empty), -1: unreadable. */
+ssize_t sj_read_short(const char *path, int flags, char *buf, size_t size);
 
 /* Make root (0711) and root/id (0711, EEXIST if the id is taken), open it and lock it
  * exclusively. -> the directory's fd (O_CLOEXEC). */
