@@ -130,23 +130,15 @@ def _cgroup_mounts():
 
 
 @pytest.fixture(scope="module")
-def daemons(tmp_path_factory):
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
+def daemons(tmp_path_factory, fixtures):
     base = str(tmp_path_factory.mktemp("api"))
     out = {}
-    try:
-        with fx.netns.entered():
-            for name in ("sangja", "dockerd"):
-                out[name] = Daemon(name, base)
-                out[name].docker("pull", "-q", IMAGE)
-            yield out
-            for d in out.values():
-                d.close()
-    finally:
-        with pytest.raises(StopIteration):
-            next(gen)
+    for name in ("sangja", "dockerd"):
+        out[name] = Daemon(name, base)
+        out[name].docker("pull", "-q", IMAGE)
+    yield out
+    for d in out.values():
+        d.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

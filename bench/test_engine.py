@@ -140,23 +140,15 @@ class _suppress:
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
+def engines(tmp_path_factory, fixtures):
     base = str(tmp_path_factory.mktemp("engines"))
     out = {}
-    try:
-        with fx.netns.entered():
-            for name in ("sangja", "podman"):
-                out[name] = Engine(name, base)
-                out[name].pull()
-            yield out
-            for e in out.values():
-                e.close()
-    finally:
-        with pytest.raises(StopIteration):
-            next(gen)
+    for name in ("sangja", "podman"):
+        out[name] = Engine(name, base)
+        out[name].pull()
+    yield out
+    for e in out.values():
+        e.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

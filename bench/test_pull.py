@@ -31,17 +31,6 @@ TARGET = 0.5  # sangja / podman
 RESULTS = {}
 
 
-@pytest.fixture(scope="module")
-def registry():
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
-    with fx.netns.entered():
-        yield fx
-    with pytest.raises(StopIteration):
-        next(gen)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def summary(request):
     yield
@@ -124,7 +113,7 @@ def workdir():
 
 
 @pytest.mark.parametrize("name", TOOLS)
-def test_pull(benchmark, registry, workdir, name):
+def test_pull(benchmark, fixtures, workdir, name):
     if name == "podman" and not shutil.which("podman"):
         pytest.skip("podman is not installed")
     base, tools = workdir

@@ -58,25 +58,17 @@ class Storage(Engine):
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    gen = registrykit.session_fixtures()
-    fx = next(gen)
-    fx.registry("plain")
+def stores(tmp_path_factory, fixtures):
     base = str(tmp_path_factory.mktemp("storage"))
     out = {}
-    try:
-        with fx.netns.entered():
-            for name in ("sangja", "podman"):
-                for driver in ("overlay", "vfs"):
-                    e = out[(name, driver)] = Storage(name, os.path.join(base, name), driver)
-                    e.pull_image(BUSYBOX)
-                    e.pull_image(DEBIAN)
-            yield out
-            for e in out.values():
-                e.close()
-    finally:
-        with pytest.raises(StopIteration):
-            next(gen)
+    for name in ("sangja", "podman"):
+        for driver in ("overlay", "vfs"):
+            e = out[(name, driver)] = Storage(name, os.path.join(base, name), driver)
+            e.pull_image(BUSYBOX)
+            e.pull_image(DEBIAN)
+    yield out
+    for e in out.values():
+        e.close()
 
 
 def _bench(benchmark, bench, engine, fn, rounds):
