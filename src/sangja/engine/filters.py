@@ -15,18 +15,24 @@ KEYS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since"
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
+def _collect(items) -> dict[str, list[str]]:
+    """Filters as the API gives them ({key: [values]}) or the CLI (["key=value", ...]) ->
+    {key: [values]}, keys not checked."""
+    if isinstance(items, dict):
+        return {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
+                items.items()}  # fmt: skip
+    out: dict[str, list[str]] = {}
+    for it in items or ():
+        k, eq, v = it.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
+        out.setdefault(k.strip().lower(), []).append(v)
+    return out
+
+
 def parse(items) -> dict[str, list[str]]:
     """['status=exited', 'label=a=b'] (CLI) or {"status": ["exited"]} (API) -> dict."""
-    if isinstance(items, dict):
-        out = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
-               items.items()}  # fmt: skip
-    else:
-        out: dict[str, list[str]] = {}
-        for it in items or ():
-            k, eq, v = it.partition("=")
-            if not eq:
-                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
-            out.setdefault(k.strip().lower(), []).append(v)
+    out = _collect(items)
     for k, vs in out.items():
         if k not in KEYS:
             raise InvalidArgument(f"invalid filter '{k}'")
@@ -136,16 +142,7 @@ def parse_prune(items) -> tuple[float | None, list[str], list[str]]:
     -> (until, labels, not_labels)."""
     from sangja.engine.units import parse_timestamp
 
-    if isinstance(items, dict):
-        f = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
-             items.items()}  # fmt: skip
-    else:
-        f = {}
-        for it in items or ():
-            k, eq, v = it.partition("=")
-            if not eq:
-                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
-            f.setdefault(k.strip().lower(), []).append(v)
+    f = _collect(items)
     for k in f:
         if k not in ("until", "label", "label!"):
             raise InvalidArgument(f"invalid filter '{k}'")
@@ -163,16 +160,7 @@ IMAGE_KEYS = ("dangling", "label", "reference", "before", "since")
 
 def parse_image_filters(items) -> dict[str, list[str]]:
     """/images/json filters (a dict, or the CLI's ["k=v", ...]) -> {key: [values]}."""
-    if isinstance(items, dict):
-        out = {k: list(v) if isinstance(v, (list, tuple)) else list(v or ()) for k, v in
-               items.items()}  # fmt: skip
-    else:
-        out = {}
-        for it in items or ():
-            k, eq, v = it.partition("=")
-            if not eq:
-                raise InvalidArgument(f"bad format of filter (expected name=value): {it!r}")
-            out.setdefault(k.strip().lower(), []).append(v)
+    out = _collect(items)
     for k, vs in out.items():
         if k not in IMAGE_KEYS:
             raise InvalidArgument(f"invalid filter '{k}'")
