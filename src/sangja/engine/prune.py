@@ -10,23 +10,13 @@ def system_prune(cs, all: bool = False, volumes: bool = False, filters=None) -> 
     "CachesDeleted", "SpaceReclaimed"}.
     `filters`: {"until": [...], "label": [...], "label!": [...]} (until: containers and
     images; label, label!: containers, images and volumes), as Docker's."""
-    from sangja.engine.errors import InvalidArgument
+    from sangja.engine.filters import parse_prune
     from sangja.engine.images import Images
-    from sangja.engine.units import parse_timestamp
 
     f = {k: list(v) for k, v in (filters or {}).items()}
-    for k in f:
-        if k not in ("until", "label", "label!"):
-            raise InvalidArgument(f"invalid filter '{k}'")
-    until = None
-    if f.get("until"):
-        try:
-            until = parse_timestamp(f["until"][0])
-        except ValueError as e:
-            raise InvalidArgument(str(e))
+    until, labels, not_labels = parse_prune(f)
     out = {"ContainersDeleted": [], "NetworksDeleted": [], "VolumesDeleted": [],
            "ImagesDeleted": [], "CachesDeleted": [], "SpaceReclaimed": 0}  # fmt: skip
-    labels, not_labels = f.get("label", []), f.get("label!", [])
     c = cs.prune({k: v for k, v in f.items() if k in ("until", "label", "label!")})
     out["ContainersDeleted"] = c["ContainersDeleted"] or []
     out["SpaceReclaimed"] += c["SpaceReclaimed"]
