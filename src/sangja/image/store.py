@@ -539,19 +539,31 @@ class Store:
             db.execute("DELETE FROM image_layers WHERE image=?", (image_id,))
             db.execute("DELETE FROM image_blobs WHERE image=?", (image_id,))
             db.execute("DELETE FROM images WHERE id=?", (image_id,))
-            dead_layers = db.execute("SELECT chain_id, size FROM layers WHERE refs<=0").fetchall()
-            dead_blobs = db.execute("SELECT digest, size FROM blobs WHERE refs<=0").fetchall()
-            db.execute("DELETE FROM layers WHERE refs<=0")
-            db.execute("DELETE FROM blobs WHERE refs<=0")
+            dead = self.take_unheld(db)
+        return [c for c, _ in dead[0]], self.remove_unheld(dead)
+
+    @staticmethod
+    def take_unheld(db) -> tuple[list, list]:
+        """In a transaction that released holds: the layers and blobs nothing holds any
+        more, their rows deleted.  -> ([(chain id, size)], [(digest, size)]), for
+        remove_unheld once the transaction is committed."""
+        layers = db.execute("SELECT chain_id, size FROM layers WHERE refs<=0").fetchall()
+        blobs = db.execute("SELECT digest, size FROM blobs WHERE refs<=0").fetchall()
+        db.execute("DELETE FROM layers WHERE refs<=0")
+        db.execute("DELETE FROM blobs WHERE refs<=0")
+        return layers, blobs
+
+    def remove_unheld(self, dead: tuple[list, list]) -> int:
+        """The files of what take_unheld returned removed.  -> bytes freed."""
         freed = 0
-        for chain, size in dead_layers:
+        for chain, size in dead[0]:
             remove_tree(self.layer_path(chain))
-            freed += size
-        for digest, size in dead_blobs:
+            freed += size or 0
+        for digest, size in dead[1]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.blob_path(digest))
-            freed += size
-        return [c for c, _ in dead_layers], freed
+            freed += size or 0
+        return freed
 
     def collect_garbage(self) -> int:
         """Remove files no row names: blobs and layers left by a crash or a failed pull,

@@ -139,7 +139,6 @@ def ready(store) -> None:
 def _drop(store, keys: list[str]) -> int:
     """Remove rows and release their layers; layers and blobs no one holds any more are
     deleted.  Callers hold store.lock().  -> bytes freed."""
-    from sangja.image.store import remove_tree
 
     if not keys:
         return 0
@@ -155,19 +154,8 @@ def _drop(store, keys: list[str]) -> int:
                 db.execute("UPDATE layers SET refs=refs-1 WHERE chain_id=?", (layer,))
                 db.execute("UPDATE blobs SET refs=refs-1 WHERE digest=?", (digest,))
             db.execute("DELETE FROM build_cache WHERE key=?", (k,))
-        dead_layers = db.execute("SELECT chain_id, size FROM layers WHERE refs<=0").fetchall()
-        dead_blobs = db.execute("SELECT digest, size FROM blobs WHERE refs<=0").fetchall()
-        db.execute("DELETE FROM layers WHERE refs<=0")
-        db.execute("DELETE FROM blobs WHERE refs<=0")
-    freed = 0
-    for chain, size in dead_layers:
-        remove_tree(store.layer_path(chain))
-        freed += size or 0
-    for digest, size in dead_blobs:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(store.blob_path(digest))
-        freed += size or 0
-    return freed
+        dead = store.take_unheld(db)
+    return store.remove_unheld(dead)
 
 
 def entries(store) -> list[Entry]:
