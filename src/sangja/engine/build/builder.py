@@ -407,6 +407,18 @@ class Builder:
             raise BuildError(f"stage {index} was not built")
         return f.result()
 
+    def _from_cache(self, st, k: str, state):
+        """The step's result from the build cache, said as Docker says it (" ---> Using
+        cache"), or None: not cached, or --no-cache."""
+        if self.o.no_cache:
+            return None
+        e = cache.lookup(st, k)
+        if e is None:
+            return None
+        self.p.line(" ---> Using cache")
+        self.p.line(f" ---> {k[:12]}")
+        return layers.from_entry(e, state)
+
     def _store(self):
         """A Store of this thread's own (SQLite connections are per thread)."""
         if threading.current_thread() is self._home:
@@ -569,12 +581,8 @@ class Builder:
         k = cache.key(state.key, text)
         created_by = " ".join((shell or ["/bin/sh", "-c"]) + [f"#(nop)  {text}"])
         st = self._store()
-        if not self.o.no_cache:
-            e = cache.lookup(st, k)
-            if e is not None:
-                self.p.line(" ---> Using cache")
-                self.p.line(f" ---> {k[:12]}")
-                return layers.from_entry(e, state)
+        if (hit := self._from_cache(st, k, state)) is not None:
+            return hit
         new = state.derive(k, created_by, self._created(), changes)
         layers.record_meta(st, state, new)
         self.p.line(f" ---> {k[:12]}")
@@ -633,10 +641,8 @@ class Builder:
     def _maintainer(self, sr, state, who: str):
         k = cache.key(state.key, f"MAINTAINER {who}")
         st = self._store()
-        if not self.o.no_cache and (e := cache.lookup(st, k)) is not None:
-            self.p.line(" ---> Using cache")
-            self.p.line(f" ---> {k[:12]}")
-            return layers.from_entry(e, state)
+        if (hit := self._from_cache(st, k, state)) is not None:
+            return hit
         new = state.derive(k, f"/bin/sh -c #(nop)  MAINTAINER {who}", self._created())
         new.config["author"] = who
         layers.record_meta(st, state, new)
@@ -681,10 +687,8 @@ class Builder:
         changes, text, path = I.workdir(ins, state.run_config, env, self.esc)
         k = cache.key(state.key, text)
         st = self._store()
-        if not self.o.no_cache and (e := cache.lookup(st, k)) is not None:
-            self.p.line(" ---> Using cache")
-            self.p.line(f" ---> {k[:12]}")
-            return layers.from_entry(e, state)
+        if (hit := self._from_cache(st, k, state)) is not None:
+            return hit
         snap = self.ws.snapshot(state.lowers(st))
         try:
             fd = os.open(snap.merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -741,10 +745,8 @@ class Builder:
         k = cache.key(state.key, "RUN", json.dumps(args), json.dumps(argenv),
                       json.dumps([m.key() for m in mnts]), network, script or "")  # fmt: skip
         st = self._store()
-        if not self.o.no_cache and (e := cache.lookup(st, k)) is not None:
-            self.p.line(" ---> Using cache")
-            self.p.line(f" ---> {k[:12]}")
-            return layers.from_entry(e, state)
+        if (hit := self._from_cache(st, k, state)) is not None:
+            return hit
         snap = self.ws.snapshot(state.lowers(st))
         views = []
         ctl = R.Container()
@@ -986,10 +988,8 @@ class Builder:
                     and _is_dir_rel(tree, parts[0][1][0]):  # fmt: skip
                 kind = "dir"
             created_by = f"/bin/sh -c #(nop) {cmd} {kind}:{summary} in {dest_clean} "
-            if not self.o.no_cache and (e := cache.lookup(st, k)) is not None:
-                self.p.line(" ---> Using cache")
-                self.p.line(f" ---> {k[:12]}")
-                return layers.from_entry(e, state)
+            if (hit := self._from_cache(st, k, state)) is not None:
+                return hit
             snap = self.ws.snapshot(state.lowers(st))
             try:
                 rfd = os.open(snap.merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
