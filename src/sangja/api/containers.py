@@ -16,6 +16,7 @@ from sangja.api.streams import (
     ThreadReader,
     ThreadWriter,
     client_gone,
+    finish,
     frame,
     hijack,
     relay,
@@ -254,15 +255,7 @@ async def logs(request):
     if first is None:
         await task  # raises the engine's error, if that is why nothing came
     await resp.prepare(request)
-    if first is not None:
-        try:
-            await resp.write(first)
-        except (ConnectionError, RuntimeError):
-            out.gone = True
-        await out.pump(resp.write)
-    await task
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await resp.write_eof()
+    await finish(resp, out, first, task)
     return resp
 
 

@@ -228,6 +228,14 @@ async def json_stream(request: web.Request, eng, work, status: int = 200) -> web
     resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
+    await finish(resp, out, first, task)
+    return resp
+
+
+async def finish(resp, out, first, task) -> None:
+    """The rest of a streamed answer whose first chunk was awaited before the headers
+    (None: the job wrote nothing): that chunk, the job's writes after it, the job's end
+    (its error raised), the stream's end.  A client gone stops the writes, not the job."""
     if first is not None:
         try:
             await resp.write(first)
@@ -237,7 +245,6 @@ async def json_stream(request: web.Request, eng, work, status: int = 200) -> web
     await task
     with contextlib.suppress(ConnectionError, RuntimeError):
         await resp.write_eof()
-    return resp
 
 
 def client_gone(request: web.Request) -> bool:
