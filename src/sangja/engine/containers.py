@@ -317,20 +317,25 @@ class Containers:
                signature_policy: str | None = None) -> tuple[str, list[str]]:  # fmt: skip
         """ContainerCreate: -> (id, warnings).  Nothing is left behind if it fails.
         `signature_policy`: content trust's policy file (sangja.image.trust)."""
-        from sangja.engine.createconfig import normalize
-
-        body = normalize(body)
-        from sangja.engine import containernet
-
-        body = containernet.prepare(self, body)
-        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
-                                             signature_policy)  # fmt: skip
-        fd, rec = self._create(body, image_id, name)
+        body, fd, rec = self._new(body, name, pull, platform, progress, signature_policy)
         try:
             self.records.update(rec.id, state="created", owner="")
         finally:
             os.close(fd)
         return rec.id, list(self.warnings)
+
+    def _new(self, body, name, pull, platform, progress, signature_policy):
+        """create's and run's first part: the body checked and given its defaults and
+        network settings, the image found (pulled as `pull` says), the row and directory
+        made.  -> (the body, the lock's fd, held, the row)."""
+        from sangja.engine import containernet
+        from sangja.engine.createconfig import normalize
+
+        body = containernet.prepare(self, normalize(body))
+        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
+                                             signature_policy)  # fmt: skip
+        fd, rec = self._create(body, image_id, name)
+        return body, fd, rec
 
     def _create(self, body: dict, image_id: str, name: str | None) -> tuple[int, Record]:
         """The row (state creating) and the directory; -> (the lock's fd, held; the row)."""
@@ -427,15 +432,7 @@ class Containers:
         does not remove.  `on_created(paths)`: called once the container exists and before
         it starts (a foreground run attaches there).  `foreground`: this process waits for
         the container (with --rm, it removes it)."""
-        from sangja.engine.createconfig import normalize
-
-        body = normalize(body)
-        from sangja.engine import containernet
-
-        body = containernet.prepare(self, body)
-        image_id = self.images.for_container(body["Config"]["Image"], pull, platform, progress,
-                                             signature_policy)  # fmt: skip
-        fd, rec = self._create(body, image_id, name)
+        body, fd, rec = self._new(body, name, pull, platform, progress, signature_policy)
         try:
             try:
                 # made just now under the lock we hold: no run of it to tear down
