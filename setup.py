@@ -6,6 +6,7 @@ Cython extensions (whose generated code is not held to -Werror).
 
 import glob
 import os
+import platform
 import shlex
 import subprocess
 
@@ -89,9 +90,14 @@ STUB_EXES = [os.path.join(STUB_DIR, n) for n in ("iptables", "ip6tables")]
 def build_stub():
     os.makedirs(STUB_DIR, exist_ok=True)
     cc = shlex.split(os.environ.get("CC") or "cc")
-    # static: no dynamic loader at each of netavark's dozens of execs (~0.5 against ~0.6 ms)
+    # static: no dynamic loader at each of netavark's dozens of execs; on x86-64 and arm64
+    # no C library either (its own _start and syscalls): 0.18 against 0.45 ms per exec
+    flags = [*CFLAGS, "-static"]
+    if platform.machine() in ("x86_64", "aarch64"):
+        flags += ["-DSANGJA_STUB_FREESTANDING", "-nostdlib", "-ffreestanding",
+                  "-fno-stack-protector", "-fno-pie", "-no-pie"]  # fmt: skip
     for exe in STUB_EXES:  # two copies: data_files installs files, not links
-        subprocess.run([*cc, *CFLAGS, "-static", "-o", exe, STUB_SRC], check=True)
+        subprocess.run([*cc, *flags, "-o", exe, STUB_SRC], check=True)
 
 
 build_stub()

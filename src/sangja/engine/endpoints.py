@@ -287,13 +287,11 @@ class Endpoints:
 
     @staticmethod
     def _insert(tx, cid: str, net: Network, ifindex: int, ep: dict) -> None:
-        import secrets
-
         keep = {k: ep[k] for k in ("IPAMConfig", "Aliases", "MacAddress", "DriverOpts", "Links")
                 if ep.get(k)}  # fmt: skip
         tx.execute(
             f"INSERT INTO net_endpoints ({_EP_COLS}) VALUES (?,?,?,?,?,NULL,NULL,NULL,NULL,NULL)",
-            (cid, net.id, ifindex, secrets.token_hex(32), jsonio.dumps(keep)),
+            (cid, net.id, ifindex, os.urandom(32).hex(), jsonio.dumps(keep)),
         )
 
     def forget(self, cid: str) -> list[str]:

@@ -46,10 +46,9 @@ written for a chain that exists: `iptables-restore --noflush` flushes it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import subprocess
 
+from sangja.engine import children
 from sangja.engine.neterrors import NetworkError
 
 DRIVERS = ("sangja", "netavark")
@@ -154,7 +153,7 @@ def rules(cid: str, eps, mappings: list) -> dict[int, dict[str, list[str]]]:
                 host_ip = m["host_ip"]
                 if host_ip in ("0.0.0.0", "::"):
                     host_ip = ""
-                if host_ip and ipaddress.ip_address(host_ip).version != ver:
+                if host_ip and (6 if ":" in host_ip else 4) != ver:  # checked at create
                     continue
                 published = True
                 n, proto = m["range"], m["protocol"]
@@ -196,11 +195,10 @@ class Restore:
     beside netavark)."""
 
     def __init__(self, ver: int, script: str):
-        self.ver, self.script, self.error = ver, script, None
+        self.ver, self.error = ver, None
         argv = [_CMD[ver][1], "--noflush", "-w"]
-        try:
-            self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=_env())  # fmt: skip
+        try:  # its input is written now: it works while the engine goes on
+            self.p = children.Child(argv, script.encode(), _env())
         except OSError as e:
             raise NetworkError(f"{argv[0]}: {e.strerror}", errno=e.errno or 0)
 
@@ -212,15 +210,13 @@ class Restore:
 
     def _wait(self) -> str:
         try:
-            _, err = self.p.communicate(self.script, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+            code, _, err = self.p.wait(TIMEOUT)
+        except children.Timeout:
             return f"{_CMD[self.ver][1]}: no answer in {TIMEOUT}s"
-        if self.p.returncode == 0:
+        if code == 0:
             return ""
-        lines = [ln for ln in (err or "").splitlines() if ln.strip()]
-        return lines[-1] if lines else f"{_CMD[self.ver][1]}: exit status {self.p.returncode}"
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else f"{_CMD[self.ver][1]}: exit status {code}"
 
 
 def _restore(ver: int, script: str) -> str:
@@ -229,13 +225,14 @@ def _restore(ver: int, script: str) -> str:
 
 def _save(ver: int) -> str:
     try:
-        r = subprocess.run([_CMD[ver][0]], capture_output=True, text=True, env=_env(),
-                           timeout=TIMEOUT)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise NetworkError(f"{_CMD[ver][0]}: {getattr(e, 'strerror', None) or e}")
-    if r.returncode:
-        raise NetworkError(f"{_CMD[ver][0]}: {r.stderr.strip() or r.returncode}")
-    return r.stdout
+        code, out, err = children.Child([_CMD[ver][0]], b"", _env()).wait(TIMEOUT)
+    except OSError as e:
+        raise NetworkError(f"{_CMD[ver][0]}: {e.strerror}", errno=e.errno or 0)
+    except children.Timeout:
+        raise NetworkError(f"{_CMD[ver][0]}: no answer in {TIMEOUT}s")
+    if code:
+        raise NetworkError(f"{_CMD[ver][0]}: {err.decode(errors='replace').strip() or code}")
+    return out.decode(errors="replace")
 
 
 def _tables(saved: str) -> dict[str, tuple[set, list]]:

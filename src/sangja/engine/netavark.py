@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 
 from sangja.engine.neterrors import NetworkError
 
@@ -93,7 +92,7 @@ class Call:
 
     def __init__(self, dirs, verb: str, netns: str, opts: dict, own_firewall: bool = False):
         from sangja import jsonio
-        from sangja.engine import firewall
+        from sangja.engine import children, firewall
 
         self.verb = verb
         argv = [binary(), "--config", dirs.base, "--aardvark-binary", aardvark_binary(),
@@ -103,17 +102,16 @@ class Call:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             # its own PATH: netavark runs iptables by name, dozens of times per call (the
-            # no-op one unless it writes the firewall itself)
+            # no-op one unless it writes the firewall itself); its options are in its stdin
+            # before it starts, so it works while the engine goes on
             env = dict(os.environ, PATH=firewall.netavark_path(own_firewall))
-            self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+            self.p = children.Child(argv, jsonio.dumps(opts).encode(), env)
         except OSError as e:
             os.close(self._lock)
             raise NetworkError(f"netavark {verb}: {e.strerror}: {argv[0]}", errno=e.errno or 0)
         except BaseException:
             os.close(self._lock)
             raise
-        self._input = jsonio.dumps(opts)
         self._done = None  # (output, error) once waited for
 
     def wait(self) -> str:
@@ -131,17 +129,17 @@ class Call:
 
     def _wait(self) -> str:
         from sangja import jsonio
+        from sangja.engine import children
 
         try:
             try:
-                out, err = self.p.communicate(self._input, timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+                code, out, err = self.p.wait(TIMEOUT)
+            except children.Timeout:
                 raise NetworkError(f"netavark {self.verb}: no answer in {TIMEOUT}s")
         finally:
             os.close(self._lock)
-        if self.p.returncode != 0:
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+        if code != 0:
             msg = ""
             try:
                 msg = (jsonio.loads(out) or {}).get("error") or ""
@@ -150,7 +148,7 @@ class Call:
             if not msg:
                 lines = [ln for ln in (err or "").splitlines()
                          if ln.strip() and "connect to syslog" not in ln]  # fmt: skip
-                msg = lines[-1] if lines else f"exit status {self.p.returncode}"
+                msg = lines[-1] if lines else f"exit status {code}"
             raise NetworkError(f"netavark {self.verb}: {msg}")
         return out
 
