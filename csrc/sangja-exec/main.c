@@ -26,51 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <asm/unistd.h>
-
+#include "../freestanding/start.h"
 #include "../launch/sync.h"
 
 #define T_FD_CLOEXEC 1
 #define T_F_SETFD    2
 
-#if defined(__x86_64__)
-__asm__(".text\n"
-        ".globl _start\n"
-        ".type _start,@function\n"
-        "_start:\n"
-        "  xor %ebp, %ebp\n"
-        "  mov %rsp, %rdi\n"
-        "  and $-16, %rsp\n"
-        "  call tramp_main\n"
-        "  hlt\n");
-
-static long sc3(long n, long a, long b, long c) {
-  long r;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-  return r;
-}
-#elif defined(__aarch64__)
-__asm__(".text\n"
-        ".globl _start\n"
-        ".type _start,%function\n"
-        "_start:\n"
-        "  mov x29, #0\n"
-        "  mov x30, #0\n"
-        "  mov x0, sp\n"
-        "  bl tramp_main\n"
-        "  brk #0\n");
-
-static long sc3(long n, long a, long b, long c) {
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-  return x0;
-}
-#else
-#error "the exec trampoline knows x86_64 and aarch64"
-#endif
+SJ_FREESTANDING_START(tramp_main);
 
 /* The compiler may call these for struct copies and zeroing; static: they are
  * this program's own (its calls bind to them), no library's. */
@@ -91,7 +53,7 @@ __attribute__((used)) static void *memcpy(void *d, const void *s, size_t n) {
 
 __attribute__((noreturn)) static void die(int code) {
   for (;;)
-    sc3(__NR_exit_group, code, 0, 0);
+    sj_sys3(__NR_exit_group, code, 0, 0);
 }
 
 /* Go's texts for execve's errors (what runc prints, and engines match). */
@@ -190,7 +152,7 @@ static int parse_report(const char *s, char *mode, long *fd) {
 static void write_all(long fd, const void *data, size_t len) {
   const char *p = data;
   while (len > 0) {
-    long n = sc3(__NR_write, fd, (long)p, (long)len);
+    long n = sj_sys3(__NR_write, fd, (long)p, (long)len);
     if (n == -4) /* EINTR */
       continue;
     if (n <= 0)
@@ -241,8 +203,8 @@ __attribute__((noreturn, used)) void tramp_main(long *sp) {
     die(127);
   }
   if (fd > 2)
-    sc3(__NR_fcntl, fd, T_F_SETFD, T_FD_CLOEXEC);
-  long rc = sc3(__NR_execve, (long)argv[0], (long)(argv + 2), (long)envp);
+    sj_sys3(__NR_fcntl, fd, T_F_SETFD, T_FD_CLOEXEC);
+  long rc = sj_sys3(__NR_execve, (long)argv[0], (long)(argv + 2), (long)envp);
   if (mode != '-')
     report(mode, fd, argv[2], -rc);
   die(127);
