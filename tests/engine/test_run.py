@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import subprocess
 
 from enginekit import runtime_entries
 from registrykit import PLAIN, sangja_binary
@@ -141,3 +142,29 @@ def test_config_json_from_the_image(sj, fixtures):
     assert spec["process"]["noNewPrivileges"] is False
     assert {"/etc/hostname", "/etc/hosts"} <= {m["destination"] for m in spec["mounts"]}
     sj.ok("container", "rm", "c1")
+
+
+def test_no_fd_the_caller_leaks_reaches_the_monitor_or_the_container(sj, fixtures, tmp_path):
+    # an inheritable fd of the CLI's caller (a careless shell, a service manager): conmon
+    # outlives the CLI, so holding it would keep the caller's file or socket open
+    from enginekit import inspect
+
+    fixtures.registry("plain")
+    sj.ok("image", "pull", "-q", BUSYBOX)
+    marker = tmp_path / "leaked-by-the-caller"
+    marker.write_text("x")
+    fd = os.open(marker, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        r = subprocess.run([sangja_binary(), "--root", sj.run_root, "container", "run", "-d",
+                            "--name", "fds", BUSYBOX, "sleep", "1000"], env=sj.env,
+                           pass_fds=(fd,), capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    with open(os.path.join(sj.root, "containers", cid, "monitor", "conmon.pid")) as f:
+        conmon = int(f.read())
+    for pid in (conmon, inspect(sj, "fds")["State"]["Pid"]):
+        targets = [os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")]
+        assert str(marker) not in targets, (pid, targets)

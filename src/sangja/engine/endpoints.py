@@ -279,7 +279,7 @@ class Endpoints:
             if i == 0 and cfg.get("MacAddress") and not ep.get("MacAddress"):
                 ep["MacAddress"] = cfg["MacAddress"]
             wanted.append((self.nets.get(ref), ep))
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             for i, (net, ep) in enumerate(wanted):
                 if tx.execute("SELECT 1 FROM networks WHERE id=?", (net.id,)).fetchone() is None:
                     raise NetworkNotFound(f"network {net.name} not found")
@@ -318,13 +318,13 @@ class Endpoints:
             sb = self.sandbox(oid)
             if sb is None or (sb[1] and not nsmod.is_netns(sb[1])):
                 raise NetworkConflict(f"cannot join network of a non running container: {other}")
-            with self.nets.transaction() as tx:
+            with self.nets.transaction(durable=False) as tx:
                 tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                            (cid, f"container:{oid}", sb[1], time.time()))  # fmt: skip
             return Sandbox(mode, sb[1] or None, share=oid)
         extra = [self._extra_host(h, cid) for h in hc.get("ExtraHosts") or ()]
         if mode == "host":
-            with self.nets.transaction() as tx:
+            with self.nets.transaction(durable=False) as tx:
                 tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                            (cid, "host", "", time.time()))  # fmt: skip
             sb = Sandbox(mode, None)
@@ -333,7 +333,7 @@ class Endpoints:
         path = self.dirs.netns(cid)
         try:
             if mode == "none":
-                with self.nets.transaction() as tx:
+                with self.nets.transaction(durable=False) as tx:
                     tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                                (cid, "none", path, time.time()))  # fmt: skip
                 nsmod.create(path)
@@ -408,7 +408,7 @@ class Endpoints:
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
         eps = self.endpoints(cid)
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             for ep in eps:
                 self._lease_one(tx, ep)
             mappings = []
@@ -475,7 +475,7 @@ class Endpoints:
                 ep.mac = mac
                 todo.append((mac, cid, ep.net.id))
         if todo:
-            with self.nets.transaction() as tx:
+            with self.nets.transaction(durable=False) as tx:
                 tx.executemany("UPDATE net_endpoints SET mac=? WHERE container=? AND network=?",
                                todo)  # fmt: skip
 
@@ -590,7 +590,7 @@ class Endpoints:
             " UNION ALL SELECT 1 FROM net_ports WHERE container=?", (cid, cid),
         ).fetchone() is None:  # fmt: skip
             return warnings  # nothing held: no write (every start tears down first)
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             if forget:
                 tx.execute("DELETE FROM net_endpoints WHERE container=?", (cid,))
             else:
@@ -660,7 +660,7 @@ class Endpoints:
                                  " host cannot be connected to any other network")  # fmt: skip
         ep = dict(ep or {})
         self._check_endpoint(net, ep)
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             if tx.execute("SELECT 1 FROM net_endpoints WHERE container=? AND network=?",
                           (cid, net.id)).fetchone():  # fmt: skip
                 raise NetworkConflict(f"endpoint with name {name} already exists in network"
@@ -674,7 +674,7 @@ class Endpoints:
             return self._endpoint(cid, net.id)
         new = self._endpoint(cid, net.id)
         try:
-            with self.nets.transaction() as tx:
+            with self.nets.transaction(durable=False) as tx:
                 self._lease_one(tx, new)
             from sangja.engine import firewall, netavark
 
@@ -690,7 +690,7 @@ class Endpoints:
             try:
                 self._release(cid, new, sb[1], name)
             finally:
-                with self.nets.transaction() as tx:
+                with self.nets.transaction(durable=False) as tx:
                     tx.execute("DELETE FROM net_endpoints WHERE container=? AND network=?",
                                (cid, net.id))  # fmt: skip
             raise
@@ -716,7 +716,7 @@ class Endpoints:
                 firewall.teardown(cid, _families([ep]), ep.net.id)
             except NetworkError:
                 pass  # gone with the container's teardown, which reports it
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             tx.execute("UPDATE net_endpoints SET ipv4=NULL, ipv6=NULL, mac=NULL WHERE"
                        " container=? AND network=?", (cid, ep.net.id))  # fmt: skip
 
@@ -735,7 +735,7 @@ class Endpoints:
         sb = self.sandbox(cid)
         if sb is not None and sb[0] == "bridge":
             self._release(cid, ep, sb[1], name)
-        with self.nets.transaction() as tx:
+        with self.nets.transaction(durable=False) as tx:
             tx.execute("DELETE FROM net_endpoints WHERE container=? AND network=?",
                        (cid, net.id))  # fmt: skip
 

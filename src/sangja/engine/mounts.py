@@ -410,7 +410,7 @@ class ContainerMounts:
                                     ref=cid)  # fmt: skip
             p.name, p.driver = v["Name"], v["Driver"]
         self.db  # noqa: B018
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:  # a container's own row
             db.execute("INSERT OR REPLACE INTO container_mounts VALUES (?,?)",
                        (cid, jsonio.dumps([p.to_dict() for p in points])))  # fmt: skip
         return points

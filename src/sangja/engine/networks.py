@@ -263,9 +263,10 @@ class Networks:
             self._ready = True
         return db
 
-    def transaction(self):
+    def transaction(self, durable: bool = True):
+        """`durable=False`: a container's endpoints and leases (Store.transaction)."""
         self.db  # noqa: B018 (the tables exist before the transaction)
-        return self.store.transaction()
+        return self.store.transaction(durable)
 
     def _predefined(self, tx) -> None:
         have = {r[0] for r in tx.execute("SELECT name FROM networks")}

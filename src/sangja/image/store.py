@@ -238,23 +238,34 @@ class Store:
                     remove_tree(os.path.join(self.tmp_dir, name))
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, durable: bool = True):
+        """BEGIN IMMEDIATE … COMMIT.  `durable=False` commits without waiting for the disk
+        (synchronous=NORMAL in WAL mode: a power cut may lose the last commits, never
+        corrupt the database, and what it keeps is a prefix of them): for the engine's
+        run-time rows (containers, their endpoints and leases), which a power cut ends
+        anyway.  Images, layers, networks and volumes keep the full sync."""
         db = self.db
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StoreError(f"database {self.db_path}: {e}")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StoreError(f"database {self.db_path}: {e}")
+            try:
+                yield db
+            except BaseException:
                 db.execute("ROLLBACK")
-            raise StoreError(f"database {self.db_path}: commit: {e}")
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as e:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise StoreError(f"database {self.db_path}: commit: {e}")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     # ---- blobs ------------------------------------------------------------------------
     def blob_path(self, digest: str) -> str:
