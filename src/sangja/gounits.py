@@ -1,8 +1,10 @@
 """Go's units, as both command lines read them (Docker's `-m 512m`, `--health-interval 30s`;
-runc's `update --memory 96m`, `events --interval 5s`): sizes as go-units RAMInBytes and
-durations as Go's time.ParseDuration. ValueError carries Go's text."""
+runc's `update --memory 96m`, `events --interval 5s`): sizes as go-units RAMInBytes (binary)
+or FromHumanSize (decimal: what Docker's json-file driver reads `max-size` with), durations as
+Go's time.ParseDuration. ValueError carries Go's text."""
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DECIMAL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 _DURATION_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -15,8 +17,9 @@ _DURATION_UNITS = {
 }
 
 
-def parse_size(text):
-    """'96m', '1.5G', '512KiB', '2 MB', '100' -> bytes (binary units)."""
+def parse_size(text, decimal: bool = False):
+    """'96m', '1.5G', '512KiB', '2 MB', '100' -> bytes: binary units (RAMInBytes), or with
+    `decimal` every unit decimal, "KiB" too, as go-units' FromHumanSize reads it."""
     s = str(text).strip()
     num = s.rstrip("bBiI kKmMgGtTpP")
     rest = s[len(num) :].strip().lower()
@@ -30,7 +33,7 @@ def parse_size(text):
             raise ValueError
     except ValueError:
         raise ValueError(f"invalid size: {text!r}") from None
-    return int(value * _SIZE_UNITS[unit])
+    return int(value * (_DECIMAL_UNITS if decimal else _SIZE_UNITS)[unit])
 
 
 def parse_duration(text):

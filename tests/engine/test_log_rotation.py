@@ -258,6 +258,20 @@ def test_bad_values(sj, opts, error):
     assert ps(sj) == {}
 
 
+@pytest.mark.parametrize("size,expect", [("100k", 100000), ("1.5m", 1500000),
+                                         ("10MiB", 10000000), ("2g", 2 * 10**9)])  # fmt: skip
+def test_max_size_units_are_decimal_as_dockers(sj, size, expect):
+    # Docker's json-file reads max-size with go-units' FromHumanSize: every unit decimal
+    sj.ok("container", "run", "-d", "--name", "u", "--log-opt", f"max-size={size}",
+          "--log-opt", "max-file=2", BUSYBOX, "sleep", "1000")  # fmt: skip
+    d = os.path.dirname(inspect(sj, "u")["LogPath"])
+    with open(os.path.join(d, "monitor", "logwriter.pid")) as f:
+        pid = int(f.read().split(":")[0])
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().split(b"\0")
+    assert argv[3:5] == [str(expect).encode(), b"2"], argv  # the bound the writer keeps
+
+
 def test_max_file_without_max_size_is_one_file(sj):
     """As Docker: accepted, and nothing rotates (no writer: conmon writes the file)."""
     sj.ok("container", "run", "--name", "one", "--log-opt", "max-file=3", BUSYBOX, "sh", "-c",

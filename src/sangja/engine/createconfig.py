@@ -126,8 +126,8 @@ def log_limits(conf: dict) -> tuple[int, int]:
     if conf.get("max-size"):
         from sangja.gounits import parse_size
 
-        try:
-            max_size = parse_size(conf["max-size"])
+        try:  # decimal, as Docker's json-file driver (units.FromHumanSize): 10m = 10^7
+            max_size = parse_size(conf["max-size"], decimal=True)
         except ValueError:
             raise InvalidArgument(f"invalid log opt max-size: {conf['max-size']!r}")
         if max_size <= 0:
