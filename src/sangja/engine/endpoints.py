@@ -361,7 +361,9 @@ class Endpoints:
                                             ports.netavark_mappings(mappings))  # fmt: skip
                 finally:
                     self._pending[cid] = (call, fw)
+                    self._note_pending(cid, [call.p.pid] + (fw.pids() if fw else []))
                 sb.pending = (call, fw, eps, name)
+                failpoint("net:started")
             if not defer:
                 self.finish(cid, sb)
             return sb
@@ -389,6 +391,7 @@ class Endpoints:
                     fw.abandon()
             if fw is not None:
                 fw.wait()
+            self._note_pending(cid, [])
             status = netavark.status(out)
             self._pending.pop(cid, None)
             failpoint("net:setup")
@@ -400,6 +403,40 @@ class Endpoints:
             except Exception:
                 pass
             raise
+
+    def _note_pending(self, cid: str, pids: list[int]) -> None:
+        """Note the set-up processes a run started (none: forget them).  A run killed
+        before it waited for them leaves them working; the teardown that follows waits
+        for them first (`_await_orphans`), or it could undo the set-up before they make
+        it, and their bridge port and rules would stay."""
+        path = self.dirs.pending(cid)
+        if not pids:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        from sangja.runtime.state import proc_start_time
+
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "w") as f:
+            f.write("".join(f"{p}:{proc_start_time(p)}\n" for p in pids))
+
+    def _await_orphans(self, cid: str) -> None:
+        """Wait until the set-up processes a killed run left (`_note_pending`) end."""
+        from sangja.engine.netavark import TIMEOUT
+        from sangja.runtime.state import proc_start_time
+
+        try:
+            with open(self.dirs.pending(cid)) as f:
+                procs = [ln.split(":") for ln in f.read().split()]
+        except FileNotFoundError:
+            return
+        deadline = time.monotonic() + TIMEOUT
+        for pid, start in procs:
+            while str(proc_start_time(int(pid))) == start and time.monotonic() < deadline:
+                time.sleep(0.005)
+        self._note_pending(cid, [])
 
     def _lease(self, cid: str, body: dict, path: str, image_exposed) -> tuple:
         """Step 1: addresses, ports and the sandbox row, in one transaction."""
@@ -559,6 +596,7 @@ class Endpoints:
             pending[0].abandon()
             if pending[1] is not None:
                 pending[1].abandon()
+        self._await_orphans(cid)
         sb = self.sandbox(cid)
         own = self.dirs.netns(cid)
         if sb is not None and sb[0] == "bridge":

@@ -298,6 +298,10 @@ class Setup:
             call.wait()
         self.running = {}
 
+    def pids(self) -> list[int]:
+        """The restores still running (Endpoints notes them: a killed run leaves them)."""
+        return [call.p.pid for call in self.running.values()]
+
 
 def teardown(cid: str, families=(4, 6), nid: str = "") -> None:
     """Delete every rule tagged with the container's id (and the network's, with `nid`):

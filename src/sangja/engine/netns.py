@@ -30,7 +30,9 @@ class RunDirs:
         @net/                netavark's --config: aardvark-dns/ (its config and pid file)
         @net/netns/<id>      the containers' network namespaces (bind mounts)
         @net/netavark.lock   serializes netavark's calls (its firewall chains)
-        @net/netavark-fw/<id>  the container's firewall is netavark's (engine/firewall.py)"""
+        @net/netavark-fw/<id>  the container's firewall is netavark's (engine/firewall.py)
+        @net/pending/<id>    the set-up processes (netavark, iptables-restore) a run
+                             started and has not waited for yet: "pid:start time" lines"""
 
     NAME = "@net"
 
@@ -45,6 +47,9 @@ class RunDirs:
 
     def firewall_mark(self, cid: str) -> str:
         return os.path.join(self.base, "netavark-fw", cid)
+
+    def pending(self, cid: str) -> str:
+        return os.path.join(self.base, "pending", cid)
 
 
 def is_netns(path: str) -> bool:
