@@ -418,9 +418,11 @@ class Endpoints:
             return
         from sangja.runtime.state import proc_start_time
 
+        procs = [(p, proc_start_time(p)) for p in pids]
+        lines = "".join(f"{p}:{t}\n" for p, t in procs if t)  # a zombie already ended
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path, "w") as f:
-            f.write("".join(f"{p}:{proc_start_time(p)}\n" for p in pids))
+            f.write(lines)
 
     def _await_orphans(self, cid: str) -> None:
         """Wait until the set-up processes a killed run left (`_note_pending`) end."""
@@ -434,7 +436,10 @@ class Endpoints:
             return
         deadline = time.monotonic() + TIMEOUT
         for pid, start in procs:
-            while str(proc_start_time(int(pid))) == start and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                t = proc_start_time(int(pid))  # None: gone, or a zombie
+                if t is None or str(t) != start:
+                    break
                 time.sleep(0.005)
         self._note_pending(cid, [])
 
