@@ -427,7 +427,7 @@ class Endpoints:
     def _await_orphans(self, cid: str) -> None:
         """Wait until the set-up processes a killed run left (`_note_pending`) end."""
         from sangja.engine.netavark import TIMEOUT
-        from sangja.runtime.state import proc_start_time
+        from sangja.runtime.state import pidfd_for, wait_pidfd
 
         try:
             with open(self.dirs.pending(cid)) as f:
@@ -436,11 +436,12 @@ class Endpoints:
             return
         deadline = time.monotonic() + TIMEOUT
         for pid, start in procs:
-            while time.monotonic() < deadline:
-                t = proc_start_time(int(pid))  # None: gone, or a zombie
-                if t is None or str(t) != start:
-                    break
-                time.sleep(0.005)
+            fd = pidfd_for({"pid": int(pid), "pid_start": int(start)})  # None: gone
+            if fd is not None:
+                try:
+                    wait_pidfd(fd, max(deadline - time.monotonic(), 0))
+                finally:
+                    os.close(fd)
         self._note_pending(cid, [])
 
     def _lease(self, cid: str, body: dict, path: str, image_exposed) -> tuple:
