@@ -279,7 +279,7 @@ class Endpoints:
             if i == 0 and cfg.get("MacAddress") and not ep.get("MacAddress"):
                 ep["MacAddress"] = cfg["MacAddress"]
             wanted.append((self.nets.get(ref), ep))
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             for i, (net, ep) in enumerate(wanted):
                 if tx.execute("SELECT 1 FROM networks WHERE id=?", (net.id,)).fetchone() is None:
                     raise NetworkNotFound(f"network {net.name} not found")
@@ -297,6 +297,11 @@ class Endpoints:
     def forget(self, cid: str) -> list[str]:
         """The container is removed: its run torn down, its endpoints gone. -> warnings."""
         return self.teardown(cid, forget=True)
+
+    def _transaction(self):
+        """The endpoints' rows (leases, ports, sandboxes) are a container's run-time state:
+        committed as its record is, without waiting for the disk (Store.transaction)."""
+        return self.nets.transaction(durable=False)
 
     # ---- a run --------------------------------------------------------------------------
     def setup(self, cid: str, name: str, body: dict, *, hostname: str | None,
@@ -318,13 +323,13 @@ class Endpoints:
             sb = self.sandbox(oid)
             if sb is None or (sb[1] and not nsmod.is_netns(sb[1])):
                 raise NetworkConflict(f"cannot join network of a non running container: {other}")
-            with self.nets.transaction(durable=False) as tx:
+            with self._transaction() as tx:
                 tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                            (cid, f"container:{oid}", sb[1], time.time()))  # fmt: skip
             return Sandbox(mode, sb[1] or None, share=oid)
         extra = [self._extra_host(h, cid) for h in hc.get("ExtraHosts") or ()]
         if mode == "host":
-            with self.nets.transaction(durable=False) as tx:
+            with self._transaction() as tx:
                 tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                            (cid, "host", "", time.time()))  # fmt: skip
             sb = Sandbox(mode, None)
@@ -333,7 +338,7 @@ class Endpoints:
         path = self.dirs.netns(cid)
         try:
             if mode == "none":
-                with self.nets.transaction(durable=False) as tx:
+                with self._transaction() as tx:
                     tx.execute("INSERT INTO net_sandboxes VALUES (?,?,?,?)",
                                (cid, "none", path, time.time()))  # fmt: skip
                 nsmod.create(path)
@@ -451,7 +456,7 @@ class Endpoints:
         cfg = body.get("Config") or {}
         hc = body.get("HostConfig") or {}
         eps = self.endpoints(cid)
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             for ep in eps:
                 self._lease_one(tx, ep)
             mappings = []
@@ -518,7 +523,7 @@ class Endpoints:
                 ep.mac = mac
                 todo.append((mac, cid, ep.net.id))
         if todo:
-            with self.nets.transaction(durable=False) as tx:
+            with self._transaction() as tx:
                 tx.executemany("UPDATE net_endpoints SET mac=? WHERE container=? AND network=?",
                                todo)  # fmt: skip
 
@@ -634,7 +639,7 @@ class Endpoints:
             " UNION ALL SELECT 1 FROM net_ports WHERE container=?", (cid, cid),
         ).fetchone() is None:  # fmt: skip
             return warnings  # nothing held: no write (every start tears down first)
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             if forget:
                 tx.execute("DELETE FROM net_endpoints WHERE container=?", (cid,))
             else:
@@ -704,7 +709,7 @@ class Endpoints:
                                  " host cannot be connected to any other network")  # fmt: skip
         ep = dict(ep or {})
         self._check_endpoint(net, ep)
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             if tx.execute("SELECT 1 FROM net_endpoints WHERE container=? AND network=?",
                           (cid, net.id)).fetchone():  # fmt: skip
                 raise NetworkConflict(f"endpoint with name {name} already exists in network"
@@ -718,7 +723,7 @@ class Endpoints:
             return self._endpoint(cid, net.id)
         new = self._endpoint(cid, net.id)
         try:
-            with self.nets.transaction(durable=False) as tx:
+            with self._transaction() as tx:
                 self._lease_one(tx, new)
             from sangja.engine import firewall, netavark
 
@@ -734,7 +739,7 @@ class Endpoints:
             try:
                 self._release(cid, new, sb[1], name)
             finally:
-                with self.nets.transaction(durable=False) as tx:
+                with self._transaction() as tx:
                     tx.execute("DELETE FROM net_endpoints WHERE container=? AND network=?",
                                (cid, net.id))  # fmt: skip
             raise
@@ -760,7 +765,7 @@ class Endpoints:
                 firewall.teardown(cid, _families([ep]), ep.net.id)
             except NetworkError:
                 pass  # gone with the container's teardown, which reports it
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             tx.execute("UPDATE net_endpoints SET ipv4=NULL, ipv6=NULL, mac=NULL WHERE"
                        " container=? AND network=?", (cid, ep.net.id))  # fmt: skip
 
@@ -779,7 +784,7 @@ class Endpoints:
         sb = self.sandbox(cid)
         if sb is not None and sb[0] == "bridge":
             self._release(cid, ep, sb[1], name)
-        with self.nets.transaction(durable=False) as tx:
+        with self._transaction() as tx:
             tx.execute("DELETE FROM net_endpoints WHERE container=? AND network=?",
                        (cid, net.id))  # fmt: skip
 
