@@ -66,8 +66,10 @@ build_trampoline()
 
 # The `sangja` command (csrc/front/): a small C program that runs the light runtime verbs
 # itself and hands every other call to the Python CLI (scripts/sangja-py, installed beside
-# it). It links the state library's sources (csrc/state/), which _native.state binds too.
-FRONT_SRCS = [*sources("front"), *sources("state")]
+# it). It links the state library's sources (csrc/state/), which _native.state binds too, and
+# the launch library's (csrc/launch/): it runs the `create` of a container the engine prepared
+# (csrc/front/create.c), so the trampoline is built first.
+FRONT_SRCS = [*sources("front"), *sources("state"), *sources("launch")]
 FRONT_EXE = os.path.join("build", "front", "sangja")
 
 
@@ -75,6 +77,7 @@ def build_front():
     os.makedirs(os.path.dirname(FRONT_EXE), exist_ok=True)
     cc = shlex.split(os.environ.get("CC") or "cc")
     flags = [*CFLAGS, "-Icsrc", "-Wl,-z,now", "-Wl,--as-needed"]
+    flags += ["-I" + TRAMPOLINE_DIR]
     subprocess.run([*cc, *flags, "-o", FRONT_EXE, *FRONT_SRCS, "-lyajl"], check=True)
 
 

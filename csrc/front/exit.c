@@ -35,7 +35,7 @@ void sj_hand_off(void) {
   _exit(1);
 }
 
-void sj_fail(const char *fmt, ...) {
+void sj_die(const char *fmt, ...) {
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);

@@ -11,7 +11,7 @@ void sj_exit_init(char **argv, struct sj_log *log);
 __attribute__((noreturn)) void sj_hand_off(void);
 
 /* `sangja: msg` on stderr and an error line to --log; exit 1 (the Python CLI's). */
-__attribute__((noreturn, format(printf, 1, 2))) void sj_fail(const char *fmt, ...);
+__attribute__((noreturn, format(printf, 1, 2))) void sj_die(const char *fmt, ...);
 
 /* A warning line to --log (stderr without one), as the runtime's Log.warn. */
 __attribute__((format(printf, 1, 2))) void sj_warn(const char *fmt, ...);

@@ -6,6 +6,7 @@
  * anything, it hands to the Python CLI (`sangja-py` beside it) with argv unchanged, which
  * then answers exactly as it always has: flags it does not know, a container that does not
  * exist, a wrong state. SANGJA_PYTHON=1 hands every call over (the tests run both ways).
+ * `create` it runs itself for a container the engine prepared (create.c).
  * Of the engine's words it answers one: the monitor's exit command when nothing is left
  * for it (container_cleanup below).
  *
@@ -64,6 +65,12 @@ static const struct flag LIST[] = {{"--format", "format", 'v'},
 static const struct flag PS[] = {{"--format", "format", 'v'}, {"-f", "format", 'v'}, {0, 0, 0}};
 static const struct flag CLEANUP[] = {
     {"--run", "run", 'v'}, {"--unless-alive", "unless_alive", 'v'}, {0, 0, 0}};
+/* create: what conmon gives the runtime (the rest: Python's) */
+static const struct flag CREATE[] = {{"--bundle", "bundle", 'v'},
+                                     {"-b", "bundle", 'v'},
+                                     {"--pid-file", "pid_file", 'v'},
+                                     {"--console-socket", "console_socket", 'v'},
+                                     {0, 0, 0}};
 static const struct flag DELETE[] = {{"--force", "force", 'b'}, {"-f", "force", 'b'}, {0, 0, 0}};
 
 static const struct flag *lookup(const struct flag *t, const char *name, size_t len) {
@@ -254,6 +261,8 @@ int main(int argc, char **argv) {
     table = KILL, nmax = 2;
   else if (!strcmp(cmd, "delete"))
     table = DELETE;
+  else if (!strcmp(cmd, "create"))
+    table = CREATE;
   else if (!strcmp(cmd, "list"))
     table = LIST, nmax = 4; /* its arguments are not looked at */
   else if (!strcmp(cmd, "ps"))
@@ -293,6 +302,14 @@ int main(int argc, char **argv) {
   }
   if (table == PS)
     return sj_verb_ps(&v);
+  if (table == CREATE) {
+    v.bundle = sj_opt(&o, "bundle");
+    v.pid_file = sj_opt(&o, "pid_file");
+    v.console_socket = sj_opt(&o, "console_socket");
+    if (sj_opt(&g, "systemd_cgroup"))
+      sj_hand_off();
+    return sj_verb_create(&v, log.fd);
+  }
   if (!strcmp(cmd, "state"))
     return sj_verb_state(&v);
   if (!strcmp(cmd, "start"))

@@ -167,7 +167,7 @@ int sj_verb_start(const struct sj_verb *v) {
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR)
         continue;
-      sj_fail("poll: %s", strerror(errno));
+      sj_die("poll: %s", strerror(errno));
     }
     if (p[0].revents) {
       /* "0": going to execve; "1<why>": a startContainer hook failed. One write each. */
@@ -181,7 +181,7 @@ int sj_verb_start(const struct sj_verb *v) {
       }
     }
     if (p[1].revents)
-      sj_fail("container init exited before it was started");
+      sj_die("container init exited before it was started");
   }
   close(fd);
   close(pidfd);
@@ -189,7 +189,7 @@ int sj_verb_start(const struct sj_verb *v) {
   said[n] = 0;
   if (said[0] != '0') { /* the init failed at the last step: destroyed, as the runtime does */
     destroy(v, &c, &cg);
-    sj_fail("%s", n > 1 ? said + 1 : "container init failed");
+    sj_die("%s", n > 1 ? said + 1 : "container init failed");
   }
   return 0;
 }
@@ -237,7 +237,7 @@ int sj_verb_kill(const struct sj_verb *v) {
     if (rc == 1)
       sj_hand_off(); /* nothing was sent: Python says why */
     if (rc < 0)
-      sj_fail("%s", strerror(-rc));
+      sj_die("%s", strerror(-rc));
     return 0;
   }
   if (!strcmp(c.status, "stopped"))
@@ -262,10 +262,10 @@ static void destroy(const struct sj_verb *v, struct ctr *c, const struct sj_cgro
   const char *failed = NULL;
   int rc = sj_cgroups_destroy(cg, &failed);
   if (rc < 0)
-    sj_fail("cgroup rmdir %s: %s", failed ? failed : "?", strerror(-rc));
+    sj_die("cgroup rmdir %s: %s", failed ? failed : "?", strerror(-rc));
   rc = sj_state_remove(c->fd, v->root, v->id);
   if (rc < 0)
-    sj_fail("remove %s/%s: %s", v->root, v->id, strerror(-rc));
+    sj_die("remove %s/%s: %s", v->root, v->id, strerror(-rc));
 }
 
 /* The record's cgroups and id as destroy() reads them; hands off when they are not. */

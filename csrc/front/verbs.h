@@ -4,11 +4,12 @@
 
 struct sj_verb {
   const char *root, *id;
-  const char *signal; /* kill */
-  int all;            /* kill --all */
-  int force;          /* delete --force */
-  int json;           /* list, ps: --format json */
-  int quiet;          /* list -q */
+  const char *signal;                             /* kill */
+  int all;                                        /* kill --all */
+  int force;                                      /* delete --force */
+  int json;                                       /* list, ps: --format json */
+  int quiet;                                      /* list -q */
+  const char *bundle, *pid_file, *console_socket; /* create */
 };
 
 /* Each returns the exit code, or hands off to Python (sj_hand_off) where it would only
@@ -19,5 +20,8 @@ int sj_verb_kill(const struct sj_verb *v);
 int sj_verb_delete(const struct sj_verb *v);
 int sj_verb_list(const struct sj_verb *v);
 int sj_verb_ps(const struct sj_verb *v); /* --format json only */
+/* create.c: a container the engine prepared (its state dir holds launch.plan); `log_fd`:
+ * --log, -1 for none. */
+int sj_verb_create(const struct sj_verb *v, int log_fd);
 
 #endif

@@ -154,3 +154,8 @@ cdef extern from "launch/sync.h" nogil:
 
 cdef extern from "launch/error.h" nogil:
     const char *sj_errno_text(int errnum, char *buf, size_t size)
+
+
+cdef extern from "launch/planfile.h" nogil:
+    int sj_plan_pack(const sj_plan *plan, unsigned char **out, size_t *len, sj_error *err)
+    int sj_plan_unpack(unsigned char *block, size_t len, sj_plan **plan, sj_error *err)

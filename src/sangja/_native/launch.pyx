@@ -6,7 +6,8 @@ Conversion only: every decision was taken in Python when the plan was compiled.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.errno cimport errno
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 from sangja._native.claunch cimport *
 
@@ -231,6 +232,47 @@ def spawn(plan):
     if rc < 0:
         _raise(&err)
     return out.pid, out.pidfd, out.sync_fd
+
+
+def pack(plan):
+    """`plan` as one block of bytes, for the front end to execute (csrc/launch/planfile.h):
+    the plan's fds are not in it."""
+    cdef _Arena a = _Arena()
+    cdef sj_plan p
+    cdef sj_error err
+    cdef unsigned char *out = NULL
+    cdef size_t n = 0
+    memset(&p, 0, sizeof(p))
+    memset(&err, 0, sizeof(err))
+    _fill(a, &p, plan)
+    if sj_plan_pack(&p, &out, &n, &err) < 0:
+        _raise(&err)
+    try:
+        return (<char *>out)[:n]
+    finally:
+        free(out)
+
+
+def repack(bytes block):
+    """The block unpacked, then packed again (the tests: the two ways agree)."""
+    cdef size_t n = len(block)
+    cdef unsigned char *buf = <unsigned char *>malloc(n if n else 1)
+    cdef unsigned char *out = NULL
+    cdef sj_plan *p = NULL
+    cdef sj_error err
+    if buf == NULL:
+        raise MemoryError()
+    memset(&err, 0, sizeof(err))
+    memcpy(buf, <const char *>block, n)
+    try:
+        if sj_plan_unpack(buf, n, &p, &err) < 0 or sj_plan_pack(p, &out, &n, &err) < 0:
+            _raise(&err)
+        try:
+            return (<char *>out)[:n]
+        finally:
+            free(out)
+    finally:
+        free(buf)
 
 
 def send(int fd, int msg_type):

@@ -204,6 +204,8 @@ class Containers:
             return "stopped"
         if got is None:
             return "absent"
+        if got[1] == "stopped" and isinstance(got[0], dict) and got[0].get("pid") == 0:
+            return "absent"  # a create that ended before it spawned (one only prepared)
         return got[1] or "stopped"  # a record damaged where the rule reads
 
     def observe(self, rec: Record, settle: float = 2.0) -> Record | None:
@@ -506,6 +508,10 @@ class Containers:
             with open(tmp, "w") as f:
                 f.write(jsonio.dumps(spec))
             os.rename(tmp, paths.config)
+            # the runtime's create, half done here where Python runs already: conmon's
+            # `sangja create` finishes it in C (runtime/container.py prepare)
+            self.rt.prepare(rec.id, paths.dir, spec)
+            failpoint("start:prepared")
             run = rec.run + 1  # recorded with the start below: an exit command of this
             # run that comes sooner waits for our lock, one of a run killed before then
             # finds an older number and leaves the repair to the next command

@@ -17,6 +17,11 @@ from sangja.errors import ExecError, LaunchError, NotFound, SangjaError, StateEr
 from sangja.log import now_rfc3339
 from sangja.runtime import state as st
 
+# A container prepared for the front end's `create` (Runtime.prepare; csrc/front/create.c
+# reads it): the magic, then six sections, each its 4-byte little-endian length and bytes.
+PREPARED_FILE = "launch.plan"
+PREPARED_MAGIC = b"SJPREP1\n"
+
 
 def _write_atomic(path, text):
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -149,23 +154,19 @@ class Runtime:
         to (the caller keeps and closes it; see tty.ConsoleRelay).  `stdio`: three fds
         (None: inherit ours) the init gets as 0, 1, 2 instead of ours, which never change
         (a threaded caller cannot swap its own without every thread's children seeing it)."""
-        from sangja.runtime import cgroups, spec
-        from sangja.runtime.plan import compile_create, namespace_paths
-
         st.check_id(cid)
+        self._discard_prepared(cid)
         bundle = os.path.abspath(bundle)
         if config is None:
+            from sangja.runtime import spec
+
             config = spec.load(bundle)
         process = config.get("process") or {}
         terminal = bool(process.get("terminal"))
         _check_console(terminal, console_socket or console_fd is not None, detach)
-        cg = cgroups.for_spec(config, cid, systemd=self.systemd_cgroup)
-        plan = compile_create(
-            config, bundle, cid, cgroups=cg.layout(), no_pivot=no_pivot,
-            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-            log_fd=self.log.fileno() if self.log else -1, warn=self.warn,
-            seccomp_cache=st.seccomp_cache_dir(),
-        )  # fmt: skip
+        cg, plan = self._compile(cid, bundle, config, no_pivot=no_pivot,
+                                 no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+                                 log_fd=self.log.fileno() if self.log else -1)  # fmt: skip
         if stdio is not None:
             plan.stdio_fds = tuple(-1 if fd is None else fd for fd in stdio)
         hooks = config.get("hooks") or {}
@@ -174,45 +175,14 @@ class Runtime:
         fds = []
         pid = pidfd = None
         cg_made = False
-        host_mounts = None
+        state = None
         try:
-            state = {
-                "ociVersion": OCI_VERSION,
-                "id": cid,
-                "pid": 0,
-                "pid_start": None,
-                "bundle": bundle,
-                "rootfs": plan.rootfs,
-                "created": now_rfc3339(),
-                "owner": "",
-                "annotations": config.get("annotations") or {},
-                "cgroups": cg.to_json(),
-                "hooks": hooks,
-                "console": bool(terminal),
-                "no_new_keyring": bool(no_new_keyring),
-                # Until the init is ready: who is creating it. If that process dies half-way
-                # (an engine killed it), `delete --force` still finds and removes everything.
-                "creator": [os.getpid(), st.proc_start_time(os.getpid())],
-            }
-            if plan.seccomp:
-                state["seccomp"] = plan.seccomp
-            if not plan.own_mntns and plan.rootfs != "/":
-                # Our mounts will be in our own mount namespace, below a bind of the rootfs
-                # onto itself: what was there before is not ours to detach (mounttrees).
-                from sangja.runtime import mounttrees
-
-                before = mounttrees.mount_ids_at(plan.rootfs)
-                host_mounts = state["host_mounts"] = {"path": plan.rootfs, "before": before}
-            cdir.write(state)
-            # What exec needs of the container, as compiled now (never the bundle again).
-            from sangja import jsonio
-
-            cdir.write_file(st.PROCESS_FILE, jsonio.dumps(process).encode())
-            if plan.seccomp_bpf:
-                cdir.write_file(st.SECCOMP_FILE, plan.seccomp_bpf)
+            state = self._record(cid, bundle, config, plan, cg, no_new_keyring)
+            self._lay_out(cdir, state, plan, config, exec_fifo)
+            cg.create()
+            cg_made = True
+            cg.apply(config.get("linux") or {}, warn=self.warn)  # the init joins limited
             if exec_fifo:
-                os.mkfifo(cdir.fifo, 0o622)
-                os.chmod(cdir.fifo, 0o622)  # whatever our umask says
                 plan.exec_fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
                 fds.append(plan.exec_fifo_fd)
             if terminal and console_fd is not None:
@@ -220,10 +190,6 @@ class Runtime:
             elif terminal:
                 plan.console_fd = self._console_fd(console_socket)
                 fds.append(plan.console_fd)
-            cg.create()
-            cg_made = True
-            linux = config.get("linux") or {}
-            cg.apply(linux, warn=self.warn)  # limits first: the init is limited when it joins
             self._open_plan_fds(plan, fds)
             from sangja._native import launch
 
@@ -244,11 +210,14 @@ class Runtime:
                 for stage in ("prestart", "createRuntime"):
                     hk.run_stage(hooks, stage, hs, fatal=True)
 
+            linux = config.get("linux") or {}
             self._sync(sync_fd, pid, state, "creating", on_hooks=run_hooks,
                        on_died=lambda: self._why_init_died(cg, linux))  # fmt: skip
             state["pid_start"] = st.proc_start_time(pid)
             if state["pid_start"] is None:
                 raise SangjaError("container init exited during setup")
+            from sangja.runtime.plan import namespace_paths
+
             state["namespaces"] = namespace_paths(plan.namespaces, pid)
             del state["creator"]
             cdir.write(state)
@@ -265,14 +234,7 @@ class Runtime:
                 except ChildProcessError:
                     pass
                 os.close(pidfd)
-            if cg_made:
-                try:
-                    cg.destroy()
-                except SangjaError as e:
-                    self.warn(f"cleanup: {e}")
-            if host_mounts:
-                self._release_host_mounts(host_mounts)
-            cdir.remove()
+            self._undo_layout(cdir, state, cg, cg_made)
             if pid is not None:  # the container existed: destroyed, then poststop (the spec)
                 self._hooks(state, "poststop", "stopped")
             raise
@@ -281,6 +243,131 @@ class Runtime:
                 os.close(fd)
         cdir.close()
         return pid, pidfd
+
+    def prepare(self, cid, bundle, config):
+        """The first half of `create`, done in the caller's process (the engine's, which has
+        Python running already): `config` (the dict of the bundle's config.json) compiled,
+        the state dir, state.json, the exec fifo and the cgroups made, and the plan left in
+        the state dir (`launch.plan`) for the front end's `create` (csrc/front/create.c) to
+        spawn and lead to READY without starting Python. Until then the container is
+        `creating`, its creator the caller: `delete --force` removes it like any create
+        that did not finish.  Returns False, having made nothing, for a container that
+        needs what only the Python create does (hooks, a user namespace's maps, a seccomp
+        listener, mounts of the host's or its own namespace, the systemd driver): the
+        caller's `create` then does it all."""
+        from sangja.runtime import spec
+
+        st.check_id(cid)
+        bundle = os.path.abspath(bundle)
+        spec.validate(config)  # as the create that reads config.json would
+        if self.systemd_cgroup or any((config.get("hooks") or {}).values()):
+            return False
+        process = config.get("process") or {}
+        cg, plan = self._compile(cid, bundle, config)
+        if (plan.id_maps or plan.parent_cgroup_joins or not plan.own_mntns
+                or any(m.host_tree for m in plan.mounts)
+                or (plan.seccomp or {}).get("listenerPath")):  # fmt: skip
+            return False
+        from sangja import jsonio
+        from sangja._native import launch
+        from sangja.runtime.constants import NS_PROC_NAMES
+
+        block = launch.pack(plan)
+        cdir = st.ContainerDir.make(self.root, cid)
+        cg_made = False
+        state = None
+        try:
+            state = self._record(cid, bundle, config, plan, cg, False)
+            self._lay_out(cdir, state, plan, config, True)
+            cg.create()
+            cg_made = True
+            cg.apply(config.get("linux") or {}, warn=self.warn)
+            head = {k: v for k, v in state.items() if k not in ("pid", "pid_start", "creator")}
+            namespaces = "".join(f"{t}\t{p or ''}\t{NS_PROC_NAMES[t]}\n"
+                                 for t, p in plan.namespaces.items())  # fmt: skip
+            parts = (
+                block, bundle.encode(), jsonio.dumps(head)[:-1].encode(), namespaces.encode(),
+                (plan.cgroup_dir or "").encode(), b"1" if process.get("terminal") else b"0",
+            )  # fmt: skip
+            cdir.write_file(PREPARED_FILE, PREPARED_MAGIC + b"".join(
+                len(p).to_bytes(4, "little") + p for p in parts))  # fmt: skip
+        except BaseException:
+            self._undo_layout(cdir, state, cg, cg_made)
+            raise
+        cdir.close()
+        return True
+
+    def _discard_prepared(self, cid):
+        """A container prepared for the front end's `create` that reached this one instead
+        (SANGJA_PYTHON=1, options the plan did not foresee): undone, to be made again."""
+        if os.path.exists(os.path.join(self.root, cid, PREPARED_FILE)):
+            self.delete(cid, force=True)
+
+    def _compile(self, cid, bundle, config, **options):
+        from sangja.runtime import cgroups
+        from sangja.runtime.plan import compile_create
+
+        cg = cgroups.for_spec(config, cid, systemd=self.systemd_cgroup)
+        plan = compile_create(config, bundle, cid, cgroups=cg.layout(), warn=self.warn,
+                              seccomp_cache=st.seccomp_cache_dir(), **options)  # fmt: skip
+        return cg, plan
+
+    @staticmethod
+    def _record(cid, bundle, config, plan, cg, no_new_keyring):
+        """state.json while the init is made: its creator is this process. If it dies
+        half-way (an engine killed it), `delete --force` still finds and removes all."""
+        process = config.get("process") or {}
+        state = {
+            "ociVersion": OCI_VERSION,
+            "id": cid,
+            "pid": 0,
+            "pid_start": None,
+            "bundle": bundle,
+            "rootfs": plan.rootfs,
+            "created": now_rfc3339(),
+            "owner": "",
+            "annotations": config.get("annotations") or {},
+            "cgroups": cg.to_json(),
+            "hooks": config.get("hooks") or {},
+            "console": bool(process.get("terminal")),
+            "no_new_keyring": bool(no_new_keyring),
+            "creator": [os.getpid(), st.proc_start_time(os.getpid())],
+        }
+        if plan.seccomp:
+            state["seccomp"] = plan.seccomp
+        return state
+
+    @staticmethod
+    def _lay_out(cdir, state, plan, config, exec_fifo):
+        """What the init needs of the state dir before it is spawned: state.json, the files
+        exec reads, the exec fifo."""
+        if not plan.own_mntns and plan.rootfs != "/":
+            # Our mounts will be in our own mount namespace, below a bind of the rootfs
+            # onto itself: what was there before is not ours to detach (mounttrees).
+            from sangja.runtime import mounttrees
+
+            before = mounttrees.mount_ids_at(plan.rootfs)
+            state["host_mounts"] = {"path": plan.rootfs, "before": before}
+        cdir.write(state)
+        # What exec needs of the container, as compiled now (never the bundle again).
+        from sangja import jsonio
+
+        cdir.write_file(st.PROCESS_FILE, jsonio.dumps(config.get("process") or {}).encode())
+        if plan.seccomp_bpf:
+            cdir.write_file(st.SECCOMP_FILE, plan.seccomp_bpf)
+        if exec_fifo:
+            os.mkfifo(cdir.fifo, 0o622)
+            os.chmod(cdir.fifo, 0o622)  # whatever our umask says
+
+    def _undo_layout(self, cdir, state, cg, cg_made):
+        if cg_made:
+            try:
+                cg.destroy()
+            except SangjaError as e:
+                self.warn(f"cleanup: {e}")
+        if state and state.get("host_mounts"):
+            self._release_host_mounts(state["host_mounts"])
+        cdir.remove()
 
     @staticmethod
     def _open_plan_fds(plan, fds):
