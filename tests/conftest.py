@@ -111,6 +111,18 @@ def runc(env):
     return env.runtime("runc")
 
 
+@pytest.fixture
+def alone(rt, tmp_path):
+    """The C front end copied alone, with no Python CLI beside it: what it does itself works,
+    a hand-off fails with `exec …` (test_front.py, test_prepare.py)."""
+    from rtkit import require_front
+
+    require_front(rt)
+    path = tmp_path / "sangja"
+    shutil.copy(rt.binary, path)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def fixtures():
     """make-fixtures.sh's images and registries, for tests/image and tests/engine

@@ -257,6 +257,17 @@ class Pending:
         return r
 
 
+def require_front(rt):
+    """Skip unless `rt` is sangja with its C front end (csrc/front/) installed as `sangja`."""
+    import pytest
+
+    if rt.name != "sangja":
+        pytest.skip("the front end is sangja's")
+    with open(rt.binary, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            pytest.skip(f"{rt.binary} is not the C front end")
+
+
 class Bundle:
     def __init__(self, path, config):
         self.path = path

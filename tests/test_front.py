@@ -8,32 +8,14 @@ SANGJA_PYTHON=1 makes the installed binary hand every call over (the Python path
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
-from rtkit import cgroup_dirs_for, config, wait_for
+from rtkit import cgroup_dirs_for, config, require_front, wait_for
 
 # the installed package (with its _native modules), imported before bundles.default_config
 # puts the source tree first on sys.path
 from sangja.runtime import state as st
-
-
-def _front(rt):
-    if rt.name != "sangja":
-        pytest.skip("the front end is sangja's")
-    with open(rt.binary, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            pytest.skip(f"{rt.binary} is not the C front end")
-
-
-@pytest.fixture
-def alone(rt, tmp_path):
-    """The front end with no Python CLI beside it."""
-    _front(rt)
-    path = tmp_path / "sangja"
-    shutil.copy(rt.binary, path)
-    return str(path)
 
 
 def run(argv, py=False, **kw):
@@ -169,7 +151,7 @@ def test_errors_same_in_c_and_python(rt, alone, args):
 
 
 def test_state_of_a_running_container_is_running_in_both(rt):
-    _front(rt)
+    require_front(rt)
     cid, _ = rt.created(config(["sleep", "1000"]))
     rt("start", cid).ok()
     c, p = both(rt, "--root", rt.root, "kill", cid, "CONT")

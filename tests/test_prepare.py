@@ -8,13 +8,12 @@ way): there, a create it ran itself works, and a hand-off fails with `exec …`.
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
 
 import pytest
-from rtkit import cgroup_dirs_for, config
+from rtkit import cgroup_dirs_for, config, require_front
 
 # the installed package (with its _native modules), imported before bundles.default_config
 # puts the source tree first on sys.path
@@ -22,23 +21,6 @@ from sangja._native import launch
 from sangja.errors import SangjaError
 from sangja.runtime.container import PREPARED_FILE, Runtime
 from sangja.runtime.plan import compile_create
-
-
-def _front(rt):
-    if rt.name != "sangja":
-        pytest.skip("the front end is sangja's")
-    with open(rt.binary, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            pytest.skip(f"{rt.binary} is not the C front end")
-
-
-@pytest.fixture
-def alone(rt, tmp_path):
-    """The front end with no Python CLI beside it: what it does itself, or `exec` fails."""
-    _front(rt)
-    path = tmp_path / "sangja"
-    shutil.copy(rt.binary, path)
-    return str(path)
 
 
 def _prepared(rt, cfg):
@@ -91,7 +73,7 @@ def test_c_create_runs_the_container(rt, alone):
 
 def test_record_matches_pythons(rt):
     """state.json written by C has what the Python create writes, member for member."""
-    _front(rt)
+    require_front(rt)
     cfg = config(["sleep", "1000"])
     cfg["annotations"] = {'q"x': "tab\tü"}
     cid, b = _prepared(rt, cfg)
@@ -119,7 +101,7 @@ def test_record_matches_pythons(rt):
 def test_a_failed_launch_is_reported_and_removed(rt, py):
     """An init that cannot exec its program: C says what Python says, exit 1; the state dir
     stays (creating/stopped) until the engine's `delete --force`, which leaves nothing."""
-    _front(rt)
+    require_front(rt)
     cfg = config(["/no/such/program"])
     cid, b = _prepared(rt, cfg)
     env = dict(os.environ, SANGJA_PYTHON="1" if py else "0")
@@ -134,7 +116,7 @@ def test_a_failed_launch_is_reported_and_removed(rt, py):
 def test_python_discards_a_plan_it_finds(rt):
     """SANGJA_PYTHON=1 (every call in Python): the prepared container is undone and made
     again, from config.json."""
-    _front(rt)
+    require_front(rt)
     cid, b = _prepared(rt, config(["sh", "-c", "echo made by python"]))
     r = _create(rt.binary, rt, cid, b, env=dict(os.environ, SANGJA_PYTHON="1"))
     assert r.rc == 0, r
@@ -216,7 +198,7 @@ def test_terminal_through_the_console_socket(rt, alone, tmp_path):
 
 def test_what_prepare_leaves_to_python(rt):
     """Hooks, a user namespace's maps: prepare makes nothing and says so."""
-    _front(rt)
+    require_front(rt)
     runtime = Runtime(root=rt.root)
     cfg = config(["true"])
     cfg["hooks"] = {"prestart": [{"path": "/bin/true"}]}

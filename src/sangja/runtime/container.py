@@ -171,17 +171,10 @@ class Runtime:
             plan.stdio_fds = tuple(-1 if fd is None else fd for fd in stdio)
         hooks = config.get("hooks") or {}
 
-        cdir = st.ContainerDir.make(self.root, cid)
+        cdir, state = self._make(cid, bundle, config, plan, cg, no_new_keyring, exec_fifo)
         fds = []
         pid = pidfd = None
-        cg_made = False
-        state = None
         try:
-            state = self._record(cid, bundle, config, plan, cg, no_new_keyring)
-            self._lay_out(cdir, state, plan, config, exec_fifo)
-            cg.create()
-            cg_made = True
-            cg.apply(config.get("linux") or {}, warn=self.warn)  # the init joins limited
             if exec_fifo:
                 plan.exec_fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
                 fds.append(plan.exec_fifo_fd)
@@ -234,7 +227,7 @@ class Runtime:
                 except ChildProcessError:
                     pass
                 os.close(pidfd)
-            self._undo_layout(cdir, state, cg, cg_made)
+            self._unmake(cdir, state, cg)
             if pid is not None:  # the container existed: destroyed, then poststop (the spec)
                 self._hooks(state, "poststop", "stopped")
             raise
@@ -273,15 +266,8 @@ class Runtime:
         from sangja.runtime.constants import NS_PROC_NAMES
 
         block = launch.pack(plan)
-        cdir = st.ContainerDir.make(self.root, cid)
-        cg_made = False
-        state = None
+        cdir, state = self._make(cid, bundle, config, plan, cg, False, True)
         try:
-            state = self._record(cid, bundle, config, plan, cg, False)
-            self._lay_out(cdir, state, plan, config, True)
-            cg.create()
-            cg_made = True
-            cg.apply(config.get("linux") or {}, warn=self.warn)
             head = {k: v for k, v in state.items() if k not in ("pid", "pid_start", "creator")}
             namespaces = "".join(f"{t}\t{p or ''}\t{NS_PROC_NAMES[t]}\n"
                                  for t, p in plan.namespaces.items())  # fmt: skip
@@ -292,7 +278,7 @@ class Runtime:
             cdir.write_file(PREPARED_FILE, PREPARED_MAGIC + b"".join(
                 len(p).to_bytes(4, "little") + p for p in parts))  # fmt: skip
         except BaseException:
-            self._undo_layout(cdir, state, cg, cg_made)
+            self._unmake(cdir, state, cg)
             raise
         cdir.close()
         return True
@@ -337,30 +323,44 @@ class Runtime:
             state["seccomp"] = plan.seccomp
         return state
 
-    @staticmethod
-    def _lay_out(cdir, state, plan, config, exec_fifo):
-        """What the init needs of the state dir before it is spawned: state.json, the files
-        exec reads, the exec fifo."""
-        if not plan.own_mntns and plan.rootfs != "/":
-            # Our mounts will be in our own mount namespace, below a bind of the rootfs
-            # onto itself: what was there before is not ours to detach (mounttrees).
-            from sangja.runtime import mounttrees
+    def _make(self, cid, bundle, config, plan, cg, no_new_keyring, exec_fifo):
+        """What the init needs before it is spawned: the state dir (locked) with state.json
+        and the files exec reads, the exec fifo, the cgroups with their limits (the init
+        joins them limited). -> (cdir, state); on an error nothing of it stays."""
+        cdir = st.ContainerDir.make(self.root, cid)
+        state = None
+        made = False
+        try:
+            state = self._record(cid, bundle, config, plan, cg, no_new_keyring)
+            if not plan.own_mntns and plan.rootfs != "/":
+                # Our mounts will be in our own mount namespace, below a bind of the rootfs
+                # onto itself: what was there before is not ours to detach (mounttrees).
+                from sangja.runtime import mounttrees
 
-            before = mounttrees.mount_ids_at(plan.rootfs)
-            state["host_mounts"] = {"path": plan.rootfs, "before": before}
-        cdir.write(state)
-        # What exec needs of the container, as compiled now (never the bundle again).
-        from sangja import jsonio
+                before = mounttrees.mount_ids_at(plan.rootfs)
+                state["host_mounts"] = {"path": plan.rootfs, "before": before}
+            cdir.write(state)
+            # What exec needs of the container, as compiled now (never the bundle again).
+            from sangja import jsonio
 
-        cdir.write_file(st.PROCESS_FILE, jsonio.dumps(config.get("process") or {}).encode())
-        if plan.seccomp_bpf:
-            cdir.write_file(st.SECCOMP_FILE, plan.seccomp_bpf)
-        if exec_fifo:
-            os.mkfifo(cdir.fifo, 0o622)
-            os.chmod(cdir.fifo, 0o622)  # whatever our umask says
+            process = jsonio.dumps(config.get("process") or {}).encode()
+            cdir.write_file(st.PROCESS_FILE, process)
+            if plan.seccomp_bpf:
+                cdir.write_file(st.SECCOMP_FILE, plan.seccomp_bpf)
+            if exec_fifo:
+                os.mkfifo(cdir.fifo, 0o622)
+                os.chmod(cdir.fifo, 0o622)  # whatever our umask says
+            cg.create()
+            made = True
+            cg.apply(config.get("linux") or {}, warn=self.warn)
+        except BaseException:
+            self._unmake(cdir, state, cg, made)
+            raise
+        return cdir, state
 
-    def _undo_layout(self, cdir, state, cg, cg_made):
-        if cg_made:
+    def _unmake(self, cdir, state, cg, cgroups_made=True):
+        """Undo _make: the cgroups, our mounts below the rootfs, the state dir."""
+        if cgroups_made:
             try:
                 cg.destroy()
             except SangjaError as e:
