@@ -13,7 +13,7 @@ import subprocess
 import threading
 
 import pytest
-from rtkit import cgroup_dirs_for, config, require_front
+from rtkit import cgroup_dirs_for, config, require_front, wait_for
 
 # the installed package (with its _native modules), imported before bundles.default_config
 # puts the source tree first on sys.path
@@ -250,3 +250,33 @@ def test_plan_block_round_trip(tmp_path):
         launch.repack(block[:-8])  # shorter than its header says
     with pytest.raises(SangjaError, match="launch plan: truncated"):
         launch.repack(block[:40])
+
+
+@pytest.mark.parametrize("point", ["create:spawned", "create:ready"])
+def test_create_killed_half_way(rt, point):
+    """The front end's create killed (-9) with the init made, before and after it is ready:
+    the init dies with it (before READY, its parent-death signal; after, `delete --force`
+    kills it), and `delete --force` leaves no state dir, cgroup or process (the env
+    fixture checks)."""
+    require_front(rt)
+    cid, b = _prepared(rt, config(["sleep", "1000"]))
+    env = dict(os.environ, SANGJA_FAILPOINT=point)
+    env.pop("SANGJA_PYTHON", None)
+    p = subprocess.Popen(rt.argv("create", "--bundle", b.path, cid), env=env,
+                         stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def stopped():
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+        except OSError:
+            return False
+
+    wait_for(lambda: stopped() or p.poll() is not None, f"create to reach {point}")
+    assert p.poll() is None, "create ended before its failpoint"
+    p.kill()
+    p.wait()
+    assert rt.status(cid) in ("creating", "stopped")  # the engine, its creator, lives
+    rt("delete", "--force", cid).ok()
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not [d for d in cgroup_dirs_for(cid) if os.path.exists(d)]

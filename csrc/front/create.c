@@ -275,6 +275,14 @@ static void write_pid_file(const char *path, pid_t pid) {
     FAIL("rename %s: %s", tmp, strerror(errno));
 }
 
+/* The tests' fault injection, as the engine's (engine/failpoints.py): with
+ * SANGJA_FAILPOINT=<name> the process stops itself there, for a test to kill -9 it. */
+static void failpoint(const char *name) {
+  const char *want = getenv("SANGJA_FAILPOINT");
+  if (want && !strcmp(want, name))
+    raise(SIGSTOP);
+}
+
 int sj_verb_create(const struct sj_verb *v, int log_fd) {
   int has_state = 0;
   int dfd = sj_state_open(v->root, v->id, 0, &has_state);
@@ -329,7 +337,9 @@ int sj_verb_create(const struct sj_verb *v, int log_fd) {
     sj_die("%s", err.msg);
   g_pid = out.pid;
   g_pidfd = out.pidfd;
+  failpoint("create:spawned");
   sync_to_ready(out.sync_fd, plan, unified);
+  failpoint("create:ready");
   long long start = sj_proc_start_time(out.pid);
   if (start < 0)
     FAIL("container init exited during setup");
