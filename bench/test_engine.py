@@ -6,6 +6,8 @@ image from the fixtures' registry), in the same run:
   ps_200        `ps -a` with 200 containers (created)
   logs_100mb    `logs` of a container that wrote 100 MB
   exec          `exec C true` into a running container      target <= 0.5x podman
+  run_rm_floor  the CLI's interpreter started and the modules `run --rm` imports
+                imported, nothing run: what any Python CLI of this engine spends first
 
 Both engines have private roots; podman runs with cgroupfs, no events, both with
 `--network none` (networks are bench/test_network.py's), and the rlimits this host lets a
@@ -160,6 +162,10 @@ def summary(request):
 def print_summary(tr):
     tr.write_line("")
     tr.write_line("engine commands, medians (ratios to podman+runc in the same run):")
+    floor, p = RESULTS.get(("run_rm_floor", "sangja")), RESULTS.get(("run_rm", "podman"))
+    if floor is not None and p is not None:
+        tr.write_line(f"  {'run_rm floor':12} sangja {floor * 1000:8.1f} ms   (Python start + run's"
+                      f" imports) = {floor / p:.2f}x podman's run --rm")  # fmt: skip
     for bench in ("run_rm", "run_stop_rm", "ps_200", "logs_100mb", "exec"):
         s, p = RESULTS.get((bench, "sangja")), RESULTS.get((bench, "podman"))
         if s is None or p is None:
@@ -186,6 +192,36 @@ def test_run_rm(benchmark, engines, name):
     e = engines[name]
     _bench(benchmark, "run_rm", name, lambda: e("run", "--rm", *e.run_args(), IMAGE, "true"),
            rounds=15)  # fmt: skip
+
+
+def test_run_rm_floor(benchmark, engines):
+    """The part of `run --rm` no engine work can shorten while the CLI is Python: the
+    interpreter `sangja-py` runs, started, importing the modules `run --rm` imports (read
+    from one run under `-X importtime`), doing nothing else."""
+    e = engines["sangja"]
+    script = os.path.join(os.path.dirname(os.path.realpath(e.argv[0])), "sangja-py")
+    if not os.path.exists(script):
+        pytest.skip(f"no {script}: the Python CLI is not installed beside the front end")
+    with open(script) as f:
+        python = f.readline()[2:].split()[0]  # the script's own interpreter (#!… -IS)
+    args = ["--root", e.argv[2], "container", "run", "--rm", *e.run_args(), IMAGE, "true"]
+    r = subprocess.run([python, "-IS", "-X", "importtime", script, *args], env=e.env,
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    # the imports made at the top of a chain, in order (their own imports come with them:
+    # importtime lists a chain's modules first, indented by depth)
+    names = [ln.rsplit("|", 1)[1] for ln in r.stderr.splitlines() if ln.startswith("import time:")]
+    mods = [n.strip() for n in names[1:] if n.startswith(" ") and not n.startswith("  ")]
+    import sangja  # the same installation: its directory goes on the path, as the script puts it
+
+    site = os.path.dirname(os.path.dirname(sangja.__file__))
+    # as the CLI did: some are tried and missing (copy's `org.python.core`)
+    code = (
+        f"import sys\nsys.path.append({site!r})\nfor m in {mods!r}:\n"
+        "    try:\n        __import__(m)\n    except ImportError:\n        pass\n"
+    )
+    assert len(mods) > 50, mods  # the run above did import the engine
+    _bench(benchmark, "run_rm_floor", "sangja",
+           lambda: _quiet([python, "-IS", "-c", code], env=e.env), rounds=15)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["sangja", "podman"])
