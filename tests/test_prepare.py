@@ -280,3 +280,61 @@ def test_create_killed_half_way(rt, point):
     rt("delete", "--force", cid).ok()
     assert not os.path.exists(os.path.join(rt.root, cid))
     assert not [d for d in cgroup_dirs_for(cid) if os.path.exists(d)]
+
+
+@pytest.mark.parametrize("declined", [False, True], ids=["prepared", "declined"])
+def test_create_waits_for_a_reserved_dir(rt, alone, declined):
+    """The engine reserves the state dir (locked) before conmon starts, and prepares while
+    conmon's `create` waits for the lock: then the plan is there (run in C, by the copy
+    alone), or, when prepare declined (hooks), no state at all, and the create goes to
+    Python, which makes it all."""
+    cfg = config(["true"])
+    if declined:
+        cfg["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    b = rt.bundle(cfg)
+    cid = rt.new_id()
+    runtime = Runtime(root=rt.root)
+    reserved = runtime.reserve(cid)
+    binary = rt.binary if declined else alone
+    err = open(os.path.join(rt.workdir, "create.err"), "w+")  # the init holds what it inherits
+    p = subprocess.Popen([binary, "--root", rt.root, "create", "--bundle", b.path, cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=err)  # fmt: skip
+    try:
+        wait_for(lambda: _waits_on_lock(p.pid) or p.poll() is not None, "create to wait")
+        assert p.poll() is None  # it waits for the lock
+    finally:
+        prepared = runtime.prepare(cid, b.path, cfg, reserved=reserved)
+    assert prepared is (not declined)
+    assert reserved.fd < 0  # released
+    p.wait(timeout=60)
+    err.seek(0)
+    assert p.returncode == 0, err.read()
+    err.close()
+    st = rt.state(cid)
+    assert st["status"] == "created"
+    rt.pids.add(st["pid"])
+    rt("delete", "--force", cid).ok()
+
+
+def _waits_on_lock(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "lock" in f.read()  # locks_lock_inode_wait
+    except OSError:
+        return False
+
+
+def test_a_failed_prepare_releases_the_reservation(rt):
+    """A config prepare refuses: its error, and the reserved dir gone (a create waiting
+    for it finds no state: Python's, which says the same)."""
+    require_front(rt)
+    cfg = config(["true"])
+    cfg["process"]["args"] = []
+    b = rt.bundle(cfg)
+    cid = rt.new_id()
+    runtime = Runtime(root=rt.root)
+    reserved = runtime.reserve(cid)
+    with pytest.raises(SangjaError, match="args"):
+        runtime.prepare(cid, b.path, cfg, reserved=reserved)
+    assert reserved.fd < 0 and not os.path.exists(os.path.join(rt.root, cid))

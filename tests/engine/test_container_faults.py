@@ -27,7 +27,7 @@ def _mounts(sj):
         return [line.split()[4] for line in f if sj.tmp in line.split()[4]]
 
 
-@pytest.mark.parametrize("point", ["create:row", "start:mounted", "start:prepared",
+@pytest.mark.parametrize("point", ["create:row", "start:mounted", "start:reserved",
                                    "start:created", "start:started"])  # fmt: skip
 def test_run_killed_half_way_leaves_nothing(sj, point):
     """A `run -d` killed before it returned: the container never was (the row stays
@@ -43,7 +43,7 @@ def test_run_killed_half_way_leaves_nothing(sj, point):
 
 
 @pytest.mark.parametrize("point,after", [("start:mounted", "created"),
-                                         ("start:prepared", "created"),
+                                         ("start:reserved", "created"),
                                          ("start:created", "created"),
                                          ("start:started", "running")])  # fmt: skip
 def test_start_killed_half_way(sj, point, after):

@@ -494,7 +494,7 @@ class Containers:
                 self._network_teardown(rec)
             raise
         failpoint("start:mounted")
-        started = log_fifo = None
+        started = log_fifo = reserved = None
         try:
             body = rec.spec
             cfg, hc = body["Config"], body["HostConfig"]
@@ -508,10 +508,6 @@ class Containers:
             with open(tmp, "w") as f:
                 f.write(jsonio.dumps(spec))
             os.rename(tmp, paths.config)
-            # the runtime's create, half done here where Python runs already: conmon's
-            # `sangja create` finishes it in C (runtime/container.py prepare)
-            self.rt.prepare(rec.id, paths.dir, spec)
-            failpoint("start:prepared")
             run = rec.run + 1  # recorded with the start below: an exit command of this
             # run that comes sooner waits for our lock, one of a run killed before then
             # finds an older number and leaves the repair to the next command
@@ -532,14 +528,33 @@ class Containers:
                 # this process waits and does the clean-up itself: the exit command has
                 # nothing to do while it lives (and does it all if it was killed)
                 exit_command += ["--unless-alive", proc_id()]
-            started = monitor.create(
-                paths, rec.id, rec.name, runtime_root=self.runtime_root,
-                tty=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
-                stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
-                log_driver=lc.get("Type") or "k8s-file", log_path=log_fifo,
-                exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
-                meanwhile=lambda: self._preload(foreground),
-            )  # fmt: skip
+            # The runtime's create, half done here where Python runs already, while conmon
+            # starts: its `sangja create` waits for the state dir's lock, then spawns the
+            # init from the plan in C (runtime/container.py reserve, prepare).
+            reserved = self.rt.reserve(rec.id)
+            failpoint("start:reserved")
+            failed = []
+
+            def meanwhile():
+                try:
+                    self.rt.prepare(rec.id, paths.dir, spec, reserved=reserved)
+                except BaseException as e:  # nothing prepared: conmon's create says why too
+                    failed.append(e)
+                self._preload(foreground)
+
+            try:
+                started = monitor.create(
+                    paths, rec.id, rec.name, runtime_root=self.runtime_root,
+                    tty=bool(cfg.get("Tty")), stdin=bool(cfg.get("OpenStdin")),
+                    stdin_once=bool(cfg.get("StdinOnce")), log_size_max=max_size,
+                    log_driver=lc.get("Type") or "k8s-file", log_path=log_fifo,
+                    exit_command=exit_command + [rec.id], env={"SANGJA_ROOT": self.root},
+                    meanwhile=meanwhile,
+                )  # fmt: skip
+            except BaseException:
+                if failed:  # the first word on it, not the fallback create's
+                    raise failed[0] from None
+                raise
             failpoint("start:created")
             if on_created is not None:
                 on_created(paths)
@@ -549,6 +564,9 @@ class Containers:
             self.rt.start(rec.id)
             failpoint("start:started")
         except BaseException as e:
+            if reserved is not None and reserved.fd >= 0:  # (our lock: delete would wait)
+                with contextlib.suppress(SangjaError):
+                    reserved.remove()
             if started is not None:
                 monitor.kill(started.monitor)
             if log_fifo is not None:  # a writer whose conmon never came ends

@@ -186,11 +186,15 @@ def create(paths, cid: str, name: str, *, runtime_root: str, tty: bool, stdin: b
         if not stdin_once:
             argv.append("--leave-stdin-open")
         argv.append("-i")
-    r = _spawn(argv, _env(dict(env, _OCI_SYNCPIPE="3")), paths.conmon_err, paths.monitor)
-    try:
+
+    def during():  # as soon as conmon is started, before its first process is waited for
         if meanwhile is not None:
             with contextlib.suppress(Exception):
                 meanwhile()
+
+    r = _spawn(argv, _env(dict(env, _OCI_SYNCPIPE="3")), paths.conmon_err, paths.monitor,
+               released=during)  # fmt: skip
+    try:
         msg = _read_sync(r)
     finally:
         os.close(r)

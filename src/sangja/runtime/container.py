@@ -237,7 +237,14 @@ class Runtime:
         cdir.close()
         return pid, pidfd
 
-    def prepare(self, cid, bundle, config):
+    def reserve(self, cid):
+        """The state dir of a container to `prepare`, made and locked now: a `create` of it
+        (conmon's, started meanwhile) waits for the lock, then finds the plan, or, if
+        prepare declined or failed, no state and does it all in Python. -> the dir, for
+        prepare(reserved=)."""
+        return st.ContainerDir.make(self.root, cid)
+
+    def prepare(self, cid, bundle, config, reserved=None):
         """The first half of `create`, done in the caller's process (the engine's, which has
         Python running already): `config` (the dict of the bundle's config.json) compiled,
         the state dir, state.json, the exec fifo and the cgroups made, and the plan left in
@@ -247,26 +254,38 @@ class Runtime:
         that did not finish.  Returns False, having made nothing, for a container that
         needs what only the Python create does (hooks, a user namespace's maps, a seccomp
         listener, mounts of the host's or its own namespace, the systemd driver): the
-        caller's `create` then does it all."""
+        caller's `create` then does it all.  `reserved`: the state dir from reserve(),
+        used, then unlocked (removed if nothing was prepared)."""
+        try:
+            return self._prepare(cid, bundle, config, reserved)
+        except BaseException:
+            if reserved is not None and reserved.fd >= 0:
+                reserved.remove()
+            raise
+
+    def _prepare(self, cid, bundle, config, reserved):
         from sangja.runtime import spec
 
         st.check_id(cid)
         bundle = os.path.abspath(bundle)
         spec.validate(config)  # as the create that reads config.json would
-        if self.systemd_cgroup or any((config.get("hooks") or {}).values()):
+        prepared = not self.systemd_cgroup and not any((config.get("hooks") or {}).values())
+        if prepared:
+            cg, plan = self._compile(cid, bundle, config)
+            prepared = not (plan.id_maps or plan.parent_cgroup_joins or not plan.own_mntns
+                            or any(m.host_tree for m in plan.mounts)
+                            or (plan.seccomp or {}).get("listenerPath"))  # fmt: skip
+        if not prepared:
+            if reserved is not None:
+                reserved.remove()  # the create waiting for it makes it all
             return False
         process = config.get("process") or {}
-        cg, plan = self._compile(cid, bundle, config)
-        if (plan.id_maps or plan.parent_cgroup_joins or not plan.own_mntns
-                or any(m.host_tree for m in plan.mounts)
-                or (plan.seccomp or {}).get("listenerPath")):  # fmt: skip
-            return False
         from sangja import jsonio
         from sangja._native import launch
         from sangja.runtime.constants import NS_PROC_NAMES
 
         block = launch.pack(plan)
-        cdir, state = self._make(cid, bundle, config, plan, cg, False, True)
+        cdir, state = self._make(cid, bundle, config, plan, cg, False, True, reserved)
         try:
             head = {k: v for k, v in state.items() if k not in ("pid", "pid_start", "creator")}
             namespaces = "".join(f"{t}\t{p or ''}\t{NS_PROC_NAMES[t]}\n"
@@ -323,11 +342,13 @@ class Runtime:
             state["seccomp"] = plan.seccomp
         return state
 
-    def _make(self, cid, bundle, config, plan, cg, no_new_keyring, exec_fifo):
-        """What the init needs before it is spawned: the state dir (locked) with state.json
-        and the files exec reads, the exec fifo, the cgroups with their limits (the init
-        joins them limited). -> (cdir, state); on an error nothing of it stays."""
-        cdir = st.ContainerDir.make(self.root, cid)
+    def _make(self, cid, bundle, config, plan, cg, no_new_keyring, exec_fifo, cdir=None):
+        """What the init needs before it is spawned: the state dir (locked; `cdir`: made
+        already) with state.json and the files exec reads, the exec fifo, the cgroups with
+        their limits (the init joins them limited). -> (cdir, state); on an error nothing
+        of it stays."""
+        if cdir is None:
+            cdir = st.ContainerDir.make(self.root, cid)
         state = None
         made = False
         try:
