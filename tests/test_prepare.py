@@ -40,7 +40,8 @@ def test_c_create_runs_the_container(rt, alone):
     cfg = config(["sh", "-c", "echo out; echo err >&2; hostname; cat /proc/self/status"])
     cfg["hostname"] = "prepared"
     cid, b = _prepared(rt, cfg)
-    assert os.path.exists(os.path.join(rt.root, cid, PREPARED_FILE))
+    plan = os.path.join(rt.root, cid, PREPARED_FILE)
+    assert os.stat(plan).st_mode & 0o777 == 0o600  # the process's environment is in it
     assert rt.status(cid) == "creating"  # its creator (this process) lives
     pidfile = os.path.join(rt.workdir, "pid")
     with open(os.path.join(rt.workdir, "out"), "w+") as out:
@@ -49,7 +50,7 @@ def test_c_create_runs_the_container(rt, alone):
         # a file, not a pipe: the init holds what it inherits
         got = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         assert got.returncode == 0, got  # run by the copy alone: in C
-        assert not os.path.exists(os.path.join(rt.root, cid, PREPARED_FILE))  # spent
+        assert not os.path.exists(plan)  # spent
         st = rt.state(cid)
         assert st["status"] == "created" and st["pid"] > 0
         with open(pidfile) as f:

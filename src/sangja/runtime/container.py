@@ -294,8 +294,9 @@ class Runtime:
                 block, bundle.encode(), jsonio.dumps(head)[:-1].encode(), namespaces.encode(),
                 (plan.cgroup_dir or "").encode(), b"1" if process.get("terminal") else b"0",
             )  # fmt: skip
+            # 0600: the process's environment is in it (secrets, for some)
             cdir.write_file(PREPARED_FILE, PREPARED_MAGIC + b"".join(
-                len(p).to_bytes(4, "little") + p for p in parts))  # fmt: skip
+                len(p).to_bytes(4, "little") + p for p in parts), mode=0o600)  # fmt: skip
         except BaseException:
             self._unmake(cdir, state, cg)
             raise

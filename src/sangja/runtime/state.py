@@ -122,9 +122,11 @@ class ContainerDir:
             f.write(jsonio.dumps(state))
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
-    def write_file(self, name, data):
+    def write_file(self, name, data, mode=0o644):
         """Another file of the container (bytes), written before state.json names it."""
-        with open(os.path.join(self.path, name), "wb") as f:
+        fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                     | os.O_CLOEXEC | os.O_NOFOLLOW, mode)  # fmt: skip
+        with open(fd, "wb") as f:
             f.write(data)
 
     def read_file(self, name):
