@@ -23,6 +23,13 @@ from sangja.runtime.container import PREPARED_FILE, Runtime
 from sangja.runtime.plan import compile_create
 
 
+def _c_env():
+    """The environment without SANGJA_PYTHON (the second pass of `make test` sets it)."""
+    env = dict(os.environ)
+    env.pop("SANGJA_PYTHON", None)
+    return env
+
+
 def _prepared(rt, cfg):
     """A bundle for `cfg`, prepared under a new id: -> (id, bundle)."""
     b = rt.bundle(cfg)
@@ -48,7 +55,8 @@ def test_c_create_runs_the_container(rt, alone):
         argv = [alone, "--root", rt.root, "create", "--bundle", b.path, "--pid-file", pidfile,
                 cid]  # fmt: skip
         # a file, not a pipe: the init holds what it inherits
-        got = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        got = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                             env=_c_env())  # fmt: skip
         assert got.returncode == 0, got  # run by the copy alone: in C
         assert not os.path.exists(plan)  # spent
         st = rt.state(cid)
@@ -155,7 +163,7 @@ def test_terminal_through_the_console_socket(rt, alone, tmp_path):
     cfg = config(["sh", "-c", "tty; echo on-the-pty"])
     cfg["process"]["terminal"] = True
     cid, b = _prepared(rt, cfg)
-    r = rt.__class__("sangja", alone, rt.workdir)("create", "--bundle", b.path, cid)
+    r = rt.__class__("sangja", alone, rt.workdir)("create", "--bundle", b.path, cid, env=_c_env())
     assert r.rc == 1
     assert "cannot allocate tty if sangja will detach without setting console socket" in r.err
     rt("delete", "--force", cid).ok()
@@ -176,7 +184,8 @@ def test_terminal_through_the_console_socket(rt, alone, tmp_path):
     t = threading.Thread(target=receive)
     t.start()
     r = rt.__class__("sangja", alone, rt.workdir)("create", "--bundle", b.path,
-                                                  "--console-socket", path, cid)  # fmt: skip
+                                                  "--console-socket", path, cid,
+                                                  env=_c_env())  # fmt: skip
     t.join(10)
     srv.close()
     assert r.rc == 0, r
@@ -283,35 +292,37 @@ def test_create_killed_half_way(rt, point):
     assert not [d for d in cgroup_dirs_for(cid) if os.path.exists(d)]
 
 
-@pytest.mark.parametrize("declined", [False, True], ids=["prepared", "declined"])
-def test_create_waits_for_a_reserved_dir(rt, alone, declined):
+@pytest.mark.parametrize("how", ["c", "python", "declined"])
+def test_create_waits_for_a_reserved_dir(rt, alone, how):
     """The engine reserves the state dir (locked) before conmon starts, and prepares while
-    conmon's `create` waits for the lock: then the plan is there (run in C, by the copy
-    alone), or, when prepare declined (hooks), no state at all, and the create goes to
-    Python, which makes it all."""
+    conmon's `create` waits for the lock: then the plan is there, run in C (by the copy
+    alone) or, with SANGJA_PYTHON=1, discarded and made again by Python; or, when prepare
+    declined (hooks), there is no state at all and Python makes it all."""
     cfg = config(["true"])
-    if declined:
+    if how == "declined":
         cfg["hooks"] = {"prestart": [{"path": "/bin/true"}]}
     b = rt.bundle(cfg)
     cid = rt.new_id()
     runtime = Runtime(root=rt.root)
     reserved = runtime.reserve(cid)
-    binary = rt.binary if declined else alone
+    binary = alone if how == "c" else rt.binary
+    env = _c_env() if how == "c" else dict(os.environ, SANGJA_PYTHON="1")
     err = open(os.path.join(rt.workdir, "create.err"), "w+")  # the init holds what it inherits
     p = subprocess.Popen([binary, "--root", rt.root, "create", "--bundle", b.path, cid],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=err)  # fmt: skip
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                         env=env)  # fmt: skip
     try:
         wait_for(lambda: _waits_on_lock(p.pid) or p.poll() is not None, "create to wait")
         assert p.poll() is None  # it waits for the lock
     finally:
         prepared = runtime.prepare(cid, b.path, cfg, reserved=reserved)
-    assert prepared is (not declined)
+    assert prepared is (how != "declined")
     assert reserved.fd < 0  # released
     p.wait(timeout=60)
     err.seek(0)
     assert p.returncode == 0, err.read()
     err.close()
+    assert not os.path.exists(os.path.join(rt.root, cid, PREPARED_FILE))
     st = rt.state(cid)
     assert st["status"] == "created"
     rt.pids.add(st["pid"])

@@ -304,9 +304,17 @@ class Runtime:
         return True
 
     def _discard_prepared(self, cid):
-        """A container prepared for the front end's `create` that reached this one instead
-        (SANGJA_PYTHON=1, options the plan did not foresee): undone, to be made again."""
-        if os.path.exists(os.path.join(self.root, cid, PREPARED_FILE)):
+        """A container reserved or prepared for the front end's `create` that reached this
+        one instead (SANGJA_PYTHON=1, options the plan did not foresee): once its
+        reservation's lock is released, a prepared one is undone, to be made again."""
+        path = os.path.join(self.root, cid)
+        if not os.path.isdir(path):
+            return
+        try:  # waits while the engine prepares it
+            st.ContainerDir.open(self.root, cid, orphan_ok=True).close()
+        except NotFound:
+            return  # removed meanwhile: declined, or failed
+        if os.path.exists(os.path.join(path, PREPARED_FILE)):
             self.delete(cid, force=True)
 
     def _compile(self, cid, bundle, config, **options):
