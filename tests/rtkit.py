@@ -257,6 +257,15 @@ class Pending:
         return r
 
 
+def is_stopped(pid):
+    """Is `pid` stopped (SIGSTOP: a failpoint reached)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
 def require_front(rt):
     """Skip unless `rt` is sangja with its C front end (csrc/front/) installed as `sangja`."""
     import pytest

@@ -220,15 +220,8 @@ def start_stopped(s, *args, failpoint):
     p = subprocess.Popen([sangja_binary(), "--root", s.run_root, *args],
                          env=dict(s.env, SANGJA_FAILPOINT=failpoint),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-
-    def stopped():
-        try:
-            with open(f"/proc/{p.pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "T"
-        except OSError:
-            return False
-
-    wait_for(lambda: stopped() or p.poll() is not None, f"the CLI to reach {failpoint}")
+    wait_for(lambda: rtkit.is_stopped(p.pid) or p.poll() is not None,
+             f"the CLI to reach {failpoint}")  # fmt: skip
     assert p.poll() is None, f"the CLI ended before {failpoint}: {p.communicate()}"
     return p
 
