@@ -48,7 +48,7 @@
 enum { S_PLAN, S_BUNDLE, S_STATE, S_NAMESPACES, S_CGROUP, S_TERMINAL };
 
 struct prepared {
-  char *file; /* the whole file, NUL-terminated after each section by read_prepared */
+  char *file; /* the sections, each followed by a NUL; the plan (S_PLAN) first */
   const char *part[NSECTIONS];
   size_t len[NSECTIONS];
 };
@@ -194,9 +194,9 @@ static int connect_console(const char *path) {
 }
 
 /* Write dirfd/name whole through a temporary file and a rename (a reader sees the old
- * text or the new one). */
+ * text or the new one). dirfd AT_FDCWD: name as given (the pid file). */
 static void write_atomic(int dirfd, const char *name, const char *text, size_t len) {
-  char tmp[PATH_MAX];
+  char tmp[PATH_MAX + 32];
   snprintf(tmp, sizeof tmp, "%s.%d.tmp", name, (int)getpid());
   int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -251,30 +251,6 @@ static void write_state(int dirfd, const struct prepared *p, pid_t pid, long lon
   free(b.data);
 }
 
-static void write_pid_file(const char *path, pid_t pid) {
-  char abs[2 * PATH_MAX + 2], tmp[2 * PATH_MAX + 40], text[32];
-  if (path[0] != '/') {
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd))
-      FAIL("getcwd: %s", strerror(errno));
-    snprintf(abs, sizeof abs, "%s/%s", cwd, path);
-  } else {
-    snprintf(abs, sizeof abs, "%s", path);
-  }
-  snprintf(tmp, sizeof tmp, "%s.%d.tmp", abs, (int)getpid());
-  int n = snprintf(text, sizeof text, "%d", (int)pid);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 || write(fd, text, (size_t)n) != n) {
-    int e = errno;
-    if (fd >= 0)
-      close(fd), unlink(tmp);
-    FAIL("write %s: %s", tmp, strerror(e));
-  }
-  close(fd);
-  if (rename(tmp, abs) < 0)
-    FAIL("rename %s: %s", tmp, strerror(errno));
-}
-
 /* The tests' fault injection, as the engine's (engine/failpoints.py): with
  * SANGJA_FAILPOINT=<name> the process stops itself there, for a test to kill -9 it. */
 static void failpoint(const char *name) {
@@ -310,13 +286,11 @@ int sj_verb_create(const struct sj_verb *v, int log_fd) {
   if (v->console_socket && !terminal)
     sj_die("cannot use console socket if sangja will not allocate tty");
 
-  unsigned char *block = malloc(p.len[S_PLAN] + 1);
+  /* the plan, the first section, starts the malloc'd copy: 8-byte aligned, as unpacking
+   * in place wants it */
   struct sj_plan *plan;
   struct sj_error err = {0};
-  if (!block)
-    sj_die("out of memory");
-  memcpy(block, p.part[S_PLAN], p.len[S_PLAN]);
-  if (sj_plan_unpack(block, p.len[S_PLAN], &plan, &err) < 0)
+  if (sj_plan_unpack((unsigned char *)p.file, p.len[S_PLAN], &plan, &err) < 0)
     sj_die("%s", err.msg);
 
   plan->exec_fifo_fd = openat(dfd, SJ_STATE_FIFO, O_PATH | O_CLOEXEC);
@@ -344,7 +318,10 @@ int sj_verb_create(const struct sj_verb *v, int log_fd) {
   if (start < 0)
     FAIL("container init exited during setup");
   write_state(dfd, &p, out.pid, start);
-  if (v->pid_file)
-    write_pid_file(v->pid_file, out.pid);
+  if (v->pid_file) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d", (int)out.pid);
+    write_atomic(AT_FDCWD, v->pid_file, text, (size_t)n);
+  }
   return 0;
 }
