@@ -257,13 +257,14 @@ class Pending:
         return r
 
 
-def is_stopped(pid):
-    """Is `pid` stopped (SIGSTOP: a failpoint reached)?"""
+def proc_state(pid):
+    """The state letter of `pid` in /proc (R, S, T: stopped, Z: a zombie...), or None if it
+    is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
-        return False
+        return None
 
 
 def require_front(rt):

@@ -11,7 +11,7 @@ import os
 import subprocess
 
 import pytest
-from rtkit import cgroup_dirs_for, config, require_front, wait_for
+from rtkit import cgroup_dirs_for, config, proc_state, require_front, wait_for
 
 # the installed package (with its _native modules), imported before bundles.default_config
 # puts the source tree first on sys.path
@@ -265,17 +265,9 @@ def test_kill_all_any_signal_in_c(rt, alone):
     assert os.path.exists(f"/proc/{epid}")
     r = run([alone, "--root", rt.root, "kill", "--all", cid, "USR1"])
     assert r.returncode == 0 and r.stderr == "", r
-    wait_for(lambda: not os.path.exists(f"/proc/{epid}") or _zombie(epid), "exec'd sleep gone")
+    wait_for(lambda: proc_state(epid) in (None, "Z"), "exec'd sleep gone")
     assert rt.status(cid) == "running"
     assert os.path.exists(f"/proc/{pid}")
-
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def _proc_id(pid):
@@ -317,7 +309,7 @@ def test_exit_command_of_a_live_foreground_run_in_c(rt, alone, tmp_path):
     finally:
         waiter.kill()
     # a zombie is no waiter (not reaped yet: still in /proc)
-    wait_for(lambda: _zombie(waiter.pid), "the waiter a zombie")
+    wait_for(lambda: proc_state(waiter.pid) in (None, "Z"), "the waiter a zombie")
     r = run([alone, "--root", rt.root, "container", "cleanup", "--run", "3",
              "--unless-alive", me, cid])  # fmt: skip
     assert r.returncode == 1 and "sangja-py" in r.stderr, r

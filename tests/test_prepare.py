@@ -13,7 +13,7 @@ import subprocess
 import threading
 
 import pytest
-from rtkit import cgroup_dirs_for, config, is_stopped, require_front, wait_for
+from rtkit import cgroup_dirs_for, config, proc_state, require_front, wait_for
 
 # the installed package (with its _native modules), imported before bundles.default_config
 # puts the source tree first on sys.path
@@ -274,7 +274,7 @@ def test_create_killed_half_way(rt, point):
     env.pop("SANGJA_PYTHON", None)
     p = subprocess.Popen(rt.argv("create", "--bundle", b.path, cid), env=env,
                          stdin=subprocess.DEVNULL)  # fmt: skip
-    wait_for(lambda: is_stopped(p.pid) or p.poll() is not None, f"create to reach {point}")
+    wait_for(lambda: proc_state(p.pid) == "T" or p.poll() is not None, f"create to reach {point}")
     assert p.poll() is None, "create ended before its failpoint"
     p.kill()
     p.wait()

@@ -220,7 +220,7 @@ def start_stopped(s, *args, failpoint):
     p = subprocess.Popen([sangja_binary(), "--root", s.run_root, *args],
                          env=dict(s.env, SANGJA_FAILPOINT=failpoint),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    wait_for(lambda: rtkit.is_stopped(p.pid) or p.poll() is not None,
+    wait_for(lambda: rtkit.proc_state(p.pid) == "T" or p.poll() is not None,
              f"the CLI to reach {failpoint}")  # fmt: skip
     assert p.poll() is None, f"the CLI ended before {failpoint}: {p.communicate()}"
     return p

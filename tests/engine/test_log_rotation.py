@@ -14,6 +14,7 @@ import subprocess
 import pytest
 from enginekit import BUSYBOX, inspect, kill9, ps, start_stopped, wait_for
 from registrykit import sangja_binary
+from rtkit import proc_state
 
 ROT = ("--log-opt", "max-size=100k", "--log-opt", "max-file=3")
 
@@ -196,21 +197,13 @@ def test_writer_leaks_no_fd_and_goes_with_the_container(sj):
     assert out == ["0", "1", "2"]
     # stopped: the writer ends with its conmon; rm then leaves no process
     sj.ok("container", "stop", "-t", "0", "w")
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the writer to end")
+    wait_for(lambda: proc_state(pid) in (None, "Z"), "the writer to end")
     sj.ok("container", "start", "w")  # a new run: a new writer, the same files
     with open(os.path.join(d, "monitor", "logwriter.pid")) as f:
         pid2 = int(f.read().split(":")[0])
     assert pid2 != pid and os.path.exists(f"/proc/{pid2}")
     sj.ok("container", "rm", "-f", "w")
-    wait_for(lambda: not os.path.exists(f"/proc/{pid2}") or _zombie(pid2), "the writer to go")
-
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    wait_for(lambda: proc_state(pid2) in (None, "Z"), "the writer to go")
 
 
 def test_logs_kept_across_restarts(sj):
@@ -332,7 +325,7 @@ def test_a_slow_follower_holds_a_bounded_amount(tmp_path):
         w = -1
         with open(str(tmp_path / "pid")) as f:
             pid = int(f.read().split(":")[0])
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the writer")
+        wait_for(lambda: proc_state(pid) in (None, "Z"), "the writer")
         done = True
         got += list(gen)
     finally:
